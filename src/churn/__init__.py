@@ -1,0 +1,3 @@
+"""churn: config-driven batch training and scoring of customer-churn models."""
+
+__version__ = "0.1.0"

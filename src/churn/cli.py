@@ -1,0 +1,157 @@
+"""Command line: parse the mode and options, load the config, call one pipeline function,
+print its result, and map errors to exit codes.
+
+Exit codes: 0 success; 1 unexpected internal error (traceback kept); 2 bad usage, config or
+input data (one `error:` line on stderr); 3 the trained model missed the validation gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from churn import __version__, pipeline
+from churn.config import load_config
+from churn.errors import ChurnError
+from churn.evaluation import METRIC_LABELS
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+
+TRAIN_EXAMPLES = """examples:
+  python main.py train
+  python main.py train -c configs/other_table.yaml --data data/raw/2026-11.csv
+"""
+PREDICT_EXAMPLES = """examples:
+  python main.py predict --input data/raw/telco_customer_churn.csv
+  python main.py predict --input customers.csv --output scored.csv --model models/20261127T101500123Z-ab12cd
+  python main.py predict --input customers.csv --output - > scored.csv
+"""
+EVALUATE_EXAMPLES = """examples:
+  python main.py evaluate --input data/raw/telco_customer_churn.csv
+  python main.py evaluate --input labelled.csv --json
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c", "--config", type=Path, default=Path("config.yaml"), help="config file (default: ./config.yaml)"
+    )
+    loudness = common.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", help="also log debug detail on stderr")
+    loudness.add_argument("-q", "--quiet", action="store_true", help="log only errors on stderr")
+
+    parser = argparse.ArgumentParser(
+        prog="churn",
+        description="Train, score and evaluate customer-churn models from one config file.",
+        epilog="run `churn MODE --help` for a mode's options and examples",
+    )
+    parser.add_argument("--version", action="version", version=f"churn {__version__}")
+    modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
+
+    def mode(name: str, help_text: str, examples: str) -> argparse.ArgumentParser:
+        return modes.add_parser(
+            name,
+            parents=[common],
+            help=help_text,
+            description=help_text,
+            epilog=examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    train = mode("train", "train a model on a labelled table and save it as a new run", TRAIN_EXAMPLES)
+    train.add_argument("--data", type=Path, help="labelled table to train on (default: data.path in the config)")
+
+    predict = mode("predict", "score a table with a saved model", PREDICT_EXAMPLES)
+    predict.add_argument("--input", type=Path, required=True, help="table to score (.csv, .csv.gz or .parquet)")
+    predict.add_argument(
+        "--output",
+        help="where to write predictions; '-' for stdout (default: <predictions_dir>/<input stem>_predictions.csv)",
+    )
+    predict.add_argument("--model", help="run folder or run id to use (default: the run models/latest names)")
+
+    evaluate = mode("evaluate", "score a labelled table with a saved model and report metrics", EVALUATE_EXAMPLES)
+    evaluate.add_argument("--input", type=Path, required=True, help="labelled table to evaluate on")
+    evaluate.add_argument("--model", help="run folder or run id to use (default: latest)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose, args.quiet)
+    try:
+        config = load_config(args.config)
+        return MODES[args.mode](config, args)
+    except ChurnError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowercaseLevelFormatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("churn").setLevel(level)
+
+
+class _LowercaseLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelname = record.levelname.lower()
+        return super().format(record)
+
+
+def _run_train(config: Any, args: argparse.Namespace) -> int:
+    result = pipeline.train(config, args.data)
+    data = result.metadata["training_data"]
+    print(f"trained {result.metadata['model_name']} on {data['path']}")
+    print(f"rows used {data['rows_used']} (train {data['train_rows']}, test {data['test_rows']})")
+    print(_metrics_table(result.metrics))
+    print(f"saved run {result.run_id} to {result.run_dir} (now latest)")
+    return EXIT_OK
+
+
+def _run_predict(config: Any, args: argparse.Namespace) -> int:
+    result = pipeline.predict(config, args.input, args.output, args.model)
+    if result.output != "-":
+        print(f"wrote {result.rows} predictions ({result.predicted_positive} predicted to churn) to {result.output}")
+    return EXIT_OK
+
+
+def _run_evaluate(config: Any, args: argparse.Namespace) -> int:
+    metrics = pipeline.evaluate(config, args.input, args.model)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(f"run {metrics['run_id']} on {metrics['input']} ({metrics['rows']} rows)")
+        print(_metrics_table(metrics))
+    return EXIT_OK
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    lines = [f"  {'metric':<30}{'value':>16}"]
+    lines += [f"  {label:<30}{metrics[key]:>16.4f}" for key, label in METRIC_LABELS.items()]
+    if "cv_roc_auc_mean" in metrics:
+        cv = f"{metrics['cv_roc_auc_mean']:.4f} ± {metrics['cv_roc_auc_std']:.4f}"
+        lines.append(f"  {str(metrics['cv_folds']) + '-fold CV ROC AUC (train)':<30}{cv:>16}")
+    cm = metrics["confusion_matrix"]
+    lines.append(f"  threshold {metrics['threshold']:.3f}: TP {cm['tp']}  FP {cm['fp']}  FN {cm['fn']}  TN {cm['tn']}")
+    return "\n".join(lines)
+
+
+MODES: dict[str, Callable[[Any, argparse.Namespace], int]] = {
+    "train": _run_train,
+    "predict": _run_predict,
+    "evaluate": _run_evaluate,
+}

@@ -1,0 +1,147 @@
+"""Run folders under the models folder, and the `latest` pointer between them.
+
+A run folder `models/<run_id>/` holds `model.joblib`, `metrics.json` and, written last,
+`metadata.json`: a folder without metadata is an incomplete run and is never loaded.
+`models/latest` is a one-line text file naming the current run, replaced atomically under
+a lock (`fcntl.flock` on `models/.latest.lock`) so concurrent trainings cannot interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import platform
+import secrets
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from churn.errors import ModelError
+from churn.files import write_text_atomic
+
+LATEST = "latest"
+METADATA = "metadata.json"
+METRICS = "metrics.json"
+MODEL = "model.joblib"
+RECORDED_PACKAGES = ("churn", "scikit-learn", "pandas", "numpy", "joblib", "pyyaml", "pyarrow")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A UTC timestamp to the millisecond plus a random suffix: sorts by time, never collides."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
+
+
+def create_run_dir(models_dir: Path) -> tuple[str, Path]:
+    """Make a new, empty run folder; exclusive creation guarantees two runs never share one."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_id = new_run_id()
+        run_dir = models_dir / run_id
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        return run_id, run_dir
+
+
+@contextlib.contextmanager
+def latest_lock(models_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the models folder's pointer while it is read and replaced."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with (models_dir / ".latest.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def point_latest(models_dir: Path, run_id: str) -> None:
+    """Point `latest` at a complete run."""
+    if not is_complete(models_dir / run_id):
+        raise ModelError(f"{models_dir / run_id}: run is incomplete (no {METADATA}); it cannot become latest")
+    with latest_lock(models_dir):
+        write_text_atomic(models_dir / LATEST, run_id + "\n")
+
+
+def read_latest(models_dir: Path) -> str | None:
+    """The run id that `latest` names, or None when no model has been trained yet."""
+    try:
+        return (models_dir / LATEST).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def is_complete(run_dir: Path) -> bool:
+    return (run_dir / METADATA).is_file()
+
+
+def resolve_run(models_dir: Path, run: str | Path | None) -> Path:
+    """The run folder to load: a given folder path, a run id in the models folder, or latest.
+
+    Raises:
+        ModelError: there is no such run, or no model has been trained yet.
+    """
+    if run is None:
+        run_id = read_latest(models_dir)
+        if run_id is None:
+            raise ModelError(f"{models_dir}: no trained model ({LATEST} is missing); run `python main.py train` first")
+        return models_dir / run_id
+    candidate = Path(run)
+    if candidate.is_dir():
+        return candidate
+    if (models_dir / str(run)).is_dir():
+        return models_dir / str(run)
+    raise ModelError(f"{run}: no such run folder; pass a path to a run folder or a run id from {models_dir}")
+
+
+def read_metadata(run_dir: Path) -> dict[str, Any]:
+    """The metadata of a complete run.
+
+    Raises:
+        ModelError: the run is incomplete or its metadata is unreadable.
+    """
+    path = run_dir / METADATA
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{run_dir}: incomplete run (no {METADATA}); it was interrupted, train again") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: unreadable metadata ({exc}); train again") from None
+    if not isinstance(payload, dict):
+        raise ModelError(f"{path}: metadata is not a JSON object; train again")
+    return payload
+
+
+def environment_info() -> dict[str, Any]:
+    """Python, package versions and git commit, for reproducing a run later."""
+    versions: dict[str, str | None] = {}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": platform.python_version(), "packages": versions, "git_commit": _git_commit()}
+
+
+def _git_commit() -> str | None:
+    """The commit of the checkout this package runs from, if it runs from one."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
