@@ -1,0 +1,64 @@
+"""Shared fixtures; each test folder is one level, marked by folder (see pyproject's markers)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from support import REPO, TELCO_SAMPLE
+
+LEVELS = ("unit", "integration", "functional", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        level = Path(item.fspath).parent.name
+        if level in LEVELS:
+            item.add_marker(getattr(pytest.mark, level))
+
+
+@pytest.fixture(scope="session")
+def default_config_dict() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, default_config_dict: dict[str, Any]) -> Callable[..., Path]:
+    """Write a config into tmp_path: the repository's default, changed by `changes` (dotted keys).
+
+    Paths default to the sample data and to models/predictions folders inside tmp_path.
+    """
+
+    def write(changes: dict[str, Any] | None = None, name: str = "config.yaml", **sections: Any) -> Path:
+        config = copy.deepcopy(default_config_dict)
+        config["data"]["path"] = str(TELCO_SAMPLE)
+        config["paths"] = {"models_dir": "models", "predictions_dir": "predictions"}
+        config["training"]["cv_folds"] = 3
+        config.update(sections)
+        for dotted, value in (changes or {}).items():
+            *parents, leaf = dotted.split(".")
+            node = config
+            for key in parents:
+                node = node.setdefault(key, {})
+            if value is _DELETE:
+                node.pop(leaf, None)
+            else:
+                node[leaf] = value
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+_DELETE = object()
+
+
+@pytest.fixture
+def delete() -> object:
+    """Marker value for write_config: remove this key."""
+    return _DELETE

@@ -1,0 +1,135 @@
+"""The real commands in a subprocess, each in a temporary folder with its own config and models."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+from support import REPO, TELCO_SAMPLE, run_cli
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A folder with a copy of the shipped config, trained once on the sample data."""
+    folder = tmp_path_factory.mktemp("e2e")
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["training"]["cv_folds"] = 3
+    (folder / "data" / "raw").mkdir(parents=True)
+    shutil.copy(TELCO_SAMPLE, folder / "data" / "raw" / "telco_customer_churn.csv")
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = run_cli("train", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder, result
+
+
+def test_train_with_default_paths_prints_a_summary_and_saves_a_run(workspace):
+    folder, result = workspace
+    assert "ROC AUC" in result.stdout and "rows used 400 (train 320, test 80)" in result.stdout
+    run_id = (folder / "models" / "latest").read_text().strip()
+    assert f"saved run {run_id}" in result.stdout
+    assert {p.name for p in (folder / "models" / run_id).iterdir()} == {"model.joblib", "metrics.json", "metadata.json"}
+    assert "5-fold" not in result.stdout and "3-fold CV ROC AUC" in result.stdout
+
+
+def test_predict_with_default_output_path(workspace):
+    folder, _ = workspace
+    result = run_cli("predict", "--input", "data/raw/telco_customer_churn.csv", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    out = folder / "data" / "predictions" / "telco_customer_churn_predictions.csv"
+    assert "wrote 400 predictions" in result.stdout and str(out) in result.stdout
+    assert len(pd.read_csv(out)) == 400
+
+
+def test_predict_to_stdout(workspace):
+    folder, _ = workspace
+    result = run_cli("predict", "--input", "data/raw/telco_customer_churn.csv", "--output", "-", "-q", cwd=folder)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "customerID,churn_probability,churn_prediction" and len(lines) == 401
+    assert result.stderr == ""
+
+
+def test_evaluate_prints_a_table_or_json(workspace):
+    folder, _ = workspace
+    table = run_cli("evaluate", "--input", "data/raw/telco_customer_churn.csv", cwd=folder)
+    assert table.returncode == 0 and "PR AUC" in table.stdout
+    as_json = run_cli("evaluate", "--input", "data/raw/telco_customer_churn.csv", "--json", cwd=folder)
+    metrics = json.loads(as_json.stdout)
+    assert metrics["rows"] == 400 and 0 <= metrics["roc_auc"] <= 1
+
+
+def test_help_on_every_mode_shows_examples():
+    for mode in ("train", "predict", "evaluate"):
+        result = run_cli(mode, "--help", cwd=REPO)
+        assert result.returncode == 0 and "examples:" in result.stdout and "--config" in result.stdout
+
+
+def assert_clean_error(result, *fragments):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        (b"", ("bad.csv", "is empty")),
+        (b"customerID,tenure\n", ("bad.csv", "no data rows")),
+        (b"\xff\xfe\x00\x01garbage", ("bad.csv", "not UTF-8")),
+        (b"customerID,tenure\nA,1\n", ("bad.csv", "missing required column(s)", "MonthlyCharges", "PaymentMethod")),
+    ],
+)
+def test_bad_predict_input_exits_2_with_one_line_and_no_output(workspace, content, fragments):
+    folder, _ = workspace
+    (folder / "bad.csv").write_bytes(content)
+    result = run_cli("predict", "--input", "bad.csv", "--output", "out.csv", cwd=folder)
+    assert_clean_error(result, *fragments)
+    assert not (folder / "out.csv").exists()
+
+
+def test_failed_predict_keeps_an_existing_output_file(workspace):
+    folder, _ = workspace
+    (folder / "keep.csv").write_text("precious\n")
+    (folder / "bad.csv").write_text("customerID\nA\n")
+    assert_clean_error(run_cli("predict", "--input", "bad.csv", "--output", "keep.csv", cwd=folder), "missing")
+    assert (folder / "keep.csv").read_text() == "precious\n"
+
+
+def test_predict_refuses_to_overwrite_its_input(workspace):
+    folder, _ = workspace
+    shutil.copy(TELCO_SAMPLE, folder / "same.csv")
+    result = run_cli("predict", "--input", "same.csv", "--output", "same.csv", cwd=folder)
+    assert_clean_error(result, "--output is the input file")
+
+
+def test_train_bad_config_and_bad_data(workspace, tmp_path):
+    folder, _ = workspace
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["model"]["params"] = {"max_iterations": 5}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    assert_clean_error(run_cli("train", "-c", tmp_path / "c.yaml", cwd=tmp_path), "max_iterations")
+    assert not (tmp_path / "models").exists()
+    assert_clean_error(run_cli("train", "--data", "missing.csv", cwd=folder), "missing.csv", "file not found")
+    (tmp_path / "one_class.csv").write_text(TELCO_SAMPLE.read_text().replace(",Yes\n", ",No\n"))
+    assert_clean_error(
+        run_cli("train", "--data", tmp_path / "one_class.csv", cwd=folder), "exactly two distinct values"
+    )
+
+
+def test_predict_without_a_trained_model(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    shutil.copy(TELCO_SAMPLE, tmp_path / "in.csv")
+    assert_clean_error(
+        run_cli("predict", "--input", "in.csv", cwd=tmp_path), "no trained model", "python main.py train"
+    )
+
+
+def test_bad_usage_exits_2(workspace):
+    folder, _ = workspace
+    result = run_cli("predict", cwd=folder)
+    assert result.returncode == 2 and "--input" in result.stderr

@@ -1,0 +1,62 @@
+"""CI runs what the README says, and the workflow file is valid."""
+
+import re
+import subprocess
+import sys
+
+import yaml
+from support import REPO
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def workflow():
+    return yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
+
+
+def test_workflow_validates_against_the_github_workflow_schema():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.github-workflows",
+            ".github/workflows/ci.yml",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflow_runs_each_level_as_its_own_step_on_three_pythons():
+    job = workflow()["jobs"]["test"]
+    assert job["strategy"]["matrix"]["python-version"] == ["3.11", "3.12", "3.13"]
+    commands = [step.get("run") for step in job["steps"]]
+    for level in ("unit", "integration", "functional", "e2e"):
+        assert f"pytest -m {level}" in commands
+
+
+def test_every_workflow_command_is_documented_in_the_readme():
+    for step in workflow()["jobs"]["test"]["steps"]:
+        if "run" in step:
+            assert f"`{step['run']}`" in README or f"\n{step['run']}\n" in README, step["run"]
+
+
+def test_ci_script_runs_the_readme_test_command_word_for_word():
+    script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    command = [line for line in script.splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    assert len(command) == 1
+    assert f"\n{command[0]}\n" in README
+
+
+def test_readme_documents_every_exit_code_and_config_key():
+    for code in ("| 0 |", "| 1 |", "| 2 |"):
+        assert code in README
+    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    for section, keys in config.items():
+        for key in keys:
+            assert re.search(rf"`{section}\.{key}`", README), f"{section}.{key} is not documented"

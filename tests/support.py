@@ -1,0 +1,78 @@
+"""Helpers shared by the test levels: paths, a second churn table, and running the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+TELCO = REPO / "data" / "raw" / "telco_customer_churn.csv"
+TELCO_SAMPLE = Path(__file__).parent / "data" / "telco_sample.csv"
+
+
+def run_cli(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `python main.py ARGS` from the repository in a subprocess, in folder `cwd`."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    return subprocess.run(
+        [sys.executable, str(REPO / "main.py"), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def make_subscriptions(rows: int = 300, seed: int = 0, label: str = "int") -> pd.DataFrame:
+    """A second, non-Telco churn table with its own names, label spelling and a learnable signal.
+
+    label: "int" (1/0), "bool" (true/false), "text" ("yes"/"no").
+    """
+    rng = np.random.default_rng(seed)
+    months = rng.integers(1, 60, rows)
+    calls = rng.poisson(2, rows)
+    plan = rng.choice(["basic", "plus", "pro"], rows)
+    autopay = rng.integers(0, 2, rows)
+    fee = np.round(rng.uniform(5, 50, rows), 2)
+    logit = -0.06 * months + 0.6 * calls + np.where(plan == "basic", 0.8, -0.4) - 0.9 * autopay
+    churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    labels = {
+        "int": churned.astype(int),
+        "bool": np.where(churned, "true", "false"),
+        "text": np.where(churned, "yes", "no"),
+    }
+    return pd.DataFrame(
+        {
+            "account": [f"A{i:05d}" for i in range(rows)],
+            "months_active": months,
+            "monthly_fee": fee,
+            "support_calls": calls,
+            "plan": plan,
+            "autopay": autopay,
+            "region": rng.choice(["north", "south", "east", "west"], rows),
+            "churned": labels[label],
+        }
+    )
+
+
+def subscriptions_config(data_path: Path, positive_label: Any = 1, id_column: str | None = "account") -> dict[str, Any]:
+    return {
+        "data": {
+            "path": str(data_path),
+            "id_column": id_column,
+            "target": "churned",
+            "positive_label": positive_label,
+            "numeric_features": ["months_active", "monthly_fee", "support_calls"],
+            "categorical_features": ["plan", "autopay", "region"],
+        },
+        "model": {"name": "logistic_regression", "params": {"max_iter": 500}},
+        "training": {"cv_folds": 3},
+        "paths": {"models_dir": "models", "predictions_dir": "predictions"},
+    }

@@ -1,0 +1,105 @@
+from pathlib import Path
+
+import pytest
+
+from churn.config import load_config
+from churn.errors import ConfigError
+
+
+def test_load_config_reads_the_shipped_config_with_paths_beside_it():
+    config = load_config(Path(__file__).resolve().parents[2] / "config.yaml")
+    assert config.data.target == "Churn"
+    assert config.data.positive_label == "Yes"
+    assert config.data.id_column == "customerID"
+    assert "TotalCharges" in config.data.numeric_features
+    assert config.data.path.is_absolute() and config.data.path.is_file()
+    assert config.preprocessing.fill_values == {"TotalCharges": 0.0}
+    assert config.model.threshold == 0.5
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path, write_config):
+    path = write_config({"data.path": "tables/x.csv"})
+    config = load_config(path)
+    assert config.data.path == tmp_path / "tables" / "x.csv"
+    assert config.paths.models_dir == tmp_path / "models"
+
+
+def test_config_is_frozen(write_config):
+    config = load_config(write_config())
+    with pytest.raises(AttributeError):
+        config.split.test_size = 0.5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"split.tets_size": 0.2}, r"split\.tets_size is not a known key"),
+        ({"modle": {}}, r"modle is not a known key"),
+        ({"split.test_size": 1.5}, r"split\.test_size must be in \(0\.0, 1\.0\), got 1\.5"),
+        ({"split.test_size": "big"}, r"split\.test_size must be an integer or a number"),
+        ({"split.test_size": True}, r"split\.test_size must be"),
+        ({"split.random_state": -1}, r"split\.random_state must be an integer >= 0"),
+        ({"training.cv_folds": 1}, r"training\.cv_folds must be an integer >= 2"),
+        ({"model.threshold": 0}, r"model\.threshold must be in"),
+        ({"model.name": "xgboost"}, r"model\.name must be one of logistic_regression"),
+        ({"model.params": [1, 2]}, r"model\.params must be a mapping"),
+        ({"data.target": None}, r"data\.target is missing"),
+        ({"data.numeric_features": "tenure"}, r"data\.numeric_features must be a list"),
+        ({"data.numeric_features": ["tenure", "tenure"]}, r"lists tenure more than once"),
+        ({"data.categorical_features": ["gender", "tenure"]}, r"repeats tenure from data\.numeric_features"),
+        ({"data.target": "gender"}, r"data\.target 'gender' is also listed as a feature"),
+        ({"data.id_column": "tenure"}, r"data\.id_column 'tenure' is also listed as a feature"),
+        ({"data.drop_columns": ["tenure"]}, r"data\.drop_columns names feature columns tenure"),
+        ({"data.numeric_features": [], "data.categorical_features": []}, r"are both empty"),
+        ({"preprocessing.fill_values": {"gender": 0}}, r"fill_values names 'gender'"),
+        ({"preprocessing.numeric_impute": "mode"}, r"numeric_impute must be one of median, mean"),
+        ({"data.positive_label": [1]}, r"data\.positive_label must be"),
+    ],
+)
+def test_invalid_config_is_an_error_naming_the_key(write_config, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write_config(changes))
+
+
+def test_missing_data_section_is_an_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("split: {test_size: 0.2}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="data is missing"):
+        load_config(path)
+
+
+def test_missing_config_file_is_an_error_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("data: [unclosed\n", "is not valid YAML at line"),
+        ("- just\n- a list\n", "must hold a YAML mapping"),
+        ("", "must hold a YAML mapping"),
+        ("data: !!python/object/apply:os.system ['true']\n", "is not valid YAML"),
+    ],
+)
+def test_malformed_yaml_is_an_error(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+@pytest.mark.parametrize("label", ["Yes", "yes", 1, True])
+def test_positive_label_may_be_any_scalar(write_config, label):
+    assert load_config(write_config({"data.positive_label": label})).data.positive_label == label
+
+
+def test_optional_sections_take_defaults(write_config, delete):
+    config = load_config(write_config({"preprocessing": delete, "split": delete, "model": delete}))
+    assert config.split.test_size == 0.2
+    assert config.model.name == "logistic_regression"
+    assert config.preprocessing.numeric_impute == "median"
+
+
+def test_id_column_may_be_null(write_config):
+    assert load_config(write_config({"data.id_column": None})).data.id_column is None
