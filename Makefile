@@ -1,0 +1,28 @@
+# One entry point per habit; CI runs the same commands. `make` alone lists the targets.
+.DEFAULT_GOAL := help
+.PHONY: help install dev lint format typecheck test unit integration functional e2e train
+
+help: ## list the targets
+	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install: ## install the pinned runtime and the package
+	pip install -r requirements.txt
+
+dev: ## install the pinned dev tools too
+	pip install -r requirements-dev.txt
+
+lint: ## ruff lint and format check
+	ruff check .
+	ruff format --check .
+
+typecheck: ## mypy on the package
+	mypy src
+
+test: ## the whole test suite
+	pytest
+
+unit integration functional e2e: ## one test level
+	pytest -m $@
+
+train: ## train on the shipped data with config.yaml
+	python main.py train
