@@ -30,7 +30,8 @@ def default_config_dict() -> dict[str, Any]:
 def write_config(tmp_path: Path, default_config_dict: dict[str, Any]) -> Callable[..., Path]:
     """Write a config into tmp_path: the repository's default, changed by `changes` (dotted keys).
 
-    Paths default to the sample data and to models/predictions folders inside tmp_path.
+    Paths default to the sample data and to models/predictions folders inside tmp_path, and the
+    candidate comparison is left out (the single `model` section trains) to keep tests fast.
     """
 
     def write(changes: dict[str, Any] | None = None, name: str = "config.yaml", **sections: Any) -> Path:
@@ -38,6 +39,7 @@ def write_config(tmp_path: Path, default_config_dict: dict[str, Any]) -> Callabl
         config["data"]["path"] = str(TELCO_SAMPLE)
         config["paths"] = {"models_dir": "models", "predictions_dir": "predictions"}
         config["training"]["cv_folds"] = 3
+        config["training"].pop("candidates")
         config.update(sections)
         for dotted, value in (changes or {}).items():
             *parents, leaf = dotted.split(".")

@@ -2,7 +2,8 @@
 print its result, and map errors to exit codes.
 
 Exit codes: 0 success; 1 unexpected internal error (traceback kept); 2 bad usage, config or
-input data (one `error:` line on stderr); 3 the trained model missed the validation gate.
+input data (one `error:` line on stderr); 3 the trained model missed the validation gate
+(it is saved, marked rejected, and `latest` is not moved).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from churn import __version__, pipeline
+from churn import __version__
 from churn.config import load_config
 from churn.errors import ChurnError
-from churn.evaluation import METRIC_LABELS
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+# churn.pipeline (pandas, scikit-learn, matplotlib) takes about 2 s to import; it is imported
+# in the mode functions so that --help, --version and usage errors answer at once.
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 
 TRAIN_EXAMPLES = """examples:
   python main.py train
@@ -30,6 +33,10 @@ PREDICT_EXAMPLES = """examples:
   python main.py predict --input data/raw/telco_customer_churn.csv
   python main.py predict --input customers.csv --output scored.csv --model models/20261127T101500123Z-ab12cd
   python main.py predict --input customers.csv --output - > scored.csv
+"""
+REPORT_EXAMPLES = """examples:
+  python main.py report
+  python main.py report --model 20261127T101500123Z-ab12cd
 """
 EVALUATE_EXAMPLES = """examples:
   python main.py evaluate --input data/raw/telco_customer_churn.csv
@@ -79,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--input", type=Path, required=True, help="labelled table to evaluate on")
     evaluate.add_argument("--model", help="run folder or run id to use (default: latest)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
+
+    report = mode("report", "rebuild report.md and its plots for a saved run", REPORT_EXAMPLES)
+    report.add_argument("--model", help="run folder or run id (default: latest)")
     return parser
 
 
@@ -113,16 +123,43 @@ class _LowercaseLevelFormatter(logging.Formatter):
 
 
 def _run_train(config: Any, args: argparse.Namespace) -> int:
+    from churn import pipeline
+
     result = pipeline.train(config, args.data)
-    data = result.metadata["training_data"]
-    print(f"trained {result.metadata['model_name']} on {data['path']}")
+    data, metadata = result.metadata["training_data"], result.metadata
+    print(f"trained on {data['path']}")
     print(f"rows used {data['rows_used']} (train {data['train_rows']}, test {data['test_rows']})")
+    print(f"\nleaderboard ({config.training.cv_folds}-fold CV on the training rows, best first):")
+    print(_leaderboard_table(result.leaderboard))
+    print(f"\nselected {metadata['model_name']}; test-set metrics:")
     print(_metrics_table(result.metrics))
+    print(f"threshold {metadata['threshold']:.2f}: {metadata['threshold_choice']['reason']}")
+    if "expected_cost" in result.metrics:
+        m = result.metrics
+        print(f"expected cost on the test rows {m['expected_cost']:,.0f} vs {m['cost_contacting_nobody']:,.0f} "
+              f"contacting nobody (saving {m['saving_vs_contacting_nobody']:,.0f})")  # fmt: skip
+    print(f"report: {result.run_dir / 'report.md'}")
+    if result.gate_missed:
+        print(f"saved run {result.run_id} to {result.run_dir} as rejected; latest not moved")
+        print(f"error: model rejected by the validation gate: {'; '.join(result.gate_missed)}", file=sys.stderr)
+        return EXIT_REJECTED
     print(f"saved run {result.run_id} to {result.run_dir} (now latest)")
     return EXIT_OK
 
 
+def _leaderboard_table(board: Any) -> str:
+    lines = [f"  {'rank':<5}{'model':<25}{'ROC AUC':>18}{'PR AUC':>18}{'F1':>18}{'fit s':>8}{'tried':>7}"]
+    for row in board.itertuples(index=False):
+        scores = "".join(
+            f"{getattr(row, m + '_mean'):>10.4f} ± {getattr(row, m + '_std'):.3f}" for m in ("roc_auc", "pr_auc", "f1")
+        )
+        lines.append(f"  {row.rank:<5}{row.model:<25}{scores}{row.fit_seconds_mean:>8.2f}{row.settings_tried:>7}")
+    return "\n".join(lines)
+
+
 def _run_predict(config: Any, args: argparse.Namespace) -> int:
+    from churn import pipeline
+
     result = pipeline.predict(config, args.input, args.output, args.model)
     if result.output != "-":
         print(f"wrote {result.rows} predictions ({result.predicted_positive} predicted to churn) to {result.output}")
@@ -130,6 +167,8 @@ def _run_predict(config: Any, args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(config: Any, args: argparse.Namespace) -> int:
+    from churn import pipeline
+
     metrics = pipeline.evaluate(config, args.input, args.model)
     if args.json:
         print(json.dumps(metrics, indent=2))
@@ -139,7 +178,16 @@ def _run_evaluate(config: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_report(config: Any, args: argparse.Namespace) -> int:
+    from churn import pipeline
+
+    print(f"wrote {pipeline.rebuild_report(config, args.model)}")
+    return EXIT_OK
+
+
 def _metrics_table(metrics: dict[str, Any]) -> str:
+    from churn.evaluation import METRIC_LABELS
+
     lines = [f"  {'metric':<30}{'value':>16}"]
     lines += [f"  {label:<30}{metrics[key]:>16.4f}" for key, label in METRIC_LABELS.items()]
     if "cv_roc_auc_mean" in metrics:
@@ -154,4 +202,5 @@ MODES: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "train": _run_train,
     "predict": _run_predict,
     "evaluate": _run_evaluate,
+    "report": _run_report,
 }

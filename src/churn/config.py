@@ -20,6 +20,19 @@ Scalar = str | int | float | bool
 
 MODEL_NAMES = ("logistic_regression", "random_forest", "hist_gradient_boosting", "gradient_boosting")
 NUMERIC_IMPUTE_STRATEGIES = ("median", "mean")
+SELECTION_METRICS = ("roc_auc", "pr_auc", "f1")
+SEARCH_METHODS = ("grid", "random")
+# validation.<key>: a test metric must reach at least (min_) or at most (max_) the value.
+GATE_KEYS = {
+    "min_roc_auc": "roc_auc",
+    "min_pr_auc": "pr_auc",
+    "min_accuracy": "accuracy",
+    "min_precision": "precision",
+    "min_recall": "recall",
+    "min_f1": "f1",
+    "min_cv_roc_auc": "cv_roc_auc_mean",
+    "max_brier": "brier",
+}
 
 
 @dataclass(frozen=True)
@@ -54,12 +67,44 @@ class SplitConfig:
 class ModelConfig:
     name: str = "logistic_regression"
     params: Mapping[str, Any] = field(default_factory=dict)
-    threshold: float = 0.5
+    threshold: float | str = 0.5  # a probability, or "auto": chosen on out-of-fold predictions
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    method: str  # grid or random
+    space: Mapping[str, tuple[Any, ...]]
+    n_iter: int = 10
+
+
+@dataclass(frozen=True)
+class CandidateConfig:
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    search: SearchConfig | None = None
+    where: str = "model"  # the config key it came from, for error messages
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     cv_folds: int = 5
+    selection_metric: str = "roc_auc"
+    candidates: tuple[CandidateConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    cost_false_positive: float | None = None  # a retention offer to a customer who would have stayed
+    cost_false_negative: float | None = None  # a customer lost without an offer
+
+    @property
+    def has_costs(self) -> bool:
+        return self.cost_false_positive is not None
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    criteria: Mapping[str, float] = field(default_factory=dict)  # gate key -> bound
 
 
 @dataclass(frozen=True)
@@ -78,6 +123,14 @@ class Config:
     training: TrainingConfig
     paths: PathsConfig
     raw: Mapping[str, Any]  # the validated YAML, paths as written: stored with every run
+    decision: DecisionConfig = DecisionConfig()
+    validation: ValidationConfig = ValidationConfig()
+
+    def candidates(self) -> tuple[CandidateConfig, ...]:
+        """The models to compare: training.candidates, or the single model section."""
+        if self.training.candidates:
+            return self.training.candidates
+        return (CandidateConfig(self.model.name, self.model.params, None, "model"),)
 
 
 class _Reader:
@@ -126,12 +179,13 @@ class _Reader:
             raise self.fail(key, f"must be {_type_name(kind)}, got {value!r}")
         return value
 
-    def number(self, key: str, default: float, low: float, high: float, *, open_low: bool = True) -> float:
+    def number(self, key: str, default: float, low: float, high: float, *, closed: bool = False) -> float:
+        """A number strictly between low and high, or (closed) from low to high inclusive."""
         value = float(self.get(key, (int, float), default))
-        too_low = value <= low if open_low else value < low
-        if too_low or value >= high:
-            bracket = "(" if open_low else "["
-            raise self.fail(key, f"must be in {bracket}{low}, {high}), got {value!r}")
+        inside = low <= value <= high if closed else low < value < high
+        if not inside:
+            interval = f"[{low}, {high}]" if closed else f"({low}, {high})"
+            raise self.fail(key, f"must be in {interval}, got {value!r}")
         return value
 
     def integer(self, key: str, default: int, low: int) -> int:
@@ -184,7 +238,7 @@ def load_config(path: str | Path) -> Config:
     source = Path(path)
     raw = _read_yaml(source)
     root = _Reader(raw, "", source)
-    root.check_keys(("data", "preprocessing", "split", "model", "training", "paths"))
+    root.check_keys(("data", "preprocessing", "split", "model", "training", "decision", "validation", "paths"))
     base = source.resolve().parent
     data = _parse_data(root.section("data", _DATA_KEYS, required=True), base)
     preprocessing = _parse_preprocessing(root.section("preprocessing", _PREPROCESSING_KEYS), data)
@@ -194,9 +248,11 @@ def load_config(path: str | Path) -> Config:
         preprocessing=preprocessing,
         split=_parse_split(root.section("split", ("test_size", "random_state"))),
         model=_parse_model(root.section("model", ("name", "params", "threshold"))),
-        training=_parse_training(root.section("training", ("cv_folds",))),
+        training=_parse_training(root.section("training", ("cv_folds", "selection_metric", "candidates"))),
         paths=_parse_paths(root.section("paths", ("models_dir", "predictions_dir")), base),
         raw=copy.deepcopy(raw),
+        decision=_parse_decision(root.section("decision", ("cost_false_positive", "cost_false_negative"))),
+        validation=_parse_validation(root.section("validation", tuple(GATE_KEYS))),
     )
 
 
@@ -286,19 +342,75 @@ def _parse_split(section: _Reader) -> SplitConfig:
 
 
 def _parse_model(section: _Reader) -> ModelConfig:
-    params = section.get("params", dict, {})
-    for key in params:
-        if not isinstance(key, str):
-            raise section.fail("params", f"keys must be parameter names, got {key!r}")
+    threshold: float | str = "auto"
+    if section.mapping.get("threshold") != "auto":
+        threshold = section.number("threshold", 0.5, 0.0, 1.0)
     return ModelConfig(
         name=section.choice("name", MODEL_NAMES, "logistic_regression"),
-        params=dict(params),
-        threshold=section.number("threshold", 0.5, 0.0, 1.0),
+        params=_params(section, "params"),
+        threshold=threshold,
     )
 
 
+def _params(section: _Reader, key: str) -> dict[str, Any]:
+    params = section.get(key, dict, {})
+    for name in params:
+        if not isinstance(name, str):
+            raise section.fail(key, f"keys must be parameter names, got {name!r}")
+    return dict(params)
+
+
 def _parse_training(section: _Reader) -> TrainingConfig:
-    return TrainingConfig(cv_folds=section.integer("cv_folds", 5, 2))
+    listed = section.get("candidates", list, [])
+    candidates = []
+    for index, item in enumerate(listed):
+        where = f"candidates[{index}]"
+        if not isinstance(item, Mapping):
+            raise section.fail(where, f"must be a mapping with name, params and search, got {item!r}")
+        candidate = _Reader(item, f"{section.prefix}{where}.", section.source)
+        candidate.check_keys(("name", "params", "search"))
+        candidates.append(_parse_candidate(candidate))
+    return TrainingConfig(
+        cv_folds=section.integer("cv_folds", 5, 2),
+        selection_metric=section.choice("selection_metric", SELECTION_METRICS, "roc_auc"),
+        candidates=tuple(candidates),
+    )
+
+
+def _parse_candidate(candidate: _Reader) -> CandidateConfig:
+    search = None
+    if candidate.has("search"):
+        options = candidate.section("search", ("method", "space", "n_iter"))
+        space = options.get("space", dict)
+        for key, values in space.items():
+            if not isinstance(values, list) or not values:
+                raise options.fail("space", f"{key} must be a non-empty list of values to try, got {values!r}")
+        search = SearchConfig(
+            method=options.choice("method", SEARCH_METHODS, "grid"),
+            space={str(k): tuple(v) for k, v in space.items()},
+            n_iter=options.integer("n_iter", 10, 1),
+        )
+    return CandidateConfig(
+        name=candidate.choice("name", MODEL_NAMES, "logistic_regression"),
+        params=_params(candidate, "params"),
+        search=search,
+        where=candidate.prefix.rstrip("."),
+    )
+
+
+def _parse_decision(section: _Reader) -> DecisionConfig:
+    costs = [section.get(key, (int, float), None) for key in ("cost_false_positive", "cost_false_negative")]
+    if (costs[0] is None) != (costs[1] is None):
+        raise section.fail("cost_false_positive", "and decision.cost_false_negative must be given together")
+    for key, value in zip(("cost_false_positive", "cost_false_negative"), costs, strict=True):
+        if value is not None and value <= 0:
+            raise section.fail(key, f"must be a positive cost, got {value!r}")
+    return DecisionConfig(*(None if c is None else float(c) for c in costs))
+
+
+def _parse_validation(section: _Reader) -> ValidationConfig:
+    criteria = {key: section.number(key, 0.0, 0.0, 1.0, closed=True) for key in GATE_KEYS if section.has(key)}
+    return ValidationConfig(criteria)
 
 
 def _parse_paths(section: _Reader, base: Path) -> PathsConfig:

@@ -1,4 +1,4 @@
-"""Metrics of a scored, labelled sample, and cross-validated ROC AUC on training rows."""
+"""Metrics of a scored, labelled sample; decision costs; the validation gate; feature effects."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from sklearn.inspection import permutation_importance
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -17,10 +17,9 @@ from sklearn.metrics import (
     recall_score,
     roc_auc_score,
 )
-from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 
-from churn.errors import DataError
+from churn.config import GATE_KEYS, DecisionConfig, ValidationConfig
 from churn.model import predict_labels
 
 METRIC_LABELS = {
@@ -54,20 +53,86 @@ def compute_metrics(y_true: pd.Series | np.ndarray, probabilities: np.ndarray, t
     }
 
 
-def cross_validate_roc_auc(
-    pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, folds: int, random_state: int
+def cost_summary(
+    y_true: pd.Series | np.ndarray, probabilities: np.ndarray, threshold: float, decision: DecisionConfig
 ) -> dict[str, float]:
-    """Stratified k-fold ROC AUC of an unfitted pipeline on the given (training) rows.
+    """Expected cost of acting at the threshold, and the saving versus contacting nobody."""
+    y = np.asarray(y_true, dtype="int64")
+    cost = expected_cost(y, predict_labels(probabilities, threshold), decision)
+    assert decision.cost_false_negative is not None
+    nobody = float(y.sum() * decision.cost_false_negative)  # every churner lost, no offer spent
+    return {"expected_cost": cost, "cost_contacting_nobody": nobody, "saving_vs_contacting_nobody": nobody - cost}
 
-    Raises:
-        DataError: the smaller class has fewer training rows than there are folds.
+
+def expected_cost(y_true: np.ndarray, predicted: np.ndarray, decision: DecisionConfig) -> float:
+    """Total cost of decisions: an offer to a customer who would have stayed costs
+    `cost_false_positive`; a churner who got no offer costs `cost_false_negative`."""
+    assert decision.cost_false_positive is not None and decision.cost_false_negative is not None
+    false_positives = int(((predicted == 1) & (y_true == 0)).sum())
+    false_negatives = int(((predicted == 0) & (y_true == 1)).sum())
+    return false_positives * decision.cost_false_positive + false_negatives * decision.cost_false_negative
+
+
+def threshold_curve(
+    y_true: pd.Series | np.ndarray, probabilities: np.ndarray, decision: DecisionConfig
+) -> pd.DataFrame:
+    """Precision, recall, F1 (and cost, when costs are set) at thresholds 0.01 ... 0.99.
+
+    Counted with sorted arrays rather than 99 calls to scikit-learn's metrics, which cost a
+    second on a few thousand rows and grow with the training set.
     """
-    smallest = int(pd.Series(y).value_counts().min())
-    if smallest < folds:
-        raise DataError(
-            f"training.cv_folds is {folds} but the smaller class has only {smallest} training row(s); "
-            "lower training.cv_folds or add rows"
+    y = np.asarray(y_true, dtype="int64")
+    thresholds = np.round(np.arange(0.01, 1.0, 0.01), 2)
+    positives, negatives = np.sort(probabilities[y == 1]), np.sort(probabilities[y == 0])
+    tp = len(positives) - np.searchsorted(positives, thresholds, side="left")  # predicted 1 when p >= t
+    fp = len(negatives) - np.searchsorted(negatives, thresholds, side="left")
+    fn = len(positives) - tp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        curve = pd.DataFrame(
+            {
+                "threshold": thresholds,
+                "precision": np.where(tp + fp > 0, tp / (tp + fp), 0.0),
+                "recall": np.where(len(positives) > 0, tp / max(len(positives), 1), 0.0),
+                "f1": np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0),
+            }
         )
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
-    scores = cross_val_score(clone(pipeline), X, y, cv=splitter, scoring="roc_auc")
-    return {"cv_roc_auc_mean": float(scores.mean()), "cv_roc_auc_std": float(scores.std()), "cv_folds": folds}
+    if decision.has_costs:
+        assert decision.cost_false_positive is not None and decision.cost_false_negative is not None
+        curve["expected_cost"] = fp * decision.cost_false_positive + fn * decision.cost_false_negative
+    return curve
+
+
+def check_gate(metrics: dict[str, Any], validation: ValidationConfig) -> list[str]:
+    """One line per validation criterion the metrics miss; empty when the model passes."""
+    missed = []
+    for key, bound in validation.criteria.items():
+        value = float(metrics[GATE_KEYS[key]])
+        passed = value <= bound if key.startswith("max_") else value >= bound
+        if not passed:
+            relation = ">" if key.startswith("max_") else "<"
+            missed.append(f"validation.{key}: {GATE_KEYS[key]} {value:.4f} {relation} {bound:g}")
+    return missed
+
+
+def feature_effects(model: Pipeline, X: pd.DataFrame, y: pd.Series, seed: int, max_rows: int = 5000) -> pd.DataFrame:
+    """The model's top feature effects, largest first.
+
+    Linear models: the coefficients of the transformed features (standardised numbers and
+    one-hot categories), signed. Others: permutation importance of the raw columns on the
+    given (test) rows: the drop in ROC AUC when a column is shuffled, over 5 repeats.
+    """
+    classifier = model.named_steps["classifier"]
+    if hasattr(classifier, "coef_"):
+        names = model.named_steps["preprocess"].get_feature_names_out()
+        effects = pd.DataFrame({"feature": names, "effect": classifier.coef_[0], "std": np.nan})
+        kind = "coefficient"
+    else:
+        if len(X) > max_rows:  # permutation importance costs repeats x columns predictions
+            X = X.sample(max_rows, random_state=seed)
+            y = y.loc[X.index]
+        result = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=5, random_state=seed)
+        effects = pd.DataFrame({"feature": X.columns, "effect": result.importances_mean, "std": result.importances_std})
+        kind = "permutation_importance"
+    effects["kind"] = kind
+    order = effects["effect"].abs().sort_values(ascending=False).index
+    return effects.loc[order].reset_index(drop=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn import data_loader, runs
-from churn.config import Config, DataConfig
+from churn import data_loader, report, runs, selection
+from churn.config import Config, DataConfig, DecisionConfig
 from churn.errors import DataError
-from churn.evaluation import compute_metrics, cross_validate_roc_auc
+from churn.evaluation import check_gate, compute_metrics, cost_summary, feature_effects, threshold_curve
 from churn.files import sha256_file, write_json_atomic
 from churn.model import (
     build_estimator,
@@ -27,6 +27,7 @@ from churn.model import (
     train_model,
 )
 from churn.preprocessing import build_preprocessor
+from churn.report import write_report
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,11 @@ class TrainResult:
     run_dir: Path
     metrics: dict[str, Any]
     metadata: dict[str, Any]
+    leaderboard: pd.DataFrame
+
+    @property
+    def gate_missed(self) -> list[str]:
+        return list(self.metadata["validation"]["missed"])
 
 
 @dataclass(frozen=True)
@@ -57,29 +63,93 @@ class LoadedRun:
 
 
 def train(config: Config, data_path: Path | None = None) -> TrainResult:
-    """Load, split, cross-validate, fit, evaluate on the held-out rows, save a run, move latest."""
+    """Compare candidates by CV on the training rows, refit the best, pick its threshold on
+    out-of-fold predictions, evaluate once on the test rows, gate, and save a reported run.
+
+    `latest` moves to the new run only when it passes the validation gate.
+    """
     source = data_path or config.data.path
     started = time.perf_counter()
-    # Built first so that a bad model parameter fails before any data is read.
-    estimator = build_estimator(
-        config.model.name, config.model.params, config.split.random_state, where=f"{config.source}: model"
-    )
+    selection.build_candidates(config)  # a bad model, parameter or value fails before any data is read
     data = data_loader.load_training_data(source, config.data)
     X_train, X_test, y_train, y_test = data_loader.split_data(data.X, data.y, config.split)
     logger.info("loaded %s: %d rows used, %d train / %d test", source, len(data.y), len(y_train), len(y_test))
-    pipeline = build_pipeline(build_preprocessor(config.data, config.preprocessing), estimator)
-    cv = cross_validate_roc_auc(pipeline, X_train, y_train, config.training.cv_folds, config.split.random_state)
-    logger.info("%d-fold CV ROC AUC %.4f ± %.4f", cv["cv_folds"], cv["cv_roc_auc_mean"], cv["cv_roc_auc_std"])
-    model = train_model(pipeline, X_train, y_train)
-    metrics = compute_metrics(y_test, predict_proba(model, X_test), config.model.threshold) | cv
+
+    def make_pipeline(estimator: Any) -> Any:
+        return build_pipeline(build_preprocessor(config.data, config.preprocessing), estimator)
+
+    fixed = config.model.threshold if config.model.threshold != "auto" else 0.5
+    results = selection.compare_candidates(config, make_pipeline, X_train, y_train, float(fixed))
+    best = results[0]
+    choice = selection.choose_threshold(y_train, best.oof_probabilities, config.model.threshold, config.decision)
+    logger.info("selected %s; threshold %.2f (%s)", best.name, choice.threshold, choice.objective)
+    model = train_model(
+        make_pipeline(build_estimator(best.name, best.params, config.split.random_state)), X_train, y_train
+    )
+    test_probabilities = predict_proba(model, X_test)
+    metrics = _test_metrics(config, y_test, test_probabilities, choice.threshold, best)
     metrics["train_seconds"] = round(time.perf_counter() - started, 3)
+    missed = check_gate(metrics, config.validation)
+
     run_id, run_dir = runs.create_run_dir(config.paths.models_dir)
     model_sha = save_model(model, run_dir / runs.MODEL)
+    board = selection.leaderboard(results, config)
+    _write_run_tables(run_dir, board, y_test, test_probabilities, y_train, best, config, model, X_test)
     write_json_atomic(run_dir / runs.METRICS, metrics)
     metadata = _run_metadata(config, run_id, source, data, X_train, y_train, y_test, model_sha)
+    metadata |= {
+        "status": "rejected" if missed else "accepted",
+        "model_name": best.name,
+        "model_params": {k: v for k, v in best.params.items() if _jsonable(v)},
+        "threshold": choice.threshold,
+        "threshold_choice": asdict(choice),
+        "validation": {"criteria": dict(config.validation.criteria), "missed": missed},
+    }
+    write_report(run_dir, metadata)
     write_json_atomic(run_dir / runs.METADATA, metadata)  # written last: it marks the run complete
-    runs.point_latest(config.paths.models_dir, run_id)
-    return TrainResult(run_id, run_dir, metrics, metadata)
+    if not missed:
+        runs.point_latest(config.paths.models_dir, run_id)
+    return TrainResult(run_id, run_dir, metrics, metadata, board)
+
+
+def _test_metrics(
+    config: Config, y_test: pd.Series, probabilities: np.ndarray, threshold: float, best: selection.CandidateScore
+) -> dict[str, Any]:
+    metrics = compute_metrics(y_test, probabilities, threshold)
+    metrics |= {
+        "cv_roc_auc_mean": best.mean("roc_auc"),
+        "cv_roc_auc_std": best.std("roc_auc"),
+        "cv_folds": config.training.cv_folds,
+    }
+    if config.decision.has_costs:
+        metrics |= cost_summary(y_test, probabilities, threshold, config.decision)
+    return metrics
+
+
+def _write_run_tables(
+    run_dir: Path,
+    board: pd.DataFrame,
+    y_test: pd.Series,
+    test_probabilities: np.ndarray,
+    y_train: pd.Series,
+    best: selection.CandidateScore,
+    config: Config,
+    model: Any,
+    X_test: pd.DataFrame,
+) -> None:
+    """The tables the report is drawn from, so `report` can rebuild it from the run folder alone."""
+    tables = {
+        report.LEADERBOARD: board,
+        report.TEST_PREDICTIONS: pd.DataFrame({"y_true": y_test.to_numpy(), "churn_probability": test_probabilities}),
+        report.THRESHOLD_CURVE: threshold_curve(y_train, best.oof_probabilities, config.decision),
+        report.FEATURE_EFFECTS: feature_effects(model, X_test, y_test, config.split.random_state),
+    }
+    for name, table in tables.items():
+        data_loader.write_table(table, run_dir / name)
+
+
+def _jsonable(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, dict))
 
 
 def _run_metadata(
@@ -95,10 +165,7 @@ def _run_metadata(
     return {
         "run_id": run_id,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "status": "accepted",
-        "model_name": config.model.name,
         "model_sha256": model_sha,
-        "threshold": config.model.threshold,
         "config_path": str(config.source.resolve()),
         "config": config.raw,
         "training_data": {
@@ -116,9 +183,17 @@ def _run_metadata(
             "negative": int(len(data.y) - data.y.sum()),
             "positive_rate": float(data.y.mean()),
         },
+        "missing_values": {column: int(count) for column, count in data.X.isna().sum().items()},
         "schema": data_loader.describe_schema(X_train, config.data),
         "environment": runs.environment_info(),
     }
+
+
+def rebuild_report(config: Config, run: str | Path | None) -> Path:
+    """Redraw report.md and its plots for an existing run (default: latest)."""
+    run_dir = runs.resolve_run(config.paths.models_dir, run)
+    runs.read_metadata(run_dir)  # refuses an incomplete run
+    return write_report(run_dir)
 
 
 def load_run(config: Config, run: str | Path | None) -> LoadedRun:
@@ -190,5 +265,11 @@ def evaluate(config: Config, input_path: Path, run: str | Path | None = None) ->
         categorical_features=tuple(schema["categorical_features"]),
     )
     data = data_loader.load_training_data(input_path, data_config)
-    metrics = compute_metrics(data.y, predict_proba(loaded.model, data.X), loaded.metadata["threshold"])
+    probabilities = predict_proba(loaded.model, data.X)
+    threshold = loaded.metadata["threshold"]
+    metrics = compute_metrics(data.y, probabilities, threshold)
+    costs = loaded.metadata["config"].get("decision") or {}
+    if costs:  # the run's own costs, so evaluate reports what training reported
+        decision = DecisionConfig(costs["cost_false_positive"], costs["cost_false_negative"])
+        metrics |= cost_summary(data.y, probabilities, threshold, decision)
     return {"run_id": loaded.metadata["run_id"], "input": str(input_path)} | metrics

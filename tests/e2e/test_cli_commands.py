@@ -15,6 +15,10 @@ def workspace(tmp_path_factory):
     folder = tmp_path_factory.mktemp("e2e")
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["training"]["cv_folds"] = 3
+    config["training"]["candidates"] = [
+        {"name": "logistic_regression", "params": {"max_iter": 500}},
+        {"name": "random_forest", "params": {"n_estimators": 30, "min_samples_leaf": 5}},
+    ]
     (folder / "data" / "raw").mkdir(parents=True)
     shutil.copy(TELCO_SAMPLE, folder / "data" / "raw" / "telco_customer_churn.csv")
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -28,8 +32,44 @@ def test_train_with_default_paths_prints_a_summary_and_saves_a_run(workspace):
     assert "ROC AUC" in result.stdout and "rows used 400 (train 320, test 80)" in result.stdout
     run_id = (folder / "models" / "latest").read_text().strip()
     assert f"saved run {run_id}" in result.stdout
-    assert {p.name for p in (folder / "models" / run_id).iterdir()} == {"model.joblib", "metrics.json", "metadata.json"}
-    assert "5-fold" not in result.stdout and "3-fold CV ROC AUC" in result.stdout
+    files = {p.name for p in (folder / "models" / run_id).iterdir()}
+    assert {"model.joblib", "metrics.json", "metadata.json", "report.md", "leaderboard.csv", "roc.png"} <= files
+    assert "leaderboard (3-fold CV on the training rows, best first)" in result.stdout
+    assert "logistic_regression" in result.stdout and "random_forest" in result.stdout
+    assert "minimises expected cost" in result.stdout and "saving" in result.stdout
+    assert "fold 3/3" in result.stderr  # progress per candidate and fold
+
+
+def test_quiet_train_logs_nothing_on_stderr(workspace, tmp_path):
+    folder, _ = workspace
+    result = run_cli("train", "-q", "-c", folder / "config.yaml", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == ""
+
+
+def test_train_missing_the_gate_exits_3_and_leaves_latest(workspace, tmp_path):
+    folder, _ = workspace
+    before = (folder / "models" / "latest").read_text()
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["validation"] = {"min_roc_auc": 0.99, "min_recall": 0.999}
+    config["data"]["path"] = str(folder / "data" / "raw" / "telco_customer_churn.csv")
+    config["paths"] = {"models_dir": str(folder / "models")}
+    (tmp_path / "strict.yaml").write_text(yaml.safe_dump(config))
+    result = run_cli("train", "-c", tmp_path / "strict.yaml", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "validation.min_roc_auc: roc_auc" in error[0] and "validation.min_recall" in error[0]
+    assert "Traceback" not in result.stderr
+    assert (folder / "models" / "latest").read_text() == before
+    assert "as rejected; latest not moved" in result.stdout
+
+
+def test_report_mode_rebuilds_the_latest_report(workspace):
+    folder, _ = workspace
+    run_dir = folder / "models" / (folder / "models" / "latest").read_text().strip()
+    (run_dir / "report.md").unlink()
+    result = run_cli("report", cwd=folder)
+    assert result.returncode == 0 and str(run_dir / "report.md") in result.stdout
+    assert (run_dir / "report.md").is_file()
 
 
 def test_predict_with_default_output_path(workspace):
@@ -60,7 +100,7 @@ def test_evaluate_prints_a_table_or_json(workspace):
 
 
 def test_help_on_every_mode_shows_examples():
-    for mode in ("train", "predict", "evaluate"):
+    for mode in ("train", "predict", "evaluate", "report"):
         result = run_cli(mode, "--help", cwd=REPO)
         assert result.returncode == 0 and "examples:" in result.stdout and "--config" in result.stdout
 
@@ -109,9 +149,11 @@ def test_predict_refuses_to_overwrite_its_input(workspace):
 def test_train_bad_config_and_bad_data(workspace, tmp_path):
     folder, _ = workspace
     config = yaml.safe_load((folder / "config.yaml").read_text())
-    config["model"]["params"] = {"max_iterations": 5}
+    config["training"]["candidates"][1]["params"] = {"max_iterations": 5}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    assert_clean_error(run_cli("train", "-c", tmp_path / "c.yaml", cwd=tmp_path), "max_iterations")
+    assert_clean_error(
+        run_cli("train", "-c", tmp_path / "c.yaml", cwd=tmp_path), "candidates[1].params: max_iterations"
+    )
     assert not (tmp_path / "models").exists()
     assert_clean_error(run_cli("train", "--data", "missing.csv", cwd=folder), "missing.csv", "file not found")
     (tmp_path / "one_class.csv").write_text(TELCO_SAMPLE.read_text().replace(",Yes\n", ",No\n"))

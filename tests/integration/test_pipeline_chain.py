@@ -24,7 +24,9 @@ def trained(config):
 
 
 def test_train_writes_a_complete_run_and_points_latest_at_it(config, trained):
-    assert sorted(p.name for p in trained.run_dir.iterdir()) == ["metadata.json", "metrics.json", "model.joblib"]
+    names = {p.name for p in trained.run_dir.iterdir()}
+    assert {"metadata.json", "metrics.json", "model.joblib", "leaderboard.csv", "report.md"} <= names
+    assert not [name for name in names if name.endswith(".tmp")]
     assert runs.read_latest(config.paths.models_dir) == trained.run_id
     metadata = json.loads((trained.run_dir / "metadata.json").read_text())
     assert metadata["training_data"]["rows_used"] == 400

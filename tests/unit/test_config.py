@@ -14,7 +14,8 @@ def test_load_config_reads_the_shipped_config_with_paths_beside_it():
     assert "TotalCharges" in config.data.numeric_features
     assert config.data.path.is_absolute() and config.data.path.is_file()
     assert config.preprocessing.fill_values == {"TotalCharges": 0.0}
-    assert config.model.threshold == 0.5
+    assert config.model.threshold == "auto"
+    assert [c.name for c in config.candidates()] == ["logistic_regression", "random_forest", "hist_gradient_boosting"]
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path, write_config):
@@ -103,3 +104,74 @@ def test_optional_sections_take_defaults(write_config, delete):
 
 def test_id_column_may_be_null(write_config):
     assert load_config(write_config({"data.id_column": None})).data.id_column is None
+
+
+LIGHT_CANDIDATES = [
+    {"name": "logistic_regression", "params": {"max_iter": 200}},
+    {
+        "name": "random_forest",
+        "params": {"n_estimators": 20},
+        "search": {"method": "random", "n_iter": 2, "space": {"max_depth": [3, 5]}},
+    },
+]
+
+
+def test_candidates_search_decision_and_validation_are_parsed(write_config):
+    config = load_config(
+        write_config(
+            {
+                "training.candidates": LIGHT_CANDIDATES,
+                "training.selection_metric": "pr_auc",
+                "validation": {"min_roc_auc": 0.7, "max_brier": 0.3},
+            }
+        )
+    )
+    first, second = config.candidates()
+    assert first.name == "logistic_regression" and first.search is None
+    assert second.search.method == "random" and second.search.n_iter == 2
+    assert second.search.space == {"max_depth": (3, 5)}
+    assert second.where == "training.candidates[1]"
+    assert config.training.selection_metric == "pr_auc"
+    assert config.decision.cost_false_positive == 50 and config.decision.cost_false_negative == 300
+    assert config.validation.criteria == {"min_roc_auc": 0.7, "max_brier": 0.3}
+
+
+def test_without_candidates_the_model_section_is_the_only_candidate(write_config):
+    config = load_config(write_config({"model.name": "random_forest", "model.params": {"n_estimators": 5}}))
+    (only,) = config.candidates()
+    assert only.name == "random_forest" and only.params == {"n_estimators": 5} and only.where == "model"
+
+
+@pytest.mark.parametrize("threshold", ["auto", 0.3])
+def test_threshold_is_a_probability_or_auto(write_config, threshold):
+    assert load_config(write_config({"model.threshold": threshold})).model.threshold == threshold
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model.threshold": "best"}, r"model\.threshold must be an integer or a number"),
+        ({"training.candidates": [{"name": "svm"}]}, r"training\.candidates\[0\]\.name must be one of"),
+        (
+            {"training.candidates": [{"name": "random_forest", "parms": {}}]},
+            r"candidates\[0\]\.parms is not a known key",
+        ),
+        ({"training.candidates": ["random_forest"]}, r"candidates\[0\] must be a mapping"),
+        (
+            {"training.candidates": [{"name": "random_forest", "search": {"method": "bayes", "space": {"a": [1]}}}]},
+            r"candidates\[0\]\.search\.method must be one of grid, random",
+        ),
+        (
+            {"training.candidates": [{"name": "random_forest", "search": {"space": {"max_depth": []}}}]},
+            r"search\.space max_depth must be a non-empty list",
+        ),
+        ({"training.selection_metric": "accuracy"}, r"training\.selection_metric must be one of roc_auc, pr_auc, f1"),
+        ({"decision": {"cost_false_positive": 5}}, r"decision\.cost_false_positive and decision\.cost_false_negative"),
+        ({"decision": {"cost_false_positive": -5, "cost_false_negative": 5}}, r"must be a positive cost"),
+        ({"validation": {"min_auc": 0.8}}, r"validation\.min_auc is not a known key"),
+        ({"validation": {"min_recall": 1.5}}, r"validation\.min_recall must be in \[0\.0, 1\.0\]"),
+    ],
+)
+def test_invalid_selection_settings_are_errors_naming_the_key(write_config, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write_config(changes))

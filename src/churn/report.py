@@ -1,0 +1,249 @@
+"""`report.md` and its PNG plots for a run folder, built only from the files saved in it,
+so `python main.py report` can rebuild the report of any past run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on servers and CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+from churn import runs  # noqa: E402
+from churn.errors import ModelError  # noqa: E402
+from churn.evaluation import METRIC_LABELS  # noqa: E402
+from churn.files import atomic_path, write_text_atomic  # noqa: E402
+
+LEADERBOARD = "leaderboard.csv"
+TEST_PREDICTIONS = "test_predictions.csv"
+THRESHOLD_CURVE = "threshold_curve.csv"
+FEATURE_EFFECTS = "feature_effects.csv"
+REPORT = "report.md"
+PLOTS = {
+    "roc.png": "ROC curve (test rows)",
+    "precision_recall.png": "Precision-recall curve (test rows)",
+    "calibration.png": "Calibration curve (test rows)",
+    "confusion_matrix.png": "Confusion matrix at the threshold (test rows)",
+    "threshold.png": "Precision, recall and F1 against the threshold (out-of-fold, training rows)",
+    "feature_effects.png": "Top feature effects",
+}
+TOP_EFFECTS = 15
+
+
+def write_report(run_dir: Path, metadata: dict[str, Any] | None = None) -> Path:
+    """Draw every plot and write report.md into the run folder; return the report's path.
+
+    `metadata` is passed while training, before metadata.json (written last) exists.
+
+    Raises:
+        ModelError: a file the report needs is missing from the run folder.
+    """
+    inputs = _read_inputs(run_dir, metadata)
+    metrics = inputs["metrics"]
+    figures = {
+        "roc.png": _roc_figure(inputs["test"]),
+        "precision_recall.png": _pr_figure(inputs["test"]),
+        "calibration.png": _calibration_figure(inputs["test"]),
+        "confusion_matrix.png": _confusion_figure(metrics["confusion_matrix"], metrics["threshold"]),
+        "threshold.png": _threshold_figure(inputs["curve"], metrics["threshold"]),
+        "feature_effects.png": _effects_figure(inputs["effects"]),
+    }
+    for name, figure in figures.items():
+        _save(figure, run_dir / name)
+    path = run_dir / REPORT
+    write_text_atomic(path, _markdown(inputs))
+    return path
+
+
+def _read_inputs(run_dir: Path, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    needed = [runs.METRICS, LEADERBOARD, TEST_PREDICTIONS, THRESHOLD_CURVE, FEATURE_EFFECTS]
+    missing = [name for name in needed if not (run_dir / name).is_file()]
+    if missing:
+        raise ModelError(f"{run_dir}: cannot build a report, missing {', '.join(missing)}; retrain to get a full run")
+    return {
+        "metadata": metadata if metadata is not None else runs.read_metadata(run_dir),
+        "metrics": json.loads((run_dir / runs.METRICS).read_text(encoding="utf-8")),
+        "leaderboard": pd.read_csv(run_dir / LEADERBOARD),
+        "test": pd.read_csv(run_dir / TEST_PREDICTIONS),
+        "curve": pd.read_csv(run_dir / THRESHOLD_CURVE),
+        "effects": pd.read_csv(run_dir / FEATURE_EFFECTS),
+    }
+
+
+def _save(figure: Figure, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+
+
+def _axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Any]:
+    figure, ax = plt.subplots(figsize=(6, 4.5))
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    return figure, ax
+
+
+def _roc_figure(test: pd.DataFrame) -> Figure:
+    fpr, tpr, _ = roc_curve(test["y_true"], test["churn_probability"])
+    figure, ax = _axes("ROC curve (test rows)", "false positive rate", "true positive rate")
+    ax.plot(fpr, tpr, label="model")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    ax.legend(loc="lower right")
+    return figure
+
+
+def _pr_figure(test: pd.DataFrame) -> Figure:
+    precision, recall, _ = precision_recall_curve(test["y_true"], test["churn_probability"])
+    figure, ax = _axes("Precision-recall curve (test rows)", "recall", "precision")
+    ax.plot(recall, precision, label="model")
+    ax.axhline(test["y_true"].mean(), linestyle="--", color="grey", label="churn rate")
+    ax.legend(loc="upper right")
+    return figure
+
+
+def _calibration_figure(test: pd.DataFrame) -> Figure:
+    observed, predicted = calibration_curve(test["y_true"], test["churn_probability"], n_bins=10, strategy="quantile")
+    figure, ax = _axes("Calibration (test rows, 10 quantile bins)", "mean predicted probability", "observed churn rate")
+    ax.plot(predicted, observed, marker="o", label="model")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+    ax.legend(loc="upper left")
+    return figure
+
+
+def _confusion_figure(cm: dict[str, int], threshold: float) -> Figure:
+    matrix = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
+    figure, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(matrix, cmap="Blues")
+    for (row, col), count in np.ndenumerate(matrix):
+        color = "white" if count > matrix.max() / 2 else "black"
+        ax.text(col, row, str(count), ha="center", va="center", color=color, fontsize=14)
+    ax.set(
+        xticks=[0, 1], yticks=[0, 1], xticklabels=["stays", "churns"], yticklabels=["stayed", "churned"],
+        xlabel="predicted", ylabel="actual", title=f"Confusion matrix at threshold {threshold:.2f}",
+    )  # fmt: skip
+    return figure
+
+
+def _threshold_figure(curve: pd.DataFrame, threshold: float) -> Figure:
+    figure, ax = _axes("Precision, recall, F1 vs threshold (out-of-fold)", "threshold", "score")
+    for column in ("precision", "recall", "f1"):
+        ax.plot(curve["threshold"], curve[column], label=column)
+    ax.axvline(threshold, linestyle="--", color="black", label=f"chosen {threshold:.2f}")
+    ax.legend(loc="best")
+    return figure
+
+
+def _effects_figure(effects: pd.DataFrame) -> Figure:
+    top = effects.head(TOP_EFFECTS).iloc[::-1]
+    kind = str(effects["kind"].iloc[0]) if len(effects) else "effect"
+    figure, ax = plt.subplots(figsize=(7, 0.35 * len(top) + 1.5))
+    ax.barh(top["feature"].astype(str), top["effect"], xerr=top["std"].fillna(0), color="tab:blue")
+    xlabel = "coefficient (standardised / one-hot)" if kind == "coefficient" else "drop in ROC AUC when shuffled"
+    ax.set(title=f"Top {len(top)} feature effects ({kind.replace('_', ' ')})", xlabel=xlabel)
+    ax.grid(alpha=0.3, axis="x")
+    return figure
+
+
+def _markdown(inputs: dict[str, Any]) -> str:
+    metadata, metrics = inputs["metadata"], inputs["metrics"]
+    sections = [
+        f"# Churn model report: run {metadata['run_id']}",
+        f"Created {metadata['created']}; model **{metadata['model_name']}**; status **{metadata['status']}**.",
+        _gate_section(metadata),
+        _data_section(metadata),
+        "## Model comparison (cross-validation on the training rows)\n\n" + _table(inputs["leaderboard"]),
+        _metrics_section(metrics),
+        _threshold_section(metadata, metrics),
+        "## Plots\n\n" + "\n\n".join(f"### {title}\n\n![{title}]({name})" for name, title in PLOTS.items()),
+        "## Top feature effects\n\n" + _table(inputs["effects"].head(TOP_EFFECTS).round(4)),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _gate_section(metadata: dict[str, Any]) -> str:
+    gate = metadata.get("validation", {})
+    if not gate.get("criteria"):
+        return "## Validation gate\n\nNo criteria set (`validation:` in the config): the model is accepted."
+    lines = [f"- `{key}`: {bound:g}" for key, bound in gate["criteria"].items()]
+    verdict = "passed" if not gate["missed"] else "**failed**: " + "; ".join(gate["missed"])
+    return "## Validation gate\n\n" + "\n".join(lines) + f"\n\nVerdict: {verdict}."
+
+
+def _data_section(metadata: dict[str, Any]) -> str:
+    data, balance = metadata["training_data"], metadata["class_balance"]
+    missing = metadata.get("missing_values", {})
+    lines = [
+        f"- file: `{data['path']}` (sha256 `{data['sha256'][:16]}…`)",
+        f"- rows read {data['rows_read']}, used {data['rows_used']} "
+        f"(dropped: {data['dropped_missing_target']} missing target, {data['dropped_duplicate_ids']} duplicate id)",
+        f"- split: {data['train_rows']} training rows, {data['test_rows']} test rows",
+        f"- class balance: {balance['positive']} churned ({balance['positive_rate']:.1%}), "
+        f"{balance['negative']} stayed",
+    ]
+    table = pd.DataFrame({"column": list(missing), "missing values": list(missing.values())})
+    missing_text = _table(table[table["missing values"] > 0]) if (table["missing values"] > 0).any() else "none"
+    return (
+        "## Data\n\n"
+        + "\n".join(lines)
+        + "\n\nMissing values per feature column: "
+        + ("\n\n" + missing_text if missing_text != "none" else "none.")
+    )
+
+
+def _metrics_section(metrics: dict[str, Any]) -> str:
+    rows = [(label, f"{metrics[key]:.4f}") for key, label in METRIC_LABELS.items()]
+    rows.append(
+        (
+            f"{metrics['cv_folds']}-fold CV ROC AUC (training rows)",
+            f"{metrics['cv_roc_auc_mean']:.4f} ± {metrics['cv_roc_auc_std']:.4f}",
+        )
+    )
+    cm = metrics["confusion_matrix"]
+    confusion = pd.DataFrame(
+        {
+            "": ["actual stayed", "actual churned"],
+            "predicted stays": [cm["tn"], cm["fn"]],
+            "predicted churns": [cm["fp"], cm["tp"]],
+        }
+    )
+    return (
+        f"## Final model on the {metrics['rows']} held-out test rows\n\n"
+        + _table(pd.DataFrame(rows, columns=["metric", "value"]))
+        + f"\n\nConfusion matrix at threshold {metrics['threshold']:.2f}:\n\n"
+        + _table(confusion)
+    )
+
+
+def _threshold_section(metadata: dict[str, Any], metrics: dict[str, Any]) -> str:
+    choice = metadata["threshold_choice"]
+    text = f"## Decision threshold\n\nThreshold **{metrics['threshold']:.2f}**: {choice['reason']}."
+    if "expected_cost" in metrics:
+        text += (
+            f"\n\nOn the test rows, acting at this threshold has an expected cost of {metrics['expected_cost']:,.0f}, "
+            f"against {metrics['cost_contacting_nobody']:,.0f} for contacting nobody: "
+            f"a saving of {metrics['saving_vs_contacting_nobody']:,.0f}."
+        )
+    return text
+
+
+def _table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table (pandas' to_markdown needs an extra package)."""
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.4g}"
+    return str(value)

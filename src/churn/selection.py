@@ -1,0 +1,188 @@
+"""Compare candidate models by stratified k-fold cross-validation on the training rows only,
+search their hyperparameters inside those folds, and choose the decision threshold on their
+out-of-fold predictions. The test rows never enter this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import ClassifierMixin, clone
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from churn.config import CandidateConfig, Config, DecisionConfig
+from churn.errors import ConfigError, DataError
+from churn.evaluation import threshold_curve
+from churn.model import build_estimator, predict_labels
+
+logger = logging.getLogger(__name__)
+
+FOLD_METRICS = ("roc_auc", "pr_auc", "f1")
+PipelineFactory = Callable[[ClassifierMixin], Pipeline]
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """Cross-validated scores of one candidate at one parameter setting."""
+
+    name: str
+    params: dict[str, Any]
+    fold_scores: dict[str, list[float]]
+    fit_seconds: list[float]
+    oof_probabilities: np.ndarray  # each training row scored by the fold model that did not see it
+    settings_tried: int = 1
+
+    def mean(self, metric: str) -> float:
+        return float(np.mean(self.fold_scores[metric]))
+
+    def std(self, metric: str) -> float:
+        return float(np.std(self.fold_scores[metric]))
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    threshold: float
+    objective: str  # "fixed", "max_f1" or "min_cost"
+    reason: str
+    oof_value: float | None = None  # the objective's value on the out-of-fold predictions
+
+
+def build_candidates(config: Config) -> list[tuple[CandidateConfig, list[ClassifierMixin]]]:
+    """Every candidate with one estimator per parameter setting it will try.
+
+    Built before any data is read, so an unknown model, parameter or value fails at once as a
+    config error naming the candidate.
+    """
+    seed = config.split.random_state
+    built = []
+    for candidate in config.candidates():
+        where = f"{config.source}: {candidate.where}"
+        settings = _settings(candidate, seed)
+        for key in candidate.search.space if candidate.search else ():
+            if key in candidate.params:
+                raise ConfigError(f"{where}.search.space.{key} is also fixed in params; keep it in one place")
+        built.append((candidate, [build_estimator(candidate.name, s, seed, where) for s in settings]))
+    return built
+
+
+def _settings(candidate: CandidateConfig, seed: int) -> list[dict[str, Any]]:
+    if candidate.search is None:
+        return [dict(candidate.params)]
+    space = {key: list(values) for key, values in candidate.search.space.items()}
+    if candidate.search.method == "grid":
+        grid = list(ParameterGrid(space))
+    else:
+        total = len(ParameterGrid(space))
+        grid = list(ParameterSampler(space, n_iter=min(candidate.search.n_iter, total), random_state=seed))
+    return [dict(candidate.params) | setting for setting in grid]
+
+
+def fold_splits(y: pd.Series, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The stratified folds every candidate is scored on, so their scores compare fairly."""
+    smallest = int(y.value_counts().min())
+    if smallest < folds:
+        raise DataError(
+            f"training.cv_folds is {folds} but the smaller class has only {smallest} training row(s); "
+            "lower training.cv_folds or add rows"
+        )
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def score_setting(
+    pipeline: Pipeline,
+    X: pd.DataFrame,
+    y: pd.Series,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    name: str,
+    label: str,
+    f1_threshold: float,
+) -> CandidateScore:
+    """Fit a clone on each fold's training part; score and keep its predictions on the rest."""
+    scores: dict[str, list[float]] = {metric: [] for metric in FOLD_METRICS}
+    fit_seconds = []
+    oof = np.full(len(y), np.nan)
+    y_values = y.to_numpy()
+    started = time.perf_counter()
+    for fold, (fit_rows, val_rows) in enumerate(splits, start=1):
+        tick = time.perf_counter()
+        fitted = clone(pipeline).fit(X.iloc[fit_rows], y_values[fit_rows])
+        fit_seconds.append(time.perf_counter() - tick)
+        oof[val_rows] = fitted.predict_proba(X.iloc[val_rows])[:, 1]
+        truth, proba = y_values[val_rows], oof[val_rows]
+        scores["roc_auc"].append(float(roc_auc_score(truth, proba)))
+        scores["pr_auc"].append(float(average_precision_score(truth, proba)))
+        scores["f1"].append(float(f1_score(truth, predict_labels(proba, f1_threshold), zero_division=0)))
+        logger.info(
+            "%s fold %d/%d: ROC AUC %.4f (fit %.1f s, elapsed %.1f s)",
+            label, fold, len(splits), scores["roc_auc"][-1], fit_seconds[-1], time.perf_counter() - started,
+        )  # fmt: skip
+    params = pipeline.named_steps["classifier"].get_params()
+    return CandidateScore(name, params, scores, fit_seconds, oof)
+
+
+def compare_candidates(
+    config: Config, make_pipeline: PipelineFactory, X: pd.DataFrame, y: pd.Series, f1_threshold: float
+) -> list[CandidateScore]:
+    """Best setting of every candidate, best candidate first by the selection metric."""
+    splits = fold_splits(y, config.training.cv_folds, config.split.random_state)
+    metric = config.training.selection_metric
+    results = []
+    for candidate, estimators in build_candidates(config):
+        tried = []
+        for index, estimator in enumerate(estimators, start=1):
+            label = f"{candidate.name} [{index}/{len(estimators)}]"
+            tried.append(score_setting(make_pipeline(estimator), X, y, splits, candidate.name, label, f1_threshold))
+        best = max(tried, key=lambda score: score.mean(metric))  # first best wins a tie
+        results.append(replace(best, settings_tried=len(tried)))
+        chosen = {key: best.params[key] for key in candidate.search.space} if candidate.search else {}
+        logger.info("%s: CV %s %.4f%s", candidate.name, metric, best.mean(metric), f" with {chosen}" if chosen else "")
+    # sorted() is stable: on a tie the candidate listed first in the config wins.
+    return sorted(results, key=lambda score: -score.mean(metric))
+
+
+def leaderboard(results: list[CandidateScore], config: Config) -> pd.DataFrame:
+    """One row per candidate, best first: mean and std of each CV metric, fit time, settings tried."""
+    rows = []
+    for rank, result in enumerate(results, start=1):
+        row: dict[str, Any] = {"rank": rank, "model": result.name}
+        for metric in FOLD_METRICS:
+            row[f"{metric}_mean"] = round(result.mean(metric), 4)
+            row[f"{metric}_std"] = round(result.std(metric), 4)
+        row["fit_seconds_mean"] = round(float(np.mean(result.fit_seconds)), 3)
+        row["settings_tried"] = result.settings_tried
+        row["selected"] = rank == 1
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def choose_threshold(
+    y: pd.Series, oof_probabilities: np.ndarray, setting: float | str, decision: DecisionConfig
+) -> ThresholdChoice:
+    """The decision threshold: as configured, or ("auto") the best on out-of-fold predictions.
+
+    "auto" minimises expected cost when decision costs are given, else maximises F1, over
+    thresholds 0.01 ... 0.99. Only the training rows' out-of-fold predictions are used, never
+    the test rows. On a tie the lowest threshold wins.
+    """
+    if setting != "auto":
+        return ThresholdChoice(float(setting), "fixed", f"set in the config (model.threshold: {setting})")
+    curve = threshold_curve(y, oof_probabilities, decision)
+    if decision.has_costs:
+        best = curve.loc[curve["expected_cost"].idxmin()]
+        reason = (
+            "minimises expected cost on out-of-fold predictions of the training rows "
+            f"(false positive {decision.cost_false_positive:g}, false negative {decision.cost_false_negative:g})"
+        )
+        return ThresholdChoice(float(best["threshold"]), "min_cost", reason, float(best["expected_cost"]))
+    best = curve.loc[curve["f1"].idxmax()]
+    reason = "maximises F1 on out-of-fold predictions of the training rows"
+    return ThresholdChoice(float(best["threshold"]), "max_f1", reason, float(best["f1"]))

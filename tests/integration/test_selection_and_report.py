@@ -1,0 +1,142 @@
+"""Candidate comparison, threshold choice, the validation gate and the report, on the Telco sample."""
+
+import json
+import re
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+from support import TELCO_SAMPLE
+
+from churn import pipeline, runs
+from churn.config import load_config
+from churn.data_loader import load_training_data, split_data
+from churn.report import PLOTS
+
+CANDIDATES = [
+    {
+        "name": "logistic_regression",
+        "params": {"max_iter": 500},
+        "search": {"method": "grid", "space": {"C": [0.1, 1.0]}},
+    },
+    {"name": "random_forest", "params": {"n_estimators": 30, "min_samples_leaf": 5}},
+    {"name": "hist_gradient_boosting", "params": {"max_iter": 30}},
+]
+
+
+@pytest.fixture
+def compared(write_config):
+    config = load_config(write_config({"training.candidates": CANDIDATES}))
+    return config, pipeline.train(config)
+
+
+def test_candidates_are_compared_and_the_best_becomes_the_model(compared):
+    config, result = compared
+    board = pd.read_csv(result.run_dir / "leaderboard.csv")
+    assert board["model"].tolist() == result.leaderboard["model"].tolist()
+    assert sorted(board["model"]) == ["hist_gradient_boosting", "logistic_regression", "random_forest"]
+    assert board["roc_auc_mean"].is_monotonic_decreasing
+    assert board.loc[board["model"] == "logistic_regression", "settings_tried"].item() == 2
+    assert result.metadata["model_name"] == board["model"].iloc[0]
+    model = pipeline.load_run(config, None).model
+    assert (
+        type(model.named_steps["classifier"]).__name__
+        == {
+            "logistic_regression": "LogisticRegression",
+            "random_forest": "RandomForestClassifier",
+            "hist_gradient_boosting": "HistGradientBoostingClassifier",
+        }[board["model"].iloc[0]]
+    )
+    assert result.metrics["cv_roc_auc_mean"] == pytest.approx(board["roc_auc_mean"].iloc[0], abs=1e-4)
+
+
+def test_threshold_is_chosen_without_looking_at_the_test_rows(write_config, tmp_path):
+    """Scramble the features of exactly the rows that land in the test split: the split (which
+    depends on the target only), the leaderboard and the threshold stay the same; test metrics move."""
+    config = load_config(write_config())
+    first = pipeline.train(config)
+    data = load_training_data(TELCO_SAMPLE, config.data)
+    _, X_test, _, _ = split_data(data.X, data.y, config.split)
+    raw = pd.read_csv(TELCO_SAMPLE, dtype=str)
+    rng = np.random.default_rng(0)
+    for column in ("tenure", "MonthlyCharges", "Contract"):
+        raw.loc[X_test.index, column] = rng.permutation(raw.loc[X_test.index, column].to_numpy())
+    scrambled = tmp_path / "scrambled.csv"
+    raw.to_csv(scrambled, index=False)
+    second = pipeline.train(config, scrambled)
+    assert second.metadata["threshold_choice"] == first.metadata["threshold_choice"]
+    assert second.metadata["threshold_choice"]["objective"] == "min_cost"
+    pd.testing.assert_frame_equal(
+        second.leaderboard.drop(columns="fit_seconds_mean"), first.leaderboard.drop(columns="fit_seconds_mean")
+    )
+    assert second.metrics["roc_auc"] != first.metrics["roc_auc"]
+
+
+def test_costs_give_expected_cost_and_saving_on_the_test_rows(write_config):
+    result = pipeline.train(load_config(write_config()))
+    m = result.metrics
+    assert m["cost_contacting_nobody"] == pytest.approx(
+        300 * (m["confusion_matrix"]["fn"] + m["confusion_matrix"]["tp"])
+    )
+    assert m["expected_cost"] == pytest.approx(50 * m["confusion_matrix"]["fp"] + 300 * m["confusion_matrix"]["fn"])
+    assert m["saving_vs_contacting_nobody"] == pytest.approx(m["cost_contacting_nobody"] - m["expected_cost"])
+
+
+def test_a_model_missing_the_gate_is_saved_as_rejected_and_latest_stays(write_config):
+    config = load_config(write_config())
+    accepted = pipeline.train(config)
+    strict = load_config(write_config({"validation": {"min_roc_auc": 0.99, "min_recall": 0.5}}))
+    rejected = pipeline.train(strict)
+    assert rejected.gate_missed and rejected.gate_missed[0].startswith("validation.min_roc_auc: roc_auc 0.")
+    assert runs.read_latest(config.paths.models_dir) == accepted.run_id
+    metadata = runs.read_metadata(rejected.run_dir)
+    assert metadata["status"] == "rejected"
+    assert metadata["validation"]["missed"] == rejected.gate_missed
+    assert (rejected.run_dir / "model.joblib").is_file()
+
+
+def png_size(path):
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_report_has_every_plot_as_a_valid_png_and_links_only_existing_files(compared):
+    _, result = compared
+    report = (result.run_dir / "report.md").read_text()
+    for name in PLOTS:
+        width, height = png_size(result.run_dir / name)
+        assert 200 <= width <= 2000 and 200 <= height <= 2000, name
+        assert (result.run_dir / name).stat().st_size > 5_000
+    links = re.findall(r"\]\(([^)]+)\)", report)
+    assert sorted(links) == sorted(PLOTS)
+    assert all((result.run_dir / link).is_file() for link in links)
+    for heading in (
+        "## Validation gate",
+        "## Data",
+        "## Model comparison",
+        "## Decision threshold",
+        "## Top feature effects",
+    ):
+        assert heading in report
+    assert "TotalCharges | 4" in report  # missing values per column
+    assert result.metadata["threshold_choice"]["reason"] in report
+
+
+def test_feature_effects_are_coefficients_for_linear_models(write_config):
+    result = pipeline.train(load_config(write_config()))
+    effects = pd.read_csv(result.run_dir / "feature_effects.csv")
+    assert set(effects["kind"]) == {"coefficient"}
+    assert effects["effect"].abs().is_monotonic_decreasing
+    assert any(name.startswith("categorical__Contract_") for name in effects["feature"])
+
+
+def test_report_can_be_rebuilt_from_the_run_folder(compared):
+    config, result = compared
+    for name in ["report.md", *PLOTS]:
+        (result.run_dir / name).unlink()
+    path = pipeline.rebuild_report(config, None)
+    assert path == result.run_dir / "report.md"
+    assert all((result.run_dir / name).is_file() for name in PLOTS)
+    assert json.loads((result.run_dir / "metadata.json").read_text())["run_id"] in path.read_text()

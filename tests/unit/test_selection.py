@@ -1,0 +1,112 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from churn import selection
+from churn.config import DecisionConfig, load_config
+from churn.errors import ConfigError, DataError
+
+
+def config_with(write_config, candidates, **changes):
+    return load_config(write_config({"training.candidates": candidates, **changes}))
+
+
+def test_build_candidates_makes_one_estimator_per_setting(write_config):
+    config = config_with(
+        write_config,
+        [
+            {"name": "logistic_regression", "search": {"method": "grid", "space": {"C": [0.1, 1.0, 10.0]}}},
+            {"name": "random_forest", "search": {"method": "random", "n_iter": 2, "space": {"max_depth": [2, 3, 4]}}},
+            {"name": "random_forest", "search": {"method": "random", "n_iter": 9, "space": {"max_depth": [2, 3]}}},
+        ],
+    )
+    built = selection.build_candidates(config)
+    assert [estimator.C for estimator in built[0][1]] == [0.1, 1.0, 10.0]
+    assert len(built[1][1]) == 2
+    assert len(built[2][1]) == 2  # n_iter is capped at the size of the space
+
+
+@pytest.mark.parametrize(
+    ("candidate", "message"),
+    [
+        (
+            {"name": "random_forest", "params": {"n_trees": 3}},
+            r"training\.candidates\[1\]\.params: n_trees not accepted",
+        ),
+        (
+            {"name": "random_forest", "search": {"space": {"depth": [1, 2]}}},
+            r"training\.candidates\[1\]\.params: depth not accepted",
+        ),
+        (
+            {"name": "random_forest", "search": {"space": {"max_depth": ["deep"]}}},
+            r"training\.candidates\[1\]\.params: The 'max_depth' parameter",
+        ),
+        (
+            {"name": "random_forest", "params": {"max_depth": 2}, "search": {"space": {"max_depth": [1, 2]}}},
+            r"search\.space\.max_depth is also fixed in params",
+        ),
+    ],
+)
+def test_a_bad_candidate_is_a_config_error_naming_it(write_config, candidate, message):
+    config = config_with(write_config, [{"name": "logistic_regression"}, candidate])
+    with pytest.raises(ConfigError, match=message):
+        selection.build_candidates(config)
+
+
+def identity_pipeline(estimator):
+    return Pipeline([("preprocess", FunctionTransformer()), ("classifier", estimator)])
+
+
+def separable(rows=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"a": rng.normal(size=rows), "noise": rng.normal(size=rows)})
+    y = pd.Series((X["a"] + 0.5 * rng.normal(size=rows) > 0).astype(int))
+    return X, y
+
+
+def test_score_setting_gives_out_of_fold_predictions_for_every_row():
+    X, y = separable()
+    splits = selection.fold_splits(y, 4, seed=0)
+    score = selection.score_setting(identity_pipeline(LogisticRegression()), X, y, splits, "lr", "lr", 0.5)
+    assert not np.isnan(score.oof_probabilities).any()
+    assert len(score.fold_scores["roc_auc"]) == 4 and len(score.fit_seconds) == 4
+    assert score.mean("roc_auc") > 0.8
+
+
+def test_fold_splits_need_enough_rows_per_class():
+    with pytest.raises(DataError, match="cv_folds is 5 but the smaller class has only 2"):
+        selection.fold_splits(pd.Series([1, 1] + [0] * 8), 5, seed=0)
+
+
+def test_compare_candidates_orders_the_leaderboard_by_the_selection_metric(write_config, monkeypatch):
+    config = config_with(
+        write_config,
+        [
+            {"name": "logistic_regression", "params": {"C": 0.0001}},  # nearly constant: weak ranking
+            {"name": "logistic_regression", "params": {"C": 1.0}},
+        ],
+    )
+    X, y = separable(rows=200)
+    results = selection.compare_candidates(config, identity_pipeline, X, y, 0.5)
+    board = selection.leaderboard(results, config)
+    assert board["roc_auc_mean"].is_monotonic_decreasing
+    assert board["rank"].tolist() == [1, 2] and board["selected"].tolist() == [True, False]
+    assert set(board.columns) >= {"roc_auc_std", "pr_auc_mean", "pr_auc_std", "f1_mean", "f1_std", "fit_seconds_mean"}
+
+
+def test_choose_threshold_fixed_max_f1_and_min_cost():
+    y = pd.Series([0, 0, 0, 0, 1, 1])
+    oof = np.array([0.1, 0.2, 0.3, 0.6, 0.35, 0.9])
+    fixed = selection.choose_threshold(y, oof, 0.5, DecisionConfig())
+    assert fixed.threshold == 0.5 and fixed.objective == "fixed"
+    best_f1 = selection.choose_threshold(y, oof, "auto", DecisionConfig())
+    assert best_f1.objective == "max_f1" and 0.3 < best_f1.threshold <= 0.35  # catches both churners, one FP
+    # missing a churner costs 100x a wasted offer: contact everyone down to the lowest churner
+    cheap_offers = selection.choose_threshold(y, oof, "auto", DecisionConfig(1.0, 100.0))
+    assert cheap_offers.objective == "min_cost" and cheap_offers.threshold <= 0.35
+    # a wasted offer costs 100x a lost churner: contact nobody but the surest
+    dear_offers = selection.choose_threshold(y, oof, "auto", DecisionConfig(100.0, 1.0))
+    assert dear_offers.threshold > 0.6
