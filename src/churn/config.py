@@ -19,6 +19,7 @@ from churn.errors import ConfigError
 Scalar = str | int | float | bool
 
 MODEL_NAMES = ("logistic_regression", "random_forest", "hist_gradient_boosting", "gradient_boosting")
+ESTIMATOR_NAMES = MODEL_NAMES
 NUMERIC_IMPUTE_STRATEGIES = ("median", "mean")
 SELECTION_METRICS = ("roc_auc", "pr_auc", "f1")
 SEARCH_METHODS = ("grid", "random")
@@ -108,6 +109,11 @@ class ValidationConfig:
 
 
 @dataclass(frozen=True)
+class PredictConfig:
+    chunk_rows: int = 50_000  # rows scored at a time: bounds memory, however large the file
+
+
+@dataclass(frozen=True)
 class PathsConfig:
     models_dir: Path
     predictions_dir: Path
@@ -125,6 +131,7 @@ class Config:
     raw: Mapping[str, Any]  # the validated YAML, paths as written: stored with every run
     decision: DecisionConfig = DecisionConfig()
     validation: ValidationConfig = ValidationConfig()
+    predict: PredictConfig = PredictConfig()
 
     def candidates(self) -> tuple[CandidateConfig, ...]:
         """The models to compare: training.candidates, or the single model section."""
@@ -238,7 +245,9 @@ def load_config(path: str | Path) -> Config:
     source = Path(path)
     raw = _read_yaml(source)
     root = _Reader(raw, "", source)
-    root.check_keys(("data", "preprocessing", "split", "model", "training", "decision", "validation", "paths"))
+    root.check_keys(
+        ("data", "preprocessing", "split", "model", "training", "decision", "validation", "predict", "paths")
+    )
     base = source.resolve().parent
     data = _parse_data(root.section("data", _DATA_KEYS, required=True), base)
     preprocessing = _parse_preprocessing(root.section("preprocessing", _PREPROCESSING_KEYS), data)
@@ -253,6 +262,7 @@ def load_config(path: str | Path) -> Config:
         raw=copy.deepcopy(raw),
         decision=_parse_decision(root.section("decision", ("cost_false_positive", "cost_false_negative"))),
         validation=_parse_validation(root.section("validation", tuple(GATE_KEYS))),
+        predict=PredictConfig(chunk_rows=root.section("predict", ("chunk_rows",)).integer("chunk_rows", 50_000, 1)),
     )
 
 

@@ -1,29 +1,27 @@
-"""Reading, cleaning, checking and splitting tables, and writing predictions.
+"""Loading, cleaning, checking and splitting tables (file formats live in `churn.tables`).
 
-This is the I/O edge of the package: files come in here and go out here. Every problem
-with an input file is a `DataError` naming the file (and the column or line) and a fix.
+This is the data edge of the package: every problem with an input file is a `DataError`
+naming the file (and the column or rows) and a fix.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from churn.config import DataConfig, Scalar, SplitConfig
 from churn.errors import DataError
-from churn.files import atomic_path
+from churn.tables import read_table, table_columns
 
 logger = logging.getLogger(__name__)
-
-# pandas' default NA list also swallows real category values such as "None"; keep it narrow.
-NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "#N/A"]
-SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -37,64 +35,10 @@ class TrainingData:
     dropped_duplicate_ids: int
 
 
-def table_format(path: Path) -> str:
-    """Return "csv" or "parquet" from the file name; anything else is a DataError."""
-    name = path.name.lower()
-    if name.endswith(".parquet"):
-        return "parquet"
-    if name.endswith((".csv", ".csv.gz")):
-        return "csv"
-    raise DataError(f"{path}: unsupported file type; use one of {', '.join(SUPPORTED_SUFFIXES)}")
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a whole CSV (every column as text) or Parquet file.
-
-    Raises:
-        DataError: the file is missing, empty, header-only, not UTF-8 or not parseable.
-    """
-    fmt = table_format(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; check the path (data.path in the config, or --data/--input)")
-    frame = _read_parquet(path) if fmt == "parquet" else _read_csv(path)
-    if len(frame.columns) == 0:
-        raise DataError(f"{path}: has no columns; expected a header row naming the columns")
-    if len(frame) == 0:
-        raise DataError(f"{path}: has a header row but no data rows; pass a file with at least one row")
-    return frame
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(
-            path,
-            dtype=str,
-            encoding="utf-8-sig",  # tolerate the byte-order mark that spreadsheet exports add
-            keep_default_na=False,
-            na_values=NA_VALUES,
-            compression="infer",
-        )
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: is not UTF-8 text; re-save it as UTF-8 CSV") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: is empty; expected a CSV file with a header row and data rows") from None
-    except pd.errors.ParserError as exc:
-        detail = str(exc).strip().splitlines()[-1]
-        raise DataError(f"{path}: is not a valid CSV ({detail}); fix that line or re-export the file") from None
-    except (OSError, EOFError, ValueError) as exc:
-        raise DataError(f"{path}: cannot be read as CSV ({exc}); check the file is a CSV table") from None
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises many types for a corrupt file; all mean the same to a user
-        raise DataError(f"{path}: is not a readable Parquet file ({type(exc).__name__}); re-export it") from None
-
-
-def check_columns(frame: pd.DataFrame, required: list[str] | tuple[str, ...], source: Path) -> None:
+def check_columns(columns: Iterable[str], required: Iterable[str], source: Path) -> None:
     """Raise a DataError listing every required column the table lacks."""
-    missing = [column for column in required if column not in frame.columns]
+    present = set(columns)
+    missing = [column for column in required if column not in present]
     if missing:
         raise DataError(
             f"{source}: missing required column(s) {', '.join(missing)}; "
@@ -103,45 +47,84 @@ def check_columns(frame: pd.DataFrame, required: list[str] | tuple[str, ...], so
 
 
 def prepare_features(
-    frame: pd.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...], source: Path
+    frame: pd.DataFrame | pa.Table, numeric: tuple[str, ...], categorical: tuple[str, ...], source: Path
 ) -> pd.DataFrame:
-    """Select the feature columns in a fixed order, numbers as float64 and categories as text.
+    """Select the feature columns in a fixed order: numbers as float64, categories as pandas
+    Categoricals of cleaned text (what the model's encoder consumes without re-hashing).
 
-    Extra columns are ignored and column order in the file does not matter.
+    Takes a pandas DataFrame or an Arrow table (as predict streams them: numbers are then
+    parsed in Arrow, never converted to Python strings). Extra columns are ignored and column
+    order in the file does not matter.
     """
-    check_columns(frame, list(numeric) + list(categorical), source)
+    arrow = isinstance(frame, pa.Table)
+    check_columns(frame.column_names if arrow else frame.columns, list(numeric) + list(categorical), source)
     columns = {name: coerce_numeric(frame[name], name, source) for name in numeric}
-    columns |= {name: normalise_categories(frame[name]) for name in categorical}
-    return pd.DataFrame(columns, index=frame.index)[list(numeric) + list(categorical)]
+    columns |= {name: normalise_categories(frame[name].to_pandas() if arrow else frame[name]) for name in categorical}
+    index = pd.RangeIndex(frame.num_rows) if arrow else frame.index
+    return pd.DataFrame({name: pd.Series(values, index=index) for name, values in columns.items()}, index=index)
 
 
-def coerce_numeric(values: pd.Series, name: str, source: Path) -> pd.Series:
-    """Parse a column as float64: blanks and text become missing (counted in a warning), as does ±inf."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        numbers = values.astype("float64")
+def coerce_numeric(values: pd.Series | pa.ChunkedArray, name: str, source: Path) -> np.ndarray:
+    """Parse a column as float64: blanks and text become missing (text counted in a warning),
+    as does ±inf."""
+    if isinstance(values, pd.Series) and pd.api.types.is_numeric_dtype(values) and values.dtype != bool:
+        numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+    elif isinstance(values, pa.ChunkedArray) and pa.types.is_floating(values.type) | pa.types.is_integer(values.type):
+        numbers = values.to_numpy().astype("float64")
     else:
-        text = values.astype("str").str.strip()
-        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-        unparsable = int((numbers.isna() & text.notna() & (text != "")).sum())
-        if unparsable:
-            logger.warning("%s: column %s has %d non-numeric value(s); treated as missing", source, name, unparsable)
-    infinite = np.isinf(numbers.to_numpy())
+        numbers = _parse_numbers(values, name, source)
+    infinite = np.isinf(numbers)
     if infinite.any():
         logger.warning("%s: column %s has %d infinite value(s); treated as missing", source, name, int(infinite.sum()))
-        numbers = numbers.mask(infinite)
+        numbers = np.where(infinite, np.nan, numbers)
     return numbers
 
 
+def _parse_numbers(values: pd.Series | pa.ChunkedArray, name: str, source: Path) -> np.ndarray:
+    raw = values if isinstance(values, pa.ChunkedArray) else pa.array(values.astype("str"), from_pandas=True)
+    text = pc.utf8_trim_whitespace(pc.cast(raw, pa.string()))
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)  # blank is missing
+    try:
+        # pyarrow's cast is ~10x faster than pandas' parser; it fails whole on any non-number.
+        return pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False).astype("float64", copy=False)
+    except pa.ArrowInvalid:
+        numbers = pd.to_numeric(pd.Series(text.to_pandas()), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    unparsable = int((np.isnan(numbers) & ~text.is_null().to_numpy(zero_copy_only=False)).sum())
+    logger.warning("%s: column %s has %d non-numeric value(s); treated as missing", source, name, unparsable)
+    return numbers
+
+
+_WHOLE_NUMBER_WITH_ZERO_DECIMALS = r"^[+-]?\d+\.0+$"
+
+
 def normalise_categories(values: pd.Series) -> pd.Series:
-    """Text categories with blanks as missing; numeric codes spelled one way ("1", never "1.0")."""
-    text = values.astype("str").str.strip()
-    text = text.mask(text == "")
-    numbers = pd.to_numeric(text, errors="coerce")
-    if text.notna().any() and numbers.notna().sum() == text.notna().sum():
-        # 0/1 flags arrive as ints in one file and floats in another; one spelling keeps categories stable.
-        integral = numbers.notna() & (numbers == np.floor(numbers))
-        text = text.mask(integral, numbers[integral].astype("int64").astype("str"))
-    return text
+    """Category labels as a pandas Categorical: stripped, blank as missing, and "1.0"-style
+    whole numbers spelled "1" (0/1 flags arrive as ints in one file and floats in another).
+
+    Cleaning runs on the distinct values only (and is remembered across chunks), so it costs
+    little however long the column.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):  # e.g. dictionary-encoded while reading
+        codes, distinct = values.cat.codes.to_numpy(), values.cat.categories
+    else:
+        codes, distinct = pd.factorize(values.astype("str") if values.dtype != "str" else values)
+    label_codes, categories = _clean_labels(tuple(str(value) for value in distinct))
+    merged = label_codes[codes]  # code -1 (missing) picks the trailing -1
+    categorical = pd.Categorical.from_codes(merged, categories=pd.Index(categories, dtype="str"))
+    return pd.Series(categorical, index=values.index, name=values.name)
+
+
+@functools.lru_cache(maxsize=512)
+def _clean_labels(distinct: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """For each distinct raw label, the code of its cleaned label (-1 if blank), plus a
+    trailing -1 for missing values; and the cleaned labels."""
+    labels = pd.Series(list(distinct), dtype="str").str.strip()
+    labels = labels.mask(labels == "")
+    whole = labels.str.match(_WHOLE_NUMBER_WITH_ZERO_DECIMALS, na=False)
+    if whole.any():
+        labels = labels.mask(whole, labels[whole].str.split(".").str[0].str.lstrip("+"))
+    label_codes, categories = pd.factorize(labels)  # merges labels that cleaned to the same text
+    return np.append(label_codes, -1), tuple(categories)
 
 
 def label_key(value: object) -> str:
@@ -188,10 +171,10 @@ def load_training_data(path: Path, data: DataConfig) -> TrainingData:
     Rows with a missing target are dropped (warned). Duplicate ids keep their first row
     (warned): one customer is one example, and a copy on each side of the split would leak.
     """
-    frame = read_table(path)
-    rows_read = len(frame)
     required = list(data.features) + [data.target] + ([data.id_column] if data.id_column else [])
-    check_columns(frame, required, path)
+    check_columns(table_columns(path), required, path)
+    frame = read_table(path, required, categorical=data.categorical_features)
+    rows_read = len(frame)
     target = encode_target(frame[data.target], data.positive_label, data.target, path)
     keep = target.notna()
     dropped_target = int((~keep).sum())
@@ -220,6 +203,8 @@ def split_data(
     Raises:
         DataError: a class has too few rows to appear on both sides of the split.
     """
+    from sklearn.model_selection import train_test_split  # not needed, so not imported, by predict
+
     try:
         X_train, X_test, y_train, y_test = train_test_split(
             X, y, test_size=split.test_size, random_state=split.random_state, stratify=y
@@ -229,22 +214,6 @@ def split_data(
             f"cannot make a stratified split of {len(y)} rows ({exc}); add rows or change split.test_size"
         ) from None
     return X_train, X_test, y_train, y_test
-
-
-def write_table(frame: pd.DataFrame, destination: str | Path) -> None:
-    """Write a table atomically as CSV or Parquet by file name; "-" writes CSV to stdout."""
-    if str(destination) == "-":
-        frame.to_csv(sys.stdout, index=False, lineterminator="\n")
-        return
-    path = Path(destination)
-    fmt = table_format(path)
-    with atomic_path(path) as tmp:
-        if fmt == "parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(
-                tmp, index=False, lineterminator="\n", compression="gzip" if path.name.endswith(".gz") else None
-            )
 
 
 def describe_schema(X: pd.DataFrame, data: DataConfig) -> dict[str, object]:
@@ -272,7 +241,12 @@ def count_unseen_categories(X: pd.DataFrame, categories: dict[str, list[str]]) -
     counts = {}
     for column, known in categories.items():
         values = X[column]
-        unseen = int((values.notna() & ~values.isin(known)).sum())
+        if isinstance(values.dtype, pd.CategoricalDtype):  # compare the few categories, then count codes
+            unseen_category = ~values.cat.categories.isin(known)
+            codes = values.cat.codes.to_numpy()
+            unseen = int(np.append(unseen_category, False)[codes].sum())
+        else:
+            unseen = int((values.notna() & ~values.isin(known)).sum())
         if unseen:
             counts[column] = unseen
     return counts

@@ -20,7 +20,7 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline
 
 from churn.config import GATE_KEYS, DecisionConfig, ValidationConfig
-from churn.model import predict_labels
+from churn.scoring import predict_labels
 
 METRIC_LABELS = {
     "roc_auc": "ROC AUC",

@@ -85,11 +85,6 @@ def predict_proba(model: Pipeline, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict_proba(X)[:, 1], dtype="float64")
 
 
-def predict_labels(probabilities: np.ndarray, threshold: float) -> np.ndarray:
-    """0/1 decisions: 1 where the churn probability reaches the threshold."""
-    return (probabilities >= threshold).astype("int8")
-
-
 def save_model(model: Pipeline, path: Path) -> str:
     """Write the fitted pipeline atomically; return the file's sha256 for the metadata."""
     with atomic_path(path) as tmp:

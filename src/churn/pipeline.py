@@ -4,30 +4,28 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from churn import data_loader, report, runs, selection
+from churn import data_loader, runs, tables
 from churn.config import Config, DataConfig, DecisionConfig
 from churn.errors import DataError
-from churn.evaluation import check_gate, compute_metrics, cost_summary, feature_effects, threshold_curve
 from churn.files import sha256_file, write_json_atomic
-from churn.model import (
-    build_estimator,
-    build_pipeline,
-    load_model,
-    predict_labels,
-    predict_proba,
-    save_model,
-    train_model,
-)
-from churn.preprocessing import build_preprocessor
-from churn.report import write_report
+from churn.scoring import load_scorer, predict_labels
+
+if TYPE_CHECKING:
+    from churn.selection import CandidateScore
+
+# Modules that import scikit-learn or matplotlib (selection, evaluation, model, preprocessing,
+# compiling, report) are imported inside the workflows that need them: `predict` with an
+# exported scorer then starts in well under a second instead of about two.
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +66,12 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
 
     `latest` moves to the new run only when it passes the validation gate.
     """
+    from churn import selection
+    from churn.compiling import export_linear_tables
+    from churn.evaluation import check_gate
+    from churn.model import build_estimator, build_pipeline, predict_proba, save_model, train_model
+    from churn.preprocessing import build_preprocessor
+
     source = data_path or config.data.path
     started = time.perf_counter()
     selection.build_candidates(config)  # a bad model, parameter or value fails before any data is read
@@ -93,6 +97,9 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
 
     run_id, run_dir = runs.create_run_dir(config.paths.models_dir)
     model_sha = save_model(model, run_dir / runs.MODEL)
+    scorer_tables = export_linear_tables(model)
+    if scorer_tables is not None:
+        write_json_atomic(run_dir / runs.SCORER, scorer_tables)
     board = selection.leaderboard(results, config)
     _write_run_tables(run_dir, board, y_test, test_probabilities, y_train, best, config, model, X_test)
     write_json_atomic(run_dir / runs.METRICS, metrics)
@@ -103,9 +110,10 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
         "model_params": {k: v for k, v in best.params.items() if _jsonable(v)},
         "threshold": choice.threshold,
         "threshold_choice": asdict(choice),
+        "scorer_sha256": sha256_file(run_dir / runs.SCORER) if scorer_tables is not None else None,
         "validation": {"criteria": dict(config.validation.criteria), "missed": missed},
     }
-    write_report(run_dir, metadata)
+    _draw_report(run_dir, metadata)
     write_json_atomic(run_dir / runs.METADATA, metadata)  # written last: it marks the run complete
     if not missed:
         runs.point_latest(config.paths.models_dir, run_id)
@@ -113,8 +121,10 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
 
 
 def _test_metrics(
-    config: Config, y_test: pd.Series, probabilities: np.ndarray, threshold: float, best: selection.CandidateScore
+    config: Config, y_test: pd.Series, probabilities: np.ndarray, threshold: float, best: CandidateScore
 ) -> dict[str, Any]:
+    from churn.evaluation import compute_metrics, cost_summary
+
     metrics = compute_metrics(y_test, probabilities, threshold)
     metrics |= {
         "cv_roc_auc_mean": best.mean("roc_auc"),
@@ -132,20 +142,22 @@ def _write_run_tables(
     y_test: pd.Series,
     test_probabilities: np.ndarray,
     y_train: pd.Series,
-    best: selection.CandidateScore,
+    best: CandidateScore,
     config: Config,
     model: Any,
     X_test: pd.DataFrame,
 ) -> None:
     """The tables the report is drawn from, so `report` can rebuild it from the run folder alone."""
-    tables = {
-        report.LEADERBOARD: board,
-        report.TEST_PREDICTIONS: pd.DataFrame({"y_true": y_test.to_numpy(), "churn_probability": test_probabilities}),
-        report.THRESHOLD_CURVE: threshold_curve(y_train, best.oof_probabilities, config.decision),
-        report.FEATURE_EFFECTS: feature_effects(model, X_test, y_test, config.split.random_state),
+    from churn.evaluation import feature_effects, threshold_curve
+
+    contents = {
+        runs.LEADERBOARD: board,
+        runs.TEST_PREDICTIONS: pd.DataFrame({"y_true": y_test.to_numpy(), "churn_probability": test_probabilities}),
+        runs.THRESHOLD_CURVE: threshold_curve(y_train, best.oof_probabilities, config.decision),
+        runs.FEATURE_EFFECTS: feature_effects(model, X_test, y_test, config.split.random_state),
     }
-    for name, table in tables.items():
-        data_loader.write_table(table, run_dir / name)
+    for name, table in contents.items():
+        tables.write_table(table, run_dir / name)
 
 
 def _jsonable(value: Any) -> bool:
@@ -193,11 +205,21 @@ def rebuild_report(config: Config, run: str | Path | None) -> Path:
     """Redraw report.md and its plots for an existing run (default: latest)."""
     run_dir = runs.resolve_run(config.paths.models_dir, run)
     runs.read_metadata(run_dir)  # refuses an incomplete run
-    return write_report(run_dir)
+    return _draw_report(run_dir, None)
+
+
+def _draw_report(run_dir: Path, metadata: dict[str, Any] | None) -> Path:
+    # matplotlib is imported only when a report is drawn: predict and evaluate start faster
+    # and use less memory without it.
+    from churn.report import write_report
+
+    return write_report(run_dir, metadata)
 
 
 def load_run(config: Config, run: str | Path | None) -> LoadedRun:
     """The run folder (default: latest), its metadata, and its hash-checked model."""
+    from churn.model import load_model
+
     run_dir = runs.resolve_run(config.paths.models_dir, run)
     metadata = runs.read_metadata(run_dir)
     model = load_model(run_dir / runs.MODEL, metadata.get("model_sha256"))
@@ -217,24 +239,64 @@ def default_output_path(config: Config, input_path: Path) -> Path:
 def predict(
     config: Config, input_path: Path, output: str | Path | None = None, run: str | Path | None = None
 ) -> PredictResult:
-    """Score a file with a saved run and write id, churn_probability and churn_prediction per row."""
+    """Score a file chunk by chunk with a saved run; write id, churn_probability and
+    churn_prediction per row, in input order. Memory stays flat however large the file.
+
+    The output is written to a temporary file and renamed when every chunk succeeded.
+    """
     destination = output if output is not None else default_output_path(config, input_path)
     _refuse_overwriting_input(input_path, destination)
-    loaded = load_run(config, run)
-    schema = loaded.metadata["schema"]
-    frame = data_loader.read_table(input_path)
-    X = data_loader.prepare_features(
-        frame, tuple(schema["numeric_features"]), tuple(schema["categorical_features"]), input_path
-    )
-    unseen = data_loader.count_unseen_categories(X, schema["categories"])
+    run_dir = runs.resolve_run(config.paths.models_dir, run)
+    metadata = runs.read_metadata(run_dir)
+    schema = metadata["schema"]
+    numeric, categorical = tuple(schema["numeric_features"]), tuple(schema["categorical_features"])
+    header = tables.table_columns(input_path)
+    data_loader.check_columns(header, numeric + categorical, input_path)
+    id_column = schema.get("id_column") if schema.get("id_column") in header else None
+    scorer = load_scorer(run_dir, metadata)
+    unseen: Counter[str] = Counter()
+    positives = 0
+    progress = _Progress("predict")
+    with tables.TableWriter(destination) as writer:
+        columns = [*numeric, *categorical] + ([id_column] if id_column else [])
+        for chunk in tables.iter_table(input_path, columns, config.predict.chunk_rows, categorical=categorical):
+            X = data_loader.prepare_features(chunk, numeric, categorical, input_path)
+            unseen.update(data_loader.count_unseen_categories(X, schema["categories"]))
+            probabilities = scorer.predict_proba(X)
+            labels = predict_labels(probabilities, metadata["threshold"])
+            positives += int(labels.sum())
+            ids = {id_column: chunk.column(id_column)} if id_column else {}
+            writer.write(pa.table(ids | {"churn_probability": probabilities, "churn_prediction": labels}))
+            progress.update(chunk.num_rows)
+    progress.finish()
     for column, count in unseen.items():
         logger.warning(
             "%s: column %s has %d value(s) never seen in training; encoded as no category", input_path, column, count
         )
-    probabilities = predict_proba(loaded.model, X)
-    predictions = _prediction_frame(frame, schema.get("id_column"), probabilities, loaded.metadata["threshold"])
-    data_loader.write_table(predictions, destination)
-    return PredictResult(str(destination), len(predictions), int(predictions["churn_prediction"].sum()), unseen)
+    return PredictResult(str(destination), writer.rows, positives, dict(unseen))
+
+
+class _Progress:
+    """A log line of rows done and rows per second every few seconds, so a long run never looks stuck."""
+
+    def __init__(self, task: str, every_seconds: float = 5.0) -> None:
+        self.task, self.every = task, every_seconds
+        self.rows = 0
+        self.started = self.last = time.perf_counter()
+
+    def update(self, rows: int) -> None:
+        self.rows += rows
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            logger.info("%s: %s rows done, %s rows/s", self.task, f"{self.rows:,}", f"{self.rate():,.0f}")
+
+    def rate(self) -> float:
+        return self.rows / max(time.perf_counter() - self.started, 1e-9)
+
+    def finish(self) -> None:
+        elapsed = time.perf_counter() - self.started
+        logger.info("%s: %s rows in %.1f s, %s rows/s", self.task, f"{self.rows:,}", elapsed, f"{self.rate():,.0f}")
 
 
 def _refuse_overwriting_input(input_path: Path, destination: str | Path) -> None:
@@ -242,34 +304,26 @@ def _refuse_overwriting_input(input_path: Path, destination: str | Path) -> None
         raise DataError(f"{destination}: --output is the input file; choose another output path")
 
 
-def _prediction_frame(
-    frame: pd.DataFrame, id_column: str | None, probabilities: np.ndarray, threshold: float
-) -> pd.DataFrame:
-    columns: dict[str, Any] = {}
-    if id_column and id_column in frame.columns:
-        columns[id_column] = frame[id_column].to_numpy()
-    columns["churn_probability"] = probabilities
-    columns["churn_prediction"] = predict_labels(probabilities, threshold)
-    return pd.DataFrame(columns)
-
-
 def evaluate(config: Config, input_path: Path, run: str | Path | None = None) -> dict[str, Any]:
     """Score a labelled file with a saved run and compute the training metrics on it."""
-    loaded = load_run(config, run)
-    schema = loaded.metadata["schema"]
+    from churn.evaluation import compute_metrics, cost_summary
+
+    run_dir = runs.resolve_run(config.paths.models_dir, run)
+    metadata = runs.read_metadata(run_dir)
+    schema = metadata["schema"]
     data_config = DataConfig(  # the run's own columns and label; ids are not needed to evaluate
         path=input_path,
         target=schema["target"],
-        positive_label=loaded.metadata["config"]["data"]["positive_label"],
+        positive_label=metadata["config"]["data"]["positive_label"],
         numeric_features=tuple(schema["numeric_features"]),
         categorical_features=tuple(schema["categorical_features"]),
     )
     data = data_loader.load_training_data(input_path, data_config)
-    probabilities = predict_proba(loaded.model, data.X)
-    threshold = loaded.metadata["threshold"]
+    probabilities = load_scorer(run_dir, metadata).predict_proba(data.X)
+    threshold = metadata["threshold"]
     metrics = compute_metrics(data.y, probabilities, threshold)
-    costs = loaded.metadata["config"].get("decision") or {}
+    costs = metadata["config"].get("decision") or {}
     if costs:  # the run's own costs, so evaluate reports what training reported
         decision = DecisionConfig(costs["cost_false_positive"], costs["cost_false_negative"])
         metrics |= cost_summary(data.y, probabilities, threshold, decision)
-    return {"run_id": loaded.metadata["run_id"], "input": str(input_path)} | metrics
+    return {"run_id": metadata["run_id"], "input": str(input_path)} | metrics

@@ -22,12 +22,8 @@ from churn import runs  # noqa: E402
 from churn.errors import ModelError  # noqa: E402
 from churn.evaluation import METRIC_LABELS  # noqa: E402
 from churn.files import atomic_path, write_text_atomic  # noqa: E402
+from churn.runs import FEATURE_EFFECTS, LEADERBOARD, REPORT, TEST_PREDICTIONS, THRESHOLD_CURVE  # noqa: E402
 
-LEADERBOARD = "leaderboard.csv"
-TEST_PREDICTIONS = "test_predictions.csv"
-THRESHOLD_CURVE = "threshold_curve.csv"
-FEATURE_EFFECTS = "feature_effects.csv"
-REPORT = "report.md"
 PLOTS = {
     "roc.png": "ROC curve (test rows)",
     "precision_recall.png": "Precision-recall curve (test rows)",

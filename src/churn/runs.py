@@ -27,6 +27,12 @@ LATEST = "latest"
 METADATA = "metadata.json"
 METRICS = "metrics.json"
 MODEL = "model.joblib"
+SCORER = "scorer.json"
+LEADERBOARD = "leaderboard.csv"
+TEST_PREDICTIONS = "test_predictions.csv"
+THRESHOLD_CURVE = "threshold_curve.csv"
+FEATURE_EFFECTS = "feature_effects.csv"
+REPORT = "report.md"
 RECORDED_PACKAGES = ("churn", "scikit-learn", "pandas", "numpy", "joblib", "pyyaml", "pyarrow")
 
 

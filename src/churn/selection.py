@@ -21,7 +21,8 @@ from sklearn.pipeline import Pipeline
 from churn.config import CandidateConfig, Config, DecisionConfig
 from churn.errors import ConfigError, DataError
 from churn.evaluation import threshold_curve
-from churn.model import build_estimator, predict_labels
+from churn.model import build_estimator
+from churn.scoring import predict_labels
 
 logger = logging.getLogger(__name__)
 

@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -118,7 +120,7 @@ def assert_clean_error(result, *fragments):
     ("content", "fragments"),
     [
         (b"", ("bad.csv", "is empty")),
-        (b"customerID,tenure\n", ("bad.csv", "no data rows")),
+        (TELCO_SAMPLE.read_bytes().splitlines(keepends=True)[0], ("bad.csv", "no data rows")),
         (b"\xff\xfe\x00\x01garbage", ("bad.csv", "not UTF-8")),
         (b"customerID,tenure\nA,1\n", ("bad.csv", "missing required column(s)", "MonthlyCharges", "PaymentMethod")),
     ],
@@ -175,3 +177,19 @@ def test_bad_usage_exits_2(workspace):
     folder, _ = workspace
     result = run_cli("predict", cwd=folder)
     assert result.returncode == 2 and "--input" in result.stderr
+
+
+def test_predict_with_a_logistic_regression_run_never_imports_scikit_learn(workspace, tmp_path):
+    folder, _ = workspace
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["training"].pop("candidates")
+    config["data"]["path"] = str(folder / "data" / "raw" / "telco_customer_churn.csv")
+    (tmp_path / "lr.yaml").write_text(yaml.safe_dump(config))
+    assert run_cli("train", "-q", "-c", tmp_path / "lr.yaml", cwd=tmp_path).returncode == 0
+    argv = ["predict", "-q", "-c", "lr.yaml", "--input", config["data"]["path"], "--output", "p.csv"]
+    script = (
+        f"import sys; from churn.cli import main; code = main({argv!r}); "
+        "print(code, 'sklearn' in sys.modules, 'matplotlib' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert result.stdout.split()[-3:] == ["0", "False", "False"], result.stderr

@@ -1,8 +1,8 @@
-import gzip
 import logging
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from support import TELCO_SAMPLE
 
@@ -17,9 +17,7 @@ from churn.data_loader import (
     load_training_data,
     normalise_categories,
     prepare_features,
-    read_table,
     split_data,
-    write_table,
 )
 from churn.errors import DataError
 
@@ -43,84 +41,25 @@ def write(tmp_path, text, name="t.csv"):
     return path
 
 
-# read_table
-
-
-def test_read_table_reads_every_csv_column_as_text(tmp_path):
-    frame = read_table(write(tmp_path, "id,n,c\n1,2.5,a\n"))
-    assert list(frame.columns) == ["id", "n", "c"]
-    assert frame["n"].iloc[0] == "2.5"
-
-
-def test_read_table_keeps_category_values_that_look_like_na_words(tmp_path):
-    frame = read_table(write(tmp_path, "c\nNone\nNo\n"))
-    assert frame["c"].tolist() == ["None", "No"]
-
-
-def test_read_table_strips_a_utf8_byte_order_mark(tmp_path):
-    path = tmp_path / "bom.csv"
-    path.write_bytes("\ufeffid,n\n1,2\n".encode())
-    assert list(read_table(path).columns) == ["id", "n"]
-
-
-def test_read_table_reads_gzip_and_parquet(tmp_path):
-    gz = tmp_path / "t.csv.gz"
-    gz.write_bytes(gzip.compress(b"id,n\n1,2\n"))
-    assert read_table(gz)["n"].tolist() == ["2"]
-    parquet = tmp_path / "t.parquet"
-    pd.DataFrame({"id": ["1"], "n": [2.0]}).to_parquet(parquet)
-    assert read_table(parquet)["n"].tolist() == [2.0]
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (b"", "is empty"),
-        (b"id,n,c\n", "has a header row but no data rows"),
-        (b"\xff\xfe\x00b\x00a\x00d\x00", "is not UTF-8"),
-        (b"id,n\n1,2\n3,4,5,6\n", r"is not a valid CSV \(.*line 3"),
-    ],
-)
-def test_read_table_rejects_unreadable_files_naming_them(tmp_path, content, message):
-    path = tmp_path / "bad.csv"
-    path.write_bytes(content)
-    with pytest.raises(DataError, match=rf"bad\.csv: {message}"):
-        read_table(path)
-
-
-def test_read_table_rejects_missing_file_and_unknown_type(tmp_path):
-    with pytest.raises(DataError, match="file not found"):
-        read_table(tmp_path / "missing.csv")
-    with pytest.raises(DataError, match="unsupported file type"):
-        read_table(write(tmp_path, "a\n1\n", name="t.xlsx"))
-
-
-def test_read_table_rejects_a_corrupt_parquet_file(tmp_path):
-    path = tmp_path / "t.parquet"
-    path.write_bytes(b"not parquet at all")
-    with pytest.raises(DataError, match="is not a readable Parquet file"):
-        read_table(path)
-
-
 # columns and features
 
 
 def test_check_columns_lists_every_missing_column(tmp_path):
     with pytest.raises(DataError, match="missing required column\\(s\\) b, d"):
-        check_columns(pd.DataFrame(columns=["a", "c"]), ["a", "b", "c", "d"], tmp_path / "x.csv")
+        check_columns(["a", "c"], ["a", "b", "c", "d"], tmp_path / "x.csv")
 
 
 def test_coerce_numeric_turns_blank_total_charges_into_nan(tmp_path):
     values = pd.Series(["29.85", " ", "", "108.15"], dtype="str")
     result = coerce_numeric(values, "TotalCharges", tmp_path)
     assert result.dtype == "float64"
-    assert result.isna().tolist() == [False, True, True, False]
+    assert np.isnan(result).tolist() == [False, True, True, False]
 
 
 def test_coerce_numeric_warns_about_text_and_infinity(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         result = coerce_numeric(pd.Series(["1", "abc", "inf"], dtype="str"), "n", tmp_path)
-    assert result.isna().tolist() == [False, True, True]
+    assert np.isnan(result).tolist() == [False, True, True]
     assert "column n has 1 non-numeric" in caplog.text
     assert "column n has 1 infinite" in caplog.text
 
@@ -128,13 +67,45 @@ def test_coerce_numeric_warns_about_text_and_infinity(tmp_path, caplog):
 def test_coerce_numeric_accepts_ints_and_floats_alike(tmp_path):
     ints = coerce_numeric(pd.Series([1, 2]), "n", tmp_path)
     floats = coerce_numeric(pd.Series(["1.0", "2.0"], dtype="str"), "n", tmp_path)
-    pd.testing.assert_series_equal(ints, floats)
+    np.testing.assert_array_equal(ints, floats)
 
 
 def test_normalise_categories_spells_numeric_codes_one_way():
     assert normalise_categories(pd.Series([1.0, 0.0, np.nan])).tolist()[:2] == ["1", "0"]
-    assert normalise_categories(pd.Series(["1", "0"], dtype="str")).tolist() == ["1", "0"]
+    assert normalise_categories(pd.Series(["1", "0", "+1.00", "-2.0"], dtype="str")).tolist() == ["1", "0", "1", "-2"]
     assert normalise_categories(pd.Series([" a ", "", None], dtype="str")).isna().tolist() == [False, True, True]
+
+
+def test_normalise_categories_keeps_other_text_and_leading_zeros():
+    values = pd.Series(["007", "1.5", "Yes", "Yes ", "2.0x"], dtype="str")
+    assert normalise_categories(values).tolist() == ["007", "1.5", "Yes", "Yes", "2.0x"]
+
+
+def test_normalise_categories_gives_a_categorical_whatever_the_chunk():
+    first = normalise_categories(pd.Series(["b", "a", "b"], dtype="str"))
+    second = normalise_categories(pd.Series(["a", "c"], dtype="str"))
+    assert isinstance(first.dtype, pd.CategoricalDtype)
+    assert first.astype("str").tolist() == ["b", "a", "b"] and second.astype("str").tolist() == ["a", "c"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["1", " 2.5 ", "", None, "-3e2"], ["1", "x", "inf", "  ", "4"], ["1,5", "2", "nan", "NaN", "0x1"]],
+)
+def test_coerce_numeric_agrees_with_pandas_to_numeric(tmp_path, values):
+    series = pd.Series(values, dtype="str")
+    expected = pd.to_numeric(series.str.strip().replace("", None), errors="coerce").astype("float64")
+    expected[np.isinf(expected)] = np.nan
+    np.testing.assert_array_equal(coerce_numeric(series, "n", tmp_path), expected.to_numpy())
+    arrow = pa.chunked_array([pa.array(values, type=pa.string())])
+    np.testing.assert_array_equal(coerce_numeric(arrow, "n", tmp_path), expected.to_numpy())
+
+
+def test_prepare_features_takes_an_arrow_table_with_dictionary_categories(tmp_path):
+    table = pa.table({"n": pa.array([" 1", "", "2.5"]), "c": pa.array(["a", None, " b"]).dictionary_encode()})
+    X = prepare_features(table, ("n",), ("c",), tmp_path)
+    assert X["n"].tolist()[0] == 1.0 and np.isnan(X["n"].iloc[1])
+    assert isinstance(X["c"].dtype, pd.CategoricalDtype) and X["c"].astype("str").tolist()[2] == "b"
 
 
 def test_prepare_features_ignores_extra_columns_and_order(tmp_path):
@@ -250,26 +221,6 @@ def test_describe_schema_and_count_unseen(tmp_path):
     assert count_unseen_categories(new, schema["categories"]) == {"c": 2}
 
 
-# write_table
-
-
-def test_write_table_writes_csv_and_parquet(tmp_path):
-    frame = pd.DataFrame({"id": ["a"], "p": [0.25]})
-    write_table(frame, tmp_path / "out" / "p.csv")
-    write_table(frame, tmp_path / "p.parquet")
-    assert (tmp_path / "out" / "p.csv").read_text() == "id,p\na,0.25\n"
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "p.parquet"), frame)
-
-
-def test_write_table_leaves_an_existing_file_alone_when_writing_fails(tmp_path):
-    target = tmp_path / "p.csv"
-    target.write_text("old\n")
-
-    class Exploding(pd.DataFrame):
-        def to_csv(self, *args, **kwargs):
-            raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        write_table(Exploding({"a": [1]}), target)
-    assert target.read_text() == "old\n"
-    assert list(tmp_path.iterdir()) == [target]
+def test_normalise_categories_of_an_all_missing_chunk():
+    result = normalise_categories(pd.Series([None, " "], dtype="str"))
+    assert result.isna().all() and isinstance(result.dtype, pd.CategoricalDtype)

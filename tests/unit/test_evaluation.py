@@ -63,7 +63,7 @@ def test_threshold_curve_agrees_with_scikit_learn_metrics():
 
     from churn.config import DecisionConfig
     from churn.evaluation import expected_cost, threshold_curve
-    from churn.model import predict_labels
+    from churn.scoring import predict_labels
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 500)

@@ -11,11 +11,11 @@ from churn.model import (
     ESTIMATORS,
     build_estimator,
     load_model,
-    predict_labels,
     predict_proba,
     save_model,
     train_model,
 )
+from churn.scoring import predict_labels
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))

@@ -1,0 +1,309 @@
+"""Table files through pyarrow: whole or in fixed-size chunks in, atomic CSV/Parquet out.
+
+CSV is read with every column as text (the data loader parses what it needs), so a stray
+value never makes the reader guess a type and fail half-way. Every problem with a file is a
+`DataError` naming the file and, for a failure inside the data, the rows involved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import queue
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from churn.errors import DataError
+from churn.files import atomic_path
+
+# pandas' and pyarrow's default NA lists also swallow real category values such as "None".
+NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "#N/A"]
+SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+# pyarrow holds ~40x a block in memory while parsing it (measured), so blocks stay small;
+# the rows are regrouped into chunks of predict.chunk_rows afterwards.
+READ_BLOCK_BYTES = 256 << 10
+
+
+def table_format(path: Path) -> str:
+    """Return "csv" or "parquet" from the file name; anything else is a DataError."""
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    raise DataError(f"{path}: unsupported file type; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+
+
+def _check_exists(path: Path) -> str:
+    fmt = table_format(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the path (data.path in the config, or --data/--input)")
+    return fmt
+
+
+def table_columns(path: Path) -> list[str]:
+    """The column names of a table file, from its header (CSV) or schema (Parquet)."""
+    fmt = _check_exists(path)
+    with _translate_errors(path):
+        names = list(pq.ParquetFile(path).schema_arrow.names) if fmt == "parquet" else _csv_header(path)
+    if not names or names == [""]:
+        raise DataError(f"{path}: has no columns; expected a header row naming the columns")
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise DataError(f"{path}: column name(s) {', '.join(map(repr, duplicated))} appear more than once; rename them")
+    return names
+
+
+def _csv_header(path: Path) -> list[str]:
+    # The csv module reads just the first record; pyarrow would parse a whole block to find it.
+    with _open_csv_stream(path) as stream, io.TextIOWrapper(stream, encoding="utf-8-sig", newline="") as text:
+        try:
+            return next(csv.reader(text))
+        except StopIteration:
+            raise DataError(f"{path}: is empty; expected a CSV file with a header row and data rows") from None
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: is not UTF-8 text; re-save it as UTF-8") from None
+        except csv.Error as exc:
+            raise DataError(f"{path}: the header row is not valid CSV ({exc}); fix it or re-export the file") from None
+
+
+def read_table(path: Path, columns: Sequence[str] | None = None, categorical: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a whole table into pandas (CSV columns as text, `categorical` ones as Categoricals);
+    `columns` limits what is read.
+
+    Raises:
+        DataError: the file is missing, empty, header-only, not UTF-8 or not parseable.
+    """
+    (table,) = iter_table(path, columns, chunk_rows=None, categorical=categorical)
+    return table.to_pandas()
+
+
+def iter_table(
+    path: Path, columns: Sequence[str] | None, chunk_rows: int | None, categorical: Sequence[str] = ()
+) -> Iterator[pa.Table]:
+    """Yield the table as Arrow tables of exactly `chunk_rows` rows (the last may be shorter);
+    `chunk_rows=None` yields one table.
+
+    CSV columns are read as text; those named in `categorical` are dictionary-encoded while
+    parsing, which costs almost nothing and makes them pandas Categoricals.
+
+    Raises:
+        DataError: as read_table; a failure inside the data names the rows read before it.
+    """
+    table_columns(path)  # header problems first, with their own messages
+    fmt = table_format(path)
+    if fmt == "parquet":
+        batches = _parquet_batches(path, columns, chunk_rows)
+    else:
+        batches = _csv_batches(path, columns, categorical)
+    done = 0
+    for table in _prefetch(_rechunk(path, batches, chunk_rows)):
+        done += table.num_rows
+        yield table
+    if done == 0:
+        raise DataError(f"{path}: has a header row but no data rows; pass a file with at least one row")
+
+
+def _prefetch(tables: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """Read ahead in a background thread while the caller works on the current chunk.
+
+    pyarrow parses without holding the GIL, so on two cores reading and scoring overlap.
+    Errors in the reader are raised here, in order; a consumer that stops early stops the reader.
+    """
+    buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for table in tables:
+                while not stop.is_set():
+                    try:
+                        buffer.put(("table", table), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            buffer.put(("error", exc))
+
+    reader = threading.Thread(target=produce, name="churn-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, item = buffer.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+
+
+def _rechunk(path: Path, batches: Iterator[pa.RecordBatch], chunk_rows: int | None) -> Iterator[pa.Table]:
+    """Regroup the reader's batches (sized in bytes) into tables of exactly chunk_rows rows."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = yielded = 0
+    while True:
+        with _translate_errors(path, rows_read=yielded + pending_rows):
+            batch = next(batches, None)
+        if batch is None:
+            break
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        while chunk_rows is not None and pending_rows >= chunk_rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, chunk_rows)
+            yielded += chunk_rows
+            rest = table.slice(chunk_rows)
+            pending, pending_rows = rest.to_batches(), rest.num_rows
+    if pending_rows:
+        yield pa.Table.from_batches(pending)
+
+
+def _csv_batches(path: Path, columns: Sequence[str] | None, categorical: Sequence[str]) -> Iterator[pa.RecordBatch]:
+    with _csv_reader(path, columns, categorical) as reader:
+        yield from reader
+
+
+@contextlib.contextmanager
+def _csv_reader(
+    path: Path, columns: Sequence[str] | None, categorical: Sequence[str] = ()
+) -> Iterator[pa_csv.CSVStreamingReader]:
+    coded = set(categorical)
+    types = {
+        name: pa.dictionary(pa.int32(), pa.string()) if name in coded else pa.string() for name in _csv_header(path)
+    }
+    with _open_csv_stream(path) as stream:
+        yield pa_csv.open_csv(
+            stream,
+            # Single-threaded reading is faster here with quoted newlines allowed, and its
+            # parse errors name the file's line ("Row #N").
+            read_options=pa_csv.ReadOptions(block_size=READ_BLOCK_BYTES, use_threads=False),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=types,
+                include_columns=list(columns) if columns is not None else None,
+                null_values=NA_VALUES,
+                strings_can_be_null=True,
+            ),
+        )
+
+
+def _open_csv_stream(path: Path) -> Any:
+    return pa.input_stream(str(path), compression="gzip" if path.name.lower().endswith(".gz") else None)
+
+
+def _parquet_batches(path: Path, columns: Sequence[str] | None, chunk_rows: int | None) -> Iterator[pa.RecordBatch]:
+    parquet = pq.ParquetFile(path)
+    yield from parquet.iter_batches(batch_size=chunk_rows or 1 << 16, columns=list(columns) if columns else None)
+
+
+@contextlib.contextmanager
+def _translate_errors(path: Path, rows_read: int = 0) -> Iterator[None]:
+    """Turn pyarrow's and the OS's read errors into one DataError naming the file and rows."""
+    try:
+        yield
+    except DataError:
+        raise
+    except (pa.ArrowException, OSError, EOFError, ValueError) as exc:
+        raise DataError(_describe(path, exc, rows_read)) from None
+
+
+def _describe(path: Path, exc: Exception, rows_read: int) -> str:
+    detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+    if "Empty CSV file" in detail:
+        return f"{path}: is empty; expected a CSV file with a header row and data rows"
+    if "UTF8" in detail or "UTF-8" in detail:
+        problem = "is not UTF-8 text; re-save it as UTF-8"
+    elif table_format(path) == "parquet":
+        problem = f"is not a readable Parquet file ({detail}); re-export it"
+    else:
+        problem = f"is not a valid CSV ({detail}); fix that row or re-export the file"
+    # The reader works in blocks of bytes, so the bad row is known only to follow the rows read.
+    where = f" (the bad row follows data row {rows_read:,}, all read correctly)" if rows_read else ""
+    return f"{path}: {problem}{where}"
+
+
+class TableWriter:
+    """Write DataFrame chunks to one CSV or Parquet file, atomically; "-" streams CSV to stdout.
+
+    Use as a context manager: the file appears under its name only when the block ends
+    without an exception; otherwise the temporary file is removed and any existing file kept.
+    """
+
+    def __init__(self, destination: str | Path) -> None:
+        self.destination = destination
+        self.rows = 0
+        self._writer: Any = None
+        self._stack = contextlib.ExitStack()
+        self._sink: Any = None
+
+    def __enter__(self) -> TableWriter:
+        if str(self.destination) == "-":
+            self._sink = pa.PythonFile(sys.stdout.buffer, mode="w")
+            self.format = "csv"
+        else:
+            path = Path(self.destination)
+            self.format = table_format(path)
+            tmp = self._stack.enter_context(atomic_path(path))
+            compression = "gzip" if path.name.lower().endswith(".gz") else None
+            self._sink = self._stack.enter_context(pa.output_stream(str(tmp), compression=compression))
+        return self
+
+    def write(self, frame: pd.DataFrame | pa.Table) -> None:
+        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        if self.format == "parquet":
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self._sink, table.schema)
+            self._writer.write_table(table)
+        else:
+            if self.rows == 0:
+                self._sink.write(_csv_line(table.column_names))
+            self._sink.write(_csv_rows(table))
+        self.rows += table.num_rows
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            if str(self.destination) == "-":
+                sys.stdout.buffer.flush()
+        finally:
+            self._stack.__exit__(*exc_info)
+
+
+def _csv_line(values: list[str]) -> bytes:
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\n").writerow(values)
+    return line.getvalue().encode("utf-8")
+
+
+def _csv_rows(table: pa.Table) -> pa.Buffer:
+    """CSV rows without quotes, as pandas would write them; quoted only where a value needs it."""
+    for quoting in ("none", "needed"):  # "none" refuses values with a comma, quote or newline
+        buffer = pa.BufferOutputStream()
+        try:
+            pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False, quoting_style=quoting))
+        except pa.ArrowInvalid:
+            continue
+        return buffer.getvalue()
+    raise AssertionError("unreachable: quoting 'needed' accepts every value")
+
+
+def write_table(frame: pd.DataFrame, destination: str | Path) -> None:
+    """Write one DataFrame atomically as CSV or Parquet by file name; "-" writes CSV to stdout."""
+    with TableWriter(destination) as writer:
+        writer.write(frame)
