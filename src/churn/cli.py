@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ PREDICT_EXAMPLES = """examples:
   python main.py predict --input data/raw/telco_customer_churn.csv
   python main.py predict --input customers.csv --output scored.csv --model models/20261127T101500123Z-ab12cd
   python main.py predict --input customers.csv --output - > scored.csv
+  python main.py predict --input 2026-12.parquet --output scored.parquet --report drift.json
 """
 REPORT_EXAMPLES = """examples:
   python main.py report
@@ -81,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write predictions; '-' for stdout (default: <predictions_dir>/<input stem>_predictions.csv)",
     )
     predict.add_argument("--model", help="run folder or run id to use (default: the run models/latest names)")
+    predict.add_argument(
+        "--report", type=Path, help="also write data-quality figures (drift against training) as JSON here"
+    )
 
     evaluate = mode("evaluate", "score a labelled table with a saved model and report metrics", EVALUATE_EXAMPLES)
     evaluate.add_argument("--input", type=Path, required=True, help="labelled table to evaluate on")
@@ -89,6 +94,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = mode("report", "rebuild report.md and its plots for a saved run", REPORT_EXAMPLES)
     report.add_argument("--model", help="run folder or run id (default: latest)")
+
+    registry = modes.add_parser("models", help="list, show, promote (roll back) or prune saved runs",
+                                description="The runs in the config's models folder.")  # fmt: skip
+    actions = registry.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        return actions.add_parser(
+            name, parents=[common], help=help_text, description=help_text, epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )  # fmt: skip
+
+    listing = action("list", "one line per run, newest first", "python main.py models list -c other.yaml")
+    listing.add_argument("--json", action="store_true", help="print the runs as JSON")
+    show = action(
+        "show", "a run's metadata and metrics as JSON", "python main.py models show 20261127T124807632Z-16dda2"
+    )
+    show.add_argument("run_id", metavar="RUN_ID")
+    promote = action(
+        "promote", "point latest at an earlier accepted run (roll back)", "python main.py models promote RUN_ID"
+    )
+    promote.add_argument("run_id", metavar="RUN_ID")
+    prune = action(
+        "prune", "delete all but the newest N runs, never the latest", "python main.py models prune --keep 5"
+    )
+    prune.add_argument("--keep", type=int, required=True, metavar="N", help="how many of the newest runs to keep")
     return parser
 
 
@@ -104,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout (`| head`) closed it: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _configure_logging(verbose: bool, quiet: bool) -> None:
@@ -160,7 +193,7 @@ def _leaderboard_table(board: Any) -> str:
 def _run_predict(config: Any, args: argparse.Namespace) -> int:
     from churn import pipeline
 
-    result = pipeline.predict(config, args.input, args.output, args.model)
+    result = pipeline.predict(config, args.input, args.output, args.model, args.report)
     if result.output != "-":
         print(f"wrote {result.rows} predictions ({result.predicted_positive} predicted to churn) to {result.output}")
     return EXIT_OK
@@ -176,6 +209,40 @@ def _run_evaluate(config: Any, args: argparse.Namespace) -> int:
         print(f"run {metrics['run_id']} on {metrics['input']} ({metrics['rows']} rows)")
         print(_metrics_table(metrics))
     return EXIT_OK
+
+
+def _run_models(config: Any, args: argparse.Namespace) -> int:
+    from churn import runs
+
+    models_dir = config.paths.models_dir
+    if args.action == "list":
+        rows = runs.list_runs(models_dir)
+        print(json.dumps(rows, indent=2) if args.json else _runs_table(rows))
+    elif args.action == "show":
+        print(json.dumps(runs.run_details(models_dir, args.run_id), indent=2))
+    elif args.action == "promote":
+        runs.promote(models_dir, args.run_id)
+        print(f"latest is now {args.run_id}")
+    else:
+        if args.keep < 1:
+            raise ChurnError(f"--keep must be at least 1, got {args.keep}")
+        deleted = runs.prune(models_dir, args.keep)
+        print(f"deleted {len(deleted)} run(s)" + "".join(f"\n  {run_id}" for run_id in deleted))
+    return EXIT_OK
+
+
+def _runs_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no runs yet"
+    lines = [f"  {'run id':<28}{'created':<27}{'model':<24}{'ROC AUC':>8}{'thresh':>8}  status"]
+    for row in rows:
+        auc = f"{row['test_roc_auc']:.4f}" if row["test_roc_auc"] is not None else "-"
+        threshold = f"{row['threshold']:.2f}" if row["threshold"] is not None else "-"
+        status = row["status"] + ("  <- latest" if row["latest"] else "")
+        lines.append(
+            f"  {row['run_id']:<28}{row['created'] or '-':<27}{row['model'] or '-':<24}{auc:>8}{threshold:>8}  {status}"
+        )
+    return "\n".join(lines)
 
 
 def _run_report(config: Any, args: argparse.Namespace) -> int:
@@ -203,4 +270,5 @@ MODES: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "predict": _run_predict,
     "evaluate": _run_evaluate,
     "report": _run_report,
+    "models": _run_models,
 }

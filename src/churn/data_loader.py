@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -250,3 +252,68 @@ def count_unseen_categories(X: pd.DataFrame, categories: dict[str, list[str]]) -
         if unseen:
             counts[column] = unseen
     return counts
+
+
+class QualityTally:
+    """Data-quality figures of a scored input against the training schema, chunk by chunk:
+    per column the share of missing values, of categories never seen in training, and of
+    numbers outside the range seen in training, so a drifting input gets noticed."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.rows = 0
+        self.missing: Counter[str] = Counter()
+        self.unseen: Counter[str] = Counter()
+        self.below: Counter[str] = Counter()
+        self.above: Counter[str] = Counter()
+
+    def add(self, X: pd.DataFrame) -> None:
+        self.rows += len(X)
+        self.unseen.update(count_unseen_categories(X, self.schema["categories"]))
+        for column in X.columns:
+            self.missing[column] += int(X[column].isna().sum())
+        for column, bounds in self.schema["numeric_ranges"].items():
+            values = X[column].to_numpy(dtype="float64", na_value=np.nan)
+            if bounds["min"] is not None:
+                self.below[column] += int((values < bounds["min"]).sum())
+                self.above[column] += int((values > bounds["max"]).sum())
+
+    def report(self) -> dict[str, Any]:
+        columns: dict[str, Any] = {}
+        for column in self.schema["categorical_features"]:
+            present = self.rows - self.missing[column]
+            columns[column] = {
+                "kind": "categorical",
+                "missing_share": self._share(self.missing[column], self.rows),
+                "unseen_values": self.unseen[column],
+                "unseen_share": self._share(self.unseen[column], present),
+            }
+        for column in self.schema["numeric_features"]:
+            present = self.rows - self.missing[column]
+            bounds = self.schema["numeric_ranges"][column]
+            outside = self.below[column] + self.above[column]
+            columns[column] = {
+                "kind": "numeric",
+                "missing_share": self._share(self.missing[column], self.rows),
+                "training_range": [bounds["min"], bounds["max"]],
+                "below_range": self.below[column],
+                "above_range": self.above[column],
+                "outside_range_share": self._share(outside, present),
+            }
+        return {"rows": self.rows, "columns": columns}
+
+    def summary(self) -> str | None:
+        """One line naming the columns that drift, or None when nothing does."""
+        report = self.report()["columns"]
+        unseen = [f"{c} {v['unseen_share']:.2%}" for c, v in report.items() if v.get("unseen_values")]
+        outside = [f"{c} {v['outside_range_share']:.2%}" for c, v in report.items() if v.get("outside_range_share")]
+        parts = []
+        if unseen:
+            parts.append(f"categories never seen in training in {', '.join(unseen)} of values")
+        if outside:
+            parts.append(f"numbers outside the training range in {', '.join(outside)} of values")
+        return "; ".join(parts) if parts else None
+
+    @staticmethod
+    def _share(count: int, total: int) -> float:
+        return count / total if total else 0.0

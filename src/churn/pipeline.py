@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +50,7 @@ class PredictResult:
     rows: int
     predicted_positive: int
     unseen_categories: dict[str, int]
+    quality: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -237,15 +237,23 @@ def default_output_path(config: Config, input_path: Path) -> Path:
 
 
 def predict(
-    config: Config, input_path: Path, output: str | Path | None = None, run: str | Path | None = None
+    config: Config,
+    input_path: Path,
+    output: str | Path | None = None,
+    run: str | Path | None = None,
+    quality_report: Path | None = None,
 ) -> PredictResult:
     """Score a file chunk by chunk with a saved run; write id, churn_probability and
     churn_prediction per row, in input order. Memory stays flat however large the file.
 
-    The output is written to a temporary file and renamed when every chunk succeeded.
+    The output is written to a temporary file and renamed when every chunk succeeded. Data
+    quality against the training schema is summed up in a warning and, optionally, written
+    as JSON to `quality_report`.
     """
     destination = output if output is not None else default_output_path(config, input_path)
     _refuse_overwriting_input(input_path, destination)
+    if quality_report is not None:
+        _refuse_overwriting_input(input_path, quality_report)
     run_dir = runs.resolve_run(config.paths.models_dir, run)
     metadata = runs.read_metadata(run_dir)
     schema = metadata["schema"]
@@ -254,14 +262,14 @@ def predict(
     data_loader.check_columns(header, numeric + categorical, input_path)
     id_column = schema.get("id_column") if schema.get("id_column") in header else None
     scorer = load_scorer(run_dir, metadata)
-    unseen: Counter[str] = Counter()
+    quality = data_loader.QualityTally(schema)
     positives = 0
     progress = _Progress("predict")
     with tables.TableWriter(destination) as writer:
         columns = [*numeric, *categorical] + ([id_column] if id_column else [])
         for chunk in tables.iter_table(input_path, columns, config.predict.chunk_rows, categorical=categorical):
             X = data_loader.prepare_features(chunk, numeric, categorical, input_path)
-            unseen.update(data_loader.count_unseen_categories(X, schema["categories"]))
+            quality.add(X)
             probabilities = scorer.predict_proba(X)
             labels = predict_labels(probabilities, metadata["threshold"])
             positives += int(labels.sum())
@@ -269,11 +277,16 @@ def predict(
             writer.write(pa.table(ids | {"churn_probability": probabilities, "churn_prediction": labels}))
             progress.update(chunk.num_rows)
     progress.finish()
-    for column, count in unseen.items():
+    for column, count in quality.unseen.items():
         logger.warning(
             "%s: column %s has %d value(s) never seen in training; encoded as no category", input_path, column, count
         )
-    return PredictResult(str(destination), writer.rows, positives, dict(unseen))
+    if (drift := quality.summary()) is not None:
+        logger.warning("%s: input drift: %s", input_path, drift)
+    report = {"input": str(input_path), "run_id": metadata["run_id"]} | quality.report()
+    if quality_report is not None:
+        write_json_atomic(quality_report, report)
+    return PredictResult(str(destination), writer.rows, positives, dict(quality.unseen), report)
 
 
 class _Progress:

@@ -68,10 +68,10 @@ def latest_lock(models_dir: Path) -> Iterator[None]:
 
 
 def point_latest(models_dir: Path, run_id: str) -> None:
-    """Point `latest` at a complete run."""
-    if not is_complete(models_dir / run_id):
-        raise ModelError(f"{models_dir / run_id}: run is incomplete (no {METADATA}); it cannot become latest")
+    """Point `latest` at a complete run, under the models folder's lock."""
     with latest_lock(models_dir):
+        if not is_complete(models_dir / run_id):  # checked under the lock: prune may be deleting it
+            raise ModelError(f"{models_dir / run_id}: run is incomplete (no {METADATA}); it cannot become latest")
         write_text_atomic(models_dir / LATEST, run_id + "\n")
 
 
@@ -151,3 +151,73 @@ def _git_commit() -> str | None:
     if result.returncode != 0:
         return None
     return result.stdout.strip() or None
+
+
+def list_runs(models_dir: Path) -> list[dict[str, Any]]:
+    """Every run folder, newest first: id, created, model, test ROC AUC, threshold, status, latest.
+
+    A folder without metadata is an interrupted (or still running) training: "incomplete".
+    """
+    latest = read_latest(models_dir)
+    folders = sorted((p for p in models_dir.glob("*") if p.is_dir() and not p.name.startswith(".")), reverse=True)
+    return [_summary(folder, latest) for folder in folders]
+
+
+def _summary(run_dir: Path, latest: str | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"run_id": run_dir.name, "created": None, "model": None, "test_roc_auc": None}
+    row |= {"threshold": None, "status": "incomplete", "latest": run_dir.name == latest}
+    try:
+        metadata = read_metadata(run_dir)
+    except ModelError:
+        return row
+    metrics = _read_json(run_dir / METRICS)
+    row |= {
+        "created": metadata.get("created"),
+        "model": metadata.get("model_name"),
+        "test_roc_auc": metrics.get("roc_auc"),
+        "threshold": metadata.get("threshold"),
+        "status": metadata.get("status", "accepted"),
+    }
+    return row
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def run_details(models_dir: Path, run_id: str) -> dict[str, Any]:
+    """A run's metadata and metrics, for `models show`."""
+    run_dir = resolve_run(models_dir, run_id)
+    return {"metadata": read_metadata(run_dir), "metrics": _read_json(run_dir / METRICS)}
+
+
+def promote(models_dir: Path, run_id: str) -> None:
+    """Point latest at an earlier run (a rollback); it must be complete and accepted.
+
+    Raises:
+        ModelError: no such run, or it is incomplete or was rejected by the validation gate.
+    """
+    run_dir = models_dir / run_id
+    if not run_dir.is_dir():
+        raise ModelError(f"{run_id}: no such run in {models_dir}; see `python main.py models list`")
+    status = read_metadata(run_dir).get("status", "accepted")
+    if status != "accepted":
+        raise ModelError(f"{run_id}: run was {status} by the validation gate; promote an accepted run")
+    point_latest(models_dir, run_id)
+
+
+def prune(models_dir: Path, keep: int) -> list[str]:
+    """Delete all but the newest `keep` runs, never the one latest names; return what was deleted."""
+    import shutil
+
+    with latest_lock(models_dir):  # no promote can move latest onto a folder being deleted
+        latest = read_latest(models_dir)
+        runs = [row["run_id"] for row in list_runs(models_dir)]
+        doomed = [run_id for run_id in runs[keep:] if run_id != latest]
+        for run_id in doomed:
+            shutil.rmtree(models_dir / run_id)
+    return doomed

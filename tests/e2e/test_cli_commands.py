@@ -193,3 +193,42 @@ def test_predict_with_a_logistic_regression_run_never_imports_scikit_learn(works
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.stdout.split()[-3:] == ["0", "False", "False"], result.stderr
+
+
+def test_models_commands_take_the_config_after_the_action(workspace, tmp_path):
+    folder, _ = workspace
+    config = folder / "config.yaml"
+    listed = run_cli("models", "list", "--json", "-c", config, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    latest = [row for row in rows if row["latest"]]
+    assert len(latest) == 1 and latest[0]["status"] == "accepted"
+    table = run_cli("models", "list", "-c", config, cwd=tmp_path)
+    assert "<- latest" in table.stdout and "run id" in table.stdout
+    shown = json.loads(run_cli("models", "show", latest[0]["run_id"], "-c", config, cwd=tmp_path).stdout)
+    assert shown["metadata"]["run_id"] == latest[0]["run_id"] and "roc_auc" in shown["metrics"]
+    accepted = [row for row in rows if row["status"] == "accepted"]
+    oldest = accepted[-1]["run_id"]
+    promoted = run_cli("models", "promote", oldest, "-c", config, cwd=tmp_path)
+    assert promoted.returncode == 0 and (folder / "models" / "latest").read_text().strip() == oldest
+    bad = run_cli("models", "promote", "nope", "-c", config, cwd=tmp_path)
+    assert_clean_error(bad, "nope: no such run")
+    run_cli("models", "promote", latest[0]["run_id"], "-c", config, cwd=tmp_path)
+
+
+def test_models_prune_keeps_n_and_the_latest(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["training"].pop("candidates")
+    config["training"]["cv_folds"] = 3
+    config["data"]["path"] = str(TELCO_SAMPLE)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    for _ in range(3):
+        assert run_cli("train", "-q", "-c", "c.yaml", cwd=tmp_path).returncode == 0
+    ids = sorted(p.name for p in (tmp_path / "models").iterdir() if p.is_dir())
+    assert run_cli("models", "promote", ids[0], "-c", "c.yaml", cwd=tmp_path).returncode == 0
+    result = run_cli("models", "prune", "--keep", "1", "-c", "c.yaml", cwd=tmp_path)
+    assert result.returncode == 0 and "deleted 1 run(s)" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "models").iterdir() if p.is_dir()) == [ids[0], ids[2]]
+    assert_clean_error(
+        run_cli("models", "prune", "--keep", "0", "-c", "c.yaml", cwd=tmp_path), "--keep must be at least 1"
+    )

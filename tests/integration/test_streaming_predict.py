@@ -133,3 +133,20 @@ def test_progress_logs_rows_and_rate(caplog):
         progress.update(1000)
         progress.finish()
     assert "predict: 1,000 rows done" in caplog.text and "rows/s" in caplog.text
+
+
+def test_quality_report_gives_unseen_and_out_of_range_shares(trained, scoring_file, tmp_path, caplog):
+    frame = pd.read_csv(scoring_file, dtype=str, keep_default_na=False)
+    frame.loc[:9, "tenure"] = "999"  # 10 of 400 rows far above the training range (the n/a one too)
+    frame.to_csv(tmp_path / "drift.csv", index=False)
+    with caplog.at_level(logging.WARNING, logger="churn"):
+        pipeline.predict(trained, tmp_path / "drift.csv", tmp_path / "out.csv", quality_report=tmp_path / "q.json")
+    report = json.loads((tmp_path / "q.json").read_text())
+    assert report["rows"] == 400
+    tenure = report["columns"]["tenure"]
+    assert tenure["above_range"] == 10 and tenure["kind"] == "numeric"
+    assert tenure["outside_range_share"] == pytest.approx(10 / 400)
+    contract = report["columns"]["Contract"]
+    assert contract["unseen_values"] == 1 and contract["unseen_share"] == pytest.approx(1 / 400)
+    assert "input drift: categories never seen in training in Contract 0.25%" in caplog.text
+    assert "numbers outside the training range in tenure 2.50%" in caplog.text

@@ -1,0 +1,78 @@
+"""Training killed at any moment, and two trainings at once, never leave a broken latest."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+from support import REPO, TELCO_SAMPLE
+
+from churn import pipeline, runs
+from churn.config import load_config
+
+KILLS = 22
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("crash")
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["training"].pop("candidates")
+    config["training"]["cv_folds"] = 3
+    config["data"]["path"] = str(TELCO_SAMPLE)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def start_training(folder):
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), "train", "-q", "-c", "config.yaml"],
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_training_killed_at_many_moments_never_breaks_latest(setup):
+    folder = setup
+    started = time.perf_counter()
+    assert start_training(folder).wait(timeout=120) == 0
+    full_run = time.perf_counter() - started
+    config = load_config(folder / "config.yaml")
+    good = runs.read_latest(config.paths.models_dir)
+    moments = np.linspace(0.05, 1.0, KILLS) * full_run  # from start-up to the very last writes
+    for moment in moments:
+        before = {p.name for p in config.paths.models_dir.iterdir()}
+        process = start_training(folder)
+        time.sleep(moment)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        latest = runs.read_latest(config.paths.models_dir)
+        assert latest is not None and runs.is_complete(config.paths.models_dir / latest), moment
+        new = {p.name for p in config.paths.models_dir.iterdir()} - before
+        listed = {row["run_id"]: row for row in runs.list_runs(config.paths.models_dir)}
+        for run_id in new & set(listed):
+            row = listed[run_id]
+            if not runs.is_complete(config.paths.models_dir / run_id):
+                assert row["status"] == "incomplete" and not row["latest"], moment
+        assert not [name for name in os.listdir(config.paths.models_dir) if name.endswith(".tmp")]
+        good = latest
+    out = folder / "after_kills.csv"
+    result = pipeline.predict(config, TELCO_SAMPLE, out)
+    assert result.rows == 400 and runs.read_latest(config.paths.models_dir) == good
+    statuses = {row["status"] for row in runs.list_runs(config.paths.models_dir)}
+    assert "incomplete" in statuses  # some kills did land mid-run
+
+
+def test_two_trainings_at_once_both_finish_with_distinct_runs(setup):
+    folder = setup
+    config = load_config(folder / "config.yaml")
+    before = {p.name for p in config.paths.models_dir.iterdir()} if config.paths.models_dir.exists() else set()
+    first, second = start_training(folder), start_training(folder)
+    assert first.wait(timeout=120) == 0 and second.wait(timeout=120) == 0
+    new = {p.name for p in config.paths.models_dir.iterdir() if p.is_dir()} - before
+    assert len(new) == 2
+    latest = runs.read_latest(config.paths.models_dir)
+    assert latest in new and runs.is_complete(config.paths.models_dir / latest)
