@@ -20,7 +20,7 @@ from churn.files import sha256_file, write_json_atomic
 from churn.scoring import load_scorer, predict_labels
 
 if TYPE_CHECKING:
-    from churn.selection import CandidateScore
+    from churn.selection import CandidateScore, ThresholdChoice
 
 # Modules that import scikit-learn or matplotlib (selection, evaluation, model, preprocessing,
 # compiling, report) are imported inside the workflows that need them: `predict` with an
@@ -60,6 +60,17 @@ class LoadedRun:
     model: Any
 
 
+@dataclass(frozen=True)
+class _Fitted:
+    """What model selection and the final fit produced, before anything is saved."""
+
+    results: list[CandidateScore]
+    choice: ThresholdChoice
+    model: Any
+    test_probabilities: np.ndarray
+    metrics: dict[str, Any]
+
+
 def train(config: Config, data_path: Path | None = None) -> TrainResult:
     """Compare candidates by CV on the training rows, refit the best, pick its threshold on
     out-of-fold predictions, evaluate once on the test rows, gate, and save a reported run.
@@ -67,10 +78,6 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
     `latest` moves to the new run only when it passes the validation gate.
     """
     from churn import selection
-    from churn.compiling import export_linear_tables
-    from churn.evaluation import check_gate
-    from churn.model import build_estimator, build_pipeline, predict_proba, save_model, train_model
-    from churn.preprocessing import build_preprocessor
 
     source = data_path or config.data.path
     started = time.perf_counter()
@@ -78,6 +85,17 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
     data = data_loader.load_training_data(source, config.data)
     X_train, X_test, y_train, y_test = data_loader.split_data(data.X, data.y, config.split)
     logger.info("loaded %s: %d rows used, %d train / %d test", source, len(data.y), len(y_train), len(y_test))
+    fitted = _select_and_fit(config, X_train, y_train, X_test, y_test)
+    fitted.metrics["train_seconds"] = round(time.perf_counter() - started, 3)
+    return _save_run(config, source, data, X_train, X_test, y_train, y_test, fitted)
+
+
+def _select_and_fit(
+    config: Config, X_train: pd.DataFrame, y_train: pd.Series, X_test: pd.DataFrame, y_test: pd.Series
+) -> _Fitted:
+    from churn import selection
+    from churn.model import build_estimator, build_pipeline, predict_proba, train_model
+    from churn.preprocessing import build_preprocessor
 
     def make_pipeline(estimator: Any) -> Any:
         return build_pipeline(build_preprocessor(config.data, config.preprocessing), estimator)
@@ -87,29 +105,46 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
     best = results[0]
     choice = selection.choose_threshold(y_train, best.oof_probabilities, config.model.threshold, config.decision)
     logger.info("selected %s; threshold %.2f (%s)", best.name, choice.threshold, choice.objective)
-    model = train_model(
-        make_pipeline(build_estimator(best.name, best.params, config.split.random_state)), X_train, y_train
-    )
-    test_probabilities = predict_proba(model, X_test)
+    estimator = build_estimator(best.name, best.params, config.split.random_state)
+    model = train_model(make_pipeline(estimator), X_train, y_train)
+    test_probabilities = predict_proba(model, X_test)  # the only time the test rows are scored
     metrics = _test_metrics(config, y_test, test_probabilities, choice.threshold, best)
-    metrics["train_seconds"] = round(time.perf_counter() - started, 3)
-    missed = check_gate(metrics, config.validation)
+    return _Fitted(results, choice, model, test_probabilities, metrics)
 
+
+def _save_run(
+    config: Config,
+    source: Path,
+    data: data_loader.TrainingData,
+    X_train: pd.DataFrame,
+    X_test: pd.DataFrame,
+    y_train: pd.Series,
+    y_test: pd.Series,
+    fitted: _Fitted,
+) -> TrainResult:
+    """Write the run folder, metadata last; move latest if the gate passed."""
+    from churn import selection
+    from churn.compiling import export_linear_tables
+    from churn.evaluation import check_gate
+    from churn.model import save_model
+
+    missed = check_gate(fitted.metrics, config.validation)
+    best = fitted.results[0]
     run_id, run_dir = runs.create_run_dir(config.paths.models_dir)
-    model_sha = save_model(model, run_dir / runs.MODEL)
-    scorer_tables = export_linear_tables(model)
+    model_sha = save_model(fitted.model, run_dir / runs.MODEL)
+    scorer_tables = export_linear_tables(fitted.model)
     if scorer_tables is not None:
         write_json_atomic(run_dir / runs.SCORER, scorer_tables)
-    board = selection.leaderboard(results, config)
-    _write_run_tables(run_dir, board, y_test, test_probabilities, y_train, best, config, model, X_test)
-    write_json_atomic(run_dir / runs.METRICS, metrics)
+    board = selection.leaderboard(fitted.results, config)
+    _write_run_tables(run_dir, board, y_test, fitted.test_probabilities, y_train, best, config, fitted.model, X_test)
+    write_json_atomic(run_dir / runs.METRICS, fitted.metrics)
     metadata = _run_metadata(config, run_id, source, data, X_train, y_train, y_test, model_sha)
     metadata |= {
         "status": "rejected" if missed else "accepted",
         "model_name": best.name,
         "model_params": {k: v for k, v in best.params.items() if _jsonable(v)},
-        "threshold": choice.threshold,
-        "threshold_choice": asdict(choice),
+        "threshold": fitted.choice.threshold,
+        "threshold_choice": asdict(fitted.choice),
         "scorer_sha256": sha256_file(run_dir / runs.SCORER) if scorer_tables is not None else None,
         "validation": {"criteria": dict(config.validation.criteria), "missed": missed},
     }
@@ -117,7 +152,7 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
     write_json_atomic(run_dir / runs.METADATA, metadata)  # written last: it marks the run complete
     if not missed:
         runs.point_latest(config.paths.models_dir, run_id)
-    return TrainResult(run_id, run_dir, metrics, metadata, board)
+    return TrainResult(run_id, run_dir, fitted.metrics, metadata, board)
 
 
 def _test_metrics(
