@@ -10,10 +10,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TELCO = REPO / "data" / "raw" / "telco_customer_churn.csv"
 TELCO_SAMPLE = Path(__file__).parent / "data" / "telco_sample.csv"
+
+
+def write_quick_config(folder: Path, cv_folds: int = 3, **sections: Any) -> Path:
+    """The shipped config with one model instead of the comparison, on the 400-row sample,
+    with `sections` replacing whole top-level sections; written to folder/config.yaml."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    config["training"].pop("candidates")
+    config["training"]["cv_folds"] = cv_folds
+    config["data"]["path"] = str(TELCO_SAMPLE)
+    config.update(sections)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def run_cli(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -110,7 +110,7 @@ class ValidationConfig:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    chunk_rows: int = 50_000  # rows scored at a time: bounds memory, however large the file
+    chunk_rows: int = 100_000  # rows scored at a time: bounds memory, however large the file
 
 
 @dataclass(frozen=True)
@@ -262,7 +262,7 @@ def load_config(path: str | Path) -> Config:
         raw=copy.deepcopy(raw),
         decision=_parse_decision(root.section("decision", ("cost_false_positive", "cost_false_negative"))),
         validation=_parse_validation(root.section("validation", tuple(GATE_KEYS))),
-        predict=PredictConfig(chunk_rows=root.section("predict", ("chunk_rows",)).integer("chunk_rows", 50_000, 1)),
+        predict=PredictConfig(chunk_rows=root.section("predict", ("chunk_rows",)).integer("chunk_rows", 100_000, 1)),
     )
 
 

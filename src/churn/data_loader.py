@@ -110,9 +110,12 @@ def normalise_categories(values: pd.Series) -> pd.Series:
         codes, distinct = values.cat.codes.to_numpy(), values.cat.categories
     else:
         codes, distinct = pd.factorize(values.astype("str") if values.dtype != "str" else values)
-    label_codes, categories = _clean_labels(tuple(str(value) for value in distinct))
+    raw = tuple(str(value) for value in distinct)
+    label_codes, categories = _clean_labels(raw)
+    if isinstance(values.dtype, pd.CategoricalDtype) and categories == raw:
+        return values  # already clean: the common case, and the cheapest
     merged = label_codes[codes]  # code -1 (missing) picks the trailing -1
-    categorical = pd.Categorical.from_codes(merged, categories=pd.Index(categories, dtype="str"))
+    categorical = pd.Categorical.from_codes(merged, categories=pd.Index(categories, dtype="str"), validate=False)
     return pd.Series(categorical, index=values.index, name=values.name)
 
 
@@ -244,14 +247,19 @@ def count_unseen_categories(X: pd.DataFrame, categories: dict[str, list[str]]) -
     for column, known in categories.items():
         values = X[column]
         if isinstance(values.dtype, pd.CategoricalDtype):  # compare the few categories, then count codes
-            unseen_category = ~values.cat.categories.isin(known)
-            codes = values.cat.codes.to_numpy()
-            unseen = int(np.append(unseen_category, False)[codes].sum())
+            unseen_category = _unseen_mask(tuple(known), tuple(values.cat.categories))
+            unseen = int(unseen_category[values.cat.codes.to_numpy()].sum())
         else:
             unseen = int((values.notna() & ~values.isin(known)).sum())
         if unseen:
             counts[column] = unseen
     return counts
+
+
+@functools.lru_cache(maxsize=1024)
+def _unseen_mask(known: tuple[str, ...], categories: tuple[str, ...]) -> np.ndarray:
+    """True for each category not in `known`, then False for missing values (code -1)."""
+    return np.append(~pd.Index(categories).isin(known), False)
 
 
 class QualityTally:
@@ -271,7 +279,10 @@ class QualityTally:
         self.rows += len(X)
         self.unseen.update(count_unseen_categories(X, self.schema["categories"]))
         for column in X.columns:
-            self.missing[column] += int(X[column].isna().sum())
+            values = X[column]
+            is_coded = isinstance(values.dtype, pd.CategoricalDtype)
+            missing = (values.cat.codes.to_numpy() < 0) if is_coded else np.isnan(values.to_numpy(dtype="float64"))
+            self.missing[column] += int(missing.sum())
         for column, bounds in self.schema["numeric_ranges"].items():
             values = X[column].to_numpy(dtype="float64", na_value=np.nan)
             if bounds["min"] is not None:

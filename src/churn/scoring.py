@@ -9,6 +9,7 @@ models load the saved pipeline and score through `churn.compiling.FastScorer`.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,9 +41,16 @@ def category_codes(values: pd.Series, categories: Any, fill: str) -> np.ndarray:
         value_codes, distinct = values.cat.codes.to_numpy(), values.cat.categories
     else:
         value_codes, distinct = pd.factorize(values)
+    return _lookup(tuple(categories), str(fill), tuple(str(value) for value in distinct))[value_codes]
+
+
+@functools.lru_cache(maxsize=1024)
+def _lookup(categories: tuple[str, ...], fill: str, distinct: tuple[str, ...]) -> np.ndarray:
+    """For each distinct value its training code (-1 if unseen), then the fill's code for missing.
+
+    Remembered: the chunks of one file almost always hold the same distinct values."""
     known = pd.Index(categories)
-    lookup = known.get_indexer(pd.Index(distinct).astype("str"))
-    return np.append(lookup, known.get_loc(fill))[value_codes]  # code -1 (missing) picks the fill
+    return np.append(known.get_indexer(pd.Index(distinct, dtype=object)), known.get_loc(fill))
 
 
 class LinearScorer:

@@ -28,9 +28,10 @@ from churn.files import atomic_path
 # pandas' and pyarrow's default NA lists also swallow real category values such as "None".
 NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "#N/A"]
 SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
-# pyarrow holds ~40x a block in memory while parsing it (measured), so blocks stay small;
+# pyarrow holds ~40x a block in memory while parsing it (measured: 4 MiB blocks cost ~180 MB),
+# while blocks under 512 KiB make reading slower (1M rows: 1.16 s at 256 KiB, 0.80 s at 1 MiB);
 # the rows are regrouped into chunks of predict.chunk_rows afterwards.
-READ_BLOCK_BYTES = 256 << 10
+READ_BLOCK_BYTES = 1 << 20
 
 
 def table_format(path: Path) -> str:

@@ -12,10 +12,9 @@ import itertools
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import REPO, TELCO_SAMPLE
+from support import TELCO_SAMPLE, write_quick_config
 
 from churn.cli import main
 
@@ -38,13 +37,8 @@ counter = itertools.count()
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz")
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["training"].pop("candidates")
-    config["training"]["cv_folds"] = 2
-    config["validation"] = {}  # exit 3 is for the gate, not for bad input
-    config["data"]["path"] = str(TELCO_SAMPLE)
-    config["paths"] = {"models_dir": str(folder / "models"), "predictions_dir": str(folder / "predictions")}
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    paths = {"models_dir": str(folder / "models"), "predictions_dir": str(folder / "predictions")}
+    write_quick_config(folder, cv_folds=2, validation={}, paths=paths)  # exit 3 is the gate's, not bad input's
     assert run_main(["train", "-q", "-c", str(folder / "config.yaml")])[0] == 0
     return folder
 
