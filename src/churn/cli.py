@@ -24,7 +24,8 @@ from churn.errors import ChurnError
 # churn.pipeline (pandas, scikit-learn, matplotlib) takes about 2 s to import; it is imported
 # in the mode functions so that --help, --version and usage errors answer at once.
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+# 1 (internal error) is Python's own exit code for an uncaught exception; 2 is ChurnError.exit_code.
+EXIT_OK, EXIT_REJECTED = 0, 3
 
 TRAIN_EXAMPLES = """examples:
   python main.py train

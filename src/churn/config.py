@@ -19,7 +19,6 @@ from churn.errors import ConfigError
 Scalar = str | int | float | bool
 
 MODEL_NAMES = ("logistic_regression", "random_forest", "hist_gradient_boosting", "gradient_boosting")
-ESTIMATOR_NAMES = MODEL_NAMES
 NUMERIC_IMPUTE_STRATEGIES = ("median", "mean")
 SELECTION_METRICS = ("roc_auc", "pr_auc", "f1")
 SEARCH_METHODS = ("grid", "random")

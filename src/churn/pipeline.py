@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ("churn_probability", "churn_prediction")
-
 
 @dataclass(frozen=True)
 class TrainResult:

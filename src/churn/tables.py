@@ -239,7 +239,8 @@ def _describe(path: Path, exc: Exception, rows_read: int) -> str:
 
 
 class TableWriter:
-    """Write DataFrame chunks to one CSV or Parquet file, atomically; "-" streams CSV to stdout.
+    """Write chunks (DataFrames or Arrow tables) to one CSV or Parquet file, atomically;
+    "-" streams CSV to stdout.
 
     Use as a context manager: the file appears under its name only when the block ends
     without an exception; otherwise the temporary file is removed and any existing file kept.
@@ -248,7 +249,7 @@ class TableWriter:
     def __init__(self, destination: str | Path) -> None:
         self.destination = destination
         self.rows = 0
-        self._writer: Any = None
+        self._parquet_writer: Any = None
         self._stack = contextlib.ExitStack()
         self._sink: Any = None
 
@@ -267,9 +268,9 @@ class TableWriter:
     def write(self, frame: pd.DataFrame | pa.Table) -> None:
         table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
         if self.format == "parquet":
-            if self._writer is None:
-                self._writer = pq.ParquetWriter(self._sink, table.schema)
-            self._writer.write_table(table)
+            if self._parquet_writer is None:
+                self._parquet_writer = pq.ParquetWriter(self._sink, table.schema)
+            self._parquet_writer.write_table(table)
         else:
             if self.rows == 0:
                 self._sink.write(_csv_line(table.column_names))
@@ -278,8 +279,8 @@ class TableWriter:
 
     def __exit__(self, *exc_info: Any) -> None:
         try:
-            if self._writer is not None:
-                self._writer.close()
+            if self._parquet_writer is not None:
+                self._parquet_writer.close()
             if str(self.destination) == "-":
                 sys.stdout.buffer.flush()
         finally:

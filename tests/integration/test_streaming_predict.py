@@ -10,7 +10,7 @@ import pytest
 from support import TELCO_SAMPLE
 
 from churn import pipeline
-from churn.config import ESTIMATOR_NAMES, load_config
+from churn.config import MODEL_NAMES, load_config
 from churn.data_loader import prepare_features
 from churn.errors import DataError, ModelError
 
@@ -45,7 +45,7 @@ def straightforward(config, path):
     return model.predict_proba(X)[:, 1]
 
 
-@pytest.mark.parametrize("name", ESTIMATOR_NAMES)
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_chunked_predict_equals_the_straightforward_way_for_every_model(write_config, scoring_file, tmp_path, name):
     config = load_config(
         write_config({"model.name": name, "model.params": FAST_PARAMS[name], "predict.chunk_rows": 37})
