@@ -29,6 +29,7 @@ FUZZ = settings(
     max_examples=300,
     deadline=None,
     derandomize=True,  # the same cases on every run, so CI is repeatable
+    database=None,  # and nothing written into the repository
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 counter = itertools.count()
