@@ -218,6 +218,11 @@ def split_data(
         raise DataError(
             f"cannot make a stratified split of {len(y)} rows ({exc}); add rows or change split.test_size"
         ) from None
+    for part, labels in (("test", y_test), ("training", y_train)):
+        if labels.nunique() < 2:  # ROC AUC and the other metrics need both classes
+            raise DataError(
+                f"the {part} split of {len(labels)} row(s) holds only one class; add rows or change split.test_size"
+            )
     return X_train, X_test, y_train, y_test
 
 

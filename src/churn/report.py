@@ -142,7 +142,8 @@ def _effects_figure(effects: pd.DataFrame) -> Figure:
     top = effects.head(TOP_EFFECTS).iloc[::-1]
     kind = str(effects["kind"].iloc[0]) if len(effects) else "effect"
     figure, ax = plt.subplots(figsize=(7, 0.35 * len(top) + 1.5))
-    ax.barh(top["feature"].astype(str), top["effect"], xerr=top["std"].fillna(0), color="tab:blue")
+    labels = top["feature"].astype(str).str.replace(r"\s+", " ", regex=True)  # a tab in a category has no glyph
+    ax.barh(labels, top["effect"], xerr=top["std"].fillna(0), color="tab:blue")
     xlabel = "coefficient (standardised / one-hot)" if kind == "coefficient" else "drop in ROC AUC when shuffled"
     ax.set(title=f"Top {len(top)} feature effects ({kind.replace('_', ' ')})", xlabel=xlabel)
     ax.grid(alpha=0.3, axis="x")

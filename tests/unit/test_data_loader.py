@@ -224,3 +224,10 @@ def test_describe_schema_and_count_unseen(tmp_path):
 def test_normalise_categories_of_an_all_missing_chunk():
     result = normalise_categories(pd.Series([None, " "], dtype="str"))
     assert result.isna().all() and isinstance(result.dtype, pd.CategoricalDtype)
+
+
+def test_split_data_refuses_a_test_split_with_one_class():
+    X = pd.DataFrame({"n": range(20)})
+    y = pd.Series([1] * 2 + [0] * 18)  # 10 % of 20 rows: the 2 test rows are both negatives
+    with pytest.raises(DataError, match="the test split of 2 row\\(s\\) holds only one class"):
+        split_data(X, y, SplitConfig(test_size=0.1, random_state=0))
