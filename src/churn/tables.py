@@ -100,12 +100,14 @@ def iter_table(
     Raises:
         DataError: as read_table; a failure inside the data names the rows read before it.
     """
-    table_columns(path)  # header problems first, with their own messages
-    fmt = table_format(path)
-    if fmt == "parquet":
+    header = table_columns(path)  # header problems first, with their own messages
+    missing = [column for column in columns or () if column not in header]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; add them to the file")
+    if table_format(path) == "parquet":
         batches = _parquet_batches(path, columns, chunk_rows)
     else:
-        batches = _csv_batches(path, columns, categorical)
+        batches = _csv_batches(path, header, columns, categorical)
     done = 0
     for table in _prefetch(_rechunk(path, batches, chunk_rows)):
         done += table.num_rows
@@ -174,19 +176,20 @@ def _rechunk(path: Path, batches: Iterator[pa.RecordBatch], chunk_rows: int | No
         yield pa.Table.from_batches(pending)
 
 
-def _csv_batches(path: Path, columns: Sequence[str] | None, categorical: Sequence[str]) -> Iterator[pa.RecordBatch]:
-    with _csv_reader(path, columns, categorical) as reader:
+def _csv_batches(
+    path: Path, header: list[str], columns: Sequence[str] | None, categorical: Sequence[str]
+) -> Iterator[pa.RecordBatch]:
+    with _csv_reader(path, header, columns, categorical) as reader:
         yield from reader
 
 
 @contextlib.contextmanager
 def _csv_reader(
-    path: Path, columns: Sequence[str] | None, categorical: Sequence[str] = ()
+    path: Path, header: list[str], columns: Sequence[str] | None, categorical: Sequence[str]
 ) -> Iterator[pa_csv.CSVStreamingReader]:
-    coded = set(categorical)
-    types = {
-        name: pa.dictionary(pa.int32(), pa.string()) if name in coded else pa.string() for name in _csv_header(path)
-    }
+    """pyarrow's streaming reader; `header` is the file's column names, already read and checked."""
+    coded, coded_text = set(categorical), pa.dictionary(pa.int32(), pa.string())
+    types = {name: coded_text if name in coded else pa.string() for name in header}
     with _open_csv_stream(path) as stream:
         yield pa_csv.open_csv(
             stream,

@@ -168,3 +168,8 @@ def test_table_writer_leaves_no_file_and_keeps_an_old_one_when_a_chunk_fails(tmp
             writer.write(pd.DataFrame({"a": [1]}))
             raise RuntimeError("chunk 2 failed")
     assert target.read_text() == "old\n" and list(tmp_path.iterdir()) == [target]
+
+
+def test_iter_table_names_requested_columns_the_file_lacks(tmp_path):
+    with pytest.raises(DataError, match=r"t\.csv: missing column\(s\) b, c"):
+        list(iter_table(write(tmp_path, "a\n1\n"), ["a", "b", "c"], 10))
