@@ -1,13 +1,14 @@
-"""Compile a fitted churn pipeline for fast batch scoring: the same probabilities as
+"""Compile a saved churn model for fast batch scoring: the same probabilities as
 `model.predict_proba`, sooner.
 
-The saved artefact stays a plain scikit-learn `Pipeline` (it loads wherever scikit-learn is
-installed, without this package). `FastScorer` reads what its fitted preprocessing learned and
-replays it with numpy and category codes, writing every block straight into one preallocated
-matrix, then calls the fitted classifier on cache-sized slices. `export_linear_tables` goes
-further for logistic regression: it turns the whole pipeline into lookup tables that
-`churn.scoring.LinearScorer` evaluates without scikit-learn at all. Anything unrecognised falls
-back to the pipeline itself, so the result is always the pipeline's own.
+The saved artefact is a `FixedThresholdClassifier` around a `Pipeline` of `FeatureCleaner`,
+`ColumnTransformer` and classifier. `FastScorer` cleans with the cleaner's own spec (the same
+`churn.cleaning` code), replays what the fitted ColumnTransformer learned with numpy and
+category codes, writing every block straight into one preallocated matrix, then calls the
+fitted classifier on cache-sized slices. `export_linear_tables` goes further for logistic
+regression: it turns the whole model into lookup tables that `churn.scoring.LinearScorer`
+evaluates without scikit-learn at all. Anything unrecognised falls back to the pipeline's own
+steps, so the result is always the model's own.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from churn.preprocessing import CategoryCodeEncoder
+from churn.cleaning import FeatureSpec
+from churn.codes import category_codes
+from churn.errors import ModelError
 
 # Tree ensembles walk the whole input once per tree; slices that fit in the CPU cache make
 # those walks several times faster than one pass over a large matrix.
@@ -54,29 +58,58 @@ class _NumericBlock:
 
 @dataclass(frozen=True)
 class _CategoricalBlock:
-    encoder: CategoryCodeEncoder
+    """A fitted `SimpleImputer(most_frequent)` + `OneHotEncoder(handle_unknown="ignore")` pair,
+    replayed from category codes: missing values take the most frequent training category,
+    categories never seen in training encode as all zeros."""
+
+    columns: list[str]
+    categories: list[list[str]]
+    most_frequent: list[str]
+
+    @classmethod
+    def from_fitted(cls, imputer: SimpleImputer, encoder: OneHotEncoder) -> _CategoricalBlock | None:
+        """The pair's block, or None when it is configured in a way the block does not replay."""
+        if encoder.handle_unknown != "ignore" or encoder.drop_idx_ is not None or encoder.sparse_output:
+            return None
+        if len(imputer.statistics_) != len(encoder.categories_):  # an all-missing column was dropped
+            return None
+        return cls(
+            [str(name) for name in imputer.feature_names_in_],
+            [[str(value) for value in categories] for categories in encoder.categories_],
+            [str(value) for value in imputer.statistics_],
+        )
 
     @property
     def width(self) -> int:
-        return sum(len(categories) for categories in self.encoder.categories_)
+        return sum(len(categories) for categories in self.categories)
 
     def write_into(self, frame: pd.DataFrame, out: np.ndarray, offset: int) -> int:
-        return self.encoder.write_into(frame, out, offset)
+        """Set the one-hot columns of `out` from `offset` on (they must be zero); return the next offset."""
+        rows = np.arange(len(frame))
+        for name, categories, fill in zip(self.columns, self.categories, self.most_frequent, strict=True):
+            codes = category_codes(frame[name], categories, fill)
+            seen = codes >= 0
+            out[rows[seen], offset + codes[seen]] = 1.0
+            offset += len(categories)
+        return offset
 
 
 class FastScorer:
-    """`predict_proba(X)[:, 1]` of a fitted churn pipeline, via its compiled preprocessing."""
+    """`predict_proba(X)[:, 1]` of a saved churn model, via its compiled preprocessing."""
 
-    def __init__(self, model: Pipeline) -> None:
-        self.model = model
-        self.classifier = model.named_steps["classifier"]
-        self.blocks = _compile_blocks(model.named_steps["preprocess"])
+    def __init__(self, model: FixedThresholdClassifier) -> None:
+        pipeline = unwrap(model)
+        self.threshold = float(model.threshold)
+        self.spec: FeatureSpec = pipeline.named_steps["clean"].spec_
+        self.after_cleaning = pipeline[1:]  # preprocess + classifier, for what does not compile
+        self.classifier = pipeline.named_steps["classifier"]
+        self.blocks = _compile_blocks(pipeline.named_steps["preprocess"])
         self.compiled = self.blocks is not None
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Probability of churn per row; equal to the pipeline's own to floating-point rounding."""
+    def score_clean(self, X: pd.DataFrame) -> np.ndarray:
+        """Probability of churn per row of cleaned features; equal to the model's own to rounding."""
         if self.blocks is None:
-            return np.asarray(self.model.predict_proba(X)[:, 1], dtype="float64")
+            return np.asarray(self.after_cleaning.predict_proba(X)[:, 1], dtype="float64")
         features = self.transform(X)
         out = np.empty(len(X), dtype="float64")
         for start in range(0, len(X), CLASSIFIER_SLICE_ROWS):
@@ -94,11 +127,33 @@ class FastScorer:
         return out
 
 
-def export_linear_tables(model: Pipeline) -> dict[str, Any] | None:
-    """The fitted pipeline as lookup tables for `churn.scoring.LinearScorer`, or None when it
-    is not a binary logistic regression over preprocessing that FastScorer compiles."""
-    classifier = model.named_steps["classifier"]
-    blocks = _compile_blocks(model.named_steps["preprocess"])
+def unwrap(model: Any) -> Pipeline:
+    """The fitted pipeline inside a saved model.
+
+    Raises:
+        ModelError: the object is not a churn model (a threshold classifier around a pipeline
+            whose first step cleans), e.g. one saved by an earlier version of churn.
+    """
+    pipeline = getattr(model, "estimator_", getattr(model, "estimator", None))
+    if (
+        not isinstance(model, FixedThresholdClassifier)
+        or not isinstance(pipeline, Pipeline)
+        or list(pipeline.named_steps)[:1] != ["clean"]
+        or not hasattr(pipeline.named_steps["clean"], "spec_")
+    ):
+        raise ModelError(
+            "the saved model is not a churn model with its cleaning step and threshold "
+            "(it may come from an earlier version of churn); retrain it"
+        )
+    return pipeline
+
+
+def export_linear_tables(model: FixedThresholdClassifier) -> dict[str, Any] | None:
+    """The saved model as lookup tables for `churn.scoring.LinearScorer`, or None when it is
+    not a binary logistic regression over preprocessing that FastScorer compiles."""
+    pipeline = unwrap(model)
+    classifier = pipeline.named_steps["classifier"]
+    blocks = _compile_blocks(pipeline.named_steps["preprocess"])
     if blocks is None or not isinstance(classifier, LogisticRegression) or classifier.coef_.shape[0] != 1:
         return None
     coef = classifier.coef_[0]
@@ -119,22 +174,19 @@ def export_linear_tables(model: Pipeline) -> dict[str, Any] | None:
                 )
             offset += block.width
             continue
-        encoder = block.encoder
-        for name, categories, fill in zip(
-            encoder.feature_names_in_, encoder.categories_, encoder.most_frequent_, strict=True
-        ):
+        for name, categories, fill in zip(block.columns, block.categories, block.most_frequent, strict=True):
             width = len(categories)
-            categorical.append(
-                {
-                    "column": str(name),
-                    "categories": [str(c) for c in categories],
-                    "fill": str(fill),
-                    "coef": [float(w) for w in coef[offset : offset + width]],
-                }
-            )
+            coefficients = [float(w) for w in coef[offset : offset + width]]
+            categorical.append({"column": name, "categories": categories, "fill": fill, "coef": coefficients})
             offset += width
-    intercept = float(classifier.intercept_[0])
-    return {"kind": "logistic_regression", "intercept": intercept, "numeric": numeric, "categorical": categorical}
+    return {
+        "kind": "logistic_regression",
+        "threshold": float(model.threshold),
+        "features": pipeline.named_steps["clean"].spec_.to_dict(),
+        "intercept": float(classifier.intercept_[0]),
+        "numeric": numeric,
+        "categorical": categorical,
+    }
 
 
 def _compile_blocks(preprocessor: Any) -> list[_NumericBlock | _CategoricalBlock] | None:
@@ -158,10 +210,7 @@ def _compile_step(transformer: Any, columns: list[str]) -> _NumericBlock | _Cate
     if not isinstance(imputer, SimpleImputer) or len(imputer.statistics_) != len(columns):
         return None
     if isinstance(encoder, OneHotEncoder) and set(steps) == {"impute", "encode"}:
-        try:
-            return _CategoricalBlock(CategoryCodeEncoder.from_fitted(imputer, encoder))
-        except ValueError:
-            return None
+        return _CategoricalBlock.from_fitted(imputer, encoder)
     if set(steps) - {"impute", "scale"}:
         return None
     try:  # the "constant" strategy keeps its statistics as objects

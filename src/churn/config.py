@@ -44,6 +44,7 @@ class DataConfig:
     categorical_features: tuple[str, ...]
     id_column: str | None = None
     drop_columns: tuple[str, ...] = ()
+    max_unparsed_share: float = 0.01  # above this share of values that are not numbers, a column is an error
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -291,6 +292,7 @@ _DATA_KEYS = (
     "numeric_features",
     "categorical_features",
     "drop_columns",
+    "max_unparsed_share",
 )
 _PREPROCESSING_KEYS = ("numeric_impute", "fill_values", "scale_numeric")
 
@@ -326,6 +328,7 @@ def _parse_data(section: _Reader, base: Path) -> DataConfig:
         categorical_features=categorical,
         id_column=id_column,
         drop_columns=drop,
+        max_unparsed_share=section.number("max_unparsed_share", 0.01, 0.0, 1.0, closed=True),
     )
 
 

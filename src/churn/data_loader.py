@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from churn.cleaning import CleanedFeatures, FeatureSpec, UnparsedNumbers, clean_features, describe_unparsed
 from churn.config import DataConfig, Scalar, SplitConfig
 from churn.errors import DataError
 from churn.tables import read_table, table_columns
@@ -48,88 +48,37 @@ def check_columns(columns: Iterable[str], required: Iterable[str], source: Path)
         )
 
 
-def prepare_features(
-    frame: pd.DataFrame | pa.Table, numeric: tuple[str, ...], categorical: tuple[str, ...], source: Path
-) -> pd.DataFrame:
-    """Select the feature columns in a fixed order: numbers as float64, categories as pandas
-    Categoricals of cleaned text (what the model's encoder consumes without re-hashing).
+def check_unparsed(unparsed: Mapping[str, UnparsedNumbers], source: Path | str, limit: float) -> None:
+    """Stop when a numeric column holds more values that are not numbers than `limit` allows:
+    decimal commas or units in a whole column must not be silently imputed.
 
-    Takes a pandas DataFrame or an Arrow table (as predict streams them: numbers are then
-    parsed in Arrow, never converted to Python strings). Extra columns are ignored and column
-    order in the file does not matter.
+    Raises:
+        DataError: naming the file, the column, the count and three example values.
     """
-    arrow = isinstance(frame, pa.Table)
-    check_columns(frame.column_names if arrow else frame.columns, list(numeric) + list(categorical), source)
-    columns = {name: coerce_numeric(frame[name], name, source) for name in numeric}
-    columns |= {name: normalise_categories(frame[name].to_pandas() if arrow else frame[name]) for name in categorical}
-    index = pd.RangeIndex(frame.num_rows) if arrow else frame.index
-    return pd.DataFrame({name: pd.Series(values, index=index) for name, values in columns.items()}, index=index)
+    for column, bad in unparsed.items():
+        if bad.share > limit:
+            raise DataError(f"{source}: {describe_unparsed(column, bad, limit, 'data.max_unparsed_share')}")
 
 
-def coerce_numeric(values: pd.Series | pa.ChunkedArray, name: str, source: Path) -> np.ndarray:
-    """Parse a column as float64: blanks and text become missing (text counted in a warning),
-    as does ±inf."""
-    if isinstance(values, pd.Series) and pd.api.types.is_numeric_dtype(values) and values.dtype != bool:
-        numbers = values.to_numpy(dtype="float64", na_value=np.nan)
-    elif isinstance(values, pa.ChunkedArray) and pa.types.is_floating(values.type) | pa.types.is_integer(values.type):
-        numbers = values.to_numpy().astype("float64")
-    else:
-        numbers = _parse_numbers(values, name, source)
-    infinite = np.isinf(numbers)
-    if infinite.any():
-        logger.warning("%s: column %s has %d infinite value(s); treated as missing", source, name, int(infinite.sum()))
-        numbers = np.where(infinite, np.nan, numbers)
-    return numbers
+def warn_cleaning(unparsed: Mapping[str, UnparsedNumbers], infinite: Mapping[str, int], source: Path | str) -> None:
+    """One warning per column where cleaning set values to missing."""
+    for column, bad in unparsed.items():
+        logger.warning("%s: %s; treated as missing", source, describe_unparsed(column, bad))
+    for column, count in infinite.items():
+        logger.warning("%s: column %s has %d infinite value(s); treated as missing", source, column, count)
 
 
-def _parse_numbers(values: pd.Series | pa.ChunkedArray, name: str, source: Path) -> np.ndarray:
-    raw = values if isinstance(values, pa.ChunkedArray) else pa.array(values.astype("str"), from_pandas=True)
-    text = pc.utf8_trim_whitespace(pc.cast(raw, pa.string()))
-    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)  # blank is missing
-    try:
-        # pyarrow's cast is ~10x faster than pandas' parser; it fails whole on any non-number.
-        return pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False).astype("float64", copy=False)
-    except pa.ArrowInvalid:
-        numbers = pd.to_numeric(pd.Series(text.to_pandas()), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    unparsable = int((np.isnan(numbers) & ~text.is_null().to_numpy(zero_copy_only=False)).sum())
-    logger.warning("%s: column %s has %d non-numeric value(s); treated as missing", source, name, unparsable)
-    return numbers
+def clean_table(frame: pd.DataFrame | pa.Table, spec: FeatureSpec, source: Path, limit: float) -> pd.DataFrame:
+    """The cleaned features of a whole table, with what cleaning did reported against the file.
 
-
-_WHOLE_NUMBER_WITH_ZERO_DECIMALS = r"^[+-]?\d+\.0+$"
-
-
-def normalise_categories(values: pd.Series) -> pd.Series:
-    """Category labels as a pandas Categorical: stripped, blank as missing, and "1.0"-style
-    whole numbers spelled "1" (0/1 flags arrive as ints in one file and floats in another).
-
-    Cleaning runs on the distinct values only (and is remembered across chunks), so it costs
-    little however long the column.
+    Raises:
+        DataError: a feature column is missing, or a numeric column is mostly not numbers.
     """
-    if isinstance(values.dtype, pd.CategoricalDtype):  # e.g. dictionary-encoded while reading
-        codes, distinct = values.cat.codes.to_numpy(), values.cat.categories
-    else:
-        codes, distinct = pd.factorize(values.astype("str") if values.dtype != "str" else values)
-    raw = tuple(str(value) for value in distinct)
-    label_codes, categories = _clean_labels(raw)
-    if isinstance(values.dtype, pd.CategoricalDtype) and categories == raw:
-        return values  # already clean: the common case, and the cheapest
-    merged = label_codes[codes]  # code -1 (missing) picks the trailing -1
-    categorical = pd.Categorical.from_codes(merged, categories=pd.Index(categories, dtype="str"), validate=False)
-    return pd.Series(categorical, index=values.index, name=values.name)
-
-
-@functools.lru_cache(maxsize=512)
-def _clean_labels(distinct: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """For each distinct raw label, the code of its cleaned label (-1 if blank), plus a
-    trailing -1 for missing values; and the cleaned labels."""
-    labels = pd.Series(list(distinct), dtype="str").str.strip()
-    labels = labels.mask(labels == "")
-    whole = labels.str.match(_WHOLE_NUMBER_WITH_ZERO_DECIMALS, na=False)
-    if whole.any():
-        labels = labels.mask(whole, labels[whole].str.split(".").str[0].str.lstrip("+"))
-    label_codes, categories = pd.factorize(labels)  # merges labels that cleaned to the same text
-    return np.append(label_codes, -1), tuple(categories)
+    check_columns(frame.column_names if isinstance(frame, pa.Table) else frame.columns, spec.columns, source)
+    cleaned = clean_features(frame, spec)
+    check_unparsed(cleaned.unparsed, source, limit)
+    warn_cleaning(cleaned.unparsed, cleaned.infinite, source)
+    return cleaned.X
 
 
 def label_key(value: object) -> str:
@@ -193,7 +142,8 @@ def load_training_data(path: Path, data: DataConfig) -> TrainingData:
         if dropped_ids:
             logger.warning("%s: dropped %d row(s) repeating an earlier %s", path, dropped_ids, data.id_column)
         frame, target = frame[~duplicated], target[~duplicated]
-    X = prepare_features(frame, data.numeric_features, data.categorical_features, path).reset_index(drop=True)
+    spec = FeatureSpec(data.numeric_features, data.categorical_features)
+    X = clean_table(frame, spec, path, data.max_unparsed_share).reset_index(drop=True)
     y = target.astype("int64").reset_index(drop=True).rename(data.target)
     if y.nunique() < 2:
         raise DataError(f"{path}: after cleaning only one class of {data.target} is left; the file needs both")
@@ -269,8 +219,9 @@ def _unseen_mask(known: tuple[str, ...], categories: tuple[str, ...]) -> np.ndar
 
 class QualityTally:
     """Data-quality figures of a scored input against the training schema, chunk by chunk:
-    per column the share of missing values, of categories never seen in training, and of
-    numbers outside the range seen in training, so a drifting input gets noticed."""
+    per column the share of missing values, of categories never seen in training, of numbers
+    outside the range seen in training, and of values that are not numbers, so a drifting or
+    broken input gets noticed."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
@@ -279,8 +230,13 @@ class QualityTally:
         self.unseen: Counter[str] = Counter()
         self.below: Counter[str] = Counter()
         self.above: Counter[str] = Counter()
+        self.not_numbers: Counter[str] = Counter()
+        self.infinite: Counter[str] = Counter()
+        self.present_numbers: Counter[str] = Counter()  # non-missing raw values of numeric columns
+        self.examples: dict[str, list[str]] = {}
 
-    def add(self, X: pd.DataFrame) -> None:
+    def add(self, cleaned: CleanedFeatures) -> None:
+        X = cleaned.X
         self.rows += len(X)
         self.unseen.update(count_unseen_categories(X, self.schema["categories"]))
         for column in X.columns:
@@ -293,6 +249,21 @@ class QualityTally:
             if bounds["min"] is not None:
                 self.below[column] += int((values < bounds["min"]).sum())
                 self.above[column] += int((values > bounds["max"]).sum())
+            bad = cleaned.unparsed.get(column)
+            lost = (bad.count if bad else 0) + cleaned.infinite.get(column, 0)
+            self.present_numbers[column] += int((~np.isnan(values)).sum()) + lost
+            if bad:
+                self.not_numbers[column] += bad.count
+                known = self.examples.setdefault(column, [])
+                known.extend(value for value in bad.examples if value not in known and len(known) < 3)
+        self.infinite.update(cleaned.infinite)
+
+    def unparsed(self) -> dict[str, UnparsedNumbers]:
+        """Values that are not numbers, per numeric column, over every chunk so far."""
+        return {
+            column: UnparsedNumbers(count, self.present_numbers[column], tuple(self.examples[column]), np.empty(0))
+            for column, count in self.not_numbers.items()
+        }
 
     def report(self) -> dict[str, Any]:
         columns: dict[str, Any] = {}
@@ -315,6 +286,8 @@ class QualityTally:
                 "below_range": self.below[column],
                 "above_range": self.above[column],
                 "outside_range_share": self._share(outside, present),
+                "not_numbers": self.not_numbers[column],
+                "infinite": self.infinite[column],
             }
         return {"rows": self.rows, "columns": columns}
 

@@ -17,7 +17,6 @@ from sklearn.metrics import (
     recall_score,
     roc_auc_score,
 )
-from sklearn.pipeline import Pipeline
 
 from churn.config import GATE_KEYS, DecisionConfig, ValidationConfig
 from churn.scoring import predict_labels
@@ -114,16 +113,19 @@ def check_gate(metrics: dict[str, Any], validation: ValidationConfig) -> list[st
     return missed
 
 
-def feature_effects(model: Pipeline, X: pd.DataFrame, y: pd.Series, seed: int, max_rows: int = 5000) -> pd.DataFrame:
+def feature_effects(model: Any, X: pd.DataFrame, y: pd.Series, seed: int, max_rows: int = 5000) -> pd.DataFrame:
     """The model's top feature effects, largest first.
 
     Linear models: the coefficients of the transformed features (standardised numbers and
     one-hot categories), signed. Others: permutation importance of the raw columns on the
     given (test) rows: the drop in ROC AUC when a column is shuffled, over 5 repeats.
     """
-    classifier = model.named_steps["classifier"]
+    from churn.compiling import unwrap
+
+    pipeline = unwrap(model)
+    classifier = pipeline.named_steps["classifier"]
     if hasattr(classifier, "coef_"):
-        names = model.named_steps["preprocess"].get_feature_names_out()
+        names = pipeline.named_steps["preprocess"].get_feature_names_out()
         effects = pd.DataFrame({"feature": names, "effect": classifier.coef_[0], "std": np.nan})
         kind = "coefficient"
     else:

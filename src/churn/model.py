@@ -1,12 +1,15 @@
 """Build the classifier from the config, train it, score with it, save and load it.
 
-The saved artefact is the whole fitted `Pipeline` (preprocessor + classifier), so a user can
-`joblib.load` it in a notebook and call `predict_proba` on a DataFrame.
+The saved artefact is self-contained: a `FixedThresholdClassifier` (holding the chosen
+decision threshold) around the fitted `Pipeline` of cleaning, preprocessing and classifier.
+A user can `joblib.load` it in a notebook and call `predict_proba` or `predict` on a table
+as pandas reads it; loading needs only scikit-learn and the churn package.
 """
 
 from __future__ import annotations
 
 import inspect
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,11 +21,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
+from churn import runs
 from churn.errors import ConfigError, ModelError
 from churn.files import atomic_path, sha256_file
+from churn.preprocessing import FeatureCleaner
 
 ESTIMATORS: Mapping[str, type[BaseEstimator]] = {
     "logistic_regression": LogisticRegression,
@@ -70,9 +76,9 @@ def _check_params(estimator: BaseEstimator, where: str) -> None:
         raise ConfigError(f"{where}.params: {exc}") from None
 
 
-def build_pipeline(preprocessor: ColumnTransformer, estimator: ClassifierMixin) -> Pipeline:
-    """Chain preprocessing and classifier into the one object that is fitted and saved."""
-    return Pipeline([("preprocess", preprocessor), ("classifier", estimator)])
+def build_pipeline(cleaner: FeatureCleaner, preprocessor: ColumnTransformer, estimator: ClassifierMixin) -> Pipeline:
+    """Chain cleaning, preprocessing and classifier into the pipeline that is fitted and saved."""
+    return Pipeline([("clean", cleaner), ("preprocess", preprocessor), ("classifier", estimator)])
 
 
 def train_model(pipeline: Pipeline, X_train: pd.DataFrame, y_train: pd.Series) -> Pipeline:
@@ -80,34 +86,39 @@ def train_model(pipeline: Pipeline, X_train: pd.DataFrame, y_train: pd.Series) -
     return pipeline.fit(X_train, y_train)
 
 
-def predict_proba(model: Pipeline, X: pd.DataFrame) -> np.ndarray:
+def with_threshold(fitted: Pipeline, threshold: float) -> FixedThresholdClassifier:
+    """The saved model: the fitted pipeline with its decision threshold, so that `predict`
+    gives the CLI's `churn_prediction` (1 where the churn probability reaches the threshold)."""
+    return FixedThresholdClassifier(fitted, threshold=float(threshold), response_method="predict_proba")
+
+
+def predict_proba(model: Any, X: pd.DataFrame) -> np.ndarray:
     """Probability of the positive class (churn) for each row."""
     return np.asarray(model.predict_proba(X)[:, 1], dtype="float64")
 
 
-def save_model(model: Pipeline, path: Path) -> str:
-    """Write the fitted pipeline atomically; return the file's sha256 for the metadata."""
+def save_model(model: FixedThresholdClassifier, path: Path) -> str:
+    """Write the model atomically; return the file's sha256 for the metadata."""
     with atomic_path(path) as tmp:
         joblib.dump(model, tmp, compress=3)
     return sha256_file(path)
 
 
-def load_model(path: Path, expected_sha256: str | None) -> Pipeline:
-    """Load a fitted pipeline after checking its sha256 against the one recorded at training.
+def load_model(run_dir: Path, metadata: Mapping[str, Any]) -> FixedThresholdClassifier:
+    """Load a run's saved model from the very bytes whose sha256 matched the recorded one.
 
-    The hash is checked before unpickling: a joblib file runs code when loaded.
+    A joblib file runs code when it is loaded, so nothing is unpickled unless it is verified.
 
     Raises:
-        ModelError: the file is missing, changed after training, or not a fitted pipeline.
+        ModelError: no digest is recorded, the file is missing or changed after training, or
+            it does not hold a churn model.
     """
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found; train a model first (python main.py train)")
-    if expected_sha256 is not None and sha256_file(path) != expected_sha256:
-        raise ModelError(
-            f"{path}: sha256 differs from the one recorded at training; the file changed after training, "
-            "so it is not loaded. Retrain, or restore the original file"
-        )
-    model = joblib.load(path)
-    if not isinstance(model, Pipeline):
-        raise ModelError(f"{path}: does not hold a fitted scikit-learn Pipeline; retrain the model")
+    payload = runs.read_artefact(run_dir, runs.MODEL, metadata, "model_sha256")
+    model = joblib.load(io.BytesIO(payload))
+    from churn.compiling import unwrap
+
+    try:
+        unwrap(model)
+    except ModelError as error:
+        raise ModelError(f"{run_dir / runs.MODEL}: {error}") from None
     return model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from churn import data_loader, runs, tables
 from churn.config import Config, DataConfig, DecisionConfig
 from churn.errors import DataError
 from churn.files import sha256_file, write_json_atomic
-from churn.scoring import load_scorer, predict_labels
+from churn.scoring import Scorer, load_scorer, score
 
 if TYPE_CHECKING:
     from churn.selection import CandidateScore, ThresholdChoice
@@ -53,9 +54,26 @@ class PredictResult:
 
 @dataclass(frozen=True)
 class LoadedRun:
+    """A complete run ready to score: its folder, metadata and hash-checked scorer."""
+
     run_dir: Path
     metadata: dict[str, Any]
-    model: Any
+    scorer: Scorer
+
+    @property
+    def run_id(self) -> str:
+        return str(self.metadata["run_id"])
+
+
+@dataclass(frozen=True)
+class _Split:
+    """The cleaned labelled table and its stratified train/test split."""
+
+    data: data_loader.TrainingData
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
 
 
 @dataclass(frozen=True)
@@ -64,9 +82,13 @@ class _Fitted:
 
     results: list[CandidateScore]
     choice: ThresholdChoice
-    model: Any
+    model: Any  # the saved artefact: FixedThresholdClassifier around the fitted pipeline
     test_probabilities: np.ndarray
     metrics: dict[str, Any]
+
+    @property
+    def best(self) -> CandidateScore:
+        return self.results[0]
 
 
 def train(config: Config, data_path: Path | None = None) -> TrainResult:
@@ -81,45 +103,37 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
     started = time.perf_counter()
     selection.build_candidates(config)  # a bad model, parameter or value fails before any data is read
     data = data_loader.load_training_data(source, config.data)
-    X_train, X_test, y_train, y_test = data_loader.split_data(data.X, data.y, config.split)
-    logger.info("loaded %s: %d rows used, %d train / %d test", source, len(data.y), len(y_train), len(y_test))
-    fitted = _select_and_fit(config, X_train, y_train, X_test, y_test)
+    split = _Split(data, *data_loader.split_data(data.X, data.y, config.split))
+    logger.info(
+        "loaded %s: %d rows used, %d train / %d test", source, len(data.y), len(split.y_train), len(split.y_test)
+    )
+    fitted = _select_and_fit(config, split)
     fitted.metrics["train_seconds"] = round(time.perf_counter() - started, 3)
-    return _save_run(config, source, data, X_train, X_test, y_train, y_test, fitted)
+    return _save_run(config, source, split, fitted)
 
 
-def _select_and_fit(
-    config: Config, X_train: pd.DataFrame, y_train: pd.Series, X_test: pd.DataFrame, y_test: pd.Series
-) -> _Fitted:
+def _select_and_fit(config: Config, split: _Split) -> _Fitted:
     from churn import selection
-    from churn.model import build_estimator, build_pipeline, predict_proba, train_model
-    from churn.preprocessing import build_preprocessor
+    from churn.model import build_estimator, build_pipeline, predict_proba, train_model, with_threshold
+    from churn.preprocessing import build_cleaner, build_preprocessor
 
     def make_pipeline(estimator: Any) -> Any:
-        return build_pipeline(build_preprocessor(config.data, config.preprocessing), estimator)
+        cleaner = build_cleaner(config.data, config.data.max_unparsed_share)
+        return build_pipeline(cleaner, build_preprocessor(config.data, config.preprocessing), estimator)
 
     fixed = config.model.threshold if config.model.threshold != "auto" else 0.5
-    results = selection.compare_candidates(config, make_pipeline, X_train, y_train, float(fixed))
+    results = selection.compare_candidates(config, make_pipeline, split.X_train, split.y_train, float(fixed))
     best = results[0]
-    choice = selection.choose_threshold(y_train, best.oof_probabilities, config.model.threshold, config.decision)
+    choice = selection.choose_threshold(split.y_train, best.oof_probabilities, config.model.threshold, config.decision)
     logger.info("selected %s; threshold %.2f (%s)", best.name, choice.threshold, choice.objective)
     estimator = build_estimator(best.name, best.params, config.split.random_state)
-    model = train_model(make_pipeline(estimator), X_train, y_train)
-    test_probabilities = predict_proba(model, X_test)  # the only time the test rows are scored
-    metrics = _test_metrics(config, y_test, test_probabilities, choice.threshold, best)
+    model = with_threshold(train_model(make_pipeline(estimator), split.X_train, split.y_train), choice.threshold)
+    test_probabilities = predict_proba(model, split.X_test)  # the only time the test rows are scored
+    metrics = _test_metrics(config, split.y_test, test_probabilities, choice.threshold, best)
     return _Fitted(results, choice, model, test_probabilities, metrics)
 
 
-def _save_run(
-    config: Config,
-    source: Path,
-    data: data_loader.TrainingData,
-    X_train: pd.DataFrame,
-    X_test: pd.DataFrame,
-    y_train: pd.Series,
-    y_test: pd.Series,
-    fitted: _Fitted,
-) -> TrainResult:
+def _save_run(config: Config, source: Path, split: _Split, fitted: _Fitted) -> TrainResult:
     """Write the run folder, metadata last; move latest if the gate passed."""
     from churn import selection
     from churn.compiling import export_linear_tables
@@ -127,25 +141,18 @@ def _save_run(
     from churn.model import save_model
 
     missed = check_gate(fitted.metrics, config.validation)
-    best = fitted.results[0]
     run_id, run_dir = runs.create_run_dir(config.paths.models_dir)
-    model_sha = save_model(fitted.model, run_dir / runs.MODEL)
+    digests = {"model_sha256": save_model(fitted.model, run_dir / runs.MODEL), "scorer_sha256": None}
     scorer_tables = export_linear_tables(fitted.model)
     if scorer_tables is not None:
         write_json_atomic(run_dir / runs.SCORER, scorer_tables)
+        digests["scorer_sha256"] = sha256_file(run_dir / runs.SCORER)
     board = selection.leaderboard(fitted.results, config)
-    _write_run_tables(run_dir, board, y_test, fitted.test_probabilities, y_train, best, config, fitted.model, X_test)
+    _write_run_tables(run_dir, config, split, fitted, board)
     write_json_atomic(run_dir / runs.METRICS, fitted.metrics)
-    metadata = _run_metadata(config, run_id, source, data, X_train, y_train, y_test, model_sha)
-    metadata |= {
-        "status": "rejected" if missed else "accepted",
-        "model_name": best.name,
-        "model_params": {k: v for k, v in best.params.items() if _jsonable(v)},
-        "threshold": fitted.choice.threshold,
-        "threshold_choice": asdict(fitted.choice),
-        "scorer_sha256": sha256_file(run_dir / runs.SCORER) if scorer_tables is not None else None,
-        "validation": {"criteria": dict(config.validation.criteria), "missed": missed},
-    }
+    metadata = _run_metadata(config, run_id, source, split, fitted) | digests
+    metadata["status"] = "rejected" if missed else "accepted"
+    metadata["validation"] = {"criteria": dict(config.validation.criteria), "missed": missed}
     _draw_report(run_dir, metadata)
     write_json_atomic(run_dir / runs.METADATA, metadata)  # written last: it marks the run complete
     if not missed:
@@ -169,25 +176,16 @@ def _test_metrics(
     return metrics
 
 
-def _write_run_tables(
-    run_dir: Path,
-    board: pd.DataFrame,
-    y_test: pd.Series,
-    test_probabilities: np.ndarray,
-    y_train: pd.Series,
-    best: CandidateScore,
-    config: Config,
-    model: Any,
-    X_test: pd.DataFrame,
-) -> None:
+def _write_run_tables(run_dir: Path, config: Config, split: _Split, fitted: _Fitted, board: pd.DataFrame) -> None:
     """The tables the report is drawn from, so `report` can rebuild it from the run folder alone."""
     from churn.evaluation import feature_effects, threshold_curve
 
+    test = pd.DataFrame({"y_true": split.y_test.to_numpy(), "churn_probability": fitted.test_probabilities})
     contents = {
         runs.LEADERBOARD: board,
-        runs.TEST_PREDICTIONS: pd.DataFrame({"y_true": y_test.to_numpy(), "churn_probability": test_probabilities}),
-        runs.THRESHOLD_CURVE: threshold_curve(y_train, best.oof_probabilities, config.decision),
-        runs.FEATURE_EFFECTS: feature_effects(model, X_test, y_test, config.split.random_state),
+        runs.TEST_PREDICTIONS: test,
+        runs.THRESHOLD_CURVE: threshold_curve(split.y_train, fitted.best.oof_probabilities, config.decision),
+        runs.FEATURE_EFFECTS: feature_effects(fitted.model, split.X_test, split.y_test, config.split.random_state),
     }
     for name, table in contents.items():
         tables.write_table(table, run_dir / name)
@@ -197,20 +195,11 @@ def _jsonable(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool, list, dict))
 
 
-def _run_metadata(
-    config: Config,
-    run_id: str,
-    source: Path,
-    data: data_loader.TrainingData,
-    X_train: pd.DataFrame,
-    y_train: pd.Series,
-    y_test: pd.Series,
-    model_sha: str,
-) -> dict[str, Any]:
+def _run_metadata(config: Config, run_id: str, source: Path, split: _Split, fitted: _Fitted) -> dict[str, Any]:
+    data = split.data
     return {
         "run_id": run_id,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model_sha256": model_sha,
         "config_path": str(config.source.resolve()),
         "config": config.raw,
         "training_data": {
@@ -220,8 +209,8 @@ def _run_metadata(
             "rows_used": int(len(data.y)),
             "dropped_missing_target": data.dropped_missing_target,
             "dropped_duplicate_ids": data.dropped_duplicate_ids,
-            "train_rows": int(len(y_train)),
-            "test_rows": int(len(y_test)),
+            "train_rows": int(len(split.y_train)),
+            "test_rows": int(len(split.y_test)),
         },
         "class_balance": {
             "positive": int(data.y.sum()),
@@ -229,8 +218,12 @@ def _run_metadata(
             "positive_rate": float(data.y.mean()),
         },
         "missing_values": {column: int(count) for column, count in data.X.isna().sum().items()},
-        "schema": data_loader.describe_schema(X_train, config.data),
+        "schema": data_loader.describe_schema(split.X_train, config.data),
         "environment": runs.environment_info(),
+        "model_name": fitted.best.name,
+        "model_params": {k: v for k, v in fitted.best.params.items() if _jsonable(v)},
+        "threshold": float(fitted.model.threshold),  # the same number the saved model holds
+        "threshold_choice": asdict(fitted.choice),
     }
 
 
@@ -250,13 +243,10 @@ def _draw_report(run_dir: Path, metadata: dict[str, Any] | None) -> Path:
 
 
 def load_run(config: Config, run: str | Path | None) -> LoadedRun:
-    """The run folder (default: latest), its metadata, and its hash-checked model."""
-    from churn.model import load_model
-
+    """The run folder (default: latest), its metadata, and its hash-checked scorer."""
     run_dir = runs.resolve_run(config.paths.models_dir, run)
     metadata = runs.read_metadata(run_dir)
-    model = load_model(run_dir / runs.MODEL, metadata.get("model_sha256"))
-    return LoadedRun(run_dir, metadata, model)
+    return LoadedRun(run_dir, metadata, load_scorer(run_dir, metadata))
 
 
 def default_output_path(config: Config, input_path: Path) -> Path:
@@ -287,39 +277,66 @@ def predict(
     _refuse_overwriting_input(input_path, destination)
     if quality_report is not None:
         _refuse_overwriting_input(input_path, quality_report)
-    run_dir = runs.resolve_run(config.paths.models_dir, run)
-    metadata = runs.read_metadata(run_dir)
-    schema = metadata["schema"]
-    numeric, categorical = tuple(schema["numeric_features"]), tuple(schema["categorical_features"])
+    loaded = load_run(config, run)
+    spec = loaded.scorer.spec
     header = tables.table_columns(input_path)
-    data_loader.check_columns(header, numeric + categorical, input_path)
-    id_column = schema.get("id_column") if schema.get("id_column") in header else None
-    scorer = load_scorer(run_dir, metadata)
-    quality = data_loader.QualityTally(schema)
-    positives = 0
-    progress = _Progress("predict")
+    data_loader.check_columns(header, spec.columns, input_path)
+    id_column = _id_column(loaded, header)
+    columns = [*spec.columns] + ([id_column] if id_column else [])
+    quality = data_loader.QualityTally(loaded.metadata["schema"])
     with tables.TableWriter(destination) as writer:
-        columns = [*numeric, *categorical] + ([id_column] if id_column else [])
-        for chunk in tables.iter_table(input_path, columns, config.predict.chunk_rows, categorical=categorical):
-            X = data_loader.prepare_features(chunk, numeric, categorical, input_path)
-            quality.add(X)
-            probabilities = scorer.predict_proba(X)
-            labels = predict_labels(probabilities, metadata["threshold"])
-            positives += int(labels.sum())
-            ids = {id_column: chunk.column(id_column)} if id_column else {}
-            writer.write(pa.table(ids | {"churn_probability": probabilities, "churn_prediction": labels}))
-            progress.update(chunk.num_rows)
-    progress.finish()
-    for column, count in quality.unseen.items():
-        logger.warning(
-            "%s: column %s has %d value(s) never seen in training; encoded as no category", input_path, column, count
-        )
-    if (drift := quality.summary()) is not None:
-        logger.warning("%s: input drift: %s", input_path, drift)
-    report = {"input": str(input_path), "run_id": metadata["run_id"]} | quality.report()
+        chunks = tables.iter_table(input_path, columns, config.predict.chunk_rows, categorical=spec.categorical)
+        positives = write_scored(loaded, chunks, writer, id_column, quality, input_path, config)
+    _log_quality(quality, input_path)
+    report = {"input": str(input_path), "run_id": loaded.run_id} | quality.report()
     if quality_report is not None:
         write_json_atomic(quality_report, report)
     return PredictResult(str(destination), writer.rows, positives, dict(quality.unseen), report)
+
+
+def _id_column(loaded: LoadedRun, header: list[str]) -> str | None:
+    """The run's id column, when the input has it (an input without ids is scored all the same)."""
+    id_column = loaded.metadata["schema"].get("id_column")
+    return id_column if id_column in header else None
+
+
+def write_scored(
+    loaded: LoadedRun,
+    chunks: Iterator[pa.Table],
+    writer: tables.TableWriter,
+    id_column: str | None,
+    quality: data_loader.QualityTally,
+    source: Path | str,
+    config: Config,
+) -> int:
+    """Score raw chunks and write id, churn_probability, churn_prediction per row; return the
+    number predicted to churn. The loop behind `predict` and the service's CSV answers."""
+    positives = 0
+    progress = _Progress("predict")
+    for chunk in chunks:
+        scored = score(loaded.scorer, chunk)
+        quality.add(scored.cleaned)
+        positives += int(scored.predictions.sum())
+        ids = {id_column: chunk.column(id_column)} if id_column else {}
+        writer.write(
+            pa.table(ids | {"churn_probability": scored.probabilities, "churn_prediction": scored.predictions})
+        )
+        progress.update(chunk.num_rows)
+    progress.finish()
+    # Checked on the whole input, so that the answer never depends on the chunk size; the
+    # writer has published nothing yet, so a refused input leaves no output behind.
+    data_loader.check_unparsed(quality.unparsed(), source, config.data.max_unparsed_share)
+    return positives
+
+
+def _log_quality(quality: data_loader.QualityTally, source: Path | str) -> None:
+    data_loader.warn_cleaning(quality.unparsed(), quality.infinite, source)
+    for column, count in quality.unseen.items():
+        logger.warning(
+            "%s: column %s has %d value(s) never seen in training; encoded as no category", source, column, count
+        )
+    if (drift := quality.summary()) is not None:
+        logger.warning("%s: input drift: %s", source, drift)
 
 
 class _Progress:
@@ -354,22 +371,22 @@ def evaluate(config: Config, input_path: Path, run: str | Path | None = None) ->
     """Score a labelled file with a saved run and compute the training metrics on it."""
     from churn.evaluation import compute_metrics, cost_summary
 
-    run_dir = runs.resolve_run(config.paths.models_dir, run)
-    metadata = runs.read_metadata(run_dir)
-    schema = metadata["schema"]
+    loaded = load_run(config, run)
+    schema = loaded.metadata["schema"]
     data_config = DataConfig(  # the run's own columns and label; ids are not needed to evaluate
         path=input_path,
         target=schema["target"],
-        positive_label=metadata["config"]["data"]["positive_label"],
+        positive_label=loaded.metadata["config"]["data"]["positive_label"],
         numeric_features=tuple(schema["numeric_features"]),
         categorical_features=tuple(schema["categorical_features"]),
+        max_unparsed_share=config.data.max_unparsed_share,
     )
     data = data_loader.load_training_data(input_path, data_config)
-    probabilities = load_scorer(run_dir, metadata).predict_proba(data.X)
-    threshold = metadata["threshold"]
-    metrics = compute_metrics(data.y, probabilities, threshold)
-    costs = metadata["config"].get("decision") or {}
+    scored = score(loaded.scorer, data.X)
+    threshold = loaded.scorer.threshold
+    metrics = compute_metrics(data.y, scored.probabilities, threshold)
+    costs = loaded.metadata["config"].get("decision") or {}
     if costs:  # the run's own costs, so evaluate reports what training reported
         decision = DecisionConfig(costs["cost_false_positive"], costs["cost_false_negative"])
-        metrics |= cost_summary(data.y, probabilities, threshold, decision)
-    return {"run_id": metadata["run_id"], "input": str(input_path)} | metrics
+        metrics |= cost_summary(data.y, scored.probabilities, threshold, decision)
+    return {"run_id": loaded.run_id, "input": str(input_path)} | metrics

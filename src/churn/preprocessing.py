@@ -1,22 +1,31 @@
-"""The feature transformer: one `ColumnTransformer` built from the config's column lists.
+"""The saved model's preprocessing: `FeatureCleaner` (raw columns in, clean features out) and
+one `ColumnTransformer` built from the config's column lists.
 
-It is fitted inside the model `Pipeline` on training rows only, so every statistic it
-learns (medians, scales, category lists) comes from those rows and is saved with the model.
+Both are fitted inside the model `Pipeline` on training rows only, so every statistic they
+learn (category spellings, medians, scales, category lists) comes from those rows and is
+saved with the model.
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
+from churn.cleaning import CleanedFeatures, FeatureSpec, clean_features, describe_unparsed
 from churn.config import DataConfig, PreprocessingConfig
-from churn.scoring import category_codes
+from churn.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 
 def build_preprocessor(data: DataConfig, options: PreprocessingConfig) -> ColumnTransformer:
@@ -56,77 +65,116 @@ def _categorical_steps() -> Pipeline:
     )
 
 
-class CategoryCodeEncoder(TransformerMixin, BaseEstimator):
-    """Dense one-hot encoding computed from pandas category codes.
+class FeatureCleaner(TransformerMixin, BaseEstimator):
+    """The first step of every saved model: raw feature columns in, clean features out.
 
-    Gives the same output as ``SimpleImputer(strategy="most_frequent")`` followed by
-    ``OneHotEncoder(handle_unknown="ignore", sparse_output=False)`` (missing values take the
-    most frequent training category; categories never seen in training encode as all zeros),
-    about ten times faster on text columns: each column is hashed once into codes and only its
-    few distinct values are compared with the training categories.
+    It applies `churn.cleaning.clean_features`, the cleaning that training, predict, the
+    service and the cluster all use, so the saved model takes a table as pandas or pyarrow
+    read it, or as JSON records give it, and answers what `python main.py predict` answers.
+
+    Parameters:
+        numeric_features: the numeric columns; with `categorical_features` both None, the
+            columns are inferred at fit (numeric dtypes are numeric, everything else is a
+            category).
+        categorical_features: the categorical columns.
+        max_unparsed_share: above this share of the non-missing values of a numeric column
+            that are not numbers, `transform` raises `DataError` (a ValueError); below, it warns.
+
+    Fitted attributes:
+        spec_: the `FeatureSpec` cleaning applies (columns, training's spelling of true/false).
+        categories_: each categorical column's training categories, sorted.
+        n_features_in_, feature_names_in_: the feature columns (names only when fitted on named columns).
+
+    Input: a DataFrame or an Arrow table, whose extra columns are ignored and whose column
+    order does not matter (a raw file or a JSON record carries more than the features), or an
+    array with exactly `n_features_in_` columns. Output: a DataFrame, numbers as float64 and
+    categories as Categoricals of text, which the ColumnTransformer after it selects by name.
     """
 
-    def fit(self, X: pd.DataFrame, y: object = None) -> CategoryCodeEncoder:
-        frame = _as_frame(X)
-        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        self.n_features_in_ = frame.shape[1]
-        self.categories_ = []
-        self.most_frequent_ = []
-        for column in frame.columns:
-            counts = frame[column].dropna().astype("str").value_counts()
-            if counts.empty:
-                raise ValueError(f"column {column!r} has no values to learn categories from")
-            # SimpleImputer's rule: the most frequent value, the smallest one among ties
-            self.most_frequent_.append(min(counts.index[counts == counts.max()]))
-            self.categories_.append(np.array(sorted(counts.index), dtype=object))
+    def __init__(
+        self,
+        numeric_features: tuple[str, ...] | None = None,
+        categorical_features: tuple[str, ...] | None = None,
+        max_unparsed_share: float = 0.01,
+    ) -> None:
+        self.numeric_features = numeric_features
+        self.categorical_features = categorical_features
+        self.max_unparsed_share = max_unparsed_share
+
+    def fit(self, X: Any, y: object = None) -> FeatureCleaner:
+        frame, named = self._as_frame(X, fitted=False)
+        numeric, categorical = self._feature_lists(frame)
+        cleaned = self._clean(frame, FeatureSpec(numeric, categorical))
+        self.categories_ = {c: sorted(cleaned.X[c].dropna().unique().tolist()) for c in categorical}
+        self.spec_ = FeatureSpec.learn(numeric, categorical, self.categories_)
+        self.n_features_in_ = len(self.spec_.columns)
+        if named:
+            self.feature_names_in_ = np.asarray(self.spec_.columns, dtype=object)
         return self
 
-    @classmethod
-    def from_fitted(cls, imputer: SimpleImputer, encoder: OneHotEncoder) -> CategoryCodeEncoder:
-        """Adopt what a fitted imputer + one-hot encoder pair learned, to score with it faster."""
-        if encoder.handle_unknown != "ignore" or encoder.drop_idx_ is not None or encoder.sparse_output:
-            raise ValueError("only OneHotEncoder(handle_unknown='ignore', sparse_output=False) without drop")
-        self = cls()
-        self.feature_names_in_ = np.asarray(imputer.feature_names_in_, dtype=object)
-        self.n_features_in_ = len(self.feature_names_in_)
-        self.categories_ = [np.asarray(c, dtype=object) for c in encoder.categories_]
-        self.most_frequent_ = list(imputer.statistics_)
-        if len(self.most_frequent_) != len(self.categories_):
-            raise ValueError("the imputer dropped an all-missing column; no fast equivalent")
-        return self
-
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
-        check_is_fitted(self, "categories_")
-        frame = _as_frame(X)
-        out = np.zeros((len(frame), sum(len(c) for c in self.categories_)), dtype="float64")
-        self.write_into(frame, out, 0)
-        return out
-
-    def write_into(self, frame: pd.DataFrame, out: np.ndarray, offset: int) -> int:
-        """Set the one-hot columns of `out` from `offset` on (they must be zero); return the next offset."""
-        rows = np.arange(len(frame))
-        for position, name in enumerate(self.feature_names_in_):
-            codes = self._codes(frame[name], position)
-            seen = codes >= 0
-            out[rows[seen], offset + codes[seen]] = 1.0
-            offset += len(self.categories_[position])
-        return offset
-
-    def _codes(self, values: pd.Series, position: int) -> np.ndarray:
-        """Code of each value among the training categories: missing -> most frequent, unseen -> -1."""
-        return category_codes(values, self.categories_[position], self.most_frequent_[position])
+    def transform(self, X: Any) -> pd.DataFrame:
+        check_is_fitted(self, "spec_")
+        frame, _ = self._as_frame(X, fitted=True)
+        return self._clean(frame, self.spec_).X
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        check_is_fitted(self, "categories_")
-        return np.array(
-            [
-                f"{name}_{value}"
-                for name, cats in zip(self.feature_names_in_, self.categories_, strict=True)
-                for value in cats
-            ],
-            dtype=object,
-        )
+        check_is_fitted(self, "spec_")
+        return np.asarray(self.spec_.columns, dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True  # text in numeric and categorical columns
+        tags.input_tags.categorical = True
+        tags.input_tags.allow_nan = True  # missing values are imputed later in the pipeline
+        tags.transformer_tags.preserves_dtype = []  # the output is a DataFrame of numbers and Categoricals
+        return tags
+
+    def _as_frame(self, X: Any, fitted: bool) -> tuple[pd.DataFrame | pa.Table, bool]:
+        """The input as a table with column names, and whether the names came with it."""
+        if isinstance(X, pa.Table) or (isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns)):
+            if len(X) == 0:
+                raise ValueError(f"Found array with 0 sample(s) (shape=({len(X)}, {len(X.columns)})) "
+                                 "while a minimum of 1 is required.")  # fmt: skip
+            return X, True
+        array = check_array(X, dtype=None, ensure_all_finite=False, ensure_2d=True)
+        if fitted and array.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {array.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        if fitted and hasattr(self, "feature_names_in_"):
+            raise ValueError(
+                f"{type(self).__name__} was fitted on named columns; pass a DataFrame with columns "
+                f"{', '.join(self.feature_names_in_)}"
+            )
+        return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])]), False
+
+    def _feature_lists(self, frame: pd.DataFrame | pa.Table) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if self.numeric_features is not None or self.categorical_features is not None:
+            return tuple(self.numeric_features or ()), tuple(self.categorical_features or ())
+        if isinstance(frame, pa.Table):
+            kinds: dict[str, Any] = {field.name: field.type for field in frame.schema}
+        else:
+            kinds = dict(frame.dtypes)
+        numeric = tuple(name for name, kind in kinds.items() if _is_number_type(kind))
+        return numeric, tuple(name for name in kinds if name not in numeric)
+
+    def _clean(self, frame: pd.DataFrame | pa.Table, spec: FeatureSpec) -> CleanedFeatures:
+        cleaned = clean_features(frame, spec)
+        for column, bad in cleaned.unparsed.items():
+            if bad.share > self.max_unparsed_share:
+                raise DataError(describe_unparsed(column, bad, self.max_unparsed_share, "max_unparsed_share"))
+            logger.warning("%s; treated as missing", describe_unparsed(column, bad))
+        for column, count in cleaned.infinite.items():
+            logger.warning("column %s has %d infinite value(s); treated as missing", column, count)
+        return cleaned
 
 
-def _as_frame(X: object) -> pd.DataFrame:
-    return X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=object))
+def _is_number_type(kind: Any) -> bool:
+    if isinstance(kind, pa.DataType):
+        return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
+    return bool(pd.api.types.is_numeric_dtype(kind) and not pd.api.types.is_bool_dtype(kind))
+
+
+def build_cleaner(data: DataConfig, max_unparsed_share: float) -> FeatureCleaner:
+    return FeatureCleaner(data.numeric_features, data.categorical_features, max_unparsed_share)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import platform
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -121,6 +122,33 @@ def read_metadata(run_dir: Path) -> dict[str, Any]:
         raise ModelError(f"{path}: unreadable metadata ({exc}); train again") from None
     if not isinstance(payload, dict):
         raise ModelError(f"{path}: metadata is not a JSON object; train again")
+    return payload
+
+
+def read_artefact(run_dir: Path, name: str, metadata: Mapping[str, Any], digest_key: str) -> bytes:
+    """The bytes of a run's artefact, after checking them against the sha256 metadata records.
+
+    The bytes returned are the bytes hashed: nothing can swap the file between check and load.
+
+    Raises:
+        ModelError: no digest is recorded, the file is missing, or it changed after training.
+    """
+    path = run_dir / name
+    expected = metadata.get(digest_key)
+    if not isinstance(expected, str) or not expected:
+        raise ModelError(
+            f"{path}: {METADATA} records no {digest_key}, so the file cannot be verified and is not loaded; "
+            "retrain to get a verifiable run"
+        )
+    try:
+        payload = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing, though {METADATA} records it; restore the file or retrain") from None
+    if hashlib.sha256(payload).hexdigest() != expected:
+        raise ModelError(
+            f"{path}: sha256 differs from the one recorded at training; the file changed after training, "
+            "so it is not loaded. Retrain, or restore the original file"
+        )
     return payload
 
 

@@ -1,65 +1,72 @@
-"""Scoring at predict time, kept free of scikit-learn imports so that `predict` starts fast.
+"""Scoring with a saved run: the one scorer behind `predict`, `evaluate`, the HTTP service and
+the cluster, kept free of scikit-learn imports so that `predict` starts fast.
 
-A logistic-regression run carries `scorer.json`: its whole fitted pipeline as lookup tables
-(imputation values, scaling, one coefficient per numeric column and per training category).
-`LinearScorer` evaluates them with numpy; importing and unpickling scikit-learn is skipped,
-which saves over a second per run, and nothing is unpickled, so no code runs on load. Other
-models load the saved pipeline and score through `churn.compiling.FastScorer`.
+A scorer cleans raw rows with the run's own `FeatureSpec` (`churn.cleaning`, the code the
+saved model's first step runs), scores the clean features, and applies the run's threshold.
+
+A logistic-regression run carries `scorer.json`: its whole fitted model as lookup tables
+(cleaning spec, threshold, imputation values, scaling, one coefficient per numeric column and
+per training category). `LinearScorer` evaluates them with numpy; importing and unpickling
+scikit-learn is skipped, which saves over a second per run, and nothing is unpickled, so no
+code runs on load. Other models load the saved model and score through
+`churn.compiling.FastScorer`. Both are tested equal to the saved model's `predict_proba`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from churn import runs
-from churn.errors import ModelError
-from churn.files import sha256_file
+from churn.cleaning import CleanedFeatures, FeatureSpec, clean_features
+from churn.codes import category_codes
 
 
 class Scorer(Protocol):
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray: ...
+    """Churn probabilities of cleaned features, and the run's decision threshold."""
+
+    spec: FeatureSpec
+    threshold: float
+
+    def score_clean(self, X: pd.DataFrame) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One batch of rows scored: the cleaning done, probabilities and 0/1 decisions."""
+
+    cleaned: CleanedFeatures
+    probabilities: np.ndarray
+    predictions: np.ndarray
 
 
 def predict_labels(probabilities: np.ndarray, threshold: float) -> np.ndarray:
-    """0/1 decisions: 1 where the churn probability reaches the threshold."""
+    """0/1 decisions: 1 where the churn probability reaches the threshold (as the saved model's `predict`)."""
     return (probabilities >= threshold).astype("int8")
 
 
-def category_codes(values: pd.Series, categories: Any, fill: str) -> np.ndarray:
-    """Position of each value among the training categories: missing -> `fill`'s, unseen -> -1.
-
-    Each column is hashed once (or already is, as a Categorical) and only its distinct values
-    are looked up, so the cost barely depends on how many categories there are.
-    """
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        value_codes, distinct = values.cat.codes.to_numpy(), values.cat.categories
-    else:
-        value_codes, distinct = pd.factorize(values)
-    return _lookup(tuple(categories), str(fill), tuple(str(value) for value in distinct))[value_codes]
-
-
-@functools.lru_cache(maxsize=1024)
-def _lookup(categories: tuple[str, ...], fill: str, distinct: tuple[str, ...]) -> np.ndarray:
-    """For each distinct value its training code (-1 if unseen), then the fill's code for missing.
-
-    Remembered: the chunks of one file almost always hold the same distinct values."""
-    known = pd.Index(categories)
-    return np.append(known.get_indexer(pd.Index(distinct, dtype=object)), known.get_loc(fill))
+def score(scorer: Scorer, frame: pd.DataFrame | pa.Table) -> Scored:
+    """Clean raw rows with the run's spec, score them, and apply the run's threshold."""
+    cleaned = clean_features(frame, scorer.spec)
+    probabilities = scorer.score_clean(cleaned.X)
+    return Scored(cleaned, probabilities, predict_labels(probabilities, scorer.threshold))
 
 
 class LinearScorer:
-    """A logistic regression pipeline evaluated from its exported lookup tables."""
+    """A logistic regression model evaluated from its exported lookup tables."""
 
     def __init__(self, tables: dict[str, Any]) -> None:
         self.tables = tables
+        self.spec = FeatureSpec.from_dict(tables["features"])
+        self.threshold = float(tables["threshold"])
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def score_clean(self, X: pd.DataFrame) -> np.ndarray:
         z = np.full(len(X), self.tables["intercept"], dtype="float64")
         for item in self.tables["numeric"]:
             values = X[item["column"]].to_numpy(dtype="float64", na_value=np.nan)
@@ -71,20 +78,24 @@ class LinearScorer:
             codes = category_codes(X[item["column"]], item["categories"], item["fill"])
             weights = np.append(np.asarray(item["coef"], dtype="float64"), 0.0)  # unseen (-1): no effect
             z += weights[codes]
-        return 1.0 / (1.0 + np.exp(-z))
+        with np.errstate(over="ignore"):  # exp(-z) of a huge negative z is inf: probability 0, as intended
+            return 1.0 / (1.0 + np.exp(-z))
 
 
 def load_scorer(run_dir: Path, metadata: dict[str, Any]) -> Scorer:
-    """The fastest faithful scorer of a run: its exported tables, else its hash-checked model."""
-    digest = metadata.get("scorer_sha256")
-    path = run_dir / runs.SCORER
-    if digest and path.is_file():
-        if sha256_file(path) != digest:
-            raise ModelError(
-                f"{path}: sha256 differs from the one recorded at training; the file changed after training"
-            )
-        return LinearScorer(json.loads(path.read_text(encoding="utf-8")))
+    """The fastest faithful scorer of a run: its exported tables, else its saved model.
+
+    Fails closed: every artefact is loaded from the very bytes whose sha256 was checked
+    against the digest metadata.json records, and a missing digest or a missing recorded
+    artefact is refused, never worked around.
+
+    Raises:
+        ModelError: a digest is missing or differs, or a recorded artefact is missing.
+    """
+    if metadata.get("scorer_sha256") is not None:
+        payload = runs.read_artefact(run_dir, runs.SCORER, metadata, "scorer_sha256")
+        return LinearScorer(json.loads(payload))
     from churn.compiling import FastScorer  # scikit-learn, only for models that need it
     from churn.model import load_model
 
-    return FastScorer(load_model(run_dir / runs.MODEL, metadata.get("model_sha256")))
+    return FastScorer(load_model(run_dir, metadata))

@@ -9,6 +9,7 @@ from support import REPO, TELCO, make_subscriptions, subscriptions_config
 from churn import pipeline
 from churn.config import load_config
 from churn.data_loader import load_training_data
+from churn.scoring import score
 
 
 @pytest.fixture(scope="module")
@@ -77,18 +78,19 @@ def test_unseen_categories_and_blank_numbers_do_not_crash_and_are_warned(telco_r
 
 
 def probabilities_for(config, frame):
-    loaded = pipeline.load_run(config, None)
-    from churn.data_loader import prepare_features
-
-    X = prepare_features(frame, config.data.numeric_features, config.data.categorical_features, TELCO)
-    return loaded.model.predict_proba(X)[:, 1]
+    return score(pipeline.load_run(config, None).scorer, frame).probabilities
 
 
-def test_rows_differing_only_in_customer_id_get_the_same_probability(telco_run):
+def test_rows_differing_only_in_customer_id_get_the_same_probability(telco_run, tmp_path):
+    # through the whole predict path, which reads the id column and writes it back
     config, _ = telco_run
     frame = pd.read_csv(TELCO, dtype=str).head(20)
-    renamed = frame.assign(customerID=[f"NEW-{i}" for i in range(20)])
-    np.testing.assert_array_equal(probabilities_for(config, frame), probabilities_for(config, renamed))
+    frame.to_csv(tmp_path / "a.csv", index=False)
+    frame.assign(customerID=[f"NEW-{i}" for i in range(20)]).to_csv(tmp_path / "b.csv", index=False)
+    first = pd.read_csv(pipeline.predict(config, tmp_path / "a.csv", tmp_path / "pa.csv").output)
+    second = pd.read_csv(pipeline.predict(config, tmp_path / "b.csv", tmp_path / "pb.csv").output)
+    assert second["customerID"].tolist() == [f"NEW-{i}" for i in range(20)]
+    np.testing.assert_array_equal(first["churn_probability"], second["churn_probability"])
 
 
 def test_a_longer_contract_never_raises_churn_risk(telco_run):

@@ -8,9 +8,11 @@ import pytest
 from support import TELCO_SAMPLE
 
 from churn import pipeline, runs
+from churn.compiling import unwrap
 from churn.config import load_config
 from churn.data_loader import load_training_data, split_data
 from churn.model import load_model, predict_proba
+from churn.scoring import score
 
 
 @pytest.fixture
@@ -48,17 +50,18 @@ def test_same_config_and_data_give_the_same_metrics(config, trained):
     }
 
 
-def test_saved_model_round_trip_gives_identical_probabilities(config, trained):
-    data = load_training_data(TELCO_SAMPLE, config.data)
-    reloaded = load_model(trained.run_dir / "model.joblib", trained.metadata["model_sha256"])
-    fresh = pipeline.load_run(config, None).model
-    np.testing.assert_array_equal(predict_proba(reloaded, data.X), predict_proba(fresh, data.X))
+def test_saved_model_takes_the_raw_file_and_equals_the_run_scorer(config, trained):
+    reloaded = load_model(trained.run_dir, trained.metadata)
+    raw = pd.read_csv(TELCO_SAMPLE)  # pandas' own types: SeniorCitizen as ints, TotalCharges as text
+    scorer = pipeline.load_run(config, None).scorer
+    np.testing.assert_allclose(predict_proba(reloaded, raw), score(scorer, raw).probabilities, rtol=0, atol=1e-12)
+    assert reloaded.threshold == trained.metadata["threshold"] == scorer.threshold
 
 
 def test_preprocessing_learns_only_from_training_rows(config, trained):
     data = load_training_data(TELCO_SAMPLE, config.data)
     X_train, X_test, _, _ = split_data(data.X, data.y, config.split)
-    model = load_model(trained.run_dir / "model.joblib", None)
+    model = unwrap(load_model(trained.run_dir, trained.metadata))
     numeric = model.named_steps["preprocess"].named_transformers_["numeric"]
     learned = list(config.data.numeric_features)
     learned.remove("TotalCharges")  # filled with a constant, not learned

@@ -10,8 +10,10 @@ import pytest
 from support import TELCO_SAMPLE
 
 from churn import pipeline, runs
+from churn.compiling import unwrap
 from churn.config import load_config
 from churn.data_loader import load_training_data, split_data
+from churn.model import load_model
 from churn.report import PLOTS
 
 CANDIDATES = [
@@ -39,7 +41,7 @@ def test_candidates_are_compared_and_the_best_becomes_the_model(compared):
     assert board["roc_auc_mean"].is_monotonic_decreasing
     assert board.loc[board["model"] == "logistic_regression", "settings_tried"].item() == 2
     assert result.metadata["model_name"] == board["model"].iloc[0]
-    model = pipeline.load_run(config, None).model
+    model = unwrap(load_model(result.run_dir, result.metadata))
     assert (
         type(model.named_steps["classifier"]).__name__
         == {

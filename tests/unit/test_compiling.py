@@ -2,18 +2,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder
 
-from churn.compiling import FastScorer
+from churn.cleaning import clean_features
+from churn.compiling import FastScorer, _CategoricalBlock, export_linear_tables, unwrap
 from churn.config import DataConfig, PreprocessingConfig
-from churn.data_loader import prepare_features
-from churn.model import build_pipeline
-from churn.preprocessing import build_preprocessor
+from churn.errors import ModelError
+from churn.model import build_pipeline, with_threshold
+from churn.preprocessing import FeatureCleaner, build_preprocessor
+from churn.scoring import LinearScorer
 
 
-def data(tmp_path, rows=300, seed=0, c1_values=("a", "b", "c", "")):
+def raw(rows=300, seed=0, c1_values=("a", "b", "c", "")):
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
         {
@@ -23,54 +26,105 @@ def data(tmp_path, rows=300, seed=0, c1_values=("a", "b", "c", "")):
             "c2": rng.choice(["0", "1", "1.0"], rows),
         }
     )
-    y = (rng.random(rows) < 0.3).astype(int)
-    X = prepare_features(frame, ("n1", "n2"), ("c1", "c2"), tmp_path)
-    return X, y
+    return frame, (rng.random(rows) < 0.3).astype(int)
 
 
 def config(tmp_path, **options):
-    return (
-        DataConfig(
-            path=tmp_path,
-            target="y",
-            positive_label=1,
-            numeric_features=("n1", "n2"),
-            categorical_features=("c1", "c2"),
-        ),
-        PreprocessingConfig(**options),
+    data = DataConfig(
+        path=tmp_path, target="y", positive_label=1, numeric_features=("n1", "n2"), categorical_features=("c1", "c2")
     )
+    return data, PreprocessingConfig(**options)
+
+
+def fitted_model(tmp_path, **options):
+    data, preprocessing = config(tmp_path, **options)
+    cleaner = FeatureCleaner(data.numeric_features, data.categorical_features)
+    pipeline = build_pipeline(cleaner, build_preprocessor(data, preprocessing), LogisticRegression())
+    X, y = raw()
+    return with_threshold(pipeline.fit(X, y), 0.3)
 
 
 @pytest.mark.parametrize(
     "options", [{}, {"scale_numeric": False}, {"fill_values": {"n2": 0.0}}, {"numeric_impute": "mean"}]
 )
-def test_fast_scorer_equals_the_pipeline(tmp_path, options):
-    X, y = data(tmp_path)
-    model = build_pipeline(build_preprocessor(*config(tmp_path, **options)), LogisticRegression()).fit(X, y)
+def test_fast_and_linear_scorers_equal_the_saved_model(tmp_path, options):
+    model = fitted_model(tmp_path, **options)
     scorer = FastScorer(model)
-    assert scorer.compiled
-    X_new, _ = data(tmp_path, rows=50, seed=1, c1_values=("a", "zzz", "", "c"))  # unseen and missing
-    np.testing.assert_array_equal(scorer.transform(X_new), model.named_steps["preprocess"].transform(X_new))
-    np.testing.assert_allclose(scorer.predict_proba(X_new), model.predict_proba(X_new)[:, 1], rtol=0, atol=1e-12)
+    assert scorer.compiled and scorer.threshold == 0.3
+    X_new, _ = raw(rows=50, seed=1, c1_values=("a", "zzz", "", "c"))  # unseen and missing
+    clean = clean_features(X_new, scorer.spec).X
+    pipeline = unwrap(model)
+    np.testing.assert_array_equal(scorer.transform(clean), pipeline[:-1].transform(X_new))
+    expected = model.predict_proba(X_new)[:, 1]
+    np.testing.assert_allclose(scorer.score_clean(clean), expected, rtol=0, atol=1e-12)
+    linear = LinearScorer(export_linear_tables(model))
+    assert linear.spec == scorer.spec and linear.threshold == 0.3
+    np.testing.assert_allclose(linear.score_clean(clean), expected, rtol=0, atol=1e-12)
 
 
 def test_fast_scorer_falls_back_to_the_pipeline_for_unknown_steps(tmp_path):
-    X, y = data(tmp_path)
+    X, y = raw()
     preprocess = ColumnTransformer([("minmax", MinMaxScaler(), ["n1"])])
-    X = X[["n1"]].fillna(0)
-    model = Pipeline([("preprocess", preprocess), ("classifier", LogisticRegression())]).fit(X, y)
+    steps = [("clean", FeatureCleaner(("n1",), ())), ("preprocess", preprocess), ("classifier", LogisticRegression())]
+    model = with_threshold(Pipeline(steps).fit(X, y), 0.5)
     scorer = FastScorer(model)
-    assert not scorer.compiled
-    np.testing.assert_array_equal(scorer.predict_proba(X), model.predict_proba(X)[:, 1])
+    assert not scorer.compiled and export_linear_tables(model) is None
+    clean = clean_features(X, scorer.spec).X
+    np.testing.assert_array_equal(scorer.score_clean(clean), model.predict_proba(X)[:, 1])
 
 
 def test_fast_scorer_falls_back_when_a_training_column_was_all_missing(tmp_path):
-    X, y = data(tmp_path)
-    X["n1"] = np.nan
-    pipeline = build_pipeline(build_preprocessor(*config(tmp_path)), LogisticRegression())
+    X, y = raw()
+    X["n1"] = ""
+    data, preprocessing = config(tmp_path)
+    cleaner = FeatureCleaner(data.numeric_features, data.categorical_features)
+    pipeline = build_pipeline(cleaner, build_preprocessor(data, preprocessing), LogisticRegression())
     with pytest.warns(UserWarning, match="Skipping features without any observed values"):
-        model = pipeline.fit(X, y)
+        model = with_threshold(pipeline.fit(X, y), 0.5)
     scorer = FastScorer(model)
     assert not scorer.compiled
     with pytest.warns(UserWarning, match="Skipping features"):
-        np.testing.assert_array_equal(scorer.predict_proba(X), model.predict_proba(X)[:, 1])
+        clean = clean_features(X, scorer.spec).X
+        np.testing.assert_array_equal(scorer.score_clean(clean), model.predict_proba(X)[:, 1])
+
+
+def test_unwrap_refuses_a_bare_pipeline_from_an_earlier_version(tmp_path):
+    pipeline = unwrap(fitted_model(tmp_path))
+    with pytest.raises(ModelError, match="earlier version of churn"):
+        unwrap(pipeline)
+    with pytest.raises(ModelError, match="earlier version of churn"):
+        unwrap(with_threshold(pipeline[1:], 0.5))  # no cleaning step
+
+
+# the compiled categorical block against the scikit-learn pair it replays
+
+
+def categories_frame(values_a, values_b):
+    return pd.DataFrame({"a": pd.Series(values_a, dtype="str"), "b": pd.Series(values_b, dtype="str")})
+
+
+TRAIN = categories_frame(["x", "y", "y", None, "z", "x"], ["p", "q", "q", "p", None, "r"])
+SCORE = categories_frame(["y", None, "new", "x", "z", None], ["r", "unseen", None, "p", "q", "q"])
+
+
+def reference_pair():
+    return make_pipeline(
+        SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    ).fit(TRAIN)
+
+
+@pytest.mark.parametrize("as_categoricals", [False, True])
+def test_categorical_block_replays_imputer_plus_one_hot(as_categoricals):
+    reference = reference_pair()
+    block = _CategoricalBlock.from_fitted(reference[0], reference[1])
+    assert block.most_frequent == ["x", "p"]  # ties -> smallest, as SimpleImputer
+    frame = SCORE.astype("category") if as_categoricals else SCORE
+    out = np.zeros((len(SCORE), block.width))
+    assert block.write_into(frame, out, 0) == 6
+    np.testing.assert_array_equal(out, reference.transform(SCORE))
+
+
+def test_categorical_block_refuses_encoders_it_does_not_replay():
+    imputer = SimpleImputer(strategy="most_frequent").fit(TRAIN)
+    dropping = OneHotEncoder(drop="first", sparse_output=False).fit(imputer.transform(TRAIN))
+    assert _CategoricalBlock.from_fitted(imputer, dropping) is None

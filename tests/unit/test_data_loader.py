@@ -2,21 +2,17 @@ import logging
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 from support import TELCO_SAMPLE
 
 from churn.config import DataConfig, SplitConfig
 from churn.data_loader import (
     check_columns,
-    coerce_numeric,
     count_unseen_categories,
     describe_schema,
     encode_target,
     label_key,
     load_training_data,
-    normalise_categories,
-    prepare_features,
     split_data,
 )
 from churn.errors import DataError
@@ -47,72 +43,6 @@ def write(tmp_path, text, name="t.csv"):
 def test_check_columns_lists_every_missing_column(tmp_path):
     with pytest.raises(DataError, match="missing required column\\(s\\) b, d"):
         check_columns(["a", "c"], ["a", "b", "c", "d"], tmp_path / "x.csv")
-
-
-def test_coerce_numeric_turns_blank_total_charges_into_nan(tmp_path):
-    values = pd.Series(["29.85", " ", "", "108.15"], dtype="str")
-    result = coerce_numeric(values, "TotalCharges", tmp_path)
-    assert result.dtype == "float64"
-    assert np.isnan(result).tolist() == [False, True, True, False]
-
-
-def test_coerce_numeric_warns_about_text_and_infinity(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING):
-        result = coerce_numeric(pd.Series(["1", "abc", "inf"], dtype="str"), "n", tmp_path)
-    assert np.isnan(result).tolist() == [False, True, True]
-    assert "column n has 1 non-numeric" in caplog.text
-    assert "column n has 1 infinite" in caplog.text
-
-
-def test_coerce_numeric_accepts_ints_and_floats_alike(tmp_path):
-    ints = coerce_numeric(pd.Series([1, 2]), "n", tmp_path)
-    floats = coerce_numeric(pd.Series(["1.0", "2.0"], dtype="str"), "n", tmp_path)
-    np.testing.assert_array_equal(ints, floats)
-
-
-def test_normalise_categories_spells_numeric_codes_one_way():
-    assert normalise_categories(pd.Series([1.0, 0.0, np.nan])).tolist()[:2] == ["1", "0"]
-    assert normalise_categories(pd.Series(["1", "0", "+1.00", "-2.0"], dtype="str")).tolist() == ["1", "0", "1", "-2"]
-    assert normalise_categories(pd.Series([" a ", "", None], dtype="str")).isna().tolist() == [False, True, True]
-
-
-def test_normalise_categories_keeps_other_text_and_leading_zeros():
-    values = pd.Series(["007", "1.5", "Yes", "Yes ", "2.0x"], dtype="str")
-    assert normalise_categories(values).tolist() == ["007", "1.5", "Yes", "Yes", "2.0x"]
-
-
-def test_normalise_categories_gives_a_categorical_whatever_the_chunk():
-    first = normalise_categories(pd.Series(["b", "a", "b"], dtype="str"))
-    second = normalise_categories(pd.Series(["a", "c"], dtype="str"))
-    assert isinstance(first.dtype, pd.CategoricalDtype)
-    assert first.astype("str").tolist() == ["b", "a", "b"] and second.astype("str").tolist() == ["a", "c"]
-
-
-@pytest.mark.parametrize(
-    "values",
-    [["1", " 2.5 ", "", None, "-3e2"], ["1", "x", "inf", "  ", "4"], ["1,5", "2", "nan", "NaN", "0x1"]],
-)
-def test_coerce_numeric_agrees_with_pandas_to_numeric(tmp_path, values):
-    series = pd.Series(values, dtype="str")
-    expected = pd.to_numeric(series.str.strip().replace("", None), errors="coerce").astype("float64")
-    expected[np.isinf(expected)] = np.nan
-    np.testing.assert_array_equal(coerce_numeric(series, "n", tmp_path), expected.to_numpy())
-    arrow = pa.chunked_array([pa.array(values, type=pa.string())])
-    np.testing.assert_array_equal(coerce_numeric(arrow, "n", tmp_path), expected.to_numpy())
-
-
-def test_prepare_features_takes_an_arrow_table_with_dictionary_categories(tmp_path):
-    table = pa.table({"n": pa.array([" 1", "", "2.5"]), "c": pa.array(["a", None, " b"]).dictionary_encode()})
-    X = prepare_features(table, ("n",), ("c",), tmp_path)
-    assert X["n"].tolist()[0] == 1.0 and np.isnan(X["n"].iloc[1])
-    assert isinstance(X["c"].dtype, pd.CategoricalDtype) and X["c"].astype("str").tolist()[2] == "b"
-
-
-def test_prepare_features_ignores_extra_columns_and_order(tmp_path):
-    frame = pd.DataFrame({"extra": ["x"], "c": ["a"], "n": ["3"]})
-    X = prepare_features(frame, ("n",), ("c",), tmp_path)
-    assert list(X.columns) == ["n", "c"]
-    assert X["n"].iloc[0] == 3.0
 
 
 # target
@@ -219,11 +149,6 @@ def test_describe_schema_and_count_unseen(tmp_path):
     assert schema["numeric_ranges"]["n"] == {"min": 1.0, "max": 5.0, "missing": 1}
     new = pd.DataFrame({"c": pd.Series(["a", "z", "z", None], dtype="str")})
     assert count_unseen_categories(new, schema["categories"]) == {"c": 2}
-
-
-def test_normalise_categories_of_an_all_missing_chunk():
-    result = normalise_categories(pd.Series([None, " "], dtype="str"))
-    assert result.isna().all() and isinstance(result.dtype, pd.CategoricalDtype)
 
 
 def test_split_data_refuses_a_test_split_with_one_class():

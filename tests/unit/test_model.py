@@ -1,20 +1,25 @@
+from pathlib import Path
+
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
 
+from churn.config import DataConfig, PreprocessingConfig
 from churn.errors import ConfigError, ModelError
 from churn.model import (
     ESTIMATORS,
     build_estimator,
+    build_pipeline,
     load_model,
     predict_proba,
     save_model,
     train_model,
+    with_threshold,
 )
+from churn.preprocessing import FeatureCleaner, build_preprocessor
 from churn.scoring import predict_labels
 
 
@@ -45,11 +50,13 @@ def test_build_estimator_rejects_a_bad_parameter_value_before_fitting():
 
 
 def tiny_pipeline():
-    return Pipeline([("identity", FunctionTransformer()), ("classifier", LogisticRegression())])
+    data = DataConfig(path=Path("."), target="y", positive_label=1, numeric_features=("a",), categorical_features=())
+    preprocess = build_preprocessor(data, PreprocessingConfig())
+    return build_pipeline(FeatureCleaner(("a",), ()), preprocess, LogisticRegression())
 
 
 def tiny_data():
-    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]})
+    X = pd.DataFrame({"a": ["0", "1", "2", "3", "4", "5"], "id": list("uvwxyz")})
     y = pd.Series([0, 0, 0, 1, 1, 1])
     return X, y
 
@@ -67,26 +74,63 @@ def test_predict_labels_applies_the_threshold_inclusively():
     assert predict_labels(np.array([0.2, 0.5, 0.7]), 0.5).tolist() == [0, 1, 1]
 
 
-def test_save_and_load_round_trip_gives_identical_probabilities(tmp_path):
+def test_the_saved_model_predicts_with_its_threshold_as_the_cli_does():
     X, y = tiny_data()
-    model = train_model(tiny_pipeline(), X, y)
-    sha = save_model(model, tmp_path / "model.joblib")
-    loaded = load_model(tmp_path / "model.joblib", sha)
-    np.testing.assert_array_equal(predict_proba(loaded, X), predict_proba(model, X))
+    fitted = train_model(tiny_pipeline(), X, y)
+    probabilities = predict_proba(fitted, X)
+    threshold = float(probabilities[2])  # a probability the model reaches exactly
+    model = with_threshold(fitted, threshold)
+    assert model.predict(X).tolist() == predict_labels(probabilities, threshold).tolist() == [0, 0, 1, 1, 1, 1]
+
+
+def saved_run(tmp_path, model=None):
+    X, y = tiny_data()
+    model = model if model is not None else with_threshold(train_model(tiny_pipeline(), X, y), 0.5)
+    return {"model_sha256": save_model(model, tmp_path / "model.joblib")}
+
+
+def test_save_and_load_round_trip_gives_identical_probabilities(tmp_path):
+    X, _ = tiny_data()
+    metadata = saved_run(tmp_path)
+    loaded = load_model(tmp_path, metadata)
+    original = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(predict_proba(loaded, X), predict_proba(original, X))
 
 
 def test_load_model_refuses_a_file_changed_after_training(tmp_path):
-    X, y = tiny_data()
-    sha = save_model(train_model(tiny_pipeline(), X, y), tmp_path / "model.joblib")
+    metadata = saved_run(tmp_path)
     with (tmp_path / "model.joblib").open("ab") as handle:
         handle.write(b"tampered")
     with pytest.raises(ModelError, match="changed after training"):
-        load_model(tmp_path / "model.joblib", sha)
+        load_model(tmp_path, metadata)
 
 
-def test_load_model_reports_missing_file_and_wrong_object(tmp_path):
-    with pytest.raises(ModelError, match="model file not found"):
-        load_model(tmp_path / "none.joblib", None)
-    sha = save_model(DummyClassifier(), tmp_path / "dummy.joblib")  # type: ignore[arg-type]
-    with pytest.raises(ModelError, match="not .*fitted scikit-learn Pipeline"):
-        load_model(tmp_path / "dummy.joblib", sha)
+def test_load_model_refuses_a_missing_file_a_missing_digest_and_a_foreign_object(tmp_path):
+    with pytest.raises(ModelError, match="missing, though metadata.json records it"):
+        load_model(tmp_path, {"model_sha256": "0" * 64})
+    saved_run(tmp_path)
+    with pytest.raises(ModelError, match="records no model_sha256"):
+        load_model(tmp_path, {})
+    metadata = saved_run(tmp_path, DummyClassifier())
+    with pytest.raises(ModelError, match="not a churn model"):
+        load_model(tmp_path, metadata)
+
+
+class _Trap:
+    """Unpickling this runs code: it writes a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path(self.marker).write_text, ("loaded",))
+
+
+@pytest.mark.parametrize("digest", [None, "0" * 64])
+def test_a_booby_trapped_model_file_is_never_unpickled_without_a_matching_digest(tmp_path, digest):
+    marker = tmp_path / "marker"
+    joblib.dump(_Trap(marker), tmp_path / "model.joblib")
+    metadata = {} if digest is None else {"model_sha256": digest}
+    with pytest.raises(ModelError):
+        load_model(tmp_path, metadata)
+    assert not marker.exists()

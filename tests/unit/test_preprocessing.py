@@ -1,11 +1,16 @@
+import logging
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
-from sklearn.impute import SimpleImputer
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from churn.config import DataConfig, PreprocessingConfig
-from churn.preprocessing import CategoryCodeEncoder, build_preprocessor
+from churn.errors import DataError
+from churn.preprocessing import FeatureCleaner, build_preprocessor
 
 
 def data_config(tmp_path):
@@ -56,52 +61,68 @@ def test_build_preprocessor_learns_only_from_the_rows_it_is_fitted_on(tmp_path):
     assert pre.transform(frame().iloc[[3]])[0, 0] == 5.0
 
 
-# CategoryCodeEncoder against the scikit-learn pair it replaces
+# FeatureCleaner: the saved model's first step
 
 
-def reference_pair():
-    from sklearn.pipeline import make_pipeline
+@parametrize_with_checks([FeatureCleaner()])
+def test_feature_cleaner_passes_scikit_learns_estimator_checks(estimator, check):
+    # All of them pass, none is expected to fail: on unnamed arrays the cleaner infers numeric
+    # columns from their dtype and works positionally, as scikit-learn's own transformers do.
+    check(estimator)
 
-    return make_pipeline(
-        SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+
+def raw_frame():
+    return pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "total": [" ", "10.5", "20", "n/a"],
+            "flag": [0, 1, 1, 0],
+            "plan": ["x ", "y", "", "x"],
+            "paperless": ["true", "false", "true", "true"],
+        }
     )
 
 
-def categories_frame(values_a, values_b):
-    return pd.DataFrame({"a": pd.Series(values_a, dtype="str"), "b": pd.Series(values_b, dtype="str")})
+def cleaner():
+    return FeatureCleaner(("total",), ("flag", "plan", "paperless"), max_unparsed_share=0.5)
 
 
-TRAIN = categories_frame(["x", "y", "y", None, "z", "x"], ["p", "q", "q", "p", None, "r"])
-SCORE = categories_frame(["y", None, "new", "x", "z", None], ["r", "unseen", None, "p", "q", "q"])
+def test_feature_cleaner_learns_categories_and_spellings_from_raw_columns():
+    fitted = cleaner().fit(raw_frame())
+    assert fitted.categories_ == {"flag": ["0", "1"], "plan": ["x", "y"], "paperless": ["false", "true"]}
+    assert dict(fitted.spec_.bool_spelling) == {"flag": ("1", "0"), "paperless": ("true", "false")}
+    assert list(fitted.feature_names_in_) == ["total", "flag", "plan", "paperless"]
+    assert list(fitted.get_feature_names_out()) == ["total", "flag", "plan", "paperless"]
 
 
-def test_category_code_encoder_fits_and_transforms_like_imputer_plus_one_hot():
-    from sklearn.base import clone
-
-    reference = reference_pair().fit(TRAIN)
-    encoder = CategoryCodeEncoder()
-    assert encoder.fit(TRAIN) is encoder
-    for mine, theirs in zip(encoder.categories_, reference[-1].categories_, strict=True):
-        assert list(mine) == list(theirs)
-    assert encoder.most_frequent_ == list(reference[0].statistics_)  # ties -> smallest, as SimpleImputer
-    np.testing.assert_array_equal(encoder.transform(SCORE), reference.transform(SCORE))
-    np.testing.assert_array_equal(clone(encoder).fit(TRAIN).transform(TRAIN), reference.transform(TRAIN))
-    assert list(encoder.get_feature_names_out()) == ["a_x", "a_y", "a_z", "b_p", "b_q", "b_r"]
-
-
-def test_category_code_encoder_adopts_a_fitted_pair_and_accepts_categoricals():
-    reference = reference_pair().fit(TRAIN)
-    encoder = CategoryCodeEncoder.from_fitted(reference[0], reference[1])
-    as_categoricals = SCORE.astype("category")
-    np.testing.assert_array_equal(encoder.transform(as_categoricals), reference.transform(SCORE))
+def test_feature_cleaner_takes_any_column_types_order_and_extra_columns():
+    fitted = cleaner().fit(raw_frame())
+    expected = fitted.transform(raw_frame())
+    records = pd.DataFrame(
+        {
+            "paperless": [True, False, True, True],
+            "plan": ["x", "y", None, "x"],
+            "flag": [0.0, 1.0, 1.0, 0.0],
+            "total": [None, 10.5, "20", None],
+            "Churn": ["No"] * 4,
+        }
+    )
+    pd.testing.assert_frame_equal(fitted.transform(records), expected)
+    pd.testing.assert_frame_equal(fitted.transform(pa.Table.from_pandas(raw_frame())), expected)
 
 
-def test_category_code_encoder_follows_the_estimator_contract():
-    from sklearn.exceptions import NotFittedError
+def test_feature_cleaner_refuses_a_column_of_text_over_the_share_and_warns_below(caplog):
+    fitted = cleaner().fit(raw_frame())
+    with caplog.at_level(logging.WARNING):
+        fitted.transform(raw_frame())  # one 'n/a' in three non-missing values: under 0.5
+    assert "column total has 1 value(s) that are not numbers" in caplog.text
+    with pytest.raises(DataError, match="column total has 3 value\\(s\\) .* more than max_unparsed_share allows"):
+        fitted.transform(raw_frame().assign(total=["45 USD", "1", "x", "3,5"]))
 
-    encoder = CategoryCodeEncoder()
-    assert encoder.get_params() == {}
+
+def test_feature_cleaner_names_a_missing_column_and_needs_fitting():
     with pytest.raises(NotFittedError):
-        encoder.transform(TRAIN)
-    with pytest.raises(ValueError, match="column 'a' has no values"):
-        CategoryCodeEncoder().fit(categories_frame([None, None], ["p", "q"]))
+        cleaner().transform(raw_frame())
+    with pytest.raises(DataError, match="missing required column\\(s\\) plan"):
+        cleaner().fit(raw_frame()).transform(raw_frame().drop(columns="plan"))
+    assert clone(cleaner()).get_params()["numeric_features"] == ("total",)

@@ -1,0 +1,229 @@
+"""Cleaning of raw feature values: the one implementation behind training, the saved model's
+first step (`churn.preprocessing.FeatureCleaner`), batch predict, the HTTP service and the
+cluster.
+
+- Numbers: numeric text is parsed, blanks become missing, text that is not a number becomes
+  missing and is counted (the caller decides whether that is a warning or an error), ±inf
+  becomes missing.
+- Categories: text is stripped, blanks become missing, whole numbers are spelled one way
+  ("1", whether they arrive as 1, 1.0, "1.0" or True for a 0/1 column), and true/false are
+  spelled as training spelled them.
+
+It takes pandas DataFrames of any column types (numpy, `str`, `category`, Arrow) and Arrow
+tables, and is kept free of scikit-learn so that predict starts fast.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churn.errors import DataError
+
+_WHOLE_NUMBER_WITH_ZERO_DECIMALS = r"^[+-]?\d+\.0+$"
+_NAN_TEXT = ("nan", "+nan", "-nan")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What cleaning needs to know: the feature columns, and how training spelled true/false."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    # column -> (training's label for true, for false); only for columns that held booleans
+    bool_spelling: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+            "bool_spelling": {column: list(pair) for column, pair in self.bool_spelling.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> FeatureSpec:
+        spelling = {str(column): (str(pair[0]), str(pair[1])) for column, pair in payload["bool_spelling"].items()}
+        return cls(tuple(payload["numeric"]), tuple(payload["categorical"]), spelling)
+
+    @classmethod
+    def learn(
+        cls, numeric: Sequence[str], categorical: Sequence[str], categories: Mapping[str, Sequence[str]]
+    ) -> FeatureSpec:
+        """The spec for cleaned training data whose categorical columns hold `categories`."""
+        spelling = {}
+        for column in categorical:
+            pair = bool_spelling(categories[column])
+            if pair is not None:
+                spelling[column] = pair
+        return cls(tuple(numeric), tuple(categorical), spelling)
+
+
+def bool_spelling(categories: Sequence[str]) -> tuple[str, str] | None:
+    """How a column's training categories spell true and false: true/false as training wrote
+    them (in any case), else "1"/"0" for a 0/1 column; None when they hold neither."""
+    folded = {str(label).casefold(): str(label) for label in categories}
+    if "true" in folded or "false" in folded:
+        return folded.get("true", "true"), folded.get("false", "false")
+    if "1" in folded and "0" in folded:
+        return "1", "0"
+    return None
+
+
+@dataclass(frozen=True)
+class UnparsedNumbers:
+    """Values of a numeric column that are not numbers (`45 USD`, `1.234,5`), set to missing."""
+
+    count: int
+    present: int  # non-missing values in the column, the denominator of the share
+    examples: tuple[str, ...]  # up to three distinct ones, for the message
+    rows: np.ndarray  # their row positions in the cleaned frame
+
+    @property
+    def share(self) -> float:
+        return self.count / self.present if self.present else 0.0
+
+
+@dataclass(frozen=True)
+class CleanedFeatures:
+    """The cleaned features, numbers as float64 and categories as pandas Categoricals of text,
+    with what cleaning had to set to missing."""
+
+    X: pd.DataFrame
+    unparsed: dict[str, UnparsedNumbers]
+    infinite: dict[str, int]
+
+
+def describe_unparsed(column: str, bad: UnparsedNumbers, limit: float | None = None, key: str = "") -> str:
+    """One line about a column's values that are not numbers; with `limit`, why they stop the run."""
+    examples = ", ".join(repr(value) for value in bad.examples)
+    text = (
+        f"column {column} has {bad.count:,} value(s) that are not numbers "
+        f"({bad.share:.2%} of its {bad.present:,} non-missing values; e.g. {examples})"
+    )
+    if limit is None:
+        return text
+    return (
+        f"{text}, more than {key} allows ({limit:g}); write numbers with a decimal point and no units "
+        f"or thousands separators, or raise {key}"
+    )
+
+
+def missing_columns(columns: Sequence[str], spec: FeatureSpec) -> list[str]:
+    present = set(columns)
+    return [column for column in spec.columns if column not in present]
+
+
+def clean_features(frame: pd.DataFrame | pa.Table, spec: FeatureSpec) -> CleanedFeatures:
+    """Select the feature columns in a fixed order (numeric, then categorical) and clean them.
+
+    Extra columns are ignored and column order does not matter. Arrow tables (as predict
+    streams them) are cleaned without converting numbers to Python strings.
+
+    Raises:
+        DataError: a feature column is missing.
+    """
+    arrow = isinstance(frame, pa.Table)
+    missing = missing_columns(frame.column_names if arrow else list(frame.columns), spec)
+    if missing:
+        raise DataError(f"missing required column(s) {', '.join(map(str, missing))}; add them to the input")
+    index = pd.RangeIndex(frame.num_rows) if arrow else frame.index
+    columns: dict[str, Any] = {}
+    unparsed: dict[str, UnparsedNumbers] = {}
+    infinite: dict[str, int] = {}
+    for name in spec.numeric:
+        numbers, bad = parse_numbers(frame[name])
+        if bad is not None:
+            unparsed[name] = bad
+        inf = np.isinf(numbers)
+        if inf.any():
+            infinite[name] = int(inf.sum())
+            numbers = np.where(inf, np.nan, numbers)
+        columns[name] = pd.Series(numbers, index=index)
+    for name in spec.categorical:
+        values = frame[name].to_pandas() if arrow else frame[name]
+        cleaned = normalise_categories(values, spec.bool_spelling.get(name))
+        columns[name] = pd.Series(cleaned.array, index=index)
+    return CleanedFeatures(pd.DataFrame(columns, index=index), unparsed, infinite)
+
+
+def parse_numbers(values: pd.Series | pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, UnparsedNumbers | None]:
+    """A column as float64, and the values that are not numbers (None when every value parses).
+
+    Blank text and nulls are missing, not unparsed. Booleans are not numbers.
+    """
+    if isinstance(values, pd.Series) and pd.api.types.is_numeric_dtype(values) and not _is_bool(values.dtype):
+        return values.to_numpy(dtype="float64", na_value=np.nan), None
+    if isinstance(values, (pa.ChunkedArray, pa.Array)) and (
+        pa.types.is_floating(values.type) or pa.types.is_integer(values.type)
+    ):
+        return np.asarray(values.to_numpy(zero_copy_only=False), dtype="float64"), None
+    return _parse_text(values)
+
+
+def _is_bool(dtype: Any) -> bool:
+    return pd.api.types.is_bool_dtype(dtype)
+
+
+def _parse_text(values: pd.Series | pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, UnparsedNumbers | None]:
+    raw = values if not isinstance(values, pd.Series) else pa.array(values.astype("str"), from_pandas=True)
+    text = pc.utf8_trim_whitespace(pc.cast(raw, pa.string()))
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)  # blank is missing
+    try:
+        # pyarrow's cast is ~10x faster than pandas' parser; it fails whole on any non-number.
+        return pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False).astype("float64", copy=False), None
+    except pa.ArrowInvalid:
+        pass
+    strings = pd.Series(text.to_pandas() if isinstance(text, (pa.ChunkedArray, pa.Array)) else text, dtype="str")
+    numbers = pd.to_numeric(strings, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    present = strings.notna().to_numpy()
+    bad = np.isnan(numbers) & present & ~strings.str.casefold().isin(_NAN_TEXT).to_numpy()
+    rows = np.flatnonzero(bad)
+    examples = tuple(str(value) for value in pd.unique(strings.to_numpy()[rows])[:3])
+    return numbers, UnparsedNumbers(len(rows), int(present.sum()), examples, rows)
+
+
+def normalise_categories(values: pd.Series, spelling: tuple[str, str] | None = None) -> pd.Series:
+    """Category labels as a pandas Categorical of text: stripped, blank as missing, "1.0"-style
+    whole numbers spelled "1", and true/false spelled as `spelling` (training's) gives them.
+
+    Cleaning runs on the distinct values only (and is remembered across chunks), so it costs
+    little however long the column.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):  # e.g. dictionary-encoded while reading
+        codes, distinct = values.cat.codes.to_numpy(), values.cat.categories
+    else:
+        codes, distinct = pd.factorize(values if values.dtype == "str" else values.astype("str"))
+    raw = tuple(str(value) for value in distinct)
+    label_codes, categories = _clean_labels(raw, spelling)
+    if isinstance(values.dtype, pd.CategoricalDtype) and categories == raw and values.cat.categories.dtype == "str":
+        return values  # already clean text: the common case, and the cheapest
+    merged = label_codes[codes]  # code -1 (missing) picks the trailing -1
+    categorical = pd.Categorical.from_codes(merged, categories=pd.Index(categories, dtype="str"), validate=False)
+    return pd.Series(categorical, index=values.index, name=values.name)
+
+
+@functools.lru_cache(maxsize=512)
+def _clean_labels(distinct: tuple[str, ...], spelling: tuple[str, str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """For each distinct raw label, the code of its cleaned label (-1 if blank), plus a
+    trailing -1 for missing values; and the cleaned labels."""
+    labels = pd.Series(list(distinct), dtype="str").str.strip()
+    labels = labels.mask(labels == "")
+    whole = labels.str.match(_WHOLE_NUMBER_WITH_ZERO_DECIMALS, na=False)
+    if whole.any():
+        labels = labels.mask(whole, labels[whole].str.split(".").str[0].str.lstrip("+"))
+    if spelling is not None:
+        folded = labels.str.casefold()
+        labels = labels.mask(folded == "true", spelling[0]).mask(folded == "false", spelling[1])
+    label_codes, categories = pd.factorize(labels)  # merges labels that cleaned to the same text
+    return np.append(label_codes, -1), tuple(str(c) for c in categories)
