@@ -170,8 +170,9 @@ def _run_train(config: Any, args: argparse.Namespace) -> int:
     print(f"threshold {metadata['threshold']:.2f}: {metadata['threshold_choice']['reason']}")
     if "expected_cost" in result.metrics:
         m = result.metrics
-        print(f"expected cost on the test rows {m['expected_cost']:,.0f} vs {m['cost_contacting_nobody']:,.0f} "
-              f"contacting nobody (saving {m['saving_vs_contacting_nobody']:,.0f})")  # fmt: skip
+        print(f"expected cost on the test rows {m['expected_cost']:,.0f} vs {m['cost_contact_nobody']:,.0f} "
+              f"contacting nobody and {m['cost_contact_everyone']:,.0f} contacting everyone "
+              f"(saving {m['saving_vs_contact_nobody']:,.0f} against contacting nobody)")  # fmt: skip
     print(f"report: {result.run_dir / 'report.md'}")
     if result.gate_missed:
         print(f"saved run {result.run_id} to {result.run_dir} as rejected; latest not moved")

@@ -1,27 +1,42 @@
-"""Load `config.yaml` once and validate it into a frozen, typed `Config`.
+"""Load `config.yaml` once and validate it into a deeply immutable, typed `Config`.
 
-Every problem is a `ConfigError` that names the file and the dotted key, and says what
-would be accepted, so a typo is never silently ignored.
+The sections are pydantic models: unknown keys, wrong types and out-of-range values are
+refused, and every problem becomes one `ConfigError` that names the file and the dotted key
+and says what would be accepted, so a typo is never silently ignored. Mappings inside the
+config (model parameters, fill values, search spaces) are frozen too, so no stage can change
+what another stage reads. `config.schema.json` is the JSON Schema of this file
+(`python -m churn.config > config.schema.json`), which editors use to complete and check it.
 """
 
 from __future__ import annotations
 
-import copy
+import json
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from churn.errors import ConfigError
 
 Scalar = str | int | float | bool
 
 MODEL_NAMES = ("logistic_regression", "random_forest", "hist_gradient_boosting", "gradient_boosting")
-NUMERIC_IMPUTE_STRATEGIES = ("median", "mean")
-SELECTION_METRICS = ("roc_auc", "pr_auc", "f1")
-SEARCH_METHODS = ("grid", "random")
 # validation.<key>: a test metric must reach at least (min_) or at most (max_) the value.
 GATE_KEYS = {
     "min_roc_auc": "roc_auc",
@@ -33,205 +48,321 @@ GATE_KEYS = {
     "min_cv_roc_auc": "cv_roc_auc_mean",
     "max_brier": "brier",
 }
+SCHEMA_FILE = "config.schema.json"
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    path: Path
-    target: str
-    positive_label: Scalar
-    numeric_features: tuple[str, ...]
-    categorical_features: tuple[str, ...]
-    id_column: str | None = None
-    drop_columns: tuple[str, ...] = ()
-    max_unparsed_share: float = 0.01  # above this share of values that are not numbers, a column is an error
+def _freeze(value: Any) -> Any:
+    """Mappings become read-only views and lists tuples, all the way down."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: _freeze(item) for key, item in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(item) for item in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    """The JSON form of a frozen value: dicts and lists again."""
+    if isinstance(value, Mapping):
+        return {key: _thaw(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(item) for item in value]
+    return value
+
+
+def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
+    if any(not name for name in names):
+        raise ValueError("must name columns; an empty name is not a column")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"lists {', '.join(repeated)} more than once; list each column once")
+    return names
+
+
+def _resolve_path(value: Any, info: ValidationInfo) -> Any:
+    """Relative paths resolve against the config file's own folder."""
+    if not isinstance(value, str):
+        return value
+    path = Path(value).expanduser()
+    base = (info.context or {}).get("base")
+    return path if path.is_absolute() or base is None else base / path
+
+
+Frozen = PlainSerializer(_thaw, return_type=Any)
+FrozenParams = Annotated[Mapping[str, Any], AfterValidator(_freeze), Frozen]
+Columns = Annotated[tuple[str, ...], AfterValidator(_unique)]
+ConfigPath = Annotated[Path, BeforeValidator(_resolve_path)]
+# Numbers and booleans are strict: `true` is not a number and "1" is not an integer.
+Number = Annotated[float, Strict()]
+Integer = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+Probability = Annotated[float, Strict(), Field(gt=0.0, lt=1.0)]
+Share = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Section):
+    """The table: where it is, which columns are features, which is the target."""
+
+    path: ConfigPath = Field(description="labelled table to train on: .csv, .csv.gz or .parquet")
+    target: str = Field(description="the column holding churn / no churn")
+    positive_label: Annotated[Scalar, BeforeValidator(lambda v: _scalar(v))] = Field(
+        description='the target value that means churn: "Yes", 1, true ...'
+    )
+    numeric_features: Columns = ()
+    categorical_features: Columns = ()
+    id_column: str | None = Field(None, description="customer id column, written beside predictions; null if none")
+    drop_columns: Columns = ()
+    max_unparsed_share: Share = Field(
+        0.01, description="above this share of a numeric column's values that are not numbers, stop with an error"
+    )
 
     @property
     def features(self) -> tuple[str, ...]:
         return self.numeric_features + self.categorical_features
 
-
-@dataclass(frozen=True)
-class PreprocessingConfig:
-    numeric_impute: str = "median"
-    fill_values: Mapping[str, float] = field(default_factory=dict)
-    scale_numeric: bool = True
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    test_size: float = 0.2
-    random_state: int = 42
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    name: str = "logistic_regression"
-    params: Mapping[str, Any] = field(default_factory=dict)
-    threshold: float | str = 0.5  # a probability, or "auto": chosen on out-of-fold predictions
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    method: str  # grid or random
-    space: Mapping[str, tuple[Any, ...]]
-    n_iter: int = 10
+    @model_validator(mode="after")
+    def _columns_fit_together(self) -> DataConfig:
+        if not self.numeric_features and not self.categorical_features:
+            raise _KeyError(
+                "numeric_features", "and data.categorical_features are both empty; list the feature columns"
+            )
+        both = sorted(set(self.numeric_features) & set(self.categorical_features))
+        if both:
+            raise _KeyError(
+                "categorical_features", f"repeats {', '.join(both)} from data.numeric_features; keep each in one list"
+            )
+        for key, column in (("target", self.target), ("id_column", self.id_column)):
+            if column is not None and column in self.features:
+                raise _KeyError(key, f"{column!r} is also listed as a feature; remove it from the feature lists")
+        dropped = sorted(set(self.features) & set(self.drop_columns))
+        if dropped:
+            raise _KeyError("drop_columns", f"names feature columns {', '.join(dropped)}; a column is used or dropped")
+        return self
 
 
-@dataclass(frozen=True)
-class CandidateConfig:
-    name: str
-    params: Mapping[str, Any] = field(default_factory=dict)
+def _scalar(value: Any) -> Any:
+    if not isinstance(value, (str, int, float, bool)):
+        raise ValueError(f'must be a single value such as "Yes", 1 or true, got {value!r}')
+    return value
+
+
+class PreprocessingConfig(_Section):
+    numeric_impute: Literal["median", "mean"] = "median"
+    fill_values: Annotated[Mapping[str, Number], AfterValidator(_freeze), Frozen] = Field(
+        default_factory=lambda: MappingProxyType({}),
+        description="numeric columns imputed with this constant instead of the learned statistic",
+    )
+    scale_numeric: Flag = True
+
+
+class SplitConfig(_Section):
+    test_size: Probability = 0.2
+    random_state: Annotated[Integer, Field(ge=0)] = 42
+
+
+def _threshold(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1):
+        return value
+    raise ValueError(f"must be a probability between 0 and 1 (exclusive) or auto, got {value!r}")
+
+
+class ModelConfig(_Section):
+    name: Literal[MODEL_NAMES] = "logistic_regression"  # type: ignore[valid-type]
+    params: FrozenParams = Field(default_factory=lambda: MappingProxyType({}))
+    threshold: Annotated[float | Literal["auto"], BeforeValidator(_threshold)] = Field(
+        0.5, description="a probability, or auto: chosen on out-of-fold predictions of the training rows"
+    )
+
+
+def _space(space: Mapping[str, Any]) -> Mapping[str, Any]:
+    for key, values in space.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ValueError(f"{key} must be a non-empty list of values to try, got {values!r}")
+    return _freeze(space)
+
+
+class SearchConfig(_Section):
+    method: Literal["grid", "random"] = "grid"
+    space: Annotated[Mapping[str, Any], AfterValidator(_space), Frozen]
+    n_iter: Annotated[Integer, Field(ge=1)] | None = Field(
+        None, description="settings to draw (random only; default 10)"
+    )
+
+    @model_validator(mode="after")
+    def _n_iter_only_for_random(self) -> SearchConfig:
+        if self.method == "grid" and self.n_iter is not None:
+            raise _KeyError("n_iter", "applies to method: random only; a grid tries every combination, remove it")
+        return self
+
+    @property
+    def settings_to_draw(self) -> int:
+        return self.n_iter if self.n_iter is not None else 10
+
+
+class CandidateConfig(_Section):
+    name: Literal[MODEL_NAMES] = "logistic_regression"  # type: ignore[valid-type]
+    params: FrozenParams = Field(default_factory=lambda: MappingProxyType({}))
     search: SearchConfig | None = None
-    where: str = "model"  # the config key it came from, for error messages
+    _where: str = PrivateAttr(default="model")  # the config key it came from, for error messages
+
+    @property
+    def where(self) -> str:
+        return self._where
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
-    cv_folds: int = 5
-    selection_metric: str = "roc_auc"
+class TrainingConfig(_Section):
+    cv_folds: Annotated[Integer, Field(ge=2)] = 5
+    selection_metric: Literal["roc_auc", "pr_auc", "f1"] = "roc_auc"
     candidates: tuple[CandidateConfig, ...] = ()
 
 
-@dataclass(frozen=True)
-class DecisionConfig:
-    cost_false_positive: float | None = None  # a retention offer to a customer who would have stayed
-    cost_false_negative: float | None = None  # a customer lost without an offer
+class DecisionConfig(_Section):
+    """The retention team's cost model; with it, `model.threshold: auto` minimises expected cost."""
+
+    offer_cost: Annotated[Number, Field(gt=0)] | None = Field(
+        None, description="cost of one retention offer, paid for every customer contacted"
+    )
+    churn_cost: Annotated[Number, Field(gt=0)] | None = Field(None, description="value lost when a customer churns")
+    offer_success_rate: Share | None = Field(
+        None, description="share of contacted would-be churners whom the offer keeps"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_old_keys(cls, values: Any) -> Any:
+        old = [
+            key
+            for key in ("cost_false_positive", "cost_false_negative")
+            if isinstance(values, Mapping) and key in values
+        ]
+        if old:
+            raise _KeyError(
+                old[0],
+                "is no longer used: the cost model is decision.offer_cost (per customer contacted), "
+                "decision.churn_cost (per churner lost) and decision.offer_success_rate (share of contacted "
+                "churners kept); replace the old keys with these three",
+            )
+        return values
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> DecisionConfig:
+        given = [v is not None for v in (self.offer_cost, self.churn_cost, self.offer_success_rate)]
+        if any(given) and not all(given):
+            raise _KeyError(
+                "offer_cost", "decision.churn_cost and decision.offer_success_rate go together; set all three"
+            )
+        return self
 
     @property
     def has_costs(self) -> bool:
-        return self.cost_false_positive is not None
+        return self.offer_cost is not None
 
 
-@dataclass(frozen=True)
-class ValidationConfig:
-    criteria: Mapping[str, float] = field(default_factory=dict)  # gate key -> bound
+class ValidationConfig(_Section):
+    """A model below any of these is saved as rejected, latest is not moved, and train exits 3."""
+
+    min_roc_auc: Share | None = None
+    min_pr_auc: Share | None = None
+    min_accuracy: Share | None = None
+    min_precision: Share | None = None
+    min_recall: Share | None = None
+    min_f1: Share | None = None
+    min_cv_roc_auc: Share | None = None
+    max_brier: Share | None = None
+
+    @property
+    def criteria(self) -> dict[str, float]:
+        """gate key -> bound, for the keys that are set."""
+        return {key: value for key, value in self.model_dump().items() if value is not None}
 
 
-@dataclass(frozen=True)
-class PredictConfig:
-    chunk_rows: int = 100_000  # rows scored at a time: bounds memory, however large the file
+class PredictConfig(_Section):
+    chunk_rows: Annotated[Integer, Field(ge=1)] = Field(
+        100_000, description="rows scored at a time: bounds memory, however large the file"
+    )
 
 
-@dataclass(frozen=True)
-class PathsConfig:
-    models_dir: Path
-    predictions_dir: Path
+class ServeConfig(_Section):
+    max_rows: Annotated[Integer, Field(ge=1)] = Field(10_000, description="most rows in one JSON request")
+    max_body_mb: Annotated[Number, Field(gt=0)] = Field(100.0, description="largest request body, in megabytes")
 
 
-@dataclass(frozen=True)
-class Config:
-    source: Path
+class PathsConfig(_Section):
+    models_dir: ConfigPath = Field(description="run folders and the latest pointer (default: models)")
+    predictions_dir: ConfigPath = Field(description="default folder of predict's output (default: data/predictions)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_resolve_too(cls, values: Any) -> Any:
+        # Defaults are not validated, so they are filled in here to resolve beside the config.
+        if isinstance(values, Mapping):
+            return {"models_dir": "models", "predictions_dir": "data/predictions"} | dict(values)
+        return values
+
+
+class Config(_Section):
+    """Every parameter of a run, as read from one config file."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        title="churn config",
+        json_schema_extra={"description": "config.yaml of the churn package (see its README, Config keys)"},
+    )
+
     data: DataConfig
-    preprocessing: PreprocessingConfig
-    split: SplitConfig
-    model: ModelConfig
-    training: TrainingConfig
+    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    decision: DecisionConfig = Field(default_factory=DecisionConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     paths: PathsConfig
-    raw: Mapping[str, Any]  # the validated YAML, paths as written: stored with every run
-    decision: DecisionConfig = DecisionConfig()
-    validation: ValidationConfig = ValidationConfig()
-    predict: PredictConfig = PredictConfig()
+    _source: Path = PrivateAttr(default=Path("config.yaml"))
+
+    @property
+    def source(self) -> Path:
+        """The file this config was read from."""
+        return self._source
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paths_section_always_validated(cls, values: Any) -> Any:
+        if isinstance(values, Mapping) and values.get("paths") is None:
+            return dict(values) | {"paths": {}}
+        return values
+
+    @model_validator(mode="after")
+    def _fill_values_name_numeric_columns(self) -> Config:
+        for column in self.preprocessing.fill_values:
+            if column not in self.data.numeric_features:
+                raise _KeyError("preprocessing.fill_values", f"names {column!r}, which is not in data.numeric_features")
+        return self
 
     def candidates(self) -> tuple[CandidateConfig, ...]:
         """The models to compare: training.candidates, or the single model section."""
-        if self.training.candidates:
-            return self.training.candidates
-        return (CandidateConfig(self.model.name, self.model.params, None, "model"),)
+        if not self.training.candidates:
+            only = CandidateConfig(name=self.model.name, params=self.model.params)
+            return (only,)
+        for index, candidate in enumerate(self.training.candidates):
+            candidate._where = f"training.candidates[{index}]"
+        return self.training.candidates
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole config as JSON-ready values, defaults filled in: stored with every run."""
+        return self.model_dump(mode="json")
 
 
-class _Reader:
-    """Typed access to one mapping of the YAML, with errors that name file and key."""
+class _KeyError(ValueError):
+    """A problem with one key of the section being validated; the loader prefixes its path."""
 
-    def __init__(self, mapping: Mapping[str, Any], prefix: str, source: Path) -> None:
-        self.mapping = mapping
-        self.prefix = prefix
-        self.source = source
-
-    def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {self.prefix}{key} {problem}")
-
-    def check_keys(self, allowed: tuple[str, ...]) -> None:
-        for key in self.mapping:
-            if key not in allowed:
-                raise self.fail(str(key), f"is not a known key; expected one of: {', '.join(allowed)}")
-
-    def has(self, key: str) -> bool:
-        return key in self.mapping
-
-    def section(self, key: str, allowed: tuple[str, ...], required: bool = False) -> _Reader:
-        value = self.mapping.get(key)
-        if value is None:
-            if required:
-                raise self.fail(key, "is missing; add this section to the config")
-            value = {}
-        if not isinstance(value, Mapping):
-            raise self.fail(key, f"must be a mapping of keys, got {value!r}")
-        reader = _Reader(value, f"{self.prefix}{key}.", self.source)
-        reader.check_keys(allowed)
-        return reader
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., *, null: bool = False) -> Any:
-        if key not in self.mapping or (self.mapping[key] is None and not null):
-            if default is ...:
-                raise self.fail(key, "is missing; it is required")
-            return default
-        value = self.mapping[key]
-        if value is None and null:
-            return None
-        # bool is an int subclass in Python: `test_size: true` must not pass as a number.
-        if isinstance(value, bool) and bool not in _as_tuple(kind):
-            raise self.fail(key, f"must be {_type_name(kind)}, got {value!r}")
-        if not isinstance(value, kind):
-            raise self.fail(key, f"must be {_type_name(kind)}, got {value!r}")
-        return value
-
-    def number(self, key: str, default: float, low: float, high: float, *, closed: bool = False) -> float:
-        """A number strictly between low and high, or (closed) from low to high inclusive."""
-        value = float(self.get(key, (int, float), default))
-        inside = low <= value <= high if closed else low < value < high
-        if not inside:
-            interval = f"[{low}, {high}]" if closed else f"({low}, {high})"
-            raise self.fail(key, f"must be in {interval}, got {value!r}")
-        return value
-
-    def integer(self, key: str, default: int, low: int) -> int:
-        value = int(self.get(key, int, default))
-        if value < low:
-            raise self.fail(key, f"must be an integer >= {low}, got {value!r}")
-        return value
-
-    def names(self, key: str, default: Any = ...) -> tuple[str, ...]:
-        value = self.get(key, list, default)
-        for item in value:
-            if not isinstance(item, str) or not item:
-                raise self.fail(key, f"must be a list of column names, got item {item!r}")
-        duplicated = sorted({item for item in value if value.count(item) > 1})
-        if duplicated:
-            raise self.fail(key, f"lists {', '.join(duplicated)} more than once; list each column once")
-        return tuple(value)
-
-    def choice(self, key: str, options: tuple[str, ...], default: str) -> str:
-        value = self.get(key, str, default)
-        if value not in options:
-            raise self.fail(key, f"must be one of {', '.join(options)}, got {value!r}")
-        return str(value)
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _type_name(kind: type | tuple[type, ...]) -> str:
-    names = {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        list: "a list",
-        dict: "a mapping",
-    }
-    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key} {problem}")
 
 
 def load_config(path: str | Path) -> Config:
@@ -244,26 +375,12 @@ def load_config(path: str | Path) -> Config:
     """
     source = Path(path)
     raw = _read_yaml(source)
-    root = _Reader(raw, "", source)
-    root.check_keys(
-        ("data", "preprocessing", "split", "model", "training", "decision", "validation", "predict", "paths")
-    )
-    base = source.resolve().parent
-    data = _parse_data(root.section("data", _DATA_KEYS, required=True), base)
-    preprocessing = _parse_preprocessing(root.section("preprocessing", _PREPROCESSING_KEYS), data)
-    return Config(
-        source=source,
-        data=data,
-        preprocessing=preprocessing,
-        split=_parse_split(root.section("split", ("test_size", "random_state"))),
-        model=_parse_model(root.section("model", ("name", "params", "threshold"))),
-        training=_parse_training(root.section("training", ("cv_folds", "selection_metric", "candidates"))),
-        paths=_parse_paths(root.section("paths", ("models_dir", "predictions_dir")), base),
-        raw=copy.deepcopy(raw),
-        decision=_parse_decision(root.section("decision", ("cost_false_positive", "cost_false_negative"))),
-        validation=_parse_validation(root.section("validation", tuple(GATE_KEYS))),
-        predict=PredictConfig(chunk_rows=root.section("predict", ("chunk_rows",)).integer("chunk_rows", 100_000, 1)),
-    )
+    try:
+        config = Config.model_validate(raw, context={"base": source.resolve().parent})
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
+    config._source = source
+    return config
 
 
 def _read_yaml(source: Path) -> dict[str, Any]:
@@ -284,154 +401,113 @@ def _read_yaml(source: Path) -> dict[str, Any]:
     return raw
 
 
-_DATA_KEYS = (
-    "path",
-    "id_column",
-    "target",
-    "positive_label",
-    "numeric_features",
-    "categorical_features",
-    "drop_columns",
-    "max_unparsed_share",
-)
-_PREPROCESSING_KEYS = ("numeric_impute", "fill_values", "scale_numeric")
+def _describe(error: Mapping[str, Any]) -> str:
+    """One pydantic error as `dotted.key problem`."""
+    loc = tuple(error["loc"])
+    kind, value = error["type"], error.get("input")
+    if kind == "value_error":
+        message = str(error["ctx"]["error"])
+        if isinstance(error["ctx"]["error"], _KeyError):  # raised by a section for one of its keys
+            return f"{_dotted(loc + tuple(message.split(' ', 1)[:1]))} {message.split(' ', 1)[1]}"
+        return f"{_dotted(loc)} {message}"
+    return f"{_dotted(loc)} {_problem(kind, value, error.get('ctx') or {}, loc)}"
 
 
-def _parse_data(section: _Reader, base: Path) -> DataConfig:
-    target = section.get("target", str)
-    id_column = section.get("id_column", str, None, null=True)
-    positive_label = section.get("positive_label", (str, int, float, bool))
-    numeric = section.names("numeric_features", [])
-    categorical = section.names("categorical_features", [])
-    drop = section.names("drop_columns", [])
-    if not numeric and not categorical:
-        raise section.fail("numeric_features", "and data.categorical_features are both empty; list the feature columns")
-    both = sorted(set(numeric) & set(categorical))
-    if both:
-        raise section.fail(
-            "categorical_features", f"repeats {', '.join(both)} from data.numeric_features; keep each in one list"
-        )
-    features = set(numeric) | set(categorical)
-    for key, column in (("target", target), ("id_column", id_column)):
-        if column is not None and column in features:
-            raise section.fail(key, f"{column!r} is also listed as a feature; remove it from the feature lists")
-    dropped = sorted(features & set(drop))
-    if dropped:
-        raise section.fail(
-            "drop_columns", f"names feature columns {', '.join(dropped)}; a column is either used or dropped"
-        )
-    return DataConfig(
-        path=_resolve(section.get("path", str), base),
-        target=target,
-        positive_label=positive_label,
-        numeric_features=numeric,
-        categorical_features=categorical,
-        id_column=id_column,
-        drop_columns=drop,
-        max_unparsed_share=section.number("max_unparsed_share", 0.01, 0.0, 1.0, closed=True),
-    )
+def _problem(kind: str, value: Any, ctx: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
+    shown = repr(value)[:80]
+    kinds = {
+        "float_type": "must be a number",
+        "int_type": "must be an integer",
+        "string_type": "must be a string",
+        "bool_type": "must be true or false",
+        "tuple_type": "must be a list",
+        "list_type": "must be a list",
+        "dict_type": "must be a mapping of keys",
+        "model_type": "must be a mapping of keys",
+        "model_attributes_type": "must be a mapping of keys",
+        "mapping_type": "must be a mapping of keys",
+    }
+    if kind == "extra_forbidden":
+        return f"is not a known key; expected one of: {', '.join(_allowed_keys(loc[:-1]))}"
+    if kind == "missing" or (value is None and kind in kinds):
+        return "is missing; it is required" if len(loc) > 1 else "is missing; add this section to the config"
+    if kind == "literal_error":
+        options = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
+        return f"must be one of {options}, got {shown}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"must be {_interval(loc)}, got {shown}"
+    if kind in kinds:
+        return f"{kinds[kind]}, got {shown}"
+    return f"is invalid ({kind}), got {shown}"
 
 
-def _parse_preprocessing(section: _Reader, data: DataConfig) -> PreprocessingConfig:
-    fill_values = dict(section.get("fill_values", dict, {}))
-    for column, value in fill_values.items():
-        if column not in data.numeric_features:
-            raise section.fail("fill_values", f"names {column!r}, which is not in data.numeric_features")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise section.fail("fill_values", f"value for {column!r} must be a number, got {value!r}")
-    return PreprocessingConfig(
-        numeric_impute=section.choice("numeric_impute", NUMERIC_IMPUTE_STRATEGIES, "median"),
-        fill_values={str(k): float(v) for k, v in fill_values.items()},
-        scale_numeric=section.get("scale_numeric", bool, True),
-    )
+def _interval(loc: tuple[Any, ...]) -> str:
+    """The range a number at `loc` must lie in, from its field's constraints."""
+    bounds: dict[str, Any] = {}
+    _collect_bounds(_field(loc), bounds)
+    low = f"({bounds['gt']}" if "gt" in bounds else f"[{bounds['ge']}" if "ge" in bounds else None
+    high = f"{bounds['lt']})" if "lt" in bounds else f"{bounds['le']}]" if "le" in bounds else None
+    if low and high:
+        return f"in {low}, {high}"
+    if low:
+        return f"greater than {bounds['gt']}" if "gt" in bounds else f"at least {bounds['ge']}"
+    return f"less than {bounds['lt']}" if "lt" in bounds else f"at most {bounds.get('le')}"
 
 
-def _parse_split(section: _Reader) -> SplitConfig:
-    return SplitConfig(
-        test_size=section.number("test_size", 0.2, 0.0, 1.0),
-        random_state=section.integer("random_state", 42, 0),
-    )
+def _collect_bounds(item: Any, bounds: dict[str, Any]) -> None:
+    for name in ("gt", "ge", "lt", "le"):
+        if getattr(item, name, None) is not None and not isinstance(item, type):
+            bounds[name] = getattr(item, name)
+    for inner in (*getattr(item, "metadata", ()), *getattr(item, "__metadata__", ()), *getattr(item, "__args__", ())):
+        _collect_bounds(inner, bounds)
+    if hasattr(item, "annotation"):
+        _collect_bounds(item.annotation, bounds)
 
 
-def _parse_model(section: _Reader) -> ModelConfig:
-    threshold: float | str = "auto"
-    if section.mapping.get("threshold") != "auto":
-        threshold = section.number("threshold", 0.5, 0.0, 1.0)
-    return ModelConfig(
-        name=section.choice("name", MODEL_NAMES, "logistic_regression"),
-        params=_params(section, "params"),
-        threshold=threshold,
-    )
+def _field(loc: tuple[Any, ...]) -> Any:
+    """The FieldInfo at `loc`, found by walking the models along it."""
+    model: Any = Config
+    info = None
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        model = next((a for a in _members(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return info
 
 
-def _params(section: _Reader, key: str) -> dict[str, Any]:
-    params = section.get(key, dict, {})
-    for name in params:
-        if not isinstance(name, str):
-            raise section.fail(key, f"keys must be parameter names, got {name!r}")
-    return dict(params)
+def _dotted(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
-def _parse_training(section: _Reader) -> TrainingConfig:
-    listed = section.get("candidates", list, [])
-    candidates = []
-    for index, item in enumerate(listed):
-        where = f"candidates[{index}]"
-        if not isinstance(item, Mapping):
-            raise section.fail(where, f"must be a mapping with name, params and search, got {item!r}")
-        candidate = _Reader(item, f"{section.prefix}{where}.", section.source)
-        candidate.check_keys(("name", "params", "search"))
-        candidates.append(_parse_candidate(candidate))
-    return TrainingConfig(
-        cv_folds=section.integer("cv_folds", 5, 2),
-        selection_metric=section.choice("selection_metric", SELECTION_METRICS, "roc_auc"),
-        candidates=tuple(candidates),
-    )
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the section at `loc` accepts."""
+    if not loc:
+        return list(Config.model_fields)
+    info = _field(loc)
+    model = next((a for a in _members(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return list(model.model_fields) if info is not None and model is not None else []
 
 
-def _parse_candidate(candidate: _Reader) -> CandidateConfig:
-    search = None
-    if candidate.has("search"):
-        options = candidate.section("search", ("method", "space", "n_iter"))
-        space = options.get("space", dict)
-        for key, values in space.items():
-            if not isinstance(values, list) or not values:
-                raise options.fail("space", f"{key} must be a non-empty list of values to try, got {values!r}")
-        search = SearchConfig(
-            method=options.choice("method", SEARCH_METHODS, "grid"),
-            space={str(k): tuple(v) for k, v in space.items()},
-            n_iter=options.integer("n_iter", 10, 1),
-        )
-    return CandidateConfig(
-        name=candidate.choice("name", MODEL_NAMES, "logistic_regression"),
-        params=_params(candidate, "params"),
-        search=search,
-        where=candidate.prefix.rstrip("."),
-    )
+def _members(annotation: Any) -> list[Any]:
+    """A type and, for unions and tuples, the types inside it."""
+    inner = [annotation]
+    for arg in getattr(annotation, "__args__", ()):
+        inner.extend(_members(arg))
+    return inner
 
 
-def _parse_decision(section: _Reader) -> DecisionConfig:
-    costs = [section.get(key, (int, float), None) for key in ("cost_false_positive", "cost_false_negative")]
-    if (costs[0] is None) != (costs[1] is None):
-        raise section.fail("cost_false_positive", "and decision.cost_false_negative must be given together")
-    for key, value in zip(("cost_false_positive", "cost_false_negative"), costs, strict=True):
-        if value is not None and value <= 0:
-            raise section.fail(key, f"must be a positive cost, got {value!r}")
-    return DecisionConfig(*(None if c is None else float(c) for c in costs))
+def write_schema(stream: Any = sys.stdout) -> None:
+    """The JSON Schema of config.yaml, for editors (yaml-language-server) and review."""
+    schema = Config.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    stream.write(json.dumps(schema, indent=2) + "\n")
 
 
-def _parse_validation(section: _Reader) -> ValidationConfig:
-    criteria = {key: section.number(key, 0.0, 0.0, 1.0, closed=True) for key in GATE_KEYS if section.has(key)}
-    return ValidationConfig(criteria)
-
-
-def _parse_paths(section: _Reader, base: Path) -> PathsConfig:
-    return PathsConfig(
-        models_dir=_resolve(section.get("models_dir", str, "models"), base),
-        predictions_dir=_resolve(section.get("predictions_dir", str, "data/predictions"), base),
-    )
-
-
-def _resolve(value: str, base: Path) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else base / path
+if __name__ == "__main__":
+    write_schema()

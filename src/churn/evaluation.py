@@ -52,24 +52,38 @@ def compute_metrics(y_true: pd.Series | np.ndarray, probabilities: np.ndarray, t
     }
 
 
+def decision_cost(
+    contacted: np.ndarray | int,
+    churners_contacted: np.ndarray | int,
+    churners: int,
+    decision: DecisionConfig,
+) -> np.ndarray | float:
+    """Expected cost of a decision rule, the model retention teams use: every contacted
+    customer costs an offer, every churner not contacted is lost, and of the churners
+    contacted the offer keeps `offer_success_rate`, the rest are lost anyway."""
+    assert decision.offer_cost is not None and decision.churn_cost is not None
+    assert decision.offer_success_rate is not None
+    lost = (churners - churners_contacted) + (1.0 - decision.offer_success_rate) * churners_contacted
+    return decision.offer_cost * contacted + decision.churn_cost * lost
+
+
 def cost_summary(
     y_true: pd.Series | np.ndarray, probabilities: np.ndarray, threshold: float, decision: DecisionConfig
 ) -> dict[str, float]:
-    """Expected cost of acting at the threshold, and the saving versus contacting nobody."""
+    """Expected cost of contacting the customers at or above the threshold, against contacting
+    nobody and everyone, and the saving against contacting nobody."""
     y = np.asarray(y_true, dtype="int64")
-    cost = expected_cost(y, predict_labels(probabilities, threshold), decision)
-    assert decision.cost_false_negative is not None
-    nobody = float(y.sum() * decision.cost_false_negative)  # every churner lost, no offer spent
-    return {"expected_cost": cost, "cost_contacting_nobody": nobody, "saving_vs_contacting_nobody": nobody - cost}
-
-
-def expected_cost(y_true: np.ndarray, predicted: np.ndarray, decision: DecisionConfig) -> float:
-    """Total cost of decisions: an offer to a customer who would have stayed costs
-    `cost_false_positive`; a churner who got no offer costs `cost_false_negative`."""
-    assert decision.cost_false_positive is not None and decision.cost_false_negative is not None
-    false_positives = int(((predicted == 1) & (y_true == 0)).sum())
-    false_negatives = int(((predicted == 0) & (y_true == 1)).sum())
-    return false_positives * decision.cost_false_positive + false_negatives * decision.cost_false_negative
+    contact = predict_labels(probabilities, threshold) == 1
+    churners = int(y.sum())
+    cost = float(decision_cost(int(contact.sum()), int((contact & (y == 1)).sum()), churners, decision))
+    nobody = float(decision_cost(0, 0, churners, decision))
+    everyone = float(decision_cost(len(y), churners, churners, decision))
+    return {
+        "expected_cost": cost,
+        "cost_contact_nobody": nobody,
+        "cost_contact_everyone": everyone,
+        "saving_vs_contact_nobody": nobody - cost,
+    }
 
 
 def threshold_curve(
@@ -96,8 +110,10 @@ def threshold_curve(
             }
         )
     if decision.has_costs:
-        assert decision.cost_false_positive is not None and decision.cost_false_negative is not None
-        curve["expected_cost"] = fp * decision.cost_false_positive + fn * decision.cost_false_negative
+        churners = len(positives)
+        curve["expected_cost"] = decision_cost(tp + fp, tp, churners, decision)
+        curve["cost_contact_nobody"] = decision_cost(0, 0, churners, decision)
+        curve["cost_contact_everyone"] = decision_cost(len(y), churners, churners, decision)
     return curve
 
 

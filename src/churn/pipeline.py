@@ -201,7 +201,8 @@ def _run_metadata(config: Config, run_id: str, source: Path, split: _Split, fitt
         "run_id": run_id,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config_path": str(config.source.resolve()),
-        "config": config.raw,
+        "config": config.to_dict(),
+        "decision": config.decision.model_dump(),  # parsed once here; evaluate reuses it, never the raw config
         "training_data": {
             "path": str(source.resolve()),
             "sha256": sha256_file(source),
@@ -385,8 +386,7 @@ def evaluate(config: Config, input_path: Path, run: str | Path | None = None) ->
     scored = score(loaded.scorer, data.X)
     threshold = loaded.scorer.threshold
     metrics = compute_metrics(data.y, scored.probabilities, threshold)
-    costs = loaded.metadata["config"].get("decision") or {}
-    if costs:  # the run's own costs, so evaluate reports what training reported
-        decision = DecisionConfig(costs["cost_false_positive"], costs["cost_false_negative"])
+    decision = DecisionConfig.model_validate(loaded.metadata["decision"])  # the run's own, as trained
+    if decision.has_costs:
         metrics |= cost_summary(data.y, scored.probabilities, threshold, decision)
     return {"run_id": loaded.run_id, "input": str(input_path)} | metrics

@@ -30,8 +30,12 @@ PLOTS = {
     "calibration.png": "Calibration curve (test rows)",
     "confusion_matrix.png": "Confusion matrix at the threshold (test rows)",
     "threshold.png": "Precision, recall and F1 against the threshold (out-of-fold, training rows)",
+    "gains.png": "Cumulative gains: share of churners reached by contacting the riskiest customers first (test rows)",
     "feature_effects.png": "Top feature effects",
 }
+# Drawn only when the config sets the decision costs.
+COST_PLOT = {"cost.png": "Expected cost against the threshold (out-of-fold, training rows)"}
+GAINS_AT = (0.1, 0.2, 0.3, 0.5)
 TOP_EFFECTS = 15
 
 
@@ -51,8 +55,11 @@ def write_report(run_dir: Path, metadata: dict[str, Any] | None = None) -> Path:
         "calibration.png": _calibration_figure(inputs["test"]),
         "confusion_matrix.png": _confusion_figure(metrics["confusion_matrix"], metrics["threshold"]),
         "threshold.png": _threshold_figure(inputs["curve"], metrics["threshold"]),
+        "gains.png": _gains_figure(inputs["test"]),
         "feature_effects.png": _effects_figure(inputs["effects"]),
     }
+    if "expected_cost" in inputs["curve"]:
+        figures["cost.png"] = _cost_figure(inputs["curve"], metrics["threshold"])
     for name, figure in figures.items():
         _save(figure, run_dir / name)
     path = run_dir / REPORT
@@ -138,6 +145,44 @@ def _threshold_figure(curve: pd.DataFrame, threshold: float) -> Figure:
     return figure
 
 
+def cumulative_gains(test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Share of customers contacted (riskiest first) against share of churners reached."""
+    order = np.argsort(-test["churn_probability"].to_numpy(), kind="stable")
+    churned = test["y_true"].to_numpy()[order]
+    contacted = np.arange(0, len(churned) + 1) / max(len(churned), 1)
+    reached = np.concatenate([[0.0], np.cumsum(churned) / max(churned.sum(), 1)])
+    return contacted, reached
+
+
+def gains_at(test: pd.DataFrame, share: float) -> float:
+    """Share of churners reached by contacting the riskiest `share` of customers."""
+    contacted, reached = cumulative_gains(test)
+    return float(np.interp(share, contacted, reached))
+
+
+def _gains_figure(test: pd.DataFrame) -> Figure:
+    contacted, reached = cumulative_gains(test)
+    figure, ax = _axes("Cumulative gains (test rows)", "share of customers contacted, riskiest first",
+                       "share of churners reached")  # fmt: skip
+    ax.plot(contacted, reached, label="model")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="random order")
+    at = gains_at(test, 0.2)
+    ax.plot([0.2], [at], marker="o", color="black")
+    ax.annotate(f"top 20 % reach {at:.0%} of churners", (0.2, at), textcoords="offset points", xytext=(10, -15))
+    ax.legend(loc="lower right")
+    return figure
+
+
+def _cost_figure(curve: pd.DataFrame, threshold: float) -> Figure:
+    figure, ax = _axes("Expected cost vs threshold (out-of-fold)", "threshold", "expected cost")
+    ax.plot(curve["threshold"], curve["expected_cost"], label="contact at or above the threshold")
+    ax.axhline(curve["cost_contact_nobody"].iloc[0], linestyle=":", color="tab:red", label="contact nobody")
+    ax.axhline(curve["cost_contact_everyone"].iloc[0], linestyle=":", color="tab:green", label="contact everyone")
+    ax.axvline(threshold, linestyle="--", color="black", label=f"chosen {threshold:.2f}")
+    ax.legend(loc="best")
+    return figure
+
+
 def _effects_figure(effects: pd.DataFrame) -> Figure:
     top = effects.head(TOP_EFFECTS).iloc[::-1]
     kind = str(effects["kind"].iloc[0]) if len(effects) else "effect"
@@ -160,7 +205,8 @@ def _markdown(inputs: dict[str, Any]) -> str:
         "## Model comparison (cross-validation on the training rows)\n\n" + _table(inputs["leaderboard"]),
         _metrics_section(metrics),
         _threshold_section(metadata, metrics),
-        "## Plots\n\n" + "\n\n".join(f"### {title}\n\n![{title}]({name})" for name, title in PLOTS.items()),
+        _gains_section(inputs["test"]),
+        "## Plots\n\n" + "\n\n".join(f"### {title}\n\n![{title}]({name})" for name, title in plots_of(inputs).items()),
         "## Top feature effects\n\n" + _table(inputs["effects"].head(TOP_EFFECTS).round(4)),
     ]
     return "\n\n".join(sections) + "\n"
@@ -225,11 +271,23 @@ def _threshold_section(metadata: dict[str, Any], metrics: dict[str, Any]) -> str
     text = f"## Decision threshold\n\nThreshold **{metrics['threshold']:.2f}**: {choice['reason']}."
     if "expected_cost" in metrics:
         text += (
-            f"\n\nOn the test rows, acting at this threshold has an expected cost of {metrics['expected_cost']:,.0f}, "
-            f"against {metrics['cost_contacting_nobody']:,.0f} for contacting nobody: "
-            f"a saving of {metrics['saving_vs_contacting_nobody']:,.0f}."
+            f"\n\nOn the test rows, contacting the customers at or above this threshold has an expected cost of "
+            f"{metrics['expected_cost']:,.0f}, against {metrics['cost_contact_nobody']:,.0f} for contacting nobody "
+            f"and {metrics['cost_contact_everyone']:,.0f} for contacting everyone: a saving of "
+            f"{metrics['saving_vs_contact_nobody']:,.0f} against contacting nobody."
         )
     return text
+
+
+def _gains_section(test: pd.DataFrame) -> str:
+    rows = [(f"top {share:.0%}", f"{gains_at(test, share):.0%}") for share in GAINS_AT]
+    table = pd.DataFrame(rows, columns=["customers contacted, riskiest first", "churners reached"])
+    return "## Who to contact (test rows)\n\n" + _table(table)
+
+
+def plots_of(inputs: dict[str, Any]) -> dict[str, str]:
+    """The plots this run's report holds: the cost plot only when costs are set."""
+    return PLOTS | (COST_PLOT if "expected_cost" in inputs["curve"] else {})
 
 
 def _table(frame: pd.DataFrame) -> str:

@@ -82,7 +82,8 @@ def _settings(candidate: CandidateConfig, seed: int) -> list[dict[str, Any]]:
         grid = list(ParameterGrid(space))
     else:
         total = len(ParameterGrid(space))
-        grid = list(ParameterSampler(space, n_iter=min(candidate.search.n_iter, total), random_state=seed))
+        draws = min(candidate.search.settings_to_draw, total)
+        grid = list(ParameterSampler(space, n_iter=draws, random_state=seed))
     return [dict(candidate.params) | setting for setting in grid]
 
 
@@ -181,7 +182,8 @@ def choose_threshold(
         best = curve.loc[curve["expected_cost"].idxmin()]
         reason = (
             "minimises expected cost on out-of-fold predictions of the training rows "
-            f"(false positive {decision.cost_false_positive:g}, false negative {decision.cost_false_negative:g})"
+            f"(offer {decision.offer_cost:g} per customer contacted, {decision.churn_cost:g} per churner lost, "
+            f"offer keeps {decision.offer_success_rate:.0%} of contacted churners)"
         )
         return ThresholdChoice(float(best["threshold"]), "min_cost", reason, float(best["expected_cost"]))
     best = curve.loc[curve["f1"].idxmax()]

@@ -13,8 +13,9 @@ from churn import pipeline, runs
 from churn.compiling import unwrap
 from churn.config import load_config
 from churn.data_loader import load_training_data, split_data
+from churn.evaluation import cost_summary
 from churn.model import load_model
-from churn.report import PLOTS
+from churn.report import COST_PLOT, PLOTS
 
 CANDIDATES = [
     {
@@ -75,14 +76,17 @@ def test_threshold_is_chosen_without_looking_at_the_test_rows(write_config, tmp_
     assert second.metrics["roc_auc"] != first.metrics["roc_auc"]
 
 
-def test_costs_give_expected_cost_and_saving_on_the_test_rows(write_config):
-    result = pipeline.train(load_config(write_config()))
+def test_costs_on_the_test_rows_are_those_of_the_saved_test_predictions(write_config):
+    config = load_config(write_config())
+    result = pipeline.train(config)
     m = result.metrics
-    assert m["cost_contacting_nobody"] == pytest.approx(
-        300 * (m["confusion_matrix"]["fn"] + m["confusion_matrix"]["tp"])
-    )
-    assert m["expected_cost"] == pytest.approx(50 * m["confusion_matrix"]["fp"] + 300 * m["confusion_matrix"]["fn"])
-    assert m["saving_vs_contacting_nobody"] == pytest.approx(m["cost_contacting_nobody"] - m["expected_cost"])
+    test = pd.read_csv(result.run_dir / "test_predictions.csv")
+    expected = cost_summary(test["y_true"], test["churn_probability"].to_numpy(), m["threshold"], config.decision)
+    assert {key: m[key] for key in expected} == pytest.approx(expected)
+    churners = int(test["y_true"].sum())
+    assert m["cost_contact_nobody"] == 300 * churners
+    assert m["cost_contact_everyone"] == pytest.approx(50 * len(test) + 300 * 0.7 * churners)
+    assert result.metadata["decision"] == {"offer_cost": 50.0, "churn_cost": 300.0, "offer_success_rate": 0.3}
 
 
 def test_a_model_missing_the_gate_is_saved_as_rejected_and_latest_stays(write_config):
@@ -107,21 +111,24 @@ def png_size(path):
 def test_report_has_every_plot_as_a_valid_png_and_links_only_existing_files(compared):
     _, result = compared
     report = (result.run_dir / "report.md").read_text()
-    for name in PLOTS:
+    plots = PLOTS | COST_PLOT  # the shipped config sets the decision costs
+    for name in plots:
         width, height = png_size(result.run_dir / name)
         assert 200 <= width <= 2000 and 200 <= height <= 2000, name
         assert (result.run_dir / name).stat().st_size > 5_000
     links = re.findall(r"\]\(([^)]+)\)", report)
-    assert sorted(links) == sorted(PLOTS)
+    assert sorted(links) == sorted(plots)
     assert all((result.run_dir / link).is_file() for link in links)
     for heading in (
         "## Validation gate",
         "## Data",
         "## Model comparison",
         "## Decision threshold",
+        "## Who to contact (test rows)",
         "## Top feature effects",
     ):
         assert heading in report
+    assert re.search(r"\| top 20% \| \d+% \|", report)  # the gains table a retention team reads
     assert "TotalCharges | 4" in report  # missing values per column
     assert result.metadata["threshold_choice"]["reason"] in report
 

@@ -1,8 +1,12 @@
+import io
+import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+from support import REPO
 
-from churn.config import load_config
+from churn.config import Config, load_config, write_schema
 from churn.errors import ConfigError
 
 
@@ -25,10 +29,27 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, write_config
     assert config.paths.models_dir == tmp_path / "models"
 
 
-def test_config_is_frozen(write_config):
-    config = load_config(write_config())
-    with pytest.raises(AttributeError):
+def test_config_is_deeply_immutable(write_config):
+    config = load_config(write_config({"training.candidates": LIGHT_CANDIDATES}))
+    with pytest.raises(ValidationError, match="frozen"):
         config.split.test_size = 0.5  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.model.params["max_iter"] = 5  # type: ignore[index]
+    with pytest.raises(TypeError):
+        config.preprocessing.fill_values["TotalCharges"] = 1.0  # type: ignore[index]
+    with pytest.raises(TypeError):
+        config.training.candidates[1].search.space["max_depth"] = (9,)  # type: ignore[index,union-attr]
+    assert isinstance(config.data.numeric_features, tuple) and isinstance(config.training.candidates, tuple)
+
+
+def test_the_json_schema_in_the_repository_is_the_one_the_code_gives():
+    written = json.loads((REPO / "config.schema.json").read_text(encoding="utf-8"))
+    buffer = io.StringIO()
+    write_schema(buffer)
+    assert written == json.loads(buffer.getvalue()), "regenerate: python -m churn.config > config.schema.json"
+    assert (REPO / "config.yaml").read_text().splitlines()[0] == "# yaml-language-server: $schema=config.schema.json"
+    assert set(written["properties"]) == set(Config.model_fields)
+    assert written["additionalProperties"] is False
 
 
 @pytest.mark.parametrize(
@@ -37,11 +58,16 @@ def test_config_is_frozen(write_config):
         ({"split.tets_size": 0.2}, r"split\.tets_size is not a known key"),
         ({"modle": {}}, r"modle is not a known key"),
         ({"split.test_size": 1.5}, r"split\.test_size must be in \(0\.0, 1\.0\), got 1\.5"),
-        ({"split.test_size": "big"}, r"split\.test_size must be an integer or a number"),
+        ({"split.test_size": "big"}, r"split\.test_size must be a number, got 'big'"),
         ({"split.test_size": True}, r"split\.test_size must be"),
-        ({"split.random_state": -1}, r"split\.random_state must be an integer >= 0"),
-        ({"training.cv_folds": 1}, r"training\.cv_folds must be an integer >= 2"),
-        ({"model.threshold": 0}, r"model\.threshold must be in"),
+        ({"split.random_state": -1}, r"split\.random_state must be at least 0, got -1"),
+        ({"split.random_state": "7"}, r"split\.random_state must be an integer, got '7'"),
+        ({"training.cv_folds": 1}, r"training\.cv_folds must be at least 2, got 1"),
+        ({"model.threshold": 0}, r"model\.threshold must be a probability between 0 and 1 \(exclusive\) or auto"),
+        ({"model.threshold": "Auto"}, r"model\.threshold must be .* or auto, got 'Auto'"),
+        ({"preprocessing.scale_numeric": "yes"}, r"preprocessing\.scale_numeric must be true or false"),
+        ({"data.max_unparsed_share": 2}, r"data\.max_unparsed_share must be in \[0\.0, 1\.0\], got 2"),
+        ({"serve.max_rows": 0}, r"serve\.max_rows must be at least 1"),
         ({"model.name": "xgboost"}, r"model\.name must be one of logistic_regression"),
         ({"model.params": [1, 2]}, r"model\.params must be a mapping"),
         ({"data.target": None}, r"data\.target is missing"),
@@ -128,11 +154,12 @@ def test_candidates_search_decision_and_validation_are_parsed(write_config):
     )
     first, second = config.candidates()
     assert first.name == "logistic_regression" and first.search is None
-    assert second.search.method == "random" and second.search.n_iter == 2
+    assert second.search.method == "random" and second.search.settings_to_draw == 2
     assert second.search.space == {"max_depth": (3, 5)}
     assert second.where == "training.candidates[1]"
     assert config.training.selection_metric == "pr_auc"
-    assert config.decision.cost_false_positive == 50 and config.decision.cost_false_negative == 300
+    decision = config.decision
+    assert (decision.offer_cost, decision.churn_cost, decision.offer_success_rate) == (50, 300, 0.3)
     assert config.validation.criteria == {"min_roc_auc": 0.7, "max_brier": 0.3}
 
 
@@ -150,7 +177,7 @@ def test_threshold_is_a_probability_or_auto(write_config, threshold):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"model.threshold": "best"}, r"model\.threshold must be an integer or a number"),
+        ({"model.threshold": "best"}, r"model\.threshold must be a probability between 0 and 1 .* or auto"),
         ({"training.candidates": [{"name": "svm"}]}, r"training\.candidates\[0\]\.name must be one of"),
         (
             {"training.candidates": [{"name": "random_forest", "parms": {}}]},
@@ -166,8 +193,25 @@ def test_threshold_is_a_probability_or_auto(write_config, threshold):
             r"search\.space max_depth must be a non-empty list",
         ),
         ({"training.selection_metric": "accuracy"}, r"training\.selection_metric must be one of roc_auc, pr_auc, f1"),
-        ({"decision": {"cost_false_positive": 5}}, r"decision\.cost_false_positive and decision\.cost_false_negative"),
-        ({"decision": {"cost_false_positive": -5, "cost_false_negative": 5}}, r"must be a positive cost"),
+        (
+            {"decision": {"cost_false_positive": 50, "cost_false_negative": 300}},
+            r"decision\.cost_false_positive is no longer used: .*decision\.offer_cost .*decision\.churn_cost "
+            r".*decision\.offer_success_rate",
+        ),
+        (
+            {"decision": {"offer_cost": 5}},
+            r"decision\.offer_cost decision\.churn_cost and decision\.offer_success_rate",
+        ),
+        ({"decision": {"offer_cost": -5, "churn_cost": 5, "offer_success_rate": 0.3}}, r"offer_cost must be greater"),
+        ({"decision": {"offer_cost": 5, "churn_cost": 5, "offer_success_rate": 1.3}}, r"offer_success_rate must be in"),
+        (
+            {
+                "training.candidates": [
+                    {"name": "random_forest", "search": {"method": "grid", "n_iter": 3, "space": {"max_depth": [3]}}}
+                ]
+            },
+            r"candidates\[0\]\.search\.n_iter applies to method: random only",
+        ),
         ({"validation": {"min_auc": 0.8}}, r"validation\.min_auc is not a known key"),
         ({"validation": {"min_recall": 1.5}}, r"validation\.min_recall must be in \[0\.0, 1\.0\]"),
     ],

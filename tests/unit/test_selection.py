@@ -104,9 +104,12 @@ def test_choose_threshold_fixed_max_f1_and_min_cost():
     assert fixed.threshold == 0.5 and fixed.objective == "fixed"
     best_f1 = selection.choose_threshold(y, oof, "auto", DecisionConfig())
     assert best_f1.objective == "max_f1" and 0.3 < best_f1.threshold <= 0.35  # catches both churners, one FP
-    # missing a churner costs 100x a wasted offer: contact everyone down to the lowest churner
-    cheap_offers = selection.choose_threshold(y, oof, "auto", DecisionConfig(1.0, 100.0))
-    assert cheap_offers.objective == "min_cost" and cheap_offers.threshold <= 0.35
-    # a wasted offer costs 100x a lost churner: contact nobody but the surest
-    dear_offers = selection.choose_threshold(y, oof, "auto", DecisionConfig(100.0, 1.0))
-    assert dear_offers.threshold > 0.6
+    # an offer that always works and costs 1 % of a lost churner: contact everyone down to the lowest churner
+    cheap = DecisionConfig(offer_cost=1.0, churn_cost=100.0, offer_success_rate=1.0)
+    cheap_offers = selection.choose_threshold(y, oof, "auto", cheap)
+    assert cheap_offers.objective == "min_cost" and cheap_offers.threshold == 0.31  # lowest of the tied best
+    assert cheap_offers.oof_value == 3.0  # hand-computed: rows 0.35, 0.6 and 0.9 contacted, no churner lost
+    # an offer dearer than the churn it prevents: contacting anyone costs more, so contact nobody
+    dear = DecisionConfig(offer_cost=100.0, churn_cost=1.0, offer_success_rate=1.0)
+    dear_offers = selection.choose_threshold(y, oof, "auto", dear)
+    assert dear_offers.threshold == 0.91 and dear_offers.oof_value == 2.0  # both churners lost, no offer
