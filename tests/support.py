@@ -90,3 +90,83 @@ def subscriptions_config(data_path: Path, positive_label: Any = 1, id_column: st
         "training": {"cv_folds": 3},
         "paths": {"models_dir": "models", "predictions_dir": "predictions"},
     }
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 30
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request with the standard library: (status, headers, body)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+class Service:
+    """`python main.py serve` in a subprocess on a free loopback port; stopped with SIGTERM."""
+
+    def __init__(self, config: Path, *options: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, str(REPO / "main.py"), "serve", "-c", str(config), "--port", str(self.port)]
+        self.log = config.parent / f"serve-{self.port}.log"
+        self._log_file = self.log.open("w")
+        self.process = subprocess.Popen(
+            [*command, *options], cwd=config.parent, stdout=self._log_file, stderr=subprocess.STDOUT,
+            env=dict(os.environ, **(env or {})),
+        )  # fmt: skip
+
+    def wait_ready(self, seconds: float = 30) -> str:
+        """The served run id, once /ready says so (polled every 0.1 s for at most `seconds`)."""
+        import json
+        import time
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited with {self.process.returncode}: {self.log.read_text()}")
+            try:
+                status, _, body = http("GET", self.url + "/ready", timeout=2)
+            except OSError:
+                status = 0
+            if status == 200:
+                return str(json.loads(body)["run_id"])
+            time.sleep(0.1)
+        raise AssertionError(f"not ready within {seconds} s: {self.log.read_text()}")
+
+    def stop(self, seconds: float = 10) -> int:
+        """SIGTERM, then the exit code (killed and failed if it takes longer than `seconds`)."""
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"serve did not exit within {seconds} s of SIGTERM") from None
+        finally:
+            self._log_file.close()
+
+    def __enter__(self) -> Service:
+        self.wait_ready()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.process.poll() is None:
+            self.stop()

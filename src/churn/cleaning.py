@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churn.codes import Coded
 from churn.errors import DataError
 
 _WHOLE_NUMBER_WITH_ZERO_DECIMALS = r"^[+-]?\d+\.0+$"
@@ -94,14 +95,40 @@ class UnparsedNumbers:
         return self.count / self.present if self.present else 0.0
 
 
+class FeatureTable:
+    """Cleaned features: numbers as float64 arrays, categories as codes into their text labels.
+
+    Scoring and the quality tallies read the arrays directly; `frame` builds the pandas
+    DataFrame (numbers as float64, categories as Categoricals of text) that scikit-learn's
+    steps take, once and only when asked for.
+    """
+
+    def __init__(self, numbers: dict[str, np.ndarray], coded: dict[str, Coded], index: pd.Index) -> None:
+        self.numbers, self.coded, self.index = numbers, coded, index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @functools.cached_property
+    def frame(self) -> pd.DataFrame:
+        columns: dict[str, pd.Series] = {
+            name: pd.Series(values, index=self.index) for name, values in self.numbers.items()
+        }
+        columns |= {name: coded.to_series(self.index) for name, coded in self.coded.items()}
+        return pd.DataFrame(columns, index=self.index)
+
+
 @dataclass(frozen=True)
 class CleanedFeatures:
-    """The cleaned features, numbers as float64 and categories as pandas Categoricals of text,
-    with what cleaning had to set to missing."""
+    """The cleaned features, with what cleaning had to set to missing."""
 
-    X: pd.DataFrame
+    features: FeatureTable
     unparsed: dict[str, UnparsedNumbers]
     infinite: dict[str, int]
+
+    @property
+    def X(self) -> pd.DataFrame:
+        return self.features.frame
 
 
 def describe_unparsed(column: str, bad: UnparsedNumbers, limit: float | None = None, key: str = "") -> str:
@@ -125,10 +152,10 @@ def missing_columns(columns: Sequence[str], spec: FeatureSpec) -> list[str]:
 
 
 def clean_features(frame: pd.DataFrame | pa.Table, spec: FeatureSpec) -> CleanedFeatures:
-    """Select the feature columns in a fixed order (numeric, then categorical) and clean them.
+    """Select the feature columns (numeric, then categorical) and clean them.
 
     Extra columns are ignored and column order does not matter. Arrow tables (as predict
-    streams them) are cleaned without converting numbers to Python strings.
+    streams them, as the service builds them) are cleaned without converting to pandas.
 
     Raises:
         DataError: a feature column is missing.
@@ -137,24 +164,21 @@ def clean_features(frame: pd.DataFrame | pa.Table, spec: FeatureSpec) -> Cleaned
     missing = missing_columns(frame.column_names if arrow else list(frame.columns), spec)
     if missing:
         raise DataError(f"missing required column(s) {', '.join(map(str, missing))}; add them to the input")
-    index = pd.RangeIndex(frame.num_rows) if arrow else frame.index
-    columns: dict[str, Any] = {}
+    numbers: dict[str, np.ndarray] = {}
     unparsed: dict[str, UnparsedNumbers] = {}
     infinite: dict[str, int] = {}
     for name in spec.numeric:
-        numbers, bad = parse_numbers(frame[name])
+        values, bad = parse_numbers(frame[name])
         if bad is not None:
             unparsed[name] = bad
-        inf = np.isinf(numbers)
+        inf = np.isinf(values)
         if inf.any():
             infinite[name] = int(inf.sum())
-            numbers = np.where(inf, np.nan, numbers)
-        columns[name] = pd.Series(numbers, index=index)
-    for name in spec.categorical:
-        values = frame[name].to_pandas() if arrow else frame[name]
-        cleaned = normalise_categories(values, spec.bool_spelling.get(name))
-        columns[name] = pd.Series(cleaned.array, index=index)
-    return CleanedFeatures(pd.DataFrame(columns, index=index), unparsed, infinite)
+            values = np.where(inf, np.nan, values)
+        numbers[name] = values
+    coded = {name: code_categories(frame[name], spec.bool_spelling.get(name)) for name in spec.categorical}
+    index = pd.RangeIndex(frame.num_rows) if arrow else frame.index
+    return CleanedFeatures(FeatureTable(numbers, coded, index), unparsed, infinite)
 
 
 def parse_numbers(values: pd.Series | pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, UnparsedNumbers | None]:
@@ -194,23 +218,38 @@ def _parse_text(values: pd.Series | pa.ChunkedArray | pa.Array) -> tuple[np.ndar
 
 
 def normalise_categories(values: pd.Series, spelling: tuple[str, str] | None = None) -> pd.Series:
-    """Category labels as a pandas Categorical of text: stripped, blank as missing, "1.0"-style
+    """A column's cleaned categories as a pandas Categorical of text (see `code_categories`)."""
+    return code_categories(values, spelling).to_series(values.index).rename(values.name)
+
+
+def code_categories(values: pd.Series | pa.ChunkedArray | pa.Array, spelling: tuple[str, str] | None = None) -> Coded:
+    """Category labels as codes into cleaned text labels: stripped, blank as missing, "1.0"-style
     whole numbers spelled "1", and true/false spelled as `spelling` (training's) gives them.
 
     Cleaning runs on the distinct values only (and is remembered across chunks), so it costs
     little however long the column.
     """
-    if isinstance(values.dtype, pd.CategoricalDtype):  # e.g. dictionary-encoded while reading
-        codes, distinct = values.cat.codes.to_numpy(), values.cat.categories
-    else:
-        codes, distinct = pd.factorize(values if values.dtype == "str" else values.astype("str"))
-    raw = tuple(str(value) for value in distinct)
+    codes, raw = _distinct(values)
     label_codes, categories = _clean_labels(raw, spelling)
-    if isinstance(values.dtype, pd.CategoricalDtype) and categories == raw and values.cat.categories.dtype == "str":
-        return values  # already clean text: the common case, and the cheapest
-    merged = label_codes[codes]  # code -1 (missing) picks the trailing -1
-    categorical = pd.Categorical.from_codes(merged, categories=pd.Index(categories, dtype="str"), validate=False)
-    return pd.Series(categorical, index=values.index, name=values.name)
+    if categories == raw:
+        return Coded(codes, raw)  # already clean: the common case, and the cheapest
+    return Coded(label_codes[codes], categories)  # code -1 (missing) picks the trailing -1
+
+
+def _distinct(values: pd.Series | pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A code per value (-1 for missing) and the distinct raw values as text."""
+    if isinstance(values, (pa.ChunkedArray, pa.Array)):
+        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+        if isinstance(encoded, pa.ChunkedArray):
+            encoded = encoded.combine_chunks() if encoded.num_chunks != 1 else encoded.chunk(0)
+        if encoded.dictionary.null_count:  # a null inside the dictionary is a missing value too
+            encoded = pc.dictionary_encode(encoded.cast(encoded.dictionary.type))
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype("int64", copy=False)
+        return codes, tuple(str(value) for value in encoded.dictionary.to_pylist())
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), tuple(str(value) for value in values.cat.categories)
+    codes, distinct = pd.factorize(values if values.dtype == "str" else values.astype("str"))
+    return codes, tuple(str(value) for value in distinct)
 
 
 @functools.lru_cache(maxsize=512)

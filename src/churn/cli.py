@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from churn import __version__
 from churn.config import load_config
@@ -41,14 +41,35 @@ REPORT_EXAMPLES = """examples:
   python main.py report
   python main.py report --model 20261127T101500123Z-ab12cd
 """
+SERVE_EXAMPLES = """examples:
+  python main.py serve
+  python main.py serve --port 8080 --model 20261127T101500123Z-ab12cd
+  CHURN_API_TOKEN=s3cret python main.py serve --host 0.0.0.0 --workers 2
+"""
 EVALUATE_EXAMPLES = """examples:
   python main.py evaluate --input data/raw/telco_customer_churn.csv
   python main.py evaluate --input labelled.csv --json
 """
 
 
+def shown(path: str | Path) -> str:
+    """A path as the user reads it: relative to the current folder when it lies under it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one `error:` line and a hint instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}; run `{self.prog} --help` for the options", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "-c", "--config", type=Path, default=Path("config.yaml"), help="config file (default: ./config.yaml)"
     )
@@ -56,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     loudness.add_argument("-v", "--verbose", action="store_true", help="also log debug detail on stderr")
     loudness.add_argument("-q", "--quiet", action="store_true", help="log only errors on stderr")
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="churn",
         description="Train, score and evaluate customer-churn models from one config file.",
         epilog="run `churn MODE --help` for a mode's options and examples",
@@ -93,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", help="run folder or run id to use (default: latest)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
 
+    serve = mode("serve", "serve the model over HTTP (FastAPI on uvicorn)", SERVE_EXAMPLES)
+    serve.add_argument("--model", help="pin this run folder or run id (default: follow models/latest, switching live)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default: 8000)")
+    serve.add_argument("--workers", type=_positive, default=1, help="worker processes (default: 1)")
+
     report = mode("report", "rebuild report.md and its plots for a saved run", REPORT_EXAMPLES)
     report.add_argument("--model", help="run folder or run id (default: latest)")
 
@@ -125,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose, args.quiet)
+    configure_logging("debug" if args.verbose else "error" if args.quiet else "info")
     try:
         config = load_config(args.config)
         return MODES[args.mode](config, args)
@@ -140,8 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-def _configure_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
+def configure_logging(level_name: str) -> None:
+    """Log lines `level: message` on stderr: the package's at `level_name` (debug, info or
+    error), other libraries' warnings and errors only."""
+    level = logging.getLevelNamesMapping()[level_name.upper()]
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LowercaseLevelFormatter("%(levelname)s: %(message)s"))
     root = logging.getLogger()
@@ -161,7 +190,7 @@ def _run_train(config: Any, args: argparse.Namespace) -> int:
 
     result = pipeline.train(config, args.data)
     data, metadata = result.metadata["training_data"], result.metadata
-    print(f"trained on {data['path']}")
+    print(f"trained on {shown(data['path'])}")
     print(f"rows used {data['rows_used']} (train {data['train_rows']}, test {data['test_rows']})")
     print(f"\nleaderboard ({config.training.cv_folds}-fold CV on the training rows, best first):")
     print(_leaderboard_table(result.leaderboard))
@@ -173,12 +202,12 @@ def _run_train(config: Any, args: argparse.Namespace) -> int:
         print(f"expected cost on the test rows {m['expected_cost']:,.0f} vs {m['cost_contact_nobody']:,.0f} "
               f"contacting nobody and {m['cost_contact_everyone']:,.0f} contacting everyone "
               f"(saving {m['saving_vs_contact_nobody']:,.0f} against contacting nobody)")  # fmt: skip
-    print(f"report: {result.run_dir / 'report.md'}")
+    print(f"report: {shown(result.run_dir / 'report.md')}")
     if result.gate_missed:
-        print(f"saved run {result.run_id} to {result.run_dir} as rejected; latest not moved")
+        print(f"saved run {result.run_id} to {shown(result.run_dir)} as rejected; latest not moved")
         print(f"error: model rejected by the validation gate: {'; '.join(result.gate_missed)}", file=sys.stderr)
         return EXIT_REJECTED
-    print(f"saved run {result.run_id} to {result.run_dir} (now latest)")
+    print(f"saved run {result.run_id} to {shown(result.run_dir)} (now latest)")
     return EXIT_OK
 
 
@@ -197,7 +226,8 @@ def _run_predict(config: Any, args: argparse.Namespace) -> int:
 
     result = pipeline.predict(config, args.input, args.output, args.model, args.report)
     if result.output != "-":
-        print(f"wrote {result.rows} predictions ({result.predicted_positive} predicted to churn) to {result.output}")
+        positives = f"{result.predicted_positive} predicted to churn"
+        print(f"wrote {result.rows} predictions ({positives}) to {shown(result.output)}")
     return EXIT_OK
 
 
@@ -208,7 +238,7 @@ def _run_evaluate(config: Any, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
-        print(f"run {metrics['run_id']} on {metrics['input']} ({metrics['rows']} rows)")
+        print(f"run {metrics['run_id']} on {shown(metrics['input'])} ({metrics['rows']} rows)")
         print(_metrics_table(metrics))
     return EXIT_OK
 
@@ -247,10 +277,39 @@ def _runs_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _run_serve(config: Any, args: argparse.Namespace) -> int:
+    from churn.service.server import LOG_LEVEL_VARIABLE, serve
+
+    os.environ[LOG_LEVEL_VARIABLE] = "debug" if args.verbose else "error" if args.quiet else "info"
+    serve(config, args.host, args.port, args.workers, args.model)
+    return EXIT_OK
+
+
+def _port(text: str) -> int:
+    number = _integer(text)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (0 to 65535)")
+    return number
+
+
+def _positive(text: str) -> int:
+    number = _integer(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return number
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def _run_report(config: Any, args: argparse.Namespace) -> int:
     from churn import pipeline
 
-    print(f"wrote {pipeline.rebuild_report(config, args.model)}")
+    print(f"wrote {shown(pipeline.rebuild_report(config, args.model))}")
     return EXIT_OK
 
 
@@ -272,5 +331,6 @@ MODES: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "predict": _run_predict,
     "evaluate": _run_evaluate,
     "report": _run_report,
+    "serve": _run_serve,
     "models": _run_models,
 }

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -25,7 +24,7 @@ from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from churn.cleaning import FeatureSpec
+from churn.cleaning import FeatureSpec, FeatureTable
 from churn.codes import category_codes
 from churn.errors import ModelError
 
@@ -45,9 +44,9 @@ class _NumericBlock:
     def width(self) -> int:
         return len(self.columns)
 
-    def write_into(self, frame: pd.DataFrame, out: np.ndarray, offset: int) -> int:
+    def write_into(self, features: FeatureTable, out: np.ndarray, offset: int) -> int:
         for position, column in enumerate(self.columns):
-            values = frame[column].to_numpy(dtype="float64", na_value=np.nan, copy=True)
+            values = features.numbers[column].copy()
             values[np.isnan(values)] = self.fill[position]
             if self.mean is not None and self.scale is not None:
                 values -= self.mean[position]  # the same two in-place steps as StandardScaler.transform
@@ -83,11 +82,11 @@ class _CategoricalBlock:
     def width(self) -> int:
         return sum(len(categories) for categories in self.categories)
 
-    def write_into(self, frame: pd.DataFrame, out: np.ndarray, offset: int) -> int:
+    def write_into(self, features: FeatureTable, out: np.ndarray, offset: int) -> int:
         """Set the one-hot columns of `out` from `offset` on (they must be zero); return the next offset."""
-        rows = np.arange(len(frame))
+        rows = np.arange(len(features))
         for name, categories, fill in zip(self.columns, self.categories, self.most_frequent, strict=True):
-            codes = category_codes(frame[name], categories, fill)
+            codes = category_codes(features.coded[name], categories, fill)
             seen = codes >= 0
             out[rows[seen], offset + codes[seen]] = 1.0
             offset += len(categories)
@@ -106,24 +105,24 @@ class FastScorer:
         self.blocks = _compile_blocks(pipeline.named_steps["preprocess"])
         self.compiled = self.blocks is not None
 
-    def score_clean(self, X: pd.DataFrame) -> np.ndarray:
+    def score_clean(self, features: FeatureTable) -> np.ndarray:
         """Probability of churn per row of cleaned features; equal to the model's own to rounding."""
         if self.blocks is None:
-            return np.asarray(self.after_cleaning.predict_proba(X)[:, 1], dtype="float64")
-        features = self.transform(X)
-        out = np.empty(len(X), dtype="float64")
-        for start in range(0, len(X), CLASSIFIER_SLICE_ROWS):
+            return np.asarray(self.after_cleaning.predict_proba(features.frame)[:, 1], dtype="float64")
+        matrix = self.transform(features)
+        out = np.empty(len(features), dtype="float64")
+        for start in range(0, len(features), CLASSIFIER_SLICE_ROWS):
             stop = start + CLASSIFIER_SLICE_ROWS
-            out[start:stop] = self.classifier.predict_proba(features[start:stop])[:, 1]
+            out[start:stop] = self.classifier.predict_proba(matrix[start:stop])[:, 1]
         return out
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
+    def transform(self, features: FeatureTable) -> np.ndarray:
         """The preprocessed feature matrix, as the pipeline's ColumnTransformer would give it."""
         assert self.blocks is not None
-        out = np.zeros((len(X), sum(block.width for block in self.blocks)), dtype="float64")
+        out = np.zeros((len(features), sum(block.width for block in self.blocks)), dtype="float64")
         offset = 0
         for block in self.blocks:
-            offset = block.write_into(X, out, offset)
+            offset = block.write_into(features, out, offset)
         return out
 
 

@@ -6,7 +6,6 @@ naming the file (and the column or rows) and a fix.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -18,7 +17,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from churn.cleaning import CleanedFeatures, FeatureSpec, UnparsedNumbers, clean_features, describe_unparsed
+from churn.cleaning import (
+    CleanedFeatures,
+    FeatureSpec,
+    FeatureTable,
+    UnparsedNumbers,
+    clean_features,
+    describe_unparsed,
+)
+from churn.codes import count_unseen
 from churn.config import DataConfig, Scalar, SplitConfig
 from churn.errors import DataError
 from churn.tables import read_table, table_columns
@@ -37,7 +44,7 @@ class TrainingData:
     dropped_duplicate_ids: int
 
 
-def check_columns(columns: Iterable[str], required: Iterable[str], source: Path) -> None:
+def check_columns(columns: Iterable[str], required: Iterable[str], source: object) -> None:
     """Raise a DataError listing every required column the table lacks."""
     present = set(columns)
     missing = [column for column in required if column not in present]
@@ -48,7 +55,7 @@ def check_columns(columns: Iterable[str], required: Iterable[str], source: Path)
         )
 
 
-def check_unparsed(unparsed: Mapping[str, UnparsedNumbers], source: Path | str, limit: float) -> None:
+def check_unparsed(unparsed: Mapping[str, UnparsedNumbers], source: object, limit: float) -> None:
     """Stop when a numeric column holds more values that are not numbers than `limit` allows:
     decimal commas or units in a whole column must not be silently imputed.
 
@@ -60,7 +67,7 @@ def check_unparsed(unparsed: Mapping[str, UnparsedNumbers], source: Path | str, 
             raise DataError(f"{source}: {describe_unparsed(column, bad, limit, 'data.max_unparsed_share')}")
 
 
-def warn_cleaning(unparsed: Mapping[str, UnparsedNumbers], infinite: Mapping[str, int], source: Path | str) -> None:
+def warn_cleaning(unparsed: Mapping[str, UnparsedNumbers], infinite: Mapping[str, int], source: object) -> None:
     """One warning per column where cleaning set values to missing."""
     for column, bad in unparsed.items():
         logger.warning("%s: %s; treated as missing", source, describe_unparsed(column, bad))
@@ -196,25 +203,10 @@ def _json_number(value: float) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-def count_unseen_categories(X: pd.DataFrame, categories: dict[str, list[str]]) -> dict[str, int]:
+def count_unseen_categories(features: FeatureTable, categories: dict[str, list[str]]) -> dict[str, int]:
     """Per categorical column, how many non-missing values were never seen in training."""
-    counts = {}
-    for column, known in categories.items():
-        values = X[column]
-        if isinstance(values.dtype, pd.CategoricalDtype):  # compare the few categories, then count codes
-            unseen_category = _unseen_mask(tuple(known), tuple(values.cat.categories))
-            unseen = int(unseen_category[values.cat.codes.to_numpy()].sum())
-        else:
-            unseen = int((values.notna() & ~values.isin(known)).sum())
-        if unseen:
-            counts[column] = unseen
-    return counts
-
-
-@functools.lru_cache(maxsize=1024)
-def _unseen_mask(known: tuple[str, ...], categories: tuple[str, ...]) -> np.ndarray:
-    """True for each category not in `known`, then False for missing values (code -1)."""
-    return np.append(~pd.Index(categories).isin(known), False)
+    counts = {column: count_unseen(features.coded[column], known) for column, known in categories.items()}
+    return {column: count for column, count in counts.items() if count}
 
 
 class QualityTally:
@@ -236,16 +228,15 @@ class QualityTally:
         self.examples: dict[str, list[str]] = {}
 
     def add(self, cleaned: CleanedFeatures) -> None:
-        X = cleaned.X
-        self.rows += len(X)
-        self.unseen.update(count_unseen_categories(X, self.schema["categories"]))
-        for column in X.columns:
-            values = X[column]
-            is_coded = isinstance(values.dtype, pd.CategoricalDtype)
-            missing = (values.cat.codes.to_numpy() < 0) if is_coded else np.isnan(values.to_numpy(dtype="float64"))
-            self.missing[column] += int(missing.sum())
+        features = cleaned.features
+        self.rows += len(features)
+        self.unseen.update(count_unseen_categories(features, self.schema["categories"]))
+        for column, coded in features.coded.items():
+            self.missing[column] += int((coded.codes < 0).sum())
+        for column, values in features.numbers.items():
+            self.missing[column] += int(np.isnan(values).sum())
         for column, bounds in self.schema["numeric_ranges"].items():
-            values = X[column].to_numpy(dtype="float64", na_value=np.nan)
+            values = features.numbers[column]
             if bounds["min"] is not None:
                 self.below[column] += int((values < bounds["min"]).sum())
                 self.above[column] += int((values > bounds["max"]).sum())

@@ -16,15 +16,17 @@ class ConfigError(ChurnError):
     """The config file is missing, malformed, or holds a bad key or value."""
 
 
-class DataError(ChurnError):
-    """An input file is missing, unreadable, or does not fit the expected schema."""
+class DataError(ChurnError, ValueError):
+    """An input file is missing, unreadable, or does not fit the expected schema.
+
+    Also a ValueError, as scikit-learn's own input errors are: the saved model's cleaning
+    step raises it inside a notebook's `predict_proba`.
+    """
+
+
+class FormatError(DataError):
+    """An input is not a readable table at all (not CSV, not UTF-8, empty, broken rows)."""
 
 
 class ModelError(ChurnError):
     """A saved model run is missing, incomplete, or changed after training."""
-
-
-class ValidationGateError(ChurnError):
-    """A trained model missed the minimum metrics set under `validation:` in the config."""
-
-    exit_code = 3

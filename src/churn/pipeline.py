@@ -279,20 +279,33 @@ def predict(
     if quality_report is not None:
         _refuse_overwriting_input(input_path, quality_report)
     loaded = load_run(config, run)
-    spec = loaded.scorer.spec
-    header = tables.table_columns(input_path)
-    data_loader.check_columns(header, spec.columns, input_path)
-    id_column = _id_column(loaded, header)
-    columns = [*spec.columns] + ([id_column] if id_column else [])
-    quality = data_loader.QualityTally(loaded.metadata["schema"])
     with tables.TableWriter(destination) as writer:
-        chunks = tables.iter_table(input_path, columns, config.predict.chunk_rows, categorical=spec.categorical)
-        positives = write_scored(loaded, chunks, writer, id_column, quality, input_path, config)
-    _log_quality(quality, input_path)
+        quality, positives = score_source(config, loaded, input_path, writer)
     report = {"input": str(input_path), "run_id": loaded.run_id} | quality.report()
     if quality_report is not None:
         write_json_atomic(quality_report, report)
     return PredictResult(str(destination), writer.rows, positives, dict(quality.unseen), report)
+
+
+def score_source(
+    config: Config, loaded: LoadedRun, source: tables.Source, writer: tables.TableWriter, progress: bool = True
+) -> tuple[data_loader.QualityTally, int]:
+    """The whole of predict but where its rows go: check a table file (or an uploaded CSV)
+    against the run, score it chunk by chunk into `writer`, and log its data quality (and,
+    with `progress`, rows done and rows per second).
+
+    Returns the quality figures and the number of rows predicted to churn.
+    """
+    spec = loaded.scorer.spec
+    header = tables.table_columns(source)
+    data_loader.check_columns(header, spec.columns, source)
+    id_column = _id_column(loaded, header)
+    columns = [*spec.columns] + ([id_column] if id_column else [])
+    quality = data_loader.QualityTally(loaded.metadata["schema"])
+    chunks = tables.iter_table(source, columns, config.predict.chunk_rows, categorical=spec.categorical)
+    positives = write_scored(loaded, chunks, writer, id_column, quality, source, config, progress)
+    _log_quality(quality, source)
+    return quality, positives
 
 
 def _id_column(loaded: LoadedRun, header: list[str]) -> str | None:
@@ -307,13 +320,14 @@ def write_scored(
     writer: tables.TableWriter,
     id_column: str | None,
     quality: data_loader.QualityTally,
-    source: Path | str,
+    source: tables.Source,
     config: Config,
+    progress: bool = True,
 ) -> int:
     """Score raw chunks and write id, churn_probability, churn_prediction per row; return the
-    number predicted to churn. The loop behind `predict` and the service's CSV answers."""
+    number predicted to churn."""
     positives = 0
-    progress = _Progress("predict")
+    tracker = _Progress("predict", quiet=not progress)
     for chunk in chunks:
         scored = score(loaded.scorer, chunk)
         quality.add(scored.cleaned)
@@ -322,15 +336,15 @@ def write_scored(
         writer.write(
             pa.table(ids | {"churn_probability": scored.probabilities, "churn_prediction": scored.predictions})
         )
-        progress.update(chunk.num_rows)
-    progress.finish()
+        tracker.update(chunk.num_rows)
+    tracker.finish()
     # Checked on the whole input, so that the answer never depends on the chunk size; the
     # writer has published nothing yet, so a refused input leaves no output behind.
     data_loader.check_unparsed(quality.unparsed(), source, config.data.max_unparsed_share)
     return positives
 
 
-def _log_quality(quality: data_loader.QualityTally, source: Path | str) -> None:
+def _log_quality(quality: data_loader.QualityTally, source: tables.Source) -> None:
     data_loader.warn_cleaning(quality.unparsed(), quality.infinite, source)
     for column, count in quality.unseen.items():
         logger.warning(
@@ -343,8 +357,9 @@ def _log_quality(quality: data_loader.QualityTally, source: Path | str) -> None:
 class _Progress:
     """A log line of rows done and rows per second every few seconds, so a long run never looks stuck."""
 
-    def __init__(self, task: str, every_seconds: float = 5.0) -> None:
-        self.task, self.every = task, every_seconds
+    def __init__(self, task: str, every_seconds: float = 5.0, quiet: bool = False) -> None:
+        self.task, self.every = task, every_seconds if not quiet else float("inf")
+        self.quiet = quiet
         self.rows = 0
         self.started = self.last = time.perf_counter()
 
@@ -359,6 +374,8 @@ class _Progress:
         return self.rows / max(time.perf_counter() - self.started, 1e-9)
 
     def finish(self) -> None:
+        if self.quiet:
+            return
         elapsed = time.perf_counter() - self.started
         logger.info("%s: %s rows in %.1f s, %s rows/s", self.task, f"{self.rows:,}", elapsed, f"{self.rate():,.0f}")
 

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from churn import runs
-from churn.cleaning import CleanedFeatures, FeatureSpec, clean_features
+from churn.cleaning import CleanedFeatures, FeatureSpec, FeatureTable, clean_features
 from churn.codes import category_codes
 
 
@@ -34,7 +34,7 @@ class Scorer(Protocol):
     spec: FeatureSpec
     threshold: float
 
-    def score_clean(self, X: pd.DataFrame) -> np.ndarray: ...
+    def score_clean(self, features: FeatureTable) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def predict_labels(probabilities: np.ndarray, threshold: float) -> np.ndarray:
 def score(scorer: Scorer, frame: pd.DataFrame | pa.Table) -> Scored:
     """Clean raw rows with the run's spec, score them, and apply the run's threshold."""
     cleaned = clean_features(frame, scorer.spec)
-    probabilities = scorer.score_clean(cleaned.X)
+    probabilities = scorer.score_clean(cleaned.features)
     return Scored(cleaned, probabilities, predict_labels(probabilities, scorer.threshold))
 
 
@@ -66,16 +66,16 @@ class LinearScorer:
         self.spec = FeatureSpec.from_dict(tables["features"])
         self.threshold = float(tables["threshold"])
 
-    def score_clean(self, X: pd.DataFrame) -> np.ndarray:
-        z = np.full(len(X), self.tables["intercept"], dtype="float64")
+    def score_clean(self, features: FeatureTable) -> np.ndarray:
+        z = np.full(len(features), self.tables["intercept"], dtype="float64")
         for item in self.tables["numeric"]:
-            values = X[item["column"]].to_numpy(dtype="float64", na_value=np.nan)
+            values = features.numbers[item["column"]]
             values = np.where(np.isnan(values), item["fill"], values)
             if item["mean"] is not None:
                 values = (values - item["mean"]) / item["scale"]
             z += item["coef"] * values
         for item in self.tables["categorical"]:
-            codes = category_codes(X[item["column"]], item["categories"], item["fill"])
+            codes = category_codes(features.coded[item["column"]], item["categories"], item["fill"])
             weights = np.append(np.asarray(item["coef"], dtype="float64"), 0.0)  # unseen (-1): no effect
             z += weights[codes]
         with np.errstate(over="ignore"):  # exp(-z) of a huge negative z is inf: probability 0, as intended

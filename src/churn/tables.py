@@ -14,6 +14,7 @@ import queue
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from churn.errors import DataError
+from churn.errors import DataError, FormatError
 from churn.files import atomic_path
 
 # pandas' and pyarrow's default NA lists also swallow real category values such as "None".
@@ -34,8 +35,24 @@ SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 READ_BLOCK_BYTES = 1 << 20
 
 
-def table_format(path: Path) -> str:
+@dataclass(frozen=True)
+class CsvBytes:
+    """A CSV file held in memory (an uploaded request body), read as a file is: messages name it."""
+
+    data: bytes
+    name: str = "request body"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+Source = Path | CsvBytes
+
+
+def table_format(path: Source) -> str:
     """Return "csv" or "parquet" from the file name; anything else is a DataError."""
+    if isinstance(path, CsvBytes):
+        return "csv"
     name = path.name.lower()
     if name.endswith(".parquet"):
         return "parquet"
@@ -44,14 +61,14 @@ def table_format(path: Path) -> str:
     raise DataError(f"{path}: unsupported file type; use one of {', '.join(SUPPORTED_SUFFIXES)}")
 
 
-def _check_exists(path: Path) -> str:
+def _check_exists(path: Source) -> str:
     fmt = table_format(path)
-    if not path.is_file():
+    if isinstance(path, Path) and not path.is_file():
         raise DataError(f"{path}: file not found; check the path (data.path in the config, or --data/--input)")
     return fmt
 
 
-def table_columns(path: Path) -> list[str]:
+def table_columns(path: Source) -> list[str]:
     """The column names of a table file, from its header (CSV) or schema (Parquet)."""
     fmt = _check_exists(path)
     with _translate_errors(path):
@@ -64,20 +81,22 @@ def table_columns(path: Path) -> list[str]:
     return names
 
 
-def _csv_header(path: Path) -> list[str]:
+def _csv_header(path: Source) -> list[str]:
     # The csv module reads just the first record; pyarrow would parse a whole block to find it.
     with _open_csv_stream(path) as stream, io.TextIOWrapper(stream, encoding="utf-8-sig", newline="") as text:
         try:
             return next(csv.reader(text))
         except StopIteration:
-            raise DataError(f"{path}: is empty; expected a CSV file with a header row and data rows") from None
+            raise FormatError(f"{path}: is empty; expected a CSV file with a header row and data rows") from None
         except UnicodeDecodeError:
-            raise DataError(f"{path}: is not UTF-8 text; re-save it as UTF-8") from None
+            raise FormatError(f"{path}: is not UTF-8 text; re-save it as UTF-8") from None
         except csv.Error as exc:
-            raise DataError(f"{path}: the header row is not valid CSV ({exc}); fix it or re-export the file") from None
+            raise FormatError(
+                f"{path}: the header row is not valid CSV ({exc}); fix it or re-export the file"
+            ) from None
 
 
-def read_table(path: Path, columns: Sequence[str] | None = None, categorical: Sequence[str] = ()) -> pd.DataFrame:
+def read_table(path: Source, columns: Sequence[str] | None = None, categorical: Sequence[str] = ()) -> pd.DataFrame:
     """Read a whole table into pandas (CSV columns as text, `categorical` ones as Categoricals);
     `columns` limits what is read.
 
@@ -89,7 +108,7 @@ def read_table(path: Path, columns: Sequence[str] | None = None, categorical: Se
 
 
 def iter_table(
-    path: Path, columns: Sequence[str] | None, chunk_rows: int | None, categorical: Sequence[str] = ()
+    path: Source, columns: Sequence[str] | None, chunk_rows: int | None, categorical: Sequence[str] = ()
 ) -> Iterator[pa.Table]:
     """Yield the table as Arrow tables of exactly `chunk_rows` rows (the last may be shorter);
     `chunk_rows=None` yields one table.
@@ -104,7 +123,7 @@ def iter_table(
     missing = [column for column in columns or () if column not in header]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; add them to the file")
-    if table_format(path) == "parquet":
+    if isinstance(path, Path) and table_format(path) == "parquet":
         batches = _parquet_batches(path, columns, chunk_rows)
     else:
         batches = _csv_batches(path, header, columns, categorical)
@@ -155,7 +174,7 @@ def _prefetch(tables: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
         reader.join(timeout=5)
 
 
-def _rechunk(path: Path, batches: Iterator[pa.RecordBatch], chunk_rows: int | None) -> Iterator[pa.Table]:
+def _rechunk(path: Source, batches: Iterator[pa.RecordBatch], chunk_rows: int | None) -> Iterator[pa.Table]:
     """Regroup the reader's batches (sized in bytes) into tables of exactly chunk_rows rows."""
     pending: list[pa.RecordBatch] = []
     pending_rows = yielded = 0
@@ -177,7 +196,7 @@ def _rechunk(path: Path, batches: Iterator[pa.RecordBatch], chunk_rows: int | No
 
 
 def _csv_batches(
-    path: Path, header: list[str], columns: Sequence[str] | None, categorical: Sequence[str]
+    path: Source, header: list[str], columns: Sequence[str] | None, categorical: Sequence[str]
 ) -> Iterator[pa.RecordBatch]:
     with _csv_reader(path, header, columns, categorical) as reader:
         yield from reader
@@ -185,7 +204,7 @@ def _csv_batches(
 
 @contextlib.contextmanager
 def _csv_reader(
-    path: Path, header: list[str], columns: Sequence[str] | None, categorical: Sequence[str]
+    path: Source, header: list[str], columns: Sequence[str] | None, categorical: Sequence[str]
 ) -> Iterator[pa_csv.CSVStreamingReader]:
     """pyarrow's streaming reader; `header` is the file's column names, already read and checked."""
     coded, coded_text = set(categorical), pa.dictionary(pa.int32(), pa.string())
@@ -206,7 +225,9 @@ def _csv_reader(
         )
 
 
-def _open_csv_stream(path: Path) -> Any:
+def _open_csv_stream(path: Source) -> Any:
+    if isinstance(path, CsvBytes):
+        return pa.input_stream(pa.py_buffer(path.data))
     return pa.input_stream(str(path), compression="gzip" if path.name.lower().endswith(".gz") else None)
 
 
@@ -216,17 +237,17 @@ def _parquet_batches(path: Path, columns: Sequence[str] | None, chunk_rows: int 
 
 
 @contextlib.contextmanager
-def _translate_errors(path: Path, rows_read: int = 0) -> Iterator[None]:
+def _translate_errors(path: Source, rows_read: int = 0) -> Iterator[None]:
     """Turn pyarrow's and the OS's read errors into one DataError naming the file and rows."""
     try:
         yield
     except DataError:
         raise
     except (pa.ArrowException, OSError, EOFError, ValueError) as exc:
-        raise DataError(_describe(path, exc, rows_read)) from None
+        raise FormatError(_describe(path, exc, rows_read)) from None
 
 
-def _describe(path: Path, exc: Exception, rows_read: int) -> str:
+def _describe(path: Source, exc: Exception, rows_read: int) -> str:
     detail = " ".join(str(exc).split())[:200] or type(exc).__name__
     if "Empty CSV file" in detail:
         return f"{path}: is empty; expected a CSV file with a header row and data rows"
@@ -243,13 +264,13 @@ def _describe(path: Path, exc: Exception, rows_read: int) -> str:
 
 class TableWriter:
     """Write chunks (DataFrames or Arrow tables) to one CSV or Parquet file, atomically;
-    "-" streams CSV to stdout.
+    "-" streams CSV to stdout, and a binary stream (a service's response) receives CSV.
 
     Use as a context manager: the file appears under its name only when the block ends
     without an exception; otherwise the temporary file is removed and any existing file kept.
     """
 
-    def __init__(self, destination: str | Path) -> None:
+    def __init__(self, destination: str | Path | io.BufferedIOBase | io.BytesIO) -> None:
         self.destination = destination
         self.rows = 0
         self._parquet_writer: Any = None
@@ -257,7 +278,10 @@ class TableWriter:
         self._sink: Any = None
 
     def __enter__(self) -> TableWriter:
-        if str(self.destination) == "-":
+        if isinstance(self.destination, io.IOBase):
+            self._sink = pa.PythonFile(self.destination, mode="w")
+            self.format = "csv"
+        elif str(self.destination) == "-":
             self._sink = pa.PythonFile(sys.stdout.buffer, mode="w")
             self.format = "csv"
         else:
@@ -273,6 +297,8 @@ class TableWriter:
         if self.format == "parquet":
             if self._parquet_writer is None:
                 self._parquet_writer = pq.ParquetWriter(self._sink, table.schema)
+                # closed as part of the cleanup, before the sink and the temporary file, on any exit
+                self._stack.callback(self._parquet_writer.close)
             self._parquet_writer.write_table(table)
         else:
             if self.rows == 0:
@@ -282,8 +308,6 @@ class TableWriter:
 
     def __exit__(self, *exc_info: Any) -> None:
         try:
-            if self._parquet_writer is not None:
-                self._parquet_writer.close()
             if str(self.destination) == "-":
                 sys.stdout.buffer.flush()
         finally:

@@ -1,19 +1,22 @@
 """The real commands in a subprocess, each in a temporary folder with its own config and models."""
 
 import json
+import pickle
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from sklearn.metrics import roc_auc_score
 from support import REPO, TELCO_SAMPLE, run_cli
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """A folder with a copy of the shipped config, trained once on the sample data."""
+def template(tmp_path_factory):
+    """A folder with a copy of the shipped config, trained once on the sample data: copied, never changed."""
     folder = tmp_path_factory.mktemp("e2e")
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["training"]["cv_folds"] = 3
@@ -29,11 +32,20 @@ def workspace(tmp_path_factory):
     return folder, result
 
 
+@pytest.fixture
+def workspace(template, tmp_path):
+    """This test's own copy of the trained template: whatever it changes, no other test sees."""
+    folder, result = template
+    shutil.copytree(folder, tmp_path / "work")
+    return tmp_path / "work", result
+
+
 def test_train_with_default_paths_prints_a_summary_and_saves_a_run(workspace):
     folder, result = workspace
     assert "ROC AUC" in result.stdout and "rows used 400 (train 320, test 80)" in result.stdout
     run_id = (folder / "models" / "latest").read_text().strip()
-    assert f"saved run {run_id}" in result.stdout
+    assert f"saved run {run_id} to models/{run_id} (now latest)" in result.stdout  # relative to where it ran
+    assert "trained on data/raw/telco_customer_churn.csv" in result.stdout
     files = {p.name for p in (folder / "models" / run_id).iterdir()}
     assert {"model.joblib", "metrics.json", "metadata.json", "report.md", "leaderboard.csv", "roc.png"} <= files
     assert "leaderboard (3-fold CV on the training rows, best first)" in result.stdout
@@ -70,7 +82,7 @@ def test_report_mode_rebuilds_the_latest_report(workspace):
     run_dir = folder / "models" / (folder / "models" / "latest").read_text().strip()
     (run_dir / "report.md").unlink()
     result = run_cli("report", cwd=folder)
-    assert result.returncode == 0 and str(run_dir / "report.md") in result.stdout
+    assert result.returncode == 0 and result.stdout == f"wrote models/{run_dir.name}/report.md\n"
     assert (run_dir / "report.md").is_file()
 
 
@@ -79,7 +91,8 @@ def test_predict_with_default_output_path(workspace):
     result = run_cli("predict", "--input", "data/raw/telco_customer_churn.csv", cwd=folder)
     assert result.returncode == 0, result.stderr
     out = folder / "data" / "predictions" / "telco_customer_churn_predictions.csv"
-    assert "wrote 400 predictions" in result.stdout and str(out) in result.stdout
+    assert "wrote 400 predictions" in result.stdout
+    assert result.stdout.endswith(" to data/predictions/telco_customer_churn_predictions.csv\n")
     assert len(pd.read_csv(out)) == 400
 
 
@@ -92,17 +105,43 @@ def test_predict_to_stdout(workspace):
     assert result.stderr == ""
 
 
-def test_evaluate_prints_a_table_or_json(workspace):
+def test_evaluate_reports_the_metrics_of_the_predictions_it_makes(workspace):
     folder, _ = workspace
-    table = run_cli("evaluate", "--input", "data/raw/telco_customer_churn.csv", cwd=folder)
-    assert table.returncode == 0 and "PR AUC" in table.stdout
-    as_json = run_cli("evaluate", "--input", "data/raw/telco_customer_churn.csv", "--json", cwd=folder)
+    data = "data/raw/telco_customer_churn.csv"
+    as_json = run_cli("evaluate", "--input", data, "--json", cwd=folder)
+    assert as_json.returncode == 0, as_json.stderr
     metrics = json.loads(as_json.stdout)
-    assert metrics["rows"] == 400 and 0 <= metrics["roc_auc"] <= 1
+    assert run_cli("predict", "-q", "--input", data, "--output", "p.csv", cwd=folder).returncode == 0
+    predicted = pd.read_csv(folder / "p.csv")
+    truth = (pd.read_csv(folder / data)["Churn"] == "Yes").astype(int)
+    assert metrics["rows"] == 400
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(truth, predicted["churn_probability"]), abs=1e-12)
+    decided = predicted["churn_prediction"]
+    assert metrics["confusion_matrix"]["tp"] == int(((decided == 1) & (truth == 1)).sum())
+    assert metrics["confusion_matrix"]["fp"] == int(((decided == 1) & (truth == 0)).sum())
+    # offer 50 per contact, 300 per churner lost, the offer keeps 30 % of the churners it reaches
+    contacted, kept_from = int(decided.sum()), int(((decided == 1) & (truth == 1)).sum())
+    assert metrics["expected_cost"] == pytest.approx(50 * contacted + 300 * (truth.sum() - kept_from + 0.7 * kept_from))
+    table = run_cli("evaluate", "--input", data, cwd=folder)
+    assert table.returncode == 0 and f"{metrics['roc_auc']:.4f}" in table.stdout
+
+
+def test_evaluate_after_training_without_costs(workspace):
+    folder, _ = workspace
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["decision"] = {"offer_cost": None, "churn_cost": None, "offer_success_rate": None}
+    (folder / "nocost.yaml").write_text(yaml.safe_dump(config))
+    trained = run_cli("train", "-q", "-c", "nocost.yaml", cwd=folder)
+    assert trained.returncode == 0 and "maximises F1" in trained.stdout
+    result = run_cli(
+        "evaluate", "-c", "nocost.yaml", "--input", "data/raw/telco_customer_churn.csv", "--json", cwd=folder
+    )
+    assert result.returncode == 0, result.stderr
+    assert "expected_cost" not in json.loads(result.stdout)
 
 
 def test_help_on_every_mode_shows_examples():
-    for mode in ("train", "predict", "evaluate", "report"):
+    for mode in ("train", "predict", "evaluate", "report", "serve"):
         result = run_cli(mode, "--help", cwd=REPO)
         assert result.returncode == 0 and "examples:" in result.stdout and "--config" in result.stdout
 
@@ -173,10 +212,18 @@ def test_predict_without_a_trained_model(tmp_path):
     )
 
 
-def test_bad_usage_exits_2(workspace):
-    folder, _ = workspace
-    result = run_cli("predict", cwd=folder)
-    assert result.returncode == 2 and "--input" in result.stderr
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["predict"], "the following arguments are required: --input"),
+        (["predict", "--input", "x.csv", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["serve", "--port", "http"], "argument --port: 'http' is not a whole number"),
+        (["nonsense"], "invalid choice: 'nonsense'"),
+    ],
+)
+def test_bad_usage_is_one_error_line_and_a_hint(argv, fragment, tmp_path):
+    result = run_cli(*argv, cwd=tmp_path)
+    assert_clean_error(result, fragment, "--help")
 
 
 def test_predict_with_a_logistic_regression_run_never_imports_scikit_learn(workspace, tmp_path):
@@ -198,22 +245,58 @@ def test_predict_with_a_logistic_regression_run_never_imports_scikit_learn(works
 def test_models_commands_take_the_config_after_the_action(workspace, tmp_path):
     folder, _ = workspace
     config = folder / "config.yaml"
+    first = (folder / "models" / "latest").read_text().strip()
+    assert run_cli("train", "-q", "-c", config, cwd=tmp_path).returncode == 0  # a second run, made here
     listed = run_cli("models", "list", "--json", "-c", config, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
-    latest = [row for row in rows if row["latest"]]
-    assert len(latest) == 1 and latest[0]["status"] == "accepted"
+    assert len(rows) == 2 and rows[1]["run_id"] == first and [row["latest"] for row in rows] == [True, False]
+    assert all(row["status"] == "accepted" for row in rows)
     table = run_cli("models", "list", "-c", config, cwd=tmp_path)
     assert "<- latest" in table.stdout and "run id" in table.stdout
-    shown = json.loads(run_cli("models", "show", latest[0]["run_id"], "-c", config, cwd=tmp_path).stdout)
-    assert shown["metadata"]["run_id"] == latest[0]["run_id"] and "roc_auc" in shown["metrics"]
-    accepted = [row for row in rows if row["status"] == "accepted"]
-    oldest = accepted[-1]["run_id"]
-    promoted = run_cli("models", "promote", oldest, "-c", config, cwd=tmp_path)
-    assert promoted.returncode == 0 and (folder / "models" / "latest").read_text().strip() == oldest
-    bad = run_cli("models", "promote", "nope", "-c", config, cwd=tmp_path)
-    assert_clean_error(bad, "nope: no such run")
-    run_cli("models", "promote", latest[0]["run_id"], "-c", config, cwd=tmp_path)
+    shown = json.loads(run_cli("models", "show", first, "-c", config, cwd=tmp_path).stdout)
+    assert shown["metadata"]["run_id"] == first and "roc_auc" in shown["metrics"]
+    promoted = run_cli("models", "promote", first, "-c", config, cwd=tmp_path)
+    assert promoted.returncode == 0 and (folder / "models" / "latest").read_text().strip() == first
+    assert_clean_error(run_cli("models", "promote", "nope", "-c", config, cwd=tmp_path), "nope: no such run")
+
+
+class _Trap:
+    """Unpickling this writes a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path(self.marker).write_text, ("loaded",))
+
+
+@pytest.mark.parametrize("digest", [None, "0" * 64])
+def test_a_booby_trapped_model_is_never_unpickled_by_predict_or_evaluate(workspace, digest):
+    folder, _ = workspace
+    run = folder / "models" / (folder / "models" / "latest").read_text().strip()
+    marker = folder / "marker"
+    (run / "model.joblib").write_bytes(pickle.dumps(_Trap(marker)))
+    (run / "scorer.json").unlink(missing_ok=True)
+    metadata = json.loads((run / "metadata.json").read_text()) | {"model_sha256": digest, "scorer_sha256": None}
+    (run / "metadata.json").write_text(json.dumps(metadata))
+    data = "data/raw/telco_customer_churn.csv"
+    expected = "records no model_sha256" if digest is None else "sha256 differs"
+    assert_clean_error(run_cli("predict", "--input", data, "--output", "p.csv", cwd=folder), expected)
+    assert_clean_error(run_cli("evaluate", "--input", data, cwd=folder), expected)
+    assert not marker.exists() and not (folder / "p.csv").exists()
+
+
+def test_a_recorded_scorer_that_is_missing_is_refused_not_worked_around(workspace):
+    folder, _ = workspace
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["training"].pop("candidates")  # logistic regression alone: a run with scorer.json
+    (folder / "lr.yaml").write_text(yaml.safe_dump(config))
+    assert run_cli("train", "-q", "-c", "lr.yaml", cwd=folder).returncode == 0
+    run = folder / "models" / (folder / "models" / "latest").read_text().strip()
+    (run / "scorer.json").unlink()
+    result = run_cli("predict", "-c", "lr.yaml", "--input", "data/raw/telco_customer_churn.csv", cwd=folder)
+    assert_clean_error(result, "scorer.json: missing, though metadata.json records it")
 
 
 def test_models_prune_keeps_n_and_the_latest(tmp_path):

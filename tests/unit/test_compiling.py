@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder
 
-from churn.cleaning import clean_features
+from churn.cleaning import FeatureSpec, clean_features
 from churn.compiling import FastScorer, _CategoricalBlock, export_linear_tables, unwrap
 from churn.config import DataConfig, PreprocessingConfig
 from churn.errors import ModelError
@@ -52,7 +52,7 @@ def test_fast_and_linear_scorers_equal_the_saved_model(tmp_path, options):
     scorer = FastScorer(model)
     assert scorer.compiled and scorer.threshold == 0.3
     X_new, _ = raw(rows=50, seed=1, c1_values=("a", "zzz", "", "c"))  # unseen and missing
-    clean = clean_features(X_new, scorer.spec).X
+    clean = clean_features(X_new, scorer.spec).features
     pipeline = unwrap(model)
     np.testing.assert_array_equal(scorer.transform(clean), pipeline[:-1].transform(X_new))
     expected = model.predict_proba(X_new)[:, 1]
@@ -69,7 +69,7 @@ def test_fast_scorer_falls_back_to_the_pipeline_for_unknown_steps(tmp_path):
     model = with_threshold(Pipeline(steps).fit(X, y), 0.5)
     scorer = FastScorer(model)
     assert not scorer.compiled and export_linear_tables(model) is None
-    clean = clean_features(X, scorer.spec).X
+    clean = clean_features(X, scorer.spec).features
     np.testing.assert_array_equal(scorer.score_clean(clean), model.predict_proba(X)[:, 1])
 
 
@@ -84,7 +84,7 @@ def test_fast_scorer_falls_back_when_a_training_column_was_all_missing(tmp_path)
     scorer = FastScorer(model)
     assert not scorer.compiled
     with pytest.warns(UserWarning, match="Skipping features"):
-        clean = clean_features(X, scorer.spec).X
+        clean = clean_features(X, scorer.spec).features
         np.testing.assert_array_equal(scorer.score_clean(clean), model.predict_proba(X)[:, 1])
 
 
@@ -119,8 +119,9 @@ def test_categorical_block_replays_imputer_plus_one_hot(as_categoricals):
     block = _CategoricalBlock.from_fitted(reference[0], reference[1])
     assert block.most_frequent == ["x", "p"]  # ties -> smallest, as SimpleImputer
     frame = SCORE.astype("category") if as_categoricals else SCORE
+    features = clean_features(frame, FeatureSpec((), ("a", "b"))).features
     out = np.zeros((len(SCORE), block.width))
-    assert block.write_into(frame, out, 0) == 6
+    assert block.write_into(features, out, 0) == 6
     np.testing.assert_array_equal(out, reference.transform(SCORE))
 
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from support import TELCO_SAMPLE
 
+from churn.cleaning import FeatureSpec, clean_features
 from churn.config import DataConfig, SplitConfig
 from churn.data_loader import (
     check_columns,
@@ -148,7 +149,8 @@ def test_describe_schema_and_count_unseen(tmp_path):
     assert schema["categories"] == {"c": ["a", "b"]}
     assert schema["numeric_ranges"]["n"] == {"min": 1.0, "max": 5.0, "missing": 1}
     new = pd.DataFrame({"c": pd.Series(["a", "z", "z", None], dtype="str")})
-    assert count_unseen_categories(new, schema["categories"]) == {"c": 2}
+    features = clean_features(new, FeatureSpec((), ("c",))).features
+    assert count_unseen_categories(features, schema["categories"]) == {"c": 2}
 
 
 def test_split_data_refuses_a_test_split_with_one_class():

@@ -1,0 +1,131 @@
+"""The run the service scores with, and switching to a new one without a restart.
+
+A watcher thread follows `models/latest` (every half second, or at once when woken by
+SIGHUP): a new run is loaded, hash-checked and made to score a probe row before it takes
+traffic; then one reference is swapped. A request holds the run it started with, so requests
+in flight finish on the old model. A run that fails to load is refused with an error log and
+not retried until `latest` names another; the old run keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from churn import pipeline, runs
+from churn.config import Config
+from churn.errors import ModelError
+from churn.scoring import score
+
+logger = logging.getLogger(__name__)
+
+WATCH_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class ServedRun:
+    """A loaded, verified and probed run, with what the service tells about it."""
+
+    loaded: pipeline.LoadedRun
+    test_metrics: dict[str, Any]
+    schema: dict[str, Any] = field(repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return self.loaded.run_id
+
+    @property
+    def id_column(self) -> str | None:
+        return self.schema.get("id_column")
+
+
+def probe_row(schema: dict[str, Any]) -> dict[str, Any]:
+    """One plausible customer from the training schema: the smallest number seen and the first
+    category of each column."""
+    row: dict[str, Any] = {c: schema["numeric_ranges"][c]["min"] for c in schema["numeric_features"]}
+    row |= {c: (schema["categories"][c] or [None])[0] for c in schema["categorical_features"]}
+    return row
+
+
+def load_served_run(config: Config, run: str | None) -> ServedRun:
+    """Load and hash-check a run, then make it score a probe row.
+
+    Raises:
+        ChurnError: the run is missing, incomplete, changed after training, or scores nonsense.
+    """
+    loaded = pipeline.load_run(config, run)
+    schema = loaded.metadata["schema"]
+    probability = float(score(loaded.scorer, pd.DataFrame([probe_row(schema)])).probabilities[0])
+    if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
+        raise ModelError(f"{loaded.run_dir}: the probe row scored {probability}, not a probability; retrain")
+    try:
+        test_metrics = json.loads((loaded.run_dir / runs.METRICS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        test_metrics = {}
+    return ServedRun(loaded, test_metrics, schema)
+
+
+class ModelHolder:
+    """Holds the served run and, unless a run is pinned, follows `models/latest`."""
+
+    def __init__(
+        self, config: Config, pinned: str | None = None, on_load: Callable[[str, ServedRun | None], None] | None = None
+    ) -> None:
+        self.config = config
+        self.pinned = pinned
+        self.current: ServedRun | None = None
+        self.last_error: str | None = None
+        self._refused: str | None = None  # the run id that failed; retried only once latest moves on
+        self._on_load = on_load or (lambda result, served: None)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._watch, name="churn-model-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def wake(self) -> None:
+        """Check for a new run now (SIGHUP)."""
+        self._wake.set()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            if self.pinned is not None and self.current is not None:
+                return  # a pinned run never switches
+            self._wake.wait(WATCH_SECONDS)
+            self._wake.clear()
+
+    def refresh(self) -> None:
+        """Load the run `latest` names (or the pinned one) if it is new; keep the old one on failure."""
+        wanted = self.pinned or runs.read_latest(self.config.paths.models_dir)
+        if wanted is None:
+            self.last_error = f"{self.config.paths.models_dir}: no trained model yet; run `python main.py train`"
+            return
+        if (self.current is not None and wanted == self.current.run_id) or wanted == self._refused:
+            return
+        try:
+            served = load_served_run(self.config, wanted)
+        except Exception as error:  # noqa: BLE001 - any failure refuses the run; the old one keeps serving
+            self._refused, self.last_error = wanted, str(error)
+            still = f"; still serving {self.current.run_id}" if self.current else "; no model is served yet"
+            logger.error("refused run %s: %s%s", wanted, error, still)
+            self._on_load("failure", None)
+            return
+        previous, self.current, self._refused, self.last_error = self.current, served, None, None
+        logger.info("serving run %s%s", served.run_id, f" (was {previous.run_id})" if previous else "")
+        self._on_load("success", served)
