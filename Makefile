@@ -1,6 +1,6 @@
 # One entry point per habit; CI runs the same commands. `make` alone lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help install dev lint format typecheck test unit integration functional e2e train
+.PHONY: help install dev lint format typecheck test unit integration functional e2e train lock
 
 help: ## list the targets
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,3 +26,6 @@ unit integration functional e2e: ## one test level
 
 train: ## train on the shipped data with config.yaml
 	python main.py train
+
+lock: ## recompile requirements.txt and requirements-dev.txt from the .in files (pip-tools)
+	bash scripts/lock.sh

@@ -1,9 +1,13 @@
 """CI runs what the README says, and the workflow file is valid."""
 
+import importlib.metadata
 import subprocess
 import sys
 
 import yaml
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from support import REPO
 
 from churn.config import Config
@@ -60,3 +64,42 @@ def test_readme_documents_every_exit_code_and_config_key():
     for section, field in Config.model_fields.items():  # every key the code accepts, not only the shipped ones
         for key in field.annotation.model_fields:
             assert f"`{section}.{key}`" in README, f"{section}.{key} is not documented"
+
+
+def locked(path):
+    """name -> version of every pinned package of a lock file that applies to this platform."""
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        requirement = line.split("#")[0].strip()
+        if not requirement or requirement.startswith("-e "):
+            continue
+        requirement, _, marker = requirement.partition(";")
+        assert "==" in requirement, f"{path.name}: {line!r} is not pinned with =="
+        name, version = (part.strip() for part in requirement.split("=="))
+        if not marker or Marker(marker).evaluate():
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_the_installed_environment_is_the_dev_lock():
+    pins = locked(REPO / "requirements-dev.txt")
+    assert len(pins) > 100
+    installed = {name: importlib.metadata.version(name) for name in pins}
+    assert installed == pins, "reinstall: pip install -r requirements-dev.txt"
+
+
+def test_the_runtime_lock_is_complete_and_agrees_with_the_dev_lock():
+    runtime, dev = locked(REPO / "requirements.txt"), locked(REPO / "requirements-dev.txt")
+    assert runtime.items() <= dev.items()
+    # complete: every package the runtime needs, down the dependency tree, is pinned in it
+    needed, queue = set(), ["churn"]
+    while queue:
+        name = queue.pop()
+        for requirement in importlib.metadata.requires(name) or ():
+            parsed = Requirement(requirement)
+            if parsed.marker is None or parsed.marker.evaluate({"extra": ""}):
+                dependency = canonicalize_name(parsed.name)
+                if dependency not in needed:
+                    needed.add(dependency)
+                    queue.append(dependency)
+    assert needed <= set(runtime), f"missing from requirements.txt: {sorted(needed - set(runtime))}"
