@@ -1,5 +1,6 @@
-"""Crash-safe file writing: every artefact goes to a temporary file in its own folder,
-then is renamed into place, so a reader sees the old file or the new one, never half of one."""
+"""Crash-safe file writing: every artefact goes to a temporary file in its own folder, is
+flushed to disk, then renamed into place, and the folder is flushed too: a reader sees the old
+file or the new one, never half of one, and a power cut cannot undo a rename reported done."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from typing import Any
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only on success.
 
-    On any exception the temporary file is removed and `target` is left as it was.
+    On any exception the temporary file is removed and `target` is left as it was. The folder
+    must exist: it is never created here, so a run folder deleted under a writer stays deleted
+    (the write fails with FileNotFoundError).
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -28,6 +30,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, target)
+        fsync_folder(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -53,6 +56,15 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries to disk: a rename (or a new file) in it survives a power cut."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync(path: Path) -> None:

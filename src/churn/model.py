@@ -113,7 +113,7 @@ def load_model(run_dir: Path, metadata: Mapping[str, Any]) -> FixedThresholdClas
         ModelError: no digest is recorded, the file is missing or changed after training, or
             it does not hold a churn model.
     """
-    payload = runs.read_artefact(run_dir, runs.MODEL, metadata, "model_sha256")
+    payload = runs.read_artefact(run_dir, runs.MODEL, metadata)
     model = joblib.load(io.BytesIO(payload))
     from churn.compiling import unwrap
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from churn import data_loader, runs, tables
 from churn.config import Config, DataConfig, DecisionConfig
-from churn.errors import DataError
+from churn.errors import DataError, ModelError
 from churn.files import sha256_file, write_json_atomic
 from churn.scoring import Scorer, load_scorer, score
 
@@ -141,22 +141,28 @@ def _save_run(config: Config, source: Path, split: _Split, fitted: _Fitted) -> T
     from churn.model import save_model
 
     missed = check_gate(fitted.metrics, config.validation)
-    run_id, run_dir = runs.create_run_dir(config.paths.models_dir)
-    digests = {"model_sha256": save_model(fitted.model, run_dir / runs.MODEL), "scorer_sha256": None}
-    scorer_tables = export_linear_tables(fitted.model)
-    if scorer_tables is not None:
-        write_json_atomic(run_dir / runs.SCORER, scorer_tables)
-        digests["scorer_sha256"] = sha256_file(run_dir / runs.SCORER)
     board = selection.leaderboard(fitted.results, config)
-    _write_run_tables(run_dir, config, split, fitted, board)
-    write_json_atomic(run_dir / runs.METRICS, fitted.metrics)
-    metadata = _run_metadata(config, run_id, source, split, fitted) | digests
-    metadata["status"] = "rejected" if missed else "accepted"
-    metadata["validation"] = {"criteria": dict(config.validation.criteria), "missed": missed}
-    _draw_report(run_dir, metadata)
-    write_json_atomic(run_dir / runs.METADATA, metadata)  # written last: it marks the run complete
-    if not missed:
-        runs.point_latest(config.paths.models_dir, run_id)
+    with runs.creating_run(config.paths.models_dir) as (run_id, run_dir):
+        try:
+            save_model(fitted.model, run_dir / runs.MODEL)
+            scorer_tables = export_linear_tables(fitted.model)
+            if scorer_tables is not None:
+                write_json_atomic(run_dir / runs.SCORER, scorer_tables)
+            write_json_atomic(run_dir / runs.METRICS, fitted.metrics)
+            _write_run_tables(run_dir, config, split, fitted, board)
+            # every file written so far, with its hash: the run is complete when all are there unchanged
+            artefacts = {path.name: sha256_file(path) for path in sorted(run_dir.iterdir()) if path.is_file()}
+            metadata = _run_metadata(config, run_id, source, split, fitted) | {"artefacts": artefacts}
+            metadata["status"] = "rejected" if missed else "accepted"
+            metadata["validation"] = {"criteria": dict(config.validation.criteria), "missed": missed}
+            _draw_report(run_dir, metadata)
+            write_json_atomic(run_dir / runs.METADATA, metadata)  # written last: it marks the run complete
+        except FileNotFoundError:
+            if run_dir.exists():
+                raise
+            raise ModelError(f"{run_dir}: the run folder was deleted while it was being written; train again") from None
+        if not missed:
+            runs.point_latest(config.paths.models_dir, run_id)
     return TrainResult(run_id, run_dir, fitted.metrics, metadata, board)
 
 
@@ -232,7 +238,8 @@ def rebuild_report(config: Config, run: str | Path | None) -> Path:
     """Redraw report.md and its plots for an existing run (default: latest)."""
     run_dir = runs.resolve_run(config.paths.models_dir, run)
     runs.read_metadata(run_dir)  # refuses an incomplete run
-    return _draw_report(run_dir, None)
+    with runs.holding(run_dir):  # no sweep takes the report's temporary files meanwhile
+        return _draw_report(run_dir, None)
 
 
 def _draw_report(run_dir: Path, metadata: dict[str, Any] | None) -> Path:
@@ -279,6 +286,9 @@ def predict(
     if quality_report is not None:
         _refuse_overwriting_input(input_path, quality_report)
     loaded = load_run(config, run)
+    for path in (destination, quality_report):
+        if path is not None and str(path) != "-":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. data/predictions on a fresh checkout
     with tables.TableWriter(destination) as writer:
         quality, positives = score_source(config, loaded, input_path, writer)
     report = {"input": str(input_path), "run_id": loaded.run_id} | quality.report()

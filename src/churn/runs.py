@@ -1,9 +1,14 @@
 """Run folders under the models folder, and the `latest` pointer between them.
 
-A run folder `models/<run_id>/` holds `model.joblib`, `metrics.json` and, written last,
-`metadata.json`: a folder without metadata is an incomplete run and is never loaded.
-`models/latest` is a one-line text file naming the current run, replaced atomically under
-a lock (`fcntl.flock` on `models/.latest.lock`) so concurrent trainings cannot interleave.
+A run folder `models/<run_id>/` holds `model.joblib`, `metrics.json`, the report's tables and,
+written last, `metadata.json`, which records the sha256 of every artefact. A run is complete
+when its metadata is there and every artefact it records is there with that hash; anything
+else is an incomplete run and is never loaded.
+
+`models/latest` is a one-line text file naming the current run, replaced atomically under a
+lock (`fcntl.flock` on `models/.latest.lock`) so concurrent trainings cannot interleave. A
+training holds a lock on its own run folder while it writes it, so that `prune` can tell a
+run still being written (never deleted) from the leftovers of a killed one.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import platform
+import re
 import secrets
+import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -22,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from churn.errors import ModelError
-from churn.files import write_text_atomic
+from churn.files import sha256_file, write_text_atomic
 
 LATEST = "latest"
 METADATA = "metadata.json"
@@ -34,6 +42,7 @@ TEST_PREDICTIONS = "test_predictions.csv"
 THRESHOLD_CURVE = "threshold_curve.csv"
 FEATURE_EFFECTS = "feature_effects.csv"
 REPORT = "report.md"
+RUN_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]{6}$")
 RECORDED_PACKAGES = ("churn", "scikit-learn", "pandas", "numpy", "joblib", "pyyaml", "pyarrow")
 
 
@@ -43,17 +52,71 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
 
 
-def create_run_dir(models_dir: Path) -> tuple[str, Path]:
-    """Make a new, empty run folder; exclusive creation guarantees two runs never share one."""
+@contextlib.contextmanager
+def creating_run(models_dir: Path) -> Iterator[tuple[str, Path]]:
+    """Make a new, empty run folder and hold it as being written until the block ends.
+
+    Exclusive creation guarantees two runs never share a folder; creating and locking it
+    under the models folder's lock means `prune` never sees it unlocked and empty. Temporary
+    files that killed processes left behind are swept away first.
+    """
     models_dir.mkdir(parents=True, exist_ok=True)
-    while True:
-        run_id = new_run_id()
-        run_dir = models_dir / run_id
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
-            continue
-        return run_id, run_dir
+    with latest_lock(models_dir):
+        sweep_leftovers(models_dir)
+        while True:
+            run_id = new_run_id()
+            run_dir = models_dir / run_id
+            try:
+                run_dir.mkdir()
+            except FileExistsError:
+                continue
+            break
+        held = _hold(run_dir)
+    try:
+        yield run_id, run_dir
+    finally:
+        os.close(held)  # releases the lock, also when the process is killed
+
+
+@contextlib.contextmanager
+def holding(run_dir: Path) -> Iterator[None]:
+    """Hold an existing run folder as being written (while its report is redrawn)."""
+    held = _hold(run_dir)
+    try:
+        yield
+    finally:
+        os.close(held)
+
+
+def _hold(run_dir: Path) -> int:
+    held = os.open(run_dir, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    return held
+
+
+def sweep_leftovers(models_dir: Path) -> list[Path]:
+    """Delete the temporary files that processes killed mid-write left in the models folder
+    and in run folders no live process holds. Call under the models folder's lock."""
+    folders = [models_dir] + [folder for folder in run_folders(models_dir) if not is_being_written(folder)]
+    swept = [path for folder in folders for path in folder.glob(".*.tmp") if path.is_file()]
+    for path in swept:
+        path.unlink(missing_ok=True)
+    return swept
+
+
+def is_being_written(run_dir: Path) -> bool:
+    """Whether a live training holds this run folder."""
+    try:
+        held = os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(held)  # closing also drops a lock taken here
+    return False
 
 
 @contextlib.contextmanager
@@ -72,7 +135,10 @@ def point_latest(models_dir: Path, run_id: str) -> None:
     """Point `latest` at a complete run, under the models folder's lock."""
     with latest_lock(models_dir):
         if not is_complete(models_dir / run_id):  # checked under the lock: prune may be deleting it
-            raise ModelError(f"{models_dir / run_id}: run is incomplete (no {METADATA}); it cannot become latest")
+            raise ModelError(
+                f"{models_dir / run_id}: run is incomplete (metadata or a recorded artefact is missing or changed); "
+                "it cannot become latest"
+            )
         write_text_atomic(models_dir / LATEST, run_id + "\n")
 
 
@@ -85,7 +151,17 @@ def read_latest(models_dir: Path) -> str | None:
 
 
 def is_complete(run_dir: Path) -> bool:
-    return (run_dir / METADATA).is_file()
+    """Metadata present, and every artefact it records present with its recorded sha256."""
+    try:
+        metadata = read_metadata(run_dir)
+    except ModelError:
+        return False
+    recorded = metadata.get("artefacts")
+    if not isinstance(recorded, dict) or not recorded:
+        return False
+    return all(
+        (run_dir / name).is_file() and sha256_file(run_dir / name) == digest for name, digest in recorded.items()
+    )
 
 
 def resolve_run(models_dir: Path, run: str | Path | None) -> Path:
@@ -125,7 +201,14 @@ def read_metadata(run_dir: Path) -> dict[str, Any]:
     return payload
 
 
-def read_artefact(run_dir: Path, name: str, metadata: Mapping[str, Any], digest_key: str) -> bytes:
+def recorded_digest(metadata: Mapping[str, Any], name: str) -> str | None:
+    """The sha256 metadata records for an artefact, or None."""
+    artefacts = metadata.get("artefacts")
+    digest = artefacts.get(name) if isinstance(artefacts, Mapping) else None
+    return digest if isinstance(digest, str) and digest else None
+
+
+def read_artefact(run_dir: Path, name: str, metadata: Mapping[str, Any]) -> bytes:
     """The bytes of a run's artefact, after checking them against the sha256 metadata records.
 
     The bytes returned are the bytes hashed: nothing can swap the file between check and load.
@@ -134,10 +217,10 @@ def read_artefact(run_dir: Path, name: str, metadata: Mapping[str, Any], digest_
         ModelError: no digest is recorded, the file is missing, or it changed after training.
     """
     path = run_dir / name
-    expected = metadata.get(digest_key)
-    if not isinstance(expected, str) or not expected:
+    expected = recorded_digest(metadata, name)
+    if expected is None:
         raise ModelError(
-            f"{path}: {METADATA} records no {digest_key}, so the file cannot be verified and is not loaded; "
+            f"{path}: {METADATA} records no sha256 for it, so the file cannot be verified and is not loaded; "
             "retrain to get a verifiable run"
         )
     try:
@@ -181,23 +264,31 @@ def _git_commit() -> str | None:
     return result.stdout.strip() or None
 
 
+def run_folders(models_dir: Path) -> list[Path]:
+    """The run folders (named like run ids; any other folder is left alone), newest first."""
+    if not models_dir.is_dir():
+        return []
+    return sorted((p for p in models_dir.iterdir() if p.is_dir() and RUN_ID.match(p.name)), reverse=True)
+
+
 def list_runs(models_dir: Path) -> list[dict[str, Any]]:
     """Every run folder, newest first: id, created, model, test ROC AUC, threshold, status, latest.
 
-    A folder without metadata is an interrupted (or still running) training: "incomplete".
+    Status: accepted or rejected (by the gate); "training" while a live training writes it;
+    "incomplete" for what a killed or failed training left behind.
     """
     latest = read_latest(models_dir)
-    folders = sorted((p for p in models_dir.glob("*") if p.is_dir() and not p.name.startswith(".")), reverse=True)
-    return [_summary(folder, latest) for folder in folders]
+    return [_summary(folder, latest) for folder in run_folders(models_dir)]
 
 
 def _summary(run_dir: Path, latest: str | None) -> dict[str, Any]:
     row: dict[str, Any] = {"run_id": run_dir.name, "created": None, "model": None, "test_roc_auc": None}
     row |= {"threshold": None, "status": "incomplete", "latest": run_dir.name == latest}
-    try:
-        metadata = read_metadata(run_dir)
-    except ModelError:
+    if not is_complete(run_dir):
+        if is_being_written(run_dir):
+            row["status"] = "training"
         return row
+    metadata = read_metadata(run_dir)
     metrics = _read_json(run_dir / METRICS)
     row |= {
         "created": metadata.get("created"),
@@ -239,13 +330,16 @@ def promote(models_dir: Path, run_id: str) -> None:
 
 
 def prune(models_dir: Path, keep: int) -> list[str]:
-    """Delete all but the newest `keep` runs, never the one latest names; return what was deleted."""
-    import shutil
-
-    with latest_lock(models_dir):  # no promote can move latest onto a folder being deleted
+    """Keep the newest `keep` complete runs and the one latest names; delete the other complete
+    runs and the leftovers of killed trainings. Never touches a run a live training is writing,
+    nor a folder that is not a run. Returns the deleted run ids."""
+    with latest_lock(models_dir):  # no promote can move latest, and no run be created, meanwhile
         latest = read_latest(models_dir)
-        runs = [row["run_id"] for row in list_runs(models_dir)]
-        doomed = [run_id for run_id in runs[keep:] if run_id != latest]
-        for run_id in doomed:
-            shutil.rmtree(models_dir / run_id)
-    return doomed
+        complete = [folder for folder in run_folders(models_dir) if is_complete(folder)]
+        doomed = [folder for folder in complete[keep:] if folder.name != latest]
+        doomed += [
+            folder for folder in run_folders(models_dir) if folder not in complete and not is_being_written(folder)
+        ]
+        for folder in doomed:
+            shutil.rmtree(folder)
+    return sorted((folder.name for folder in doomed), reverse=True)

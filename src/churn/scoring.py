@@ -92,8 +92,8 @@ def load_scorer(run_dir: Path, metadata: dict[str, Any]) -> Scorer:
     Raises:
         ModelError: a digest is missing or differs, or a recorded artefact is missing.
     """
-    if metadata.get("scorer_sha256") is not None:
-        payload = runs.read_artefact(run_dir, runs.SCORER, metadata, "scorer_sha256")
+    if runs.recorded_digest(metadata, runs.SCORER) is not None:
+        payload = runs.read_artefact(run_dir, runs.SCORER, metadata)
         return LinearScorer(json.loads(payload))
     from churn.compiling import FastScorer  # scikit-learn, only for models that need it
     from churn.model import load_model

@@ -278,10 +278,13 @@ def test_a_booby_trapped_model_is_never_unpickled_by_predict_or_evaluate(workspa
     marker = folder / "marker"
     (run / "model.joblib").write_bytes(pickle.dumps(_Trap(marker)))
     (run / "scorer.json").unlink(missing_ok=True)
-    metadata = json.loads((run / "metadata.json").read_text()) | {"model_sha256": digest, "scorer_sha256": None}
+    artefacts = json.loads((run / "metadata.json").read_text())["artefacts"]
+    artefacts = {name: value for name, value in artefacts.items() if name not in ("model.joblib", "scorer.json")}
+    artefacts |= {"model.joblib": digest} if digest else {}
+    metadata = json.loads((run / "metadata.json").read_text()) | {"artefacts": artefacts}
     (run / "metadata.json").write_text(json.dumps(metadata))
     data = "data/raw/telco_customer_churn.csv"
-    expected = "records no model_sha256" if digest is None else "sha256 differs"
+    expected = "records no sha256 for it" if digest is None else "sha256 differs"
     assert_clean_error(run_cli("predict", "--input", data, "--output", "p.csv", cwd=folder), expected)
     assert_clean_error(run_cli("evaluate", "--input", data, cwd=folder), expected)
     assert not marker.exists() and not (folder / "p.csv").exists()

@@ -36,7 +36,11 @@ def test_train_writes_a_complete_run_and_points_latest_at_it(config, trained):
     assert metadata["config"]["data"]["target"] == "Churn"
     assert metadata["schema"]["categories"]["Contract"] == ["Month-to-month", "One year", "Two year"]
     assert metadata["class_balance"]["positive"] == 105
-    assert len(metadata["model_sha256"]) == 64
+    recorded = metadata["artefacts"]
+    assert set(recorded) == {"model.joblib", "scorer.json", "metrics.json", "leaderboard.csv", "test_predictions.csv",
+                             "threshold_curve.csv", "feature_effects.csv"}  # fmt: skip
+    assert all(len(digest) == 64 for digest in recorded.values())
+    assert runs.is_complete(trained.run_dir)
     metrics = json.loads((trained.run_dir / "metrics.json").read_text())
     assert 0.5 < metrics["roc_auc"] <= 1 and metrics["cv_folds"] == 3
 

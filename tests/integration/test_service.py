@@ -322,7 +322,8 @@ def test_a_run_that_fails_its_hash_check_is_refused_and_the_old_one_keeps_servin
     shutil.copytree(broken.run_dir, config.paths.models_dir / broken.run_id)
     with TestClient(create_app(config)) as client, caplog.at_level(logging.ERROR, logger="churn.service"):
         assert wait_for(lambda: ready_run(client) == trained.run_id)
-        runs.point_latest(config.paths.models_dir, broken.run_id)
+        # latest changed behind the registry's back (promote refuses a damaged run)
+        (config.paths.models_dir / "latest").write_text(broken.run_id + "\n")
         assert wait_for(lambda: "refused run" in caplog.text, seconds=5)
         assert broken.run_id in caplog.text and "sha256 differs" in caplog.text
         answer = client.post("/predict", json={"customers": customers(1)})
@@ -337,9 +338,10 @@ def test_a_booby_trapped_model_is_refused_without_being_unpickled(own, tmp_path,
     shutil.copytree(trained.run_dir, trap)
     (trap / "scorer.json").unlink()
     joblib.dump(Trap(marker), trap / "model.joblib")  # would write the marker if it were ever loaded
-    metadata = json.loads((trap / "metadata.json").read_text()) | {"run_id": trap.name, "scorer_sha256": None}
+    metadata = json.loads((trap / "metadata.json").read_text()) | {"run_id": trap.name}
     for digest in (None, "0" * 64):  # no digest recorded, then a digest that does not match
-        (trap / "metadata.json").write_text(json.dumps(metadata | {"model_sha256": digest}))
+        artefacts = {"model.joblib": digest} if digest else {}
+        (trap / "metadata.json").write_text(json.dumps(metadata | {"artefacts": artefacts}))
         with TestClient(create_app(config, run=trap.name)) as client, caplog.at_level(logging.ERROR, "churn.service"):
             assert wait_for(lambda: "refused run" in caplog.text, seconds=5)
             assert client.get("/ready").status_code == 503

@@ -105,7 +105,7 @@ def test_a_bad_chunk_mid_file_leaves_no_output_and_names_the_rows(trained, tmp_p
 
 def test_a_logistic_regression_run_exports_lookup_tables_that_predict_uses(trained, scoring_file, tmp_path):
     run = pipeline.load_run(trained, None)
-    assert (run.run_dir / "scorer.json").is_file() and len(run.metadata["scorer_sha256"]) == 64
+    assert (run.run_dir / "scorer.json").is_file() and len(run.metadata["artefacts"]["scorer.json"]) == 64
     result = pipeline.predict(trained, scoring_file, tmp_path / "out.csv")
     assert result.rows == 400
 
@@ -123,7 +123,7 @@ def test_a_changed_scorer_file_is_refused(trained, scoring_file, tmp_path):
 def test_tree_models_have_no_lookup_tables(write_config):
     config = load_config(write_config({"model.name": "random_forest", "model.params": FAST_PARAMS["random_forest"]}))
     result = pipeline.train(config)
-    assert not (result.run_dir / "scorer.json").exists() and result.metadata["scorer_sha256"] is None
+    assert not (result.run_dir / "scorer.json").exists() and "scorer.json" not in result.metadata["artefacts"]
 
 
 def test_progress_logs_rows_and_rate(caplog):

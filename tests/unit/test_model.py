@@ -86,7 +86,7 @@ def test_the_saved_model_predicts_with_its_threshold_as_the_cli_does():
 def saved_run(tmp_path, model=None):
     X, y = tiny_data()
     model = model if model is not None else with_threshold(train_model(tiny_pipeline(), X, y), 0.5)
-    return {"model_sha256": save_model(model, tmp_path / "model.joblib")}
+    return {"artefacts": {"model.joblib": save_model(model, tmp_path / "model.joblib")}}
 
 
 def test_save_and_load_round_trip_gives_identical_probabilities(tmp_path):
@@ -107,9 +107,9 @@ def test_load_model_refuses_a_file_changed_after_training(tmp_path):
 
 def test_load_model_refuses_a_missing_file_a_missing_digest_and_a_foreign_object(tmp_path):
     with pytest.raises(ModelError, match="missing, though metadata.json records it"):
-        load_model(tmp_path, {"model_sha256": "0" * 64})
+        load_model(tmp_path, {"artefacts": {"model.joblib": "0" * 64}})
     saved_run(tmp_path)
-    with pytest.raises(ModelError, match="records no model_sha256"):
+    with pytest.raises(ModelError, match="records no sha256 for it"):
         load_model(tmp_path, {})
     metadata = saved_run(tmp_path, DummyClassifier())
     with pytest.raises(ModelError, match="not a churn model"):
@@ -130,7 +130,7 @@ class _Trap:
 def test_a_booby_trapped_model_file_is_never_unpickled_without_a_matching_digest(tmp_path, digest):
     marker = tmp_path / "marker"
     joblib.dump(_Trap(marker), tmp_path / "model.joblib")
-    metadata = {} if digest is None else {"model_sha256": digest}
+    metadata = {} if digest is None else {"artefacts": {"model.joblib": digest}}
     with pytest.raises(ModelError):
         load_model(tmp_path, metadata)
     assert not marker.exists()

@@ -1,10 +1,13 @@
 import json
+import multiprocessing
+import os
 from datetime import UTC, datetime
 
 import pytest
 
 from churn import runs
 from churn.errors import ModelError
+from churn.files import sha256_file, write_text_atomic
 
 
 def test_run_ids_sort_by_time_and_do_not_collide():
@@ -15,11 +18,25 @@ def test_run_ids_sort_by_time_and_do_not_collide():
     assert len({runs.new_run_id() for _ in range(50)}) == 50
 
 
-def complete_run(models_dir, run_id):
+def complete_run(models_dir, run_id, **metadata):
+    """A run folder with one artefact and metadata recording its hash."""
     run_dir = models_dir / run_id
     run_dir.mkdir(parents=True)
-    (run_dir / runs.METADATA).write_text(json.dumps({"run_id": run_id}))
+    (run_dir / runs.METRICS).write_text(json.dumps({"roc_auc": 0.8}))
+    artefacts = {runs.METRICS: sha256_file(run_dir / runs.METRICS)}
+    (run_dir / runs.METADATA).write_text(json.dumps({"run_id": run_id, "artefacts": artefacts} | metadata))
     return run_dir
+
+
+def test_complete_means_metadata_and_every_recorded_artefact_with_its_hash(tmp_path):
+    run_dir = complete_run(tmp_path, "r1")
+    assert runs.is_complete(run_dir)
+    (run_dir / runs.METRICS).write_text("{}")
+    assert not runs.is_complete(run_dir)  # changed
+    (run_dir / runs.METRICS).unlink()
+    assert not runs.is_complete(run_dir)  # missing
+    (run_dir / runs.METADATA).write_text(json.dumps({"run_id": "r1"}))
+    assert not runs.is_complete(run_dir)  # records nothing
 
 
 def test_point_latest_and_resolve_run(tmp_path):
@@ -55,10 +72,14 @@ def test_read_metadata_of_incomplete_and_corrupt_runs(tmp_path):
         runs.read_metadata(tmp_path / "r")
 
 
-def test_create_run_dir_makes_distinct_empty_folders(tmp_path):
-    ids = {runs.create_run_dir(tmp_path)[0] for _ in range(5)}
+def test_creating_run_makes_distinct_empty_folders_held_while_written(tmp_path):
+    ids = set()
+    for _ in range(5):
+        with runs.creating_run(tmp_path) as (run_id, run_dir):
+            assert runs.is_being_written(run_dir) and not any(run_dir.iterdir())
+            ids.add(run_id)
+        assert not runs.is_being_written(run_dir)
     assert len(ids) == 5
-    assert all(not any((tmp_path / i).iterdir()) for i in ids)
 
 
 def test_environment_info_names_versions():
@@ -67,13 +88,9 @@ def test_environment_info_names_versions():
     assert info["python"].count(".") == 2
 
 
-def fake_run(models_dir, run_id, status="accepted", auc=0.8):
-    run_dir = models_dir / run_id
-    run_dir.mkdir(parents=True)
-    metadata = {"run_id": run_id, "created": "2026-01-01T00:00:00+00:00", "model_name": "m", "threshold": 0.3}
-    (run_dir / runs.METADATA).write_text(json.dumps(metadata | {"status": status}))
-    (run_dir / runs.METRICS).write_text(json.dumps({"roc_auc": auc}))
-    return run_dir
+def fake_run(models_dir, run_id, status="accepted"):
+    fields = {"created": "2026-01-01T00:00:00+00:00", "model_name": "m", "threshold": 0.3, "status": status}
+    return complete_run(models_dir, run_id, **fields)
 
 
 def test_list_runs_newest_first_with_status_and_latest(tmp_path):
@@ -103,20 +120,69 @@ def test_promote_rolls_back_to_an_accepted_run_only(tmp_path):
     assert runs.read_latest(tmp_path) == "r1"
 
 
+def run_id(day):
+    return f"202601{day:02d}T000000000Z-abcdef"
+
+
 def test_prune_keeps_the_newest_and_never_the_latest(tmp_path):
-    for index in range(5):
-        fake_run(tmp_path, f"2026010{index}T000000000Z-x")
-    runs.point_latest(tmp_path, "20260100T000000000Z-x")  # the oldest is live
-    deleted = runs.prune(tmp_path, keep=2)
-    assert sorted(deleted) == ["20260101T000000000Z-x", "20260102T000000000Z-x"]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
-        "20260100T000000000Z-x",
-        "20260103T000000000Z-x",
-        "20260104T000000000Z-x",
-    ]
+    for day in range(1, 6):
+        fake_run(tmp_path, run_id(day))
+    runs.point_latest(tmp_path, run_id(1))  # the oldest is live
+    assert runs.prune(tmp_path, keep=2) == [run_id(3), run_id(2)]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [run_id(1), run_id(4), run_id(5)]
+
+
+def _hold_run_folder(models_dir, ready, release):
+    """Another process, mid-training: it holds a run folder it has not finished writing."""
+    with runs.creating_run(models_dir) as (_, run_dir):
+        (run_dir / runs.MODEL).write_bytes(b"half a model")
+        ready.set()
+        release.wait(30)
+
+
+def test_prune_spares_a_run_still_being_written_and_folders_that_are_not_runs(tmp_path):
+    fake_run(tmp_path, run_id(1))
+    runs.point_latest(tmp_path, run_id(1))
+    (tmp_path / "notes").mkdir()  # not a run: never touched
+    (tmp_path / run_id(2)).mkdir()  # left by a killed training: deleted
+    context = multiprocessing.get_context("fork")
+    ready, release = context.Event(), context.Event()
+    writer = context.Process(target=_hold_run_folder, args=(tmp_path, ready, release))
+    writer.start()
+    try:
+        assert ready.wait(30)
+        live = [row for row in runs.list_runs(tmp_path) if row["status"] == "training"]
+        assert len(live) == 1
+        assert runs.prune(tmp_path, keep=1) == [run_id(2)]  # between the two trainings' saves
+        assert (tmp_path / live[0]["run_id"]).is_dir() and (tmp_path / "notes").is_dir()
+    finally:
+        release.set()
+        writer.join(30)
+    assert runs.prune(tmp_path, keep=1) == [live[0]["run_id"]]  # once its writer is gone, a leftover
+
+
+def test_writing_into_a_run_folder_deleted_meanwhile_never_recreates_it(tmp_path):
+    with runs.creating_run(tmp_path) as (_, run_dir):
+        os.rmdir(run_dir)
+        with pytest.raises(FileNotFoundError):
+            write_text_atomic(run_dir / runs.METRICS, "{}")
+    assert not run_dir.exists()
 
 
 def test_run_details_has_metadata_and_metrics(tmp_path):
     fake_run(tmp_path, "r1")
     details = runs.run_details(tmp_path, "r1")
     assert details["metadata"]["run_id"] == "r1" and details["metrics"]["roc_auc"] == 0.8
+
+
+def test_leftover_temporary_files_are_swept_except_where_a_writer_is_alive(tmp_path):
+    dead = tmp_path / run_id(1)
+    dead.mkdir()
+    (dead / ".model.joblib.x1.tmp").write_bytes(b"half")
+    (tmp_path / ".latest.x2.tmp").write_text("r")
+    with runs.creating_run(tmp_path) as (_, live):  # a new training sweeps first
+        assert not (dead / ".model.joblib.x1.tmp").exists() and not (tmp_path / ".latest.x2.tmp").exists()
+        (live / ".metrics.json.x3.tmp").write_text("{")
+        with runs.latest_lock(tmp_path):
+            assert runs.sweep_leftovers(tmp_path) == []
+        assert (live / ".metrics.json.x3.tmp").exists()  # its writer still holds the folder

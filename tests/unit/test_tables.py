@@ -132,6 +132,10 @@ def test_a_bad_row_deep_in_a_file_names_the_rows_read_before_it(tmp_path, monkey
 
 def test_write_table_writes_csv_and_parquet(tmp_path):
     frame = pd.DataFrame({"id": ["a"], "p": [0.25]})
+    with pytest.raises(FileNotFoundError):  # a missing folder is never created by a write
+        write_table(frame, tmp_path / "out" / "p.csv")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "out").mkdir()
     write_table(frame, tmp_path / "out" / "p.csv")
     write_table(frame, tmp_path / "p.parquet")
     assert (tmp_path / "out" / "p.csv").read_text() == "id,p\na,0.25\n"
