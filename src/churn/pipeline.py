@@ -141,7 +141,7 @@ def _save_run(config: Config, source: Path, split: _Split, fitted: _Fitted) -> T
     from churn.model import save_model
 
     missed = check_gate(fitted.metrics, config.validation)
-    board = selection.leaderboard(fitted.results, config)
+    board = selection.leaderboard(fitted.results)
     with runs.creating_run(config.paths.models_dir) as (run_id, run_dir):
         try:
             save_model(fitted.model, run_dir / runs.MODEL)

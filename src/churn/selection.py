@@ -151,7 +151,7 @@ def compare_candidates(
     return sorted(results, key=lambda score: -score.mean(metric))
 
 
-def leaderboard(results: list[CandidateScore], config: Config) -> pd.DataFrame:
+def leaderboard(results: list[CandidateScore]) -> pd.DataFrame:
     """One row per candidate, best first: mean and std of each CV metric, fit time, settings tried."""
     rows = []
     for rank, result in enumerate(results, start=1):

@@ -9,6 +9,7 @@ import contextlib
 import csv
 import io
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import TELCO_SAMPLE, write_quick_config
 
+from churn import runs
 from churn.cli import main
 
 SAMPLE_ROWS = list(csv.DictReader(TELCO_SAMPLE.open(encoding="utf-8")))[:40]
@@ -167,5 +169,14 @@ def test_train_under_generated_bad_input(workspace, case):
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), stderr
         assert (models / "latest").read_text() == latest_before
+        return
+    # a training that succeeded made a new, complete, accepted run of this very file, now latest
     latest = (models / "latest").read_text().strip()
-    assert (models / latest / "metadata.json").is_file()
+    assert latest != latest_before.strip() and f"saved run {latest}" in stdout
+    assert runs.is_complete(models / latest)
+    metadata = runs.read_metadata(models / latest)
+    assert metadata["status"] == "accepted" and metadata["training_data"]["path"] == str(source.resolve())
+    used = metadata["training_data"]
+    assert used["train_rows"] + used["test_rows"] == used["rows_used"] <= used["rows_read"]
+    metrics = json.loads((models / latest / "metrics.json").read_text())
+    assert metrics["rows"] == used["test_rows"] and 0.0 <= metrics["roc_auc"] <= 1.0

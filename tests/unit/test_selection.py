@@ -91,7 +91,7 @@ def test_compare_candidates_orders_the_leaderboard_by_the_selection_metric(write
     )
     X, y = separable(rows=200)
     results = selection.compare_candidates(config, identity_pipeline, X, y, 0.5)
-    board = selection.leaderboard(results, config)
+    board = selection.leaderboard(results)
     assert board["roc_auc_mean"].is_monotonic_decreasing
     assert board["rank"].tolist() == [1, 2] and board["selected"].tolist() == [True, False]
     assert set(board.columns) >= {"roc_auc_std", "pr_auc_mean", "pr_auc_std", "f1_mean", "f1_std", "fit_seconds_mean"}
