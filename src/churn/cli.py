@@ -30,6 +30,7 @@ EXIT_OK, EXIT_REJECTED = 0, 3
 TRAIN_EXAMPLES = """examples:
   python main.py train
   python main.py train -c configs/other_table.yaml --data data/raw/2026-11.csv
+  python main.py train --track
 """
 PREDICT_EXAMPLES = """examples:
   python main.py predict --input data/raw/telco_customer_churn.csv
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = mode("train", "train a model on a labelled table and save it as a new run", TRAIN_EXAMPLES)
     train.add_argument("--data", type=Path, help="labelled table to train on (default: data.path in the config)")
+    train.add_argument(
+        "--track",
+        action=argparse.BooleanOptionalAction,
+        help="log this run to MLflow, or not (default: tracking.enabled in the config)",
+    )
 
     predict = mode("predict", "score a table with a saved model", PREDICT_EXAMPLES)
     predict.add_argument("--input", type=Path, required=True, help="table to score (.csv, .csv.gz or .parquet)")
@@ -188,6 +194,8 @@ class _LowercaseLevelFormatter(logging.Formatter):
 def _run_train(config: Any, args: argparse.Namespace) -> int:
     from churn import pipeline
 
+    if args.track is not None:
+        config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"enabled": args.track})})
     result = pipeline.train(config, args.data)
     data, metadata = result.metadata["training_data"], result.metadata
     print(f"trained on {shown(data['path'])}")
@@ -255,6 +263,10 @@ def _run_models(config: Any, args: argparse.Namespace) -> int:
     elif args.action == "promote":
         runs.promote(models_dir, args.run_id)
         print(f"latest is now {args.run_id}")
+        if config.tracking.enabled:
+            from churn import tracking
+
+            tracking.move_champion(config, args.run_id)
     else:
         if args.keep < 1:
             raise ChurnError(f"--keep must be at least 1, got {args.keep}")

@@ -290,6 +290,17 @@ class ServeConfig(_Section):
     max_body_mb: Annotated[Number, Field(gt=0)] = Field(100.0, description="largest request body, in megabytes")
 
 
+class TrackingConfig(_Section):
+    """MLflow experiment tracking (the `tracking` extra); the local run folder stays the source of truth."""
+
+    enabled: Flag = Field(False, description="true: every train is also logged to MLflow (train --track / --no-track)")
+    uri: str | None = Field(None, description="tracking URI; default sqlite:///<paths.models_dir>/mlflow.db")
+    experiment: str = Field("churn", min_length=1)
+    registered_model: str | None = Field(
+        "churn", description="registered model name, alias champion on the accepted runs; null: not registered"
+    )
+
+
 class PathsConfig(_Section):
     models_dir: ConfigPath = Field(description="run folders and the latest pointer (default: models)")
     predictions_dir: ConfigPath = Field(description="default folder of predict's output (default: data/predictions)")
@@ -322,6 +333,7 @@ class Config(_Section):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     predict: PredictConfig = Field(default_factory=PredictConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     paths: PathsConfig
     _source: Path = PrivateAttr(default=Path("config.yaml"))
 

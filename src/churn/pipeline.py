@@ -21,7 +21,7 @@ from churn.files import sha256_file, write_json_atomic
 from churn.scoring import Scorer, load_scorer, score
 
 if TYPE_CHECKING:
-    from churn.selection import CandidateScore, ThresholdChoice
+    from churn.selection import CandidateScore, Comparison, ThresholdChoice
 
 # Modules that import scikit-learn or matplotlib (selection, evaluation, model, preprocessing,
 # compiling, report) are imported inside the workflows that need them: `predict` with an
@@ -80,7 +80,7 @@ class _Split:
 class _Fitted:
     """What model selection and the final fit produced, before anything is saved."""
 
-    results: list[CandidateScore]
+    comparison: Comparison
     choice: ThresholdChoice
     model: Any  # the saved artefact: FixedThresholdClassifier around the fitted pipeline
     test_probabilities: np.ndarray
@@ -88,7 +88,7 @@ class _Fitted:
 
     @property
     def best(self) -> CandidateScore:
-        return self.results[0]
+        return self.comparison.best[0]
 
 
 def train(config: Config, data_path: Path | None = None) -> TrainResult:
@@ -101,6 +101,10 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
 
     source = data_path or config.data.path
     started = time.perf_counter()
+    if config.tracking.enabled:
+        from churn import tracking
+
+        tracking.check_available(config)  # before minutes of training, not after
     selection.build_candidates(config)  # a bad model, parameter or value fails before any data is read
     data = data_loader.load_training_data(source, config.data)
     split = _Split(data, *data_loader.split_data(data.X, data.y, config.split))
@@ -109,7 +113,10 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
     )
     fitted = _select_and_fit(config, split)
     fitted.metrics["train_seconds"] = round(time.perf_counter() - started, 3)
-    return _save_run(config, source, split, fitted)
+    result = _save_run(config, source, split, fitted)
+    if config.tracking.enabled:  # after the local run folder, the source of truth, is complete
+        tracking.log_training(config, result, fitted.comparison, fitted.model, source)
+    return result
 
 
 def _select_and_fit(config: Config, split: _Split) -> _Fitted:
@@ -122,15 +129,15 @@ def _select_and_fit(config: Config, split: _Split) -> _Fitted:
         return build_pipeline(cleaner, build_preprocessor(config.data, config.preprocessing), estimator)
 
     fixed = config.model.threshold if config.model.threshold != "auto" else 0.5
-    results = selection.compare_candidates(config, make_pipeline, split.X_train, split.y_train, float(fixed))
-    best = results[0]
+    comparison = selection.compare_candidates(config, make_pipeline, split.X_train, split.y_train, float(fixed))
+    best = comparison.best[0]
     choice = selection.choose_threshold(split.y_train, best.oof_probabilities, config.model.threshold, config.decision)
     logger.info("selected %s; threshold %.2f (%s)", best.name, choice.threshold, choice.objective)
     estimator = build_estimator(best.name, best.params, config.split.random_state)
     model = with_threshold(train_model(make_pipeline(estimator), split.X_train, split.y_train), choice.threshold)
     test_probabilities = predict_proba(model, split.X_test)  # the only time the test rows are scored
     metrics = _test_metrics(config, split.y_test, test_probabilities, choice.threshold, best)
-    return _Fitted(results, choice, model, test_probabilities, metrics)
+    return _Fitted(comparison, choice, model, test_probabilities, metrics)
 
 
 def _save_run(config: Config, source: Path, split: _Split, fitted: _Fitted) -> TrainResult:
@@ -141,7 +148,7 @@ def _save_run(config: Config, source: Path, split: _Split, fitted: _Fitted) -> T
     from churn.model import save_model
 
     missed = check_gate(fitted.metrics, config.validation)
-    board = selection.leaderboard(fitted.results)
+    board = selection.leaderboard(fitted.comparison.best)
     with runs.creating_run(config.paths.models_dir) as (run_id, run_dir):
         try:
             save_model(fitted.model, run_dir / runs.MODEL)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,8 @@ class CandidateScore:
     fit_seconds: list[float]
     oof_probabilities: np.ndarray  # each training row scored by the fold model that did not see it
     settings_tried: int = 1
+    label: str = ""  # "random_forest [2/4]": which candidate and setting
+    setting: dict[str, Any] = field(default_factory=dict)  # the config's parameters for this setting
 
     def mean(self, metric: str) -> float:
         return float(np.mean(self.fold_scores[metric]))
@@ -56,8 +58,10 @@ class ThresholdChoice:
     oof_value: float | None = None  # the objective's value on the out-of-fold predictions
 
 
-def build_candidates(config: Config) -> list[tuple[CandidateConfig, list[ClassifierMixin]]]:
-    """Every candidate with one estimator per parameter setting it will try.
+def build_candidates(
+    config: Config,
+) -> list[tuple[CandidateConfig, list[ClassifierMixin], list[dict[str, Any]]]]:
+    """Every candidate with each parameter setting it will try and that setting's estimator.
 
     Built before any data is read, so an unknown model, parameter or value fails at once as a
     config error naming the candidate.
@@ -70,7 +74,7 @@ def build_candidates(config: Config) -> list[tuple[CandidateConfig, list[Classif
         for key in candidate.search.space if candidate.search else ():
             if key in candidate.params:
                 raise ConfigError(f"{where}.search.space.{key} is also fixed in params; keep it in one place")
-        built.append((candidate, [build_estimator(candidate.name, s, seed, where) for s in settings]))
+        built.append((candidate, [build_estimator(candidate.name, s, seed, where) for s in settings], settings))
     return built
 
 
@@ -131,24 +135,34 @@ def score_setting(
     return CandidateScore(name, params, scores, fit_seconds, oof)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Every setting scored, and each candidate's best setting, best candidate first."""
+
+    best: list[CandidateScore]
+    tried: list[CandidateScore]
+
+
 def compare_candidates(
     config: Config, make_pipeline: PipelineFactory, X: pd.DataFrame, y: pd.Series, f1_threshold: float
-) -> list[CandidateScore]:
-    """Best setting of every candidate, best candidate first by the selection metric."""
+) -> Comparison:
+    """Score every setting of every candidate on the same folds; rank each candidate's best."""
     splits = fold_splits(y, config.training.cv_folds, config.split.random_state)
     metric = config.training.selection_metric
-    results = []
-    for candidate, estimators in build_candidates(config):
+    results, everything = [], []
+    for candidate, estimators, settings in build_candidates(config):
         tried = []
-        for index, estimator in enumerate(estimators, start=1):
+        for index, (estimator, setting) in enumerate(zip(estimators, settings, strict=True), start=1):
             label = f"{candidate.name} [{index}/{len(estimators)}]"
-            tried.append(score_setting(make_pipeline(estimator), X, y, splits, candidate.name, label, f1_threshold))
+            score = score_setting(make_pipeline(estimator), X, y, splits, candidate.name, label, f1_threshold)
+            tried.append(replace(score, label=label, setting=setting))
         best = max(tried, key=lambda score: score.mean(metric))  # first best wins a tie
         results.append(replace(best, settings_tried=len(tried)))
+        everything += tried
         chosen = {key: best.params[key] for key in candidate.search.space} if candidate.search else {}
         logger.info("%s: CV %s %.4f%s", candidate.name, metric, best.mean(metric), f" with {chosen}" if chosen else "")
     # sorted() is stable: on a tie the candidate listed first in the config wins.
-    return sorted(results, key=lambda score: -score.mean(metric))
+    return Comparison(sorted(results, key=lambda score: -score.mean(metric)), everything)
 
 
 def leaderboard(results: list[CandidateScore]) -> pd.DataFrame:

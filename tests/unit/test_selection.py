@@ -90,8 +90,10 @@ def test_compare_candidates_orders_the_leaderboard_by_the_selection_metric(write
         ],
     )
     X, y = separable(rows=200)
-    results = selection.compare_candidates(config, identity_pipeline, X, y, 0.5)
-    board = selection.leaderboard(results)
+    comparison = selection.compare_candidates(config, identity_pipeline, X, y, 0.5)
+    assert [score.label for score in comparison.tried] == ["logistic_regression [1/1]"] * 2
+    assert [score.setting for score in comparison.tried] == [{"C": 0.0001}, {"C": 1.0}]
+    board = selection.leaderboard(comparison.best)
     assert board["roc_auc_mean"].is_monotonic_decreasing
     assert board["rank"].tolist() == [1, 2] and board["selected"].tolist() == [True, False]
     assert set(board.columns) >= {"roc_auc_std", "pr_auc_mean", "pr_auc_std", "f1_mean", "f1_std", "fit_seconds_mean"}

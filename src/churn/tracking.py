@@ -1,0 +1,284 @@
+"""Experiment tracking with MLflow (optional: `pip install -e ".[tracking]"`).
+
+With `tracking.enabled`, every train is also one MLflow run named by the churn run id: the
+flattened config and the selected model's parameters, the test and CV metrics, tags, the
+report and tables as artefacts, one nested run per candidate setting with its fold metrics,
+and the model itself (loadable with `mlflow.pyfunc.load_model`, servable with `mlflow models
+serve`), registered as a new version whose alias `champion` moves only when the validation
+gate passes. The local run folder is written first and stays the source of truth: when the
+tracking store fails, training says so in one warning line and carries on.
+
+This module is imported only when tracking is on, so the plain install never pays for MLflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from churn import runs, tables
+from churn.config import Config
+from churn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from churn.pipeline import TrainResult
+    from churn.selection import Comparison
+
+logger = logging.getLogger(__name__)
+
+INSTALL = 'pip install -e ".[tracking]"'
+CHAMPION = "champion"
+RUN_TAG = "churn.run_id"  # on the MLflow run and on the model version: the churn run it came from
+# Logged with the model, so that an environment rebuilt from it (not `--env-manager local`)
+# gets the versions it was trained with; the churn package itself must be installed too.
+MODEL_PACKAGES = ("scikit-learn", "pandas", "numpy", "pyarrow", "pydantic", "scipy")
+EXAMPLE_ROWS = 5
+# Types skops rebuilds for churn models beyond its defaults: the cleaning step, and the trees.
+SKOPS_TRUSTED = frozenset(
+    {
+        "churn.cleaning.FeatureSpec",
+        "churn.preprocessing.FeatureCleaner",
+        "numpy.dtype",
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+)
+
+
+def tracking_uri(config: Config) -> str:
+    """The configured URI, else a SQLite file beside the runs (MLflow 3's local default backend)."""
+    return config.tracking.uri or f"sqlite:///{(config.paths.models_dir / 'mlflow.db').resolve()}"
+
+
+def check_available(config: Config) -> None:
+    """Refuse, before any training, to track without MLflow.
+
+    Raises:
+        ConfigError: tracking.enabled is true and MLflow is not installed.
+    """
+    if importlib.util.find_spec("mlflow") is None:
+        raise ConfigError(
+            f"{config.source}: tracking.enabled is true but MLflow is not installed; install it with {INSTALL}, "
+            "or train with --no-track"
+        )
+
+
+def log_training(config: Config, result: TrainResult, comparison: Comparison, model: Any, source: Path) -> str | None:
+    """Log a saved training to MLflow; return the MLflow run id, or None (with one warning
+    line naming the URI and the cause) when the tracking store fails."""
+    uri = tracking_uri(config)
+    try:
+        with _mlflow(uri) as mlflow:
+            return _log(mlflow, config, result, comparison, model, source)
+    except Exception as error:  # noqa: BLE001 - a failing store must not fail a training saved locally
+        logger.warning("tracking: run %s not logged to %s (%s); it is saved locally", result.run_id, uri, _cause(error))
+        return None
+
+
+def move_champion(config: Config, run_id: str) -> None:
+    """Point the registered model's `champion` alias at the version of a churn run (promote).
+
+    Warns instead of failing: `models promote` has already moved `latest`, the source of truth.
+    """
+    name, uri = config.tracking.registered_model, tracking_uri(config)
+    if name is None:
+        return
+    try:
+        with _mlflow(uri) as mlflow:
+            client = mlflow.MlflowClient()
+            version = _version_of(client, name, run_id)
+            if version is None:
+                logger.warning(
+                    "tracking: run %s has no version of model %s in %s; champion not moved", run_id, name, uri
+                )
+                return
+            client.set_registered_model_alias(name, CHAMPION, version)
+            logger.info("tracking: %s@%s is now version %s (run %s)", name, CHAMPION, version, run_id)
+    except Exception as error:  # noqa: BLE001 - see above
+        logger.warning("tracking: champion of %s not moved in %s (%s)", name, uri, _cause(error))
+
+
+@contextlib.contextmanager
+def _mlflow(uri: str) -> Iterator[Any]:
+    # An unreachable server must fail in seconds, not after MLflow's minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    import mlflow
+
+    level = logging.getLogger("churn").getEffectiveLevel()
+    for name in ("mlflow", "alembic"):  # their notices would drown train's own lines
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield mlflow
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _log(mlflow: Any, config: Config, result: TrainResult, comparison: Comparison, model: Any, source: Path) -> str:
+    experiment = _experiment(mlflow, config)
+    metadata = result.metadata
+    with mlflow.start_run(experiment_id=experiment, run_name=result.run_id) as parent:
+        mlflow.log_params(_params(config, metadata))
+        mlflow.log_metrics(_metrics(result.metrics))
+        mlflow.set_tags(_tags(metadata))
+        for path in _run_files(result.run_dir):
+            mlflow.log_artifact(str(path), artifact_path="churn_run")
+        _log_candidates(mlflow, experiment, comparison, config.training.selection_metric)
+        info = _log_model(mlflow, model, metadata, source)
+        _register(mlflow, config, info.model_uri, result)
+        logger.info(
+            "tracking: logged run %s to %s (MLflow run %s)", result.run_id, tracking_uri(config), parent.info.run_id
+        )
+        return str(parent.info.run_id)
+
+
+def _experiment(mlflow: Any, config: Config) -> str:
+    found = mlflow.get_experiment_by_name(config.tracking.experiment)
+    if found is not None:
+        return str(found.experiment_id)
+    location = None
+    if tracking_uri(config).startswith("sqlite:"):  # keep artefacts beside the runs, not in ./mlruns
+        location = (config.paths.models_dir / "mlflow-artifacts").resolve().as_uri()
+    return str(mlflow.create_experiment(config.tracking.experiment, artifact_location=location))
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys; lists as their JSON-like text."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _params(config: Config, metadata: Mapping[str, Any]) -> dict[str, str]:
+    params = flatten(config.to_dict()) | flatten(metadata["model_params"], "selected_model.")
+    params["selected_model.name"] = metadata["model_name"]
+    return {key: str(value)[:6000] for key, value in params.items()}  # MLflow's limit on a value
+
+
+def _metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Every number of metrics.json, the confusion matrix as four."""
+    numbers = {key: float(value) for key, value in metrics.items() if isinstance(value, (int, float))}
+    numbers |= {f"confusion_{cell}": float(count) for cell, count in metrics.get("confusion_matrix", {}).items()}
+    return numbers
+
+
+def _tags(metadata: Mapping[str, Any]) -> dict[str, str]:
+    missed = metadata["validation"]["missed"]
+    return {
+        RUN_TAG: metadata["run_id"],
+        "churn.training_data_sha256": metadata["training_data"]["sha256"],
+        "churn.git_commit": metadata["environment"].get("git_commit") or "unknown",
+        "churn.status": metadata["status"],
+        "churn.gate_misses": "; ".join(missed) if missed else "none",
+    }
+
+
+def _run_files(run_dir: Path) -> list[Path]:
+    """The report, its plots, the leaderboard, the tables, metrics and metadata: the run folder
+    less the model files (the model is logged as an MLflow model)."""
+    model_files = {runs.MODEL, runs.SCORER}
+    return sorted(path for path in run_dir.iterdir() if path.is_file() and path.name not in model_files
+                  and not path.name.startswith("."))  # fmt: skip
+
+
+def _log_candidates(mlflow: Any, experiment: str, comparison: Comparison, metric: str) -> None:
+    selected = comparison.best[0]
+    for score in comparison.tried:
+        with mlflow.start_run(experiment_id=experiment, run_name=score.label, nested=True):
+            mlflow.log_params({key: str(value) for key, value in score.setting.items()} | {"model": score.name})
+            for name, values in score.fold_scores.items():
+                for fold, value in enumerate(values, start=1):
+                    mlflow.log_metric(f"fold_{name}", value, step=fold)
+                mlflow.log_metric(f"cv_{name}_mean", score.mean(name))
+                mlflow.log_metric(f"cv_{name}_std", score.std(name))
+            chosen = score.name == selected.name and score.setting == selected.setting
+            mlflow.set_tags({"churn.selection_metric": metric, "churn.selected": str(chosen).lower()})
+
+
+def _log_model(mlflow: Any, model: Any, metadata: Mapping[str, Any], source: Path) -> Any:
+    example = _input_example(metadata, source)
+    trusted = _skops_types(model)
+    return mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=_signature(mlflow, example, model),
+        input_example=example,
+        pyfunc_predict_fn="predict_proba",  # [P(stays), P(churns)] per row, as /invocations answers
+        # skops, not pickle: loading it cannot run code, only rebuild the types listed here
+        serialization_format="skops" if trusted is not None else "cloudpickle",
+        skops_trusted_types=trusted,
+        pip_requirements=[f"{name}=={importlib_metadata.version(name)}" for name in MODEL_PACKAGES],
+    )
+
+
+def _skops_types(model: Any) -> list[str] | None:
+    """The types skops must be told to trust for this model, or None if any is not one of ours."""
+    import skops.io
+
+    needed = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    if not set(needed) <= SKOPS_TRUSTED:
+        logger.warning("tracking: the model holds types skops does not know (%s); logged with cloudpickle", needed)
+        return None
+    return list(needed)
+
+
+def _signature(mlflow: Any, example: pd.DataFrame, model: Any) -> Any:
+    """Every feature column of any type: the model's first step cleans whatever arrives
+    (numbers as text, 0/1 flags as ints or floats, nulls), so MLflow must not refuse it first."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
+
+    inputs = Schema([ColSpec(type=AnyType(), name=column) for column in example.columns])
+    outputs = Schema([TensorSpec(np.dtype("float64"), (-1, model.predict_proba(example).shape[1]))])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _input_example(metadata: Mapping[str, Any], source: Path) -> pd.DataFrame:
+    """A few training rows as a client sends them: the feature columns, as pandas reads the file."""
+    schema = metadata["schema"]
+    columns = [*schema["numeric_features"], *schema["categorical_features"]]
+    if tables.table_format(source) == "parquet":
+        return pd.read_parquet(source, columns=columns).head(EXAMPLE_ROWS)
+    return pd.read_csv(source, usecols=columns, nrows=EXAMPLE_ROWS)[columns]
+
+
+def _register(mlflow: Any, config: Config, model_uri: str, result: TrainResult) -> None:
+    name = config.tracking.registered_model
+    if name is None:
+        return
+    with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints its own notices here
+        version = mlflow.register_model(model_uri, name, tags={RUN_TAG: result.run_id})
+    moved = not result.gate_missed
+    if moved:
+        mlflow.MlflowClient().set_registered_model_alias(name, CHAMPION, version.version)
+    logger.info(
+        "tracking: %s version %s registered%s", name, version.version, f", now {name}@{CHAMPION}" if moved else ""
+    )
+
+
+def _version_of(client: Any, name: str, run_id: str) -> str | None:
+    for version in client.search_model_versions(f"name = '{name}'"):
+        if version.tags.get(RUN_TAG) == run_id:
+            return str(version.version)
+    return None
+
+
+def _cause(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"{type(error).__name__}: {text[:300]}"
