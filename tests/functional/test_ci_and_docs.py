@@ -19,24 +19,6 @@ def workflow():
     return yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
 
 
-def test_workflow_validates_against_the_github_workflow_schema():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "check_jsonschema",
-            "--builtin-schema",
-            "vendor.github-workflows",
-            ".github/workflows/ci.yml",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def test_workflow_runs_each_level_as_its_own_step_on_three_pythons():
     job = workflow()["jobs"]["test"]
     assert job["strategy"]["matrix"]["python-version"] == ["3.11", "3.12", "3.13"]
@@ -51,11 +33,15 @@ def test_every_workflow_command_is_documented_in_the_readme():
             assert f"`{step['run']}`" in README or f"\n{step['run']}\n" in README, step["run"]
 
 
-def test_ci_script_runs_the_readme_test_command_word_for_word():
+def test_ci_script_runs_the_readme_test_command_word_for_word_first():
     script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
-    command = [line for line in script.splitlines() if line and not line.startswith(("#", "set ", "cd "))]
-    assert len(command) == 1
-    assert f"\n{command[0]}\n" in README
+    commands = [line for line in script.splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    assert f"\n{commands[0]}\n" in README
+    assert commands[0].startswith(
+        "python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements-dev.txt"
+    )
+    for step in ("ruff check .", "ruff format --check .", "mypy src", "pytest"):
+        assert f"&& {step}" in commands[0], step
 
 
 def test_readme_documents_every_exit_code_and_config_key():
