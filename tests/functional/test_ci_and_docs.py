@@ -1,8 +1,6 @@
 """CI runs what the README says, and the workflow file is valid."""
 
 import importlib.metadata
-import subprocess
-import sys
 
 import yaml
 from packaging.markers import Marker
