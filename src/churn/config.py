@@ -217,6 +217,11 @@ class TrainingConfig(_Section):
     cv_folds: Annotated[Integer, Field(ge=2)] = 5
     selection_metric: Literal["roc_auc", "pr_auc", "f1"] = "roc_auc"
     candidates: tuple[CandidateConfig, ...] = ()
+    selection_rows: Annotated[Integer, Field(ge=100)] | None = Field(
+        50_000,
+        description="above this many training rows, candidates are compared on a stratified sample of this "
+        "size and only the winner is refit on all rows; null: always compare on all rows",
+    )
 
 
 class DecisionConfig(_Section):

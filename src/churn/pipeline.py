@@ -85,6 +85,8 @@ class _Fitted:
     model: Any  # the saved artefact: FixedThresholdClassifier around the fitted pipeline
     test_probabilities: np.ndarray
     metrics: dict[str, Any]
+    compared_rows: int  # the training rows the candidates were compared on (a sample, or all)
+    y_compared: pd.Series  # their labels, which the out-of-fold predictions belong to
 
     @property
     def best(self) -> CandidateScore:
@@ -128,16 +130,26 @@ def _select_and_fit(config: Config, split: _Split) -> _Fitted:
         cleaner = build_cleaner(config.data, config.data.max_unparsed_share)
         return build_pipeline(cleaner, build_preprocessor(config.data, config.preprocessing), estimator)
 
+    seed = config.split.random_state
+    X_compared, y_compared = selection.selection_sample(
+        split.X_train, split.y_train, config.training.selection_rows, seed
+    )
+    if len(y_compared) < len(split.y_train):
+        logger.info("comparing candidates on a stratified sample of %s of the %s training rows", f"{len(y_compared):,}",
+                    f"{len(split.y_train):,}")  # fmt: skip
     fixed = config.model.threshold if config.model.threshold != "auto" else 0.5
-    comparison = selection.compare_candidates(config, make_pipeline, split.X_train, split.y_train, float(fixed))
+    comparison = selection.compare_candidates(config, make_pipeline, X_compared, y_compared, float(fixed))
     best = comparison.best[0]
-    choice = selection.choose_threshold(split.y_train, best.oof_probabilities, config.model.threshold, config.decision)
+    choice = selection.choose_threshold(y_compared, best.oof_probabilities, config.model.threshold, config.decision)
     logger.info("selected %s; threshold %.2f (%s)", best.name, choice.threshold, choice.objective)
-    estimator = build_estimator(best.name, best.params, config.split.random_state)
+    started = time.perf_counter()
+    logger.info("fitting %s on all %s training rows", best.name, f"{len(split.y_train):,}")
+    estimator = build_estimator(best.name, best.params, seed)
     model = with_threshold(train_model(make_pipeline(estimator), split.X_train, split.y_train), choice.threshold)
+    logger.info("fitted in %.1f s; scoring the %s test rows", time.perf_counter() - started, f"{len(split.y_test):,}")
     test_probabilities = predict_proba(model, split.X_test)  # the only time the test rows are scored
     metrics = _test_metrics(config, split.y_test, test_probabilities, choice.threshold, best)
-    return _Fitted(comparison, choice, model, test_probabilities, metrics)
+    return _Fitted(comparison, choice, model, test_probabilities, metrics, len(y_compared), y_compared)
 
 
 def _save_run(config: Config, source: Path, split: _Split, fitted: _Fitted) -> TrainResult:
@@ -197,7 +209,7 @@ def _write_run_tables(run_dir: Path, config: Config, split: _Split, fitted: _Fit
     contents = {
         runs.LEADERBOARD: board,
         runs.TEST_PREDICTIONS: test,
-        runs.THRESHOLD_CURVE: threshold_curve(split.y_train, fitted.best.oof_probabilities, config.decision),
+        runs.THRESHOLD_CURVE: threshold_curve(fitted.y_compared, fitted.best.oof_probabilities, config.decision),
         runs.FEATURE_EFFECTS: feature_effects(fitted.model, split.X_test, split.y_test, config.split.random_state),
     }
     for name, table in contents.items():
@@ -238,6 +250,11 @@ def _run_metadata(config: Config, run_id: str, source: Path, split: _Split, fitt
         "model_params": {k: v for k, v in fitted.best.params.items() if _jsonable(v)},
         "threshold": float(fitted.model.threshold),  # the same number the saved model holds
         "threshold_choice": asdict(fitted.choice),
+        "selection": {
+            "compared_on_rows": fitted.compared_rows,
+            "training_rows": int(len(split.y_train)),
+            "sampled": fitted.compared_rows < len(split.y_train),
+        },
     }
 
 

@@ -202,7 +202,7 @@ def _markdown(inputs: dict[str, Any]) -> str:
         f"Created {metadata['created']}; model **{metadata['model_name']}**; status **{metadata['status']}**.",
         _gate_section(metadata),
         _data_section(metadata),
-        "## Model comparison (cross-validation on the training rows)\n\n" + _table(inputs["leaderboard"]),
+        _comparison_section(metadata, inputs["leaderboard"]),
         _metrics_section(metrics),
         _threshold_section(metadata, metrics),
         _gains_section(inputs["test"]),
@@ -210,6 +210,19 @@ def _markdown(inputs: dict[str, Any]) -> str:
         "## Top feature effects\n\n" + _table(inputs["effects"].head(TOP_EFFECTS).round(4)),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _comparison_section(metadata: dict[str, Any], leaderboard: pd.DataFrame) -> str:
+    selection = metadata.get("selection", {})
+    if selection.get("sampled"):
+        where = (
+            f"Candidates were compared on a stratified sample of {selection['compared_on_rows']:,} of the "
+            f"{selection['training_rows']:,} training rows (`training.selection_rows`); the selected one was "
+            "then fitted on all of them."
+        )
+    else:
+        where = f"Candidates were compared on all {selection.get('training_rows', 'the'):,} training rows."
+    return "## Model comparison (cross-validation on the training rows)\n\n" + where + "\n\n" + _table(leaderboard)
 
 
 def _gate_section(metadata: dict[str, Any]) -> str:

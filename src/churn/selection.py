@@ -91,6 +91,19 @@ def _settings(candidate: CandidateConfig, seed: int) -> list[dict[str, Any]]:
     return [dict(candidate.params) | setting for setting in grid]
 
 
+def selection_sample(X: pd.DataFrame, y: pd.Series, rows: int | None, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    """The training rows candidates are compared on: all of them, or (above `rows`) a stratified
+    sample of `rows`. Comparing on a sample ranks the candidates as well as all rows do once
+    the sample has tens of thousands of rows, at a fraction of the cost; the winner is then
+    refit on every training row."""
+    if rows is None or len(y) <= rows:
+        return X, y
+    from sklearn.model_selection import train_test_split
+
+    X_sample, _, y_sample, _ = train_test_split(X, y, train_size=rows, stratify=y, random_state=seed)
+    return X_sample, y_sample
+
+
 def fold_splits(y: pd.Series, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The stratified folds every candidate is scored on, so their scores compare fairly."""
     smallest = int(y.value_counts().min())

@@ -149,3 +149,24 @@ def test_report_can_be_rebuilt_from_the_run_folder(compared):
     assert path == result.run_dir / "report.md"
     assert all((result.run_dir / name).is_file() for name in PLOTS)
     assert json.loads((result.run_dir / "metadata.json").read_text())["run_id"] in path.read_text()
+
+
+def test_above_selection_rows_candidates_are_compared_on_a_sample_and_the_winner_fit_on_all(write_config):
+    config = load_config(write_config({"training.selection_rows": 200}))
+    result = pipeline.train(config)
+    assert result.metadata["selection"] == {"compared_on_rows": 200, "training_rows": 320, "sampled": True}
+    curve = pd.read_csv(result.run_dir / "threshold_curve.csv")
+    assert len(curve) == 99  # the threshold came from the sample's out-of-fold predictions
+    report = (result.run_dir / "report.md").read_text()
+    assert "compared on a stratified sample of 200 of the 320 training rows" in report
+    # the selected model was fitted on all 320 training rows: its learned medians are theirs
+    data = load_training_data(TELCO_SAMPLE, config.data)
+    X_train = split_data(data.X, data.y, config.split)[0]
+    numeric = (
+        unwrap(load_model(result.run_dir, result.metadata)).named_steps["preprocess"].named_transformers_["numeric"]
+    )
+    np.testing.assert_allclose(
+        numeric.named_steps["impute"].statistics_, X_train[["tenure", "MonthlyCharges"]].median()
+    )
+    unsampled = pipeline.train(load_config(write_config()))
+    assert unsampled.metadata["selection"]["sampled"] is False

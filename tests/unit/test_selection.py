@@ -115,3 +115,14 @@ def test_choose_threshold_fixed_max_f1_and_min_cost():
     dear = DecisionConfig(offer_cost=100.0, churn_cost=1.0, offer_success_rate=1.0)
     dear_offers = selection.choose_threshold(y, oof, "auto", dear)
     assert dear_offers.threshold == 0.91 and dear_offers.oof_value == 2.0  # both churners lost, no offer
+
+
+def test_selection_sample_is_stratified_repeatable_and_only_above_the_limit():
+    X, y = separable(rows=1000, seed=3)
+    same_X, same_y = selection.selection_sample(X, y, 1000, seed=0)
+    assert same_X is X and same_y is y
+    assert selection.selection_sample(X, y, None, seed=0)[1] is y
+    X_sample, y_sample = selection.selection_sample(X, y, 200, seed=0)
+    assert len(X_sample) == len(y_sample) == 200 and (X_sample.index == y_sample.index).all()
+    assert abs(y_sample.mean() - y.mean()) < 0.01  # stratified: the class balance is kept
+    assert selection.selection_sample(X, y, 200, seed=0)[1].index.equals(y_sample.index)
