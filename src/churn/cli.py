@@ -37,6 +37,8 @@ PREDICT_EXAMPLES = """examples:
   python main.py predict --input customers.csv --output scored.csv --model models/20261127T101500123Z-ab12cd
   python main.py predict --input customers.csv --output - > scored.csv
   python main.py predict --input 2026-12.parquet --output scored.parquet --report drift.json
+  python main.py predict --input 'data/2026-12/*.parquet' --output scored/ --engine dask
+  python main.py predict --input data/2026-12/ --output scored.csv --engine dask --scheduler tcp://10.0.0.5:8786
 """
 REPORT_EXAMPLES = """examples:
   python main.py report
@@ -113,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", help="run folder or run id to use (default: the run models/latest names)")
     predict.add_argument(
         "--report", type=Path, help="also write data-quality figures (drift against training) as JSON here"
+    )
+    predict.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local (default): this process, streaming; dask: one task per part on a Dask cluster, "
+        "--input may be a folder or a glob, --output a folder of Parquet parts or one .csv",
+    )
+    predict.add_argument(
+        "--scheduler", metavar="ADDRESS", help="with --engine dask: a running scheduler (default: a local cluster)"
     )
 
     evaluate = mode("evaluate", "score a labelled table with a saved model and report metrics", EVALUATE_EXAMPLES)
@@ -232,10 +244,27 @@ def _leaderboard_table(board: Any) -> str:
 def _run_predict(config: Any, args: argparse.Namespace) -> int:
     from churn import pipeline
 
+    if args.engine == "dask":
+        return _run_predict_dask(config, args)
+    if args.scheduler is not None:
+        raise ChurnError("--scheduler applies to --engine dask only; add --engine dask")
     result = pipeline.predict(config, args.input, args.output, args.model, args.report)
     if result.output != "-":
         positives = f"{result.predicted_positive} predicted to churn"
         print(f"wrote {result.rows} predictions ({positives}) to {shown(result.output)}")
+    return EXIT_OK
+
+
+def _run_predict_dask(config: Any, args: argparse.Namespace) -> int:
+    from churn import distributed
+
+    if args.output is None or args.output == "-":
+        raise ChurnError("--engine dask needs --output: a folder for Parquet parts, or a file ending in .csv")
+    if args.report is not None:
+        raise ChurnError("--report is not available with --engine dask; score with the local engine to get it")
+    result = distributed.predict(config, args.input, Path(args.output), args.model, args.scheduler)
+    positives = f"{result.predicted_positive} predicted to churn"
+    print(f"wrote {result.rows} predictions ({positives}) from {result.parts} part(s) to {shown(result.output)}")
     return EXIT_OK
 
 

@@ -14,7 +14,6 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -51,10 +50,23 @@ GATE_KEYS = {
 SCHEMA_FILE = "config.schema.json"
 
 
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses every change; unlike a read-only view it pickles, so a Config can
+    travel to worker processes (Dask)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("the config is read-only; change config.yaml instead")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+
 def _freeze(value: Any) -> Any:
-    """Mappings become read-only views and lists tuples, all the way down."""
+    """Mappings become read-only dicts and lists tuples, all the way down."""
     if isinstance(value, Mapping):
-        return MappingProxyType({key: _freeze(item) for key, item in value.items()})
+        return FrozenDict({key: _freeze(item) for key, item in value.items()})
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(item) for item in value)
     return value
@@ -152,7 +164,7 @@ def _scalar(value: Any) -> Any:
 class PreprocessingConfig(_Section):
     numeric_impute: Literal["median", "mean"] = "median"
     fill_values: Annotated[Mapping[str, Number], AfterValidator(_freeze), Frozen] = Field(
-        default_factory=lambda: MappingProxyType({}),
+        default_factory=FrozenDict,
         description="numeric columns imputed with this constant instead of the learned statistic",
     )
     scale_numeric: Flag = True
@@ -171,7 +183,7 @@ def _threshold(value: Any) -> Any:
 
 class ModelConfig(_Section):
     name: Literal[MODEL_NAMES] = "logistic_regression"  # type: ignore[valid-type]
-    params: FrozenParams = Field(default_factory=lambda: MappingProxyType({}))
+    params: FrozenParams = Field(default_factory=FrozenDict)
     threshold: Annotated[float | Literal["auto"], BeforeValidator(_threshold)] = Field(
         0.5, description="a probability, or auto: chosen on out-of-fold predictions of the training rows"
     )
@@ -204,7 +216,7 @@ class SearchConfig(_Section):
 
 class CandidateConfig(_Section):
     name: Literal[MODEL_NAMES] = "logistic_regression"  # type: ignore[valid-type]
-    params: FrozenParams = Field(default_factory=lambda: MappingProxyType({}))
+    params: FrozenParams = Field(default_factory=FrozenDict)
     search: SearchConfig | None = None
     _where: str = PrivateAttr(default="model")  # the config key it came from, for error messages
 
@@ -284,10 +296,22 @@ class ValidationConfig(_Section):
         return {key: value for key, value in self.model_dump().items() if value is not None}
 
 
+class DaskConfig(_Section):
+    """predict --engine dask (the `dask` extra)."""
+
+    workers: Annotated[Integer, Field(ge=1)] | None = Field(
+        None, description="worker processes of the local cluster; default one per core"
+    )
+    scheduler: str | None = Field(
+        None, description="address of a running Dask scheduler (tcp://host:8786); default a local cluster"
+    )
+
+
 class PredictConfig(_Section):
     chunk_rows: Annotated[Integer, Field(ge=1)] = Field(
         100_000, description="rows scored at a time: bounds memory, however large the file"
     )
+    dask: DaskConfig = Field(default_factory=DaskConfig)
 
 
 class ServeConfig(_Section):

@@ -1,0 +1,214 @@
+"""Scoring on a Dask cluster: `predict --engine dask` (optional: `pip install -e ".[dask]"`).
+
+The input is one file, a folder of parts or a glob; each part is one task. The client loads
+and hash-checks the run once and sends it to the workers, which need the churn package but not
+the models folder. Each worker scores its part with the very code of local predict
+(`churn.pipeline.score_source`) into a Parquet part of a staging folder beside the output;
+only when every part has succeeded is the output published: the folder renamed into place,
+or the parts assembled in input order into one CSV. A bad part stops the run, naming the
+part, and nothing is published. Workers that die are replaced by Dask and their parts rerun.
+
+Inputs and outputs must be on storage that the workers and the client both reach (a shared
+filesystem on a real cluster; the local disk for the default local cluster).
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from churn import pipeline, tables
+from churn.config import Config
+from churn.errors import ChurnError, ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+INSTALL = 'pip install -e ".[dask]"'
+CONNECT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class PartResult:
+    """What one worker reports for one part."""
+
+    source: str
+    rows: int
+    positives: int
+    unseen: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what predict would have logged for the part
+
+
+@dataclass(frozen=True)
+class DaskResult:
+    output: str
+    parts: int
+    rows: int
+    predicted_positive: int
+    unseen_categories: dict[str, int]
+
+
+def input_parts(spec: Path) -> list[Path]:
+    """The parts to score, in input order: one file, a folder's table files, or a glob's.
+
+    Raises:
+        DataError: nothing to score, or a part of a type predict does not read.
+    """
+    text = str(spec)
+    if spec.is_dir():
+        found = sorted(path for path in spec.iterdir() if path.is_file() and not path.name.startswith("."))
+    elif glob.has_magic(text):
+        found = sorted(Path(path) for path in glob.glob(text) if Path(path).is_file())
+    else:
+        found = [spec]
+    if not found:
+        raise DataError(f"{spec}: no files to score; pass a file, a folder of parts or a glob")
+    for path in found:
+        tables.table_format(path)  # an unsupported part is an error naming it
+    return found
+
+
+def predict(config: Config, spec: Path, output: Path, run: str | None, scheduler: str | None) -> DaskResult:
+    """Score every part on a Dask cluster; publish a folder of Parquet parts or one CSV.
+
+    Raises:
+        ConfigError: Dask is not installed.
+        ChurnError: the scheduler cannot be reached, a part is bad, or the run cannot be loaded.
+    """
+    if importlib.util.find_spec("distributed") is None:
+        raise ConfigError(f"--engine dask needs Dask, which is not installed; install it with {INSTALL}")
+    parts = input_parts(spec)
+    _refuse_unsafe_output(parts, output)
+    loaded = pipeline.load_run(config, run)  # hash-checked once, here; the workers get it from us
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
+    try:
+        with _client(config, scheduler) as client:
+            results = _score_parts(client, config, loaded, parts, staging)
+        _publish(staging, output, config.predict.chunk_rows)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    unseen: Counter[str] = Counter()
+    for result in results:  # the workers' warnings, reported here in input order, as predict would
+        unseen.update(result.unseen)
+        for warning in result.warnings:
+            logger.warning("%s", warning)
+    rows, positives = sum(r.rows for r in results), sum(r.positives for r in results)
+    return DaskResult(str(output), len(parts), rows, positives, dict(unseen))
+
+
+def score_part(config: Config, loaded: pipeline.LoadedRun, source: Path, target: Path) -> PartResult:
+    """One task, on a worker: the part scored by local predict's code into a Parquet part.
+
+    Its warnings are returned, not logged there: the client reports them, in one place.
+    """
+    with _collected_warnings() as warnings, tables.TableWriter(target) as writer:
+        quality, positives = pipeline.score_source(config, loaded, source, writer, progress=False)
+    return PartResult(str(source), writer.rows, positives, dict(quality.unseen), warnings)
+
+
+class _Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _collected_warnings() -> Iterator[list[str]]:
+    package = logging.getLogger("churn")
+    collector, saved = _Collector(), (package.level, package.propagate)
+    package.addHandler(collector)
+    package.setLevel(logging.WARNING)
+    package.propagate = False
+    try:
+        yield collector.messages
+    finally:
+        package.removeHandler(collector)
+        package.level, package.propagate = saved
+
+
+def _refuse_unsafe_output(parts: list[Path], output: Path) -> None:
+    if any(part.resolve() == output.resolve() for part in parts):
+        raise DataError(f"{output}: --output is an input file; choose another output path")
+    if output.suffix.lower() != ".csv" and output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise DataError(f"{output}: already exists; choose a new output folder (or a .csv file) or remove it")
+
+
+@contextmanager
+def _client(config: Config, scheduler: str | None) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    level = max(logging.getLogger("churn").getEffectiveLevel(), logging.WARNING)
+    for name in ("distributed", "dask"):  # their notices would drown predict's own lines
+        logging.getLogger(name).setLevel(level)
+    address = scheduler or config.predict.dask.scheduler
+    if address is None:
+        workers = config.predict.dask.workers or os.cpu_count() or 1
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=level)  # fmt: skip
+        with cluster, Client(cluster) as client:
+            logger.info("dask: local cluster of %d worker process(es)", workers)
+            yield client
+        return
+    try:
+        client = Client(address, timeout=f"{CONNECT_SECONDS}s")
+    except (OSError, TimeoutError) as error:
+        raise ChurnError(
+            f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS} s ({error}); "
+            "start it (dask scheduler) or fix --scheduler / predict.dask.scheduler"
+        ) from None
+    with client:
+        logger.info("dask: scheduler %s with %d worker(s)", address, len(client.scheduler_info()["workers"]))
+        yield client
+
+
+def _score_parts(
+    client: Any, config: Config, loaded: pipeline.LoadedRun, parts: list[Path], staging: Path
+) -> list[PartResult]:
+    """Submit one task per part; gather them in input order, with progress; the first
+    failure cancels the rest."""
+    from distributed import as_completed
+
+    shared = client.scatter(loaded, broadcast=True)  # the scorer goes to each worker once
+    futures = [
+        client.submit(score_part, config, shared, part, staging / f"part-{index:05d}.parquet", pure=False)
+        for index, part in enumerate(parts)
+    ]
+    started, rows, done = time.perf_counter(), 0, 0
+    try:
+        for future in as_completed(futures):
+            result = future.result()  # re-raises a part's error here, with its message
+            done, rows = done + 1, rows + result.rows
+            rate = rows / max(time.perf_counter() - started, 1e-9)
+            logger.info("dask: %d/%d parts done, %s rows, %s rows/s", done, len(parts), f"{rows:,}", f"{rate:,.0f}")
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return [future.result() for future in futures]
+
+
+def _publish(staging: Path, output: Path, chunk_rows: int) -> None:
+    for leftover in staging.glob(".*.tmp"):  # a worker killed mid-write left it; its part was rerun
+        leftover.unlink()
+    if output.suffix.lower() == ".csv":  # the parts, in input order, streamed into one CSV
+        with tables.TableWriter(output) as writer:
+            for part in sorted(staging.glob("part-*.parquet")):
+                for table in tables.iter_table(part, None, chunk_rows):
+                    writer.write(table)
+        return
+    if output.is_dir():
+        output.rmdir()  # empty: checked before scoring
+    os.rename(staging, output)
