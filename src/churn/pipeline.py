@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -376,6 +376,17 @@ def write_scored(
     # writer has published nothing yet, so a refused input leaves no output behind.
     data_loader.check_unparsed(quality.unparsed(), source, config.data.max_unparsed_share)
     return positives
+
+
+def score_frames(loaded: LoadedRun, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Score pandas batches as predict does, each into id (when the batch has it),
+    churn_probability and churn_prediction: the shape Spark's `mapInPandas` and other
+    batch-at-a-time engines take, from the very scorer predict uses."""
+    id_column = loaded.metadata["schema"].get("id_column")
+    for frame in frames:
+        scored = score(loaded.scorer, frame)
+        ids = {id_column: frame[id_column].to_numpy()} if id_column in frame.columns else {}
+        yield pd.DataFrame(ids | {"churn_probability": scored.probabilities, "churn_prediction": scored.predictions})
 
 
 def _log_quality(quality: data_loader.QualityTally, source: tables.Source) -> None:

@@ -124,3 +124,22 @@ def test_a_pinned_run_that_cannot_load_is_an_exit_2_error(workspace):
         "error: no-such-run: no such run folder; pass a path to a run folder or a run id from "
         f"{workspace.parent / 'models'}"
     ]
+
+
+def test_two_workers_serve_and_the_metrics_add_up_across_them(workspace):
+    payload = {"customers": ROWS.head(3).to_dict(orient="records")}
+    with Service(workspace, "--workers", "2") as service:
+        statuses = [post_json(service.url + "/predict", payload)[0] for _ in range(20)]  # bounded: 20 requests
+        metrics = http("GET", service.url + "/metrics")[2].decode()
+        assert service.stop() == 0
+    assert set(statuses) == {200}
+    # whichever worker answered, the counts are summed across both
+    assert 'churn_requests_total{endpoint="/predict",status="200"} 20.0' in metrics
+    assert "churn_rows_scored_total 60.0" in metrics
+
+
+def test_quiet_serve_logs_errors_only(workspace):
+    with Service(workspace, "-q") as service:
+        assert post_json(service.url + "/predict", {"customers": ROWS.head(1).to_dict(orient="records")})[0] == 200
+        assert service.stop() == 0
+    assert service.log.read_text() == ""

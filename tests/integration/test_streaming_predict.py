@@ -149,3 +149,16 @@ def test_quality_report_gives_unseen_and_out_of_range_shares(trained, scoring_fi
     assert contract["unseen_values"] == 1 and contract["unseen_share"] == pytest.approx(1 / 400)
     assert "input drift: categories never seen in training in Contract 0.25%" in caplog.text
     assert "numbers outside the training range in tenure 2.50%" in caplog.text
+
+
+def test_score_frames_gives_what_predict_writes_batch_by_batch(trained, scoring_file, tmp_path):
+    # the function of the README's Spark recipe (mapInPandas hands it an iterator of batches)
+    pipeline.predict(trained, scoring_file, tmp_path / "out.csv")
+    expected = pd.read_csv(tmp_path / "out.csv")
+    frame = pd.read_csv(scoring_file)
+    batches = (frame.iloc[start : start + 64] for start in range(0, len(frame), 64))
+    scored = pd.concat(pipeline.score_frames(pipeline.load_run(trained, None), batches), ignore_index=True)
+    assert list(scored.columns) == ["customerID", "churn_probability", "churn_prediction"]
+    assert scored["customerID"].tolist() == expected["customerID"].tolist()
+    np.testing.assert_allclose(scored["churn_probability"], expected["churn_probability"], rtol=0, atol=1e-9)
+    assert scored["churn_prediction"].tolist() == expected["churn_prediction"].tolist()

@@ -38,12 +38,9 @@ def serve(config: Config, host: str, port: int, workers: int, run: str | None) -
     Raises:
         ChurnError: a pinned run cannot be loaded, or the port cannot be bound.
     """
-    from churn.service.app import TOKEN_VARIABLE
-
     if run is not None:
         pipeline.load_run(config, run)  # a pinned run that cannot load is an error now, not a 503 later
-    if not _is_loopback(host) and not os.environ.get(TOKEN_VARIABLE):
-        logger.warning("serving on %s without %s: anyone who reaches this port can score", host, TOKEN_VARIABLE)
+    warn_if_open(host)
     sock = _bind(host, port)
     logger.info("listening on http://%s:%d (%d worker(s)); following %s", host, port, workers,
                 f"run {run}" if run else f"{config.paths.models_dir}/latest")  # fmt: skip
@@ -129,6 +126,16 @@ def _bind(host: str, port: int) -> socket.socket:
         ) from None
     sock.set_inheritable(True)
     return sock
+
+
+def warn_if_open(host: str) -> bool:
+    """Warn (and say so) when a non-loopback address is served without a token."""
+    from churn.service.app import TOKEN_VARIABLE
+
+    if _is_loopback(host) or os.environ.get(TOKEN_VARIABLE):
+        return False
+    logger.warning("serving on %s without %s: anyone who reaches this port can score", host, TOKEN_VARIABLE)
+    return True
 
 
 def _is_loopback(host: str) -> bool:
