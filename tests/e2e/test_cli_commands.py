@@ -13,6 +13,9 @@ import yaml
 from sklearn.metrics import roc_auc_score
 from support import REPO, TELCO_SAMPLE, run_cli
 
+from churn import pipeline
+from churn.config import load_config
+
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
@@ -131,8 +134,8 @@ def test_evaluate_after_training_without_costs(workspace):
     config = yaml.safe_load((folder / "config.yaml").read_text())
     config["decision"] = {"offer_cost": None, "churn_cost": None, "offer_success_rate": None}
     (folder / "nocost.yaml").write_text(yaml.safe_dump(config))
-    trained = run_cli("train", "-q", "-c", "nocost.yaml", cwd=folder)
-    assert trained.returncode == 0 and "maximises F1" in trained.stdout
+    trained = pipeline.train(load_config(folder / "nocost.yaml"))
+    assert trained.metadata["threshold_choice"]["objective"] == "max_f1"
     result = run_cli(
         "evaluate", "-c", "nocost.yaml", "--input", "data/raw/telco_customer_churn.csv", "--json", cwd=folder
     )
@@ -232,7 +235,7 @@ def test_predict_with_a_logistic_regression_run_never_imports_scikit_learn(works
     config["training"].pop("candidates")
     config["data"]["path"] = str(folder / "data" / "raw" / "telco_customer_churn.csv")
     (tmp_path / "lr.yaml").write_text(yaml.safe_dump(config))
-    assert run_cli("train", "-q", "-c", tmp_path / "lr.yaml", cwd=tmp_path).returncode == 0
+    pipeline.train(load_config(tmp_path / "lr.yaml"))
     argv = ["predict", "-q", "-c", "lr.yaml", "--input", config["data"]["path"], "--output", "p.csv"]
     script = (
         f"import sys; from churn.cli import main; code = main({argv!r}); "
@@ -246,7 +249,7 @@ def test_models_commands_take_the_config_after_the_action(workspace, tmp_path):
     folder, _ = workspace
     config = folder / "config.yaml"
     first = (folder / "models" / "latest").read_text().strip()
-    assert run_cli("train", "-q", "-c", config, cwd=tmp_path).returncode == 0  # a second run, made here
+    pipeline.train(load_config(config))  # a second run, made here
     listed = run_cli("models", "list", "--json", "-c", config, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
@@ -295,8 +298,7 @@ def test_a_recorded_scorer_that_is_missing_is_refused_not_worked_around(workspac
     config = yaml.safe_load((folder / "config.yaml").read_text())
     config["training"].pop("candidates")  # logistic regression alone: a run with scorer.json
     (folder / "lr.yaml").write_text(yaml.safe_dump(config))
-    assert run_cli("train", "-q", "-c", "lr.yaml", cwd=folder).returncode == 0
-    run = folder / "models" / (folder / "models" / "latest").read_text().strip()
+    run = pipeline.train(load_config(folder / "lr.yaml")).run_dir
     (run / "scorer.json").unlink()
     result = run_cli("predict", "-c", "lr.yaml", "--input", "data/raw/telco_customer_churn.csv", cwd=folder)
     assert_clean_error(result, "scorer.json: missing, though metadata.json records it")
@@ -309,7 +311,7 @@ def test_models_prune_keeps_n_and_the_latest(tmp_path):
     config["data"]["path"] = str(TELCO_SAMPLE)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     for _ in range(3):
-        assert run_cli("train", "-q", "-c", "c.yaml", cwd=tmp_path).returncode == 0
+        pipeline.train(load_config(tmp_path / "c.yaml"))
     ids = sorted(p.name for p in (tmp_path / "models").iterdir() if p.is_dir())
     assert run_cli("models", "promote", ids[0], "-c", "c.yaml", cwd=tmp_path).returncode == 0
     result = run_cli("models", "prune", "--keep", "1", "-c", "c.yaml", cwd=tmp_path)

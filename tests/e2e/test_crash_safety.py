@@ -12,7 +12,7 @@ from support import REPO, TELCO_SAMPLE, write_quick_config
 from churn import pipeline, runs
 from churn.config import load_config
 
-KILLS = 16
+KILLS = 12
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """`python main.py serve` as a real process on a free loopback port, driven over HTTP."""
 
 import json
+import shutil
 import signal
 import threading
 import time
@@ -10,19 +11,27 @@ import pandas as pd
 import pytest
 from support import TELCO_SAMPLE, Service, http, run_cli, write_quick_config
 
+from churn import pipeline
+from churn.config import load_config
+
 ROWS = pd.read_csv(TELCO_SAMPLE, dtype=str, keep_default_na=False).drop(columns="Churn")
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """One accepted run and predict's output for the sample, made once (the tests here are about serve)."""
+    folder = tmp_path_factory.mktemp("serve")
+    config = load_config(write_quick_config(folder, validation={}))
+    pipeline.train(config)
+    pipeline.predict(config, TELCO_SAMPLE, folder / "cli.csv")
+    return folder
+
+
 @pytest.fixture
-def workspace(tmp_path):
-    """A config of its own, one accepted run, and the CLI's predictions for the sample."""
-    config = write_quick_config(tmp_path, validation={})
-    assert run_cli("train", "-q", "-c", config, cwd=tmp_path).returncode == 0
-    done = run_cli(
-        "predict", "-q", "-c", config, "--input", TELCO_SAMPLE, "--output", tmp_path / "cli.csv", cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr
-    return config
+def workspace(template, tmp_path):
+    """This test's own copy of the template: its config, models and the predictions to match."""
+    shutil.copytree(template, tmp_path / "work")
+    return tmp_path / "work" / "config.yaml"
 
 
 def post_json(url, payload, headers=None):
@@ -71,7 +80,7 @@ def test_a_token_is_required_when_set(workspace):
 
 def test_models_promote_under_traffic_moves_the_answers_without_a_failed_request(workspace):
     first = json.loads(run_cli("models", "list", "--json", "-c", workspace, cwd=workspace.parent).stdout)[0]["run_id"]
-    assert run_cli("train", "-q", "-c", workspace, cwd=workspace.parent).returncode == 0
+    pipeline.train(load_config(workspace))
     payload = {"customers": ROWS.head(2).to_dict(orient="records")}
     with Service(workspace) as service:
         second = service.wait_ready()

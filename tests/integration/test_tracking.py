@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from support import TELCO_SAMPLE, run_cli, write_quick_config
 
 from churn import pipeline, runs, tracking
+from churn.cli import main
 from churn.config import load_config
 from churn.errors import ConfigError
 
@@ -156,10 +157,11 @@ def test_tracking_without_mlflow_installed_is_a_config_error_giving_the_install_
     assert not (tmp_path / "models").exists()  # refused before any training
 
 
-def test_track_and_no_track_override_the_config(tmp_path):
+def test_track_and_no_track_override_the_config(tmp_path, capfd):
     config, _ = tracked_config(tmp_path)
-    done = run_cli("train", "-q", "--no-track", "-c", config.source, cwd=tmp_path)
-    assert done.returncode == 0 and not (tmp_path / "mlflow.db").exists()
-    done = run_cli("train", "-q", "--track", "-c", config.source, cwd=tmp_path)
-    assert done.returncode == 0 and (tmp_path / "mlflow.db").exists()
-    assert done.stderr == ""  # -q: MLflow's own notices are kept quiet too
+    assert main(["train", "-q", "--no-track", "-c", str(config.source)]) == 0
+    assert not (tmp_path / "mlflow.db").exists()
+    capfd.readouterr()
+    assert main(["train", "-q", "--track", "-c", str(config.source)]) == 0
+    assert (tmp_path / "mlflow.db").exists()
+    assert capfd.readouterr().err == ""  # -q: MLflow's own notices are kept quiet too

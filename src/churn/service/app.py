@@ -60,7 +60,11 @@ def create_app(config: Config, run: str | None = None, token: str | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        holder.start()  # loads in the background: /health answers at once, /ready once a run is probed
+        # The run there is now is loaded before the first connection is taken (with several
+        # workers, none answers 503 while the others are ready); without one, the service
+        # starts anyway, /health answers, and /ready says 503 until the watcher finds a run.
+        await run_in_threadpool(holder.refresh)
+        holder.start()
         yield
         holder.stop()
 
