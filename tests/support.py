@@ -92,6 +92,16 @@ def subscriptions_config(data_path: Path, positive_label: Any = 1, id_column: st
     }
 
 
+class BoobyTrap:
+    """Unpickling this writes a marker file: the proof that a model file was loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path(self.marker).write_text, ("loaded",))
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now."""
     import socket

@@ -5,13 +5,12 @@ import pickle
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
-from support import REPO, TELCO_SAMPLE, run_cli
+from support import REPO, TELCO_SAMPLE, BoobyTrap, run_cli
 
 from churn import pipeline
 from churn.config import load_config
@@ -264,22 +263,12 @@ def test_models_commands_take_the_config_after_the_action(workspace, tmp_path):
     assert_clean_error(run_cli("models", "promote", "nope", "-c", config, cwd=tmp_path), "nope: no such run")
 
 
-class _Trap:
-    """Unpickling this writes a marker file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (Path(self.marker).write_text, ("loaded",))
-
-
 @pytest.mark.parametrize("digest", [None, "0" * 64])
 def test_a_booby_trapped_model_is_never_unpickled_by_predict_or_evaluate(workspace, digest):
     folder, _ = workspace
     run = folder / "models" / (folder / "models" / "latest").read_text().strip()
     marker = folder / "marker"
-    (run / "model.joblib").write_bytes(pickle.dumps(_Trap(marker)))
+    (run / "model.joblib").write_bytes(pickle.dumps(BoobyTrap(marker)))
     (run / "scorer.json").unlink(missing_ok=True)
     artefacts = json.loads((run / "metadata.json").read_text())["artefacts"]
     artefacts = {name: value for name, value in artefacts.items() if name not in ("model.joblib", "scorer.json")}

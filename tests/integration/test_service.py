@@ -5,14 +5,13 @@ import json
 import logging
 import shutil
 import time
-from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from support import TELCO_SAMPLE, write_quick_config
+from support import TELCO_SAMPLE, BoobyTrap, write_quick_config
 
 from churn import pipeline, runs
 from churn.config import load_config
@@ -337,7 +336,7 @@ def test_a_booby_trapped_model_is_refused_without_being_unpickled(own, tmp_path,
     trap = config.paths.models_dir / "20990101T000000000Z-trap00"
     shutil.copytree(trained.run_dir, trap)
     (trap / "scorer.json").unlink()
-    joblib.dump(Trap(marker), trap / "model.joblib")  # would write the marker if it were ever loaded
+    joblib.dump(BoobyTrap(marker), trap / "model.joblib")  # would write the marker if it were ever loaded
     metadata = json.loads((trap / "metadata.json").read_text()) | {"run_id": trap.name}
     for digest in (None, "0" * 64):  # no digest recorded, then a digest that does not match
         artefacts = {"model.joblib": digest} if digest else {}
@@ -347,11 +346,3 @@ def test_a_booby_trapped_model_is_refused_without_being_unpickled(own, tmp_path,
             assert client.get("/ready").status_code == 503
         caplog.clear()
     assert not marker.exists()
-
-
-class Trap:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (Path(self.marker).write_text, ("loaded",))

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
+from support import BoobyTrap
 
 from churn.config import DataConfig, PreprocessingConfig
 from churn.errors import ConfigError, ModelError
@@ -116,20 +117,10 @@ def test_load_model_refuses_a_missing_file_a_missing_digest_and_a_foreign_object
         load_model(tmp_path, metadata)
 
 
-class _Trap:
-    """Unpickling this runs code: it writes a marker file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (Path(self.marker).write_text, ("loaded",))
-
-
 @pytest.mark.parametrize("digest", [None, "0" * 64])
 def test_a_booby_trapped_model_file_is_never_unpickled_without_a_matching_digest(tmp_path, digest):
     marker = tmp_path / "marker"
-    joblib.dump(_Trap(marker), tmp_path / "model.joblib")
+    joblib.dump(BoobyTrap(marker), tmp_path / "model.joblib")
     metadata = {} if digest is None else {"artefacts": {"model.joblib": digest}}
     with pytest.raises(ModelError):
         load_model(tmp_path, metadata)
