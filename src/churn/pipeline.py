@@ -85,8 +85,7 @@ class _Fitted:
     model: Any  # the saved artefact: FixedThresholdClassifier around the fitted pipeline
     test_probabilities: np.ndarray
     metrics: dict[str, Any]
-    compared_rows: int  # the training rows the candidates were compared on (a sample, or all)
-    y_compared: pd.Series  # their labels, which the out-of-fold predictions belong to
+    y_compared: pd.Series  # labels of the rows compared on (all training rows, or a sample)
 
     @property
     def best(self) -> CandidateScore:
@@ -122,17 +121,19 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
 
 
 def _select_and_fit(config: Config, split: _Split) -> _Fitted:
+    """Compare the candidates (on a sample of the training rows when there are many), choose
+    the threshold on the winner's out-of-fold predictions, fit it on all training rows, and
+    score the test rows for the metrics. Nothing that chooses the model sees the test rows."""
     from churn import selection
-    from churn.model import build_estimator, build_pipeline, predict_proba, train_model, with_threshold
+    from churn.model import build_pipeline, predict_proba
     from churn.preprocessing import build_cleaner, build_preprocessor
 
     def make_pipeline(estimator: Any) -> Any:
         cleaner = build_cleaner(config.data, config.data.max_unparsed_share)
         return build_pipeline(cleaner, build_preprocessor(config.data, config.preprocessing), estimator)
 
-    seed = config.split.random_state
     X_compared, y_compared = selection.selection_sample(
-        split.X_train, split.y_train, config.training.selection_rows, seed
+        split.X_train, split.y_train, config.training.selection_rows, config.split.random_state
     )
     if len(y_compared) < len(split.y_train):
         logger.info("comparing candidates on a stratified sample of %s of the %s training rows", f"{len(y_compared):,}",
@@ -142,14 +143,22 @@ def _select_and_fit(config: Config, split: _Split) -> _Fitted:
     best = comparison.best[0]
     choice = selection.choose_threshold(y_compared, best.oof_probabilities, config.model.threshold, config.decision)
     logger.info("selected %s; threshold %.2f (%s)", best.name, choice.threshold, choice.objective)
+    model = _fit_selected(config, split, best, choice.threshold, make_pipeline)
+    test_probabilities = predict_proba(model, split.X_test)
+    metrics = _test_metrics(config, split.y_test, test_probabilities, choice.threshold, best)
+    return _Fitted(comparison, choice, model, test_probabilities, metrics, y_compared)
+
+
+def _fit_selected(config: Config, split: _Split, best: CandidateScore, threshold: float, make_pipeline: Any) -> Any:
+    """The selected candidate fitted on every training row, with its threshold: the saved model."""
+    from churn.model import build_estimator, train_model, with_threshold
+
     started = time.perf_counter()
     logger.info("fitting %s on all %s training rows", best.name, f"{len(split.y_train):,}")
-    estimator = build_estimator(best.name, best.params, seed)
-    model = with_threshold(train_model(make_pipeline(estimator), split.X_train, split.y_train), choice.threshold)
+    estimator = build_estimator(best.name, best.params, config.split.random_state)
+    model = with_threshold(train_model(make_pipeline(estimator), split.X_train, split.y_train), threshold)
     logger.info("fitted in %.1f s; scoring the %s test rows", time.perf_counter() - started, f"{len(split.y_test):,}")
-    test_probabilities = predict_proba(model, split.X_test)  # the only time the test rows are scored
-    metrics = _test_metrics(config, split.y_test, test_probabilities, choice.threshold, best)
-    return _Fitted(comparison, choice, model, test_probabilities, metrics, len(y_compared), y_compared)
+    return model
 
 
 def _save_run(config: Config, source: Path, split: _Split, fitted: _Fitted) -> TrainResult:
@@ -251,9 +260,9 @@ def _run_metadata(config: Config, run_id: str, source: Path, split: _Split, fitt
         "threshold": float(fitted.model.threshold),  # the same number the saved model holds
         "threshold_choice": asdict(fitted.choice),
         "selection": {
-            "compared_on_rows": fitted.compared_rows,
-            "training_rows": int(len(split.y_train)),
-            "sampled": fitted.compared_rows < len(split.y_train),
+            "compared_on_rows": len(fitted.y_compared),
+            "training_rows": len(split.y_train),
+            "sampled": len(fitted.y_compared) < len(split.y_train),
         },
     }
 
