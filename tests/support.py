@@ -180,3 +180,13 @@ class Service:
     def __exit__(self, *exc_info: Any) -> None:
         if self.process.poll() is None:
             self.stop()
+
+
+def assert_clean_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Exit 2 with one `error:` line holding every fragment, and no traceback."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]

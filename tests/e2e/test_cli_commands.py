@@ -1,45 +1,16 @@
 """The real commands in a subprocess, each in a temporary folder with its own config and models."""
 
 import json
-import pickle
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
-from support import REPO, TELCO_SAMPLE, BoobyTrap, run_cli
+from support import REPO, TELCO_SAMPLE, assert_clean_error, run_cli
 
 from churn import pipeline
 from churn.config import load_config
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A folder with a copy of the shipped config, trained once on the sample data: copied, never changed."""
-    folder = tmp_path_factory.mktemp("e2e")
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["training"]["cv_folds"] = 3
-    config["training"]["candidates"] = [
-        {"name": "logistic_regression", "params": {"max_iter": 500}},
-        {"name": "random_forest", "params": {"n_estimators": 30, "min_samples_leaf": 5}},
-    ]
-    (folder / "data" / "raw").mkdir(parents=True)
-    shutil.copy(TELCO_SAMPLE, folder / "data" / "raw" / "telco_customer_churn.csv")
-    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    result = run_cli("train", cwd=folder)
-    assert result.returncode == 0, result.stderr
-    return folder, result
-
-
-@pytest.fixture
-def workspace(template, tmp_path):
-    """This test's own copy of the trained template: whatever it changes, no other test sees."""
-    folder, result = template
-    shutil.copytree(folder, tmp_path / "work")
-    return tmp_path / "work", result
 
 
 def test_train_with_default_paths_prints_a_summary_and_saves_a_run(workspace):
@@ -148,15 +119,6 @@ def test_help_on_every_mode_shows_examples():
         assert result.returncode == 0 and "examples:" in result.stdout and "--config" in result.stdout
 
 
-def assert_clean_error(result, *fragments):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
 @pytest.mark.parametrize(
     ("content", "fragments"),
     [
@@ -226,86 +188,3 @@ def test_predict_without_a_trained_model(tmp_path):
 def test_bad_usage_is_one_error_line_and_a_hint(argv, fragment, tmp_path):
     result = run_cli(*argv, cwd=tmp_path)
     assert_clean_error(result, fragment, "--help")
-
-
-def test_predict_with_a_logistic_regression_run_never_imports_scikit_learn(workspace, tmp_path):
-    folder, _ = workspace
-    config = yaml.safe_load((folder / "config.yaml").read_text())
-    config["training"].pop("candidates")
-    config["data"]["path"] = str(folder / "data" / "raw" / "telco_customer_churn.csv")
-    (tmp_path / "lr.yaml").write_text(yaml.safe_dump(config))
-    pipeline.train(load_config(tmp_path / "lr.yaml"))
-    argv = ["predict", "-q", "-c", "lr.yaml", "--input", config["data"]["path"], "--output", "p.csv"]
-    script = (
-        f"import sys; from churn.cli import main; code = main({argv!r}); "
-        "print(code, 'sklearn' in sys.modules, 'matplotlib' in sys.modules)"
-    )
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
-    assert result.stdout.split()[-3:] == ["0", "False", "False"], result.stderr
-
-
-def test_models_commands_take_the_config_after_the_action(workspace, tmp_path):
-    folder, _ = workspace
-    config = folder / "config.yaml"
-    first = (folder / "models" / "latest").read_text().strip()
-    pipeline.train(load_config(config))  # a second run, made here
-    listed = run_cli("models", "list", "--json", "-c", config, cwd=tmp_path)
-    assert listed.returncode == 0, listed.stderr
-    rows = json.loads(listed.stdout)
-    assert len(rows) == 2 and rows[1]["run_id"] == first and [row["latest"] for row in rows] == [True, False]
-    assert all(row["status"] == "accepted" for row in rows)
-    table = run_cli("models", "list", "-c", config, cwd=tmp_path)
-    assert "<- latest" in table.stdout and "run id" in table.stdout
-    shown = json.loads(run_cli("models", "show", first, "-c", config, cwd=tmp_path).stdout)
-    assert shown["metadata"]["run_id"] == first and "roc_auc" in shown["metrics"]
-    promoted = run_cli("models", "promote", first, "-c", config, cwd=tmp_path)
-    assert promoted.returncode == 0 and (folder / "models" / "latest").read_text().strip() == first
-    assert_clean_error(run_cli("models", "promote", "nope", "-c", config, cwd=tmp_path), "nope: no such run")
-
-
-@pytest.mark.parametrize("digest", [None, "0" * 64])
-def test_a_booby_trapped_model_is_never_unpickled_by_predict_or_evaluate(workspace, digest):
-    folder, _ = workspace
-    run = folder / "models" / (folder / "models" / "latest").read_text().strip()
-    marker = folder / "marker"
-    (run / "model.joblib").write_bytes(pickle.dumps(BoobyTrap(marker)))
-    (run / "scorer.json").unlink(missing_ok=True)
-    artefacts = json.loads((run / "metadata.json").read_text())["artefacts"]
-    artefacts = {name: value for name, value in artefacts.items() if name not in ("model.joblib", "scorer.json")}
-    artefacts |= {"model.joblib": digest} if digest else {}
-    metadata = json.loads((run / "metadata.json").read_text()) | {"artefacts": artefacts}
-    (run / "metadata.json").write_text(json.dumps(metadata))
-    data = "data/raw/telco_customer_churn.csv"
-    expected = "records no sha256 for it" if digest is None else "sha256 differs"
-    assert_clean_error(run_cli("predict", "--input", data, "--output", "p.csv", cwd=folder), expected)
-    assert_clean_error(run_cli("evaluate", "--input", data, cwd=folder), expected)
-    assert not marker.exists() and not (folder / "p.csv").exists()
-
-
-def test_a_recorded_scorer_that_is_missing_is_refused_not_worked_around(workspace):
-    folder, _ = workspace
-    config = yaml.safe_load((folder / "config.yaml").read_text())
-    config["training"].pop("candidates")  # logistic regression alone: a run with scorer.json
-    (folder / "lr.yaml").write_text(yaml.safe_dump(config))
-    run = pipeline.train(load_config(folder / "lr.yaml")).run_dir
-    (run / "scorer.json").unlink()
-    result = run_cli("predict", "-c", "lr.yaml", "--input", "data/raw/telco_customer_churn.csv", cwd=folder)
-    assert_clean_error(result, "scorer.json: missing, though metadata.json records it")
-
-
-def test_models_prune_keeps_n_and_the_latest(tmp_path):
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["training"].pop("candidates")
-    config["training"]["cv_folds"] = 3
-    config["data"]["path"] = str(TELCO_SAMPLE)
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    for _ in range(3):
-        pipeline.train(load_config(tmp_path / "c.yaml"))
-    ids = sorted(p.name for p in (tmp_path / "models").iterdir() if p.is_dir())
-    assert run_cli("models", "promote", ids[0], "-c", "c.yaml", cwd=tmp_path).returncode == 0
-    result = run_cli("models", "prune", "--keep", "1", "-c", "c.yaml", cwd=tmp_path)
-    assert result.returncode == 0 and "deleted 1 run(s)" in result.stdout
-    assert sorted(p.name for p in (tmp_path / "models").iterdir() if p.is_dir()) == [ids[0], ids[2]]
-    assert_clean_error(
-        run_cli("models", "prune", "--keep", "0", "-c", "c.yaml", cwd=tmp_path), "--keep must be at least 1"
-    )
