@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         level = Path(item.fspath).parent.name
         if level in LEVELS:
             item.add_marker(getattr(pytest.mark, level))
+
+
+@pytest.fixture(autouse=True)
+def isolated_logging() -> Iterator[None]:
+    """Each test starts with the logging set-up the last left: the CLI's main() configures it
+    (-q raises the package's level to errors), so in-process calls are undone after each test."""
+    root, package = logging.getLogger(), logging.getLogger("churn")
+    levels, handlers, propagate = (
+        (root.level, package.level),
+        (root.handlers[:], package.handlers[:]),
+        package.propagate,
+    )
+    yield
+    root.handlers[:], package.handlers[:] = handlers
+    package.propagate = propagate
+    root.setLevel(levels[0])  # setLevel, not the attribute: it also clears logging's cache of levels
+    package.setLevel(levels[1])
 
 
 @pytest.fixture(scope="session")

@@ -91,12 +91,17 @@ class Gatekeeper:
         started = time.perf_counter()
         request_id = _request_id(scope)
         scope["churn"] = info = {"request_id": request_id, "rows": 0}
-        status = [500, False]  # the answer's status, and whether it has started
+        answer = {"status": 500, "started": False, "recorded": False}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status[:] = [message["status"], True]
+                answer["status"], answer["started"] = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Counted before the last byte leaves: a client that reads /metrics next, from
+                # any worker, sees this request already.
+                self._record(scope, int(answer["status"]), info, time.perf_counter() - started)
+                answer["recorded"] = True
             await send(message)
 
         try:
@@ -110,11 +115,12 @@ class Gatekeeper:
             logger.exception(
                 "internal error answering %s %s, request_id=%s", scope["method"], scope["path"], request_id
             )
-            if not status[1]:
+            if not answer["started"]:
                 detail = "internal error; report it with this request id"
                 await send_json(send_with_id, 500, {"detail": detail, "request_id": request_id})
         finally:
-            self._record(scope, int(status[0]), info, time.perf_counter() - started)
+            if not answer["recorded"]:  # the client went away, or the answer broke off
+                self._record(scope, int(answer["status"]), info, time.perf_counter() - started)
 
     def _authorised(self, scope: Scope) -> bool:
         assert self.token is not None
