@@ -6,6 +6,8 @@ import pickle
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from support import REPO, TELCO_SAMPLE, BoobyTrap, assert_clean_error, run_cli
@@ -28,6 +30,35 @@ def test_predict_with_a_logistic_regression_run_never_imports_scikit_learn(works
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.stdout.split()[-3:] == ["0", "False", "False"], result.stderr
+
+
+LOAD_WITH_EXTRAS_BLOCKED = """
+import importlib.abc, sys
+import json, joblib, pandas as pd
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError("blocked " + name)
+
+sys.meta_path.insert(0, Block())
+model = joblib.load({model!r})
+frame = pd.read_csv({data!r})
+print(json.dumps(model.predict_proba(frame)[:, 1].tolist()))
+"""
+
+
+def test_the_artefact_loads_without_the_service_tracking_cluster_or_report_packages(workspace, tmp_path):
+    """The README's promise: scikit-learn and the churn package, nothing else (not even matplotlib)."""
+    folder, _ = workspace
+    run = folder / "models" / (folder / "models" / "latest").read_text().strip()
+    blocked = {"fastapi", "starlette", "uvicorn", "prometheus_client", "mlflow", "dask", "distributed", "matplotlib"}
+    script = LOAD_WITH_EXTRAS_BLOCKED.format(blocked=blocked, model=str(run / "model.joblib"), data=str(TELCO_SAMPLE))
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    pipeline.predict(load_config(folder / "config.yaml"), TELCO_SAMPLE, tmp_path / "p.csv")
+    cli = pd.read_csv(tmp_path / "p.csv")["churn_probability"].to_numpy()
+    assert np.abs(np.array(json.loads(result.stdout)) - cli).max() <= 1e-9
 
 
 def test_models_commands_take_the_config_after_the_action(workspace, tmp_path):
