@@ -124,13 +124,17 @@ def score_setting(
     name: str,
     label: str,
     f1_threshold: float,
+    started: float | None = None,
 ) -> CandidateScore:
-    """Fit a clone on each fold's training part; score and keep its predictions on the rest."""
+    """Fit a clone on each fold's training part; score and keep its predictions on the rest.
+
+    Each fold logs the time elapsed since `started` (the comparison's start), so a long
+    comparison shows how far along it is."""
     scores: dict[str, list[float]] = {metric: [] for metric in FOLD_METRICS}
     fit_seconds = []
     oof = np.full(len(y), np.nan)
     y_values = y.to_numpy()
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     for fold, (fit_rows, val_rows) in enumerate(splits, start=1):
         tick = time.perf_counter()
         fitted = clone(pipeline).fit(X.iloc[fit_rows], y_values[fit_rows])
@@ -163,11 +167,13 @@ def compare_candidates(
     splits = fold_splits(y, config.training.cv_folds, config.split.random_state)
     metric = config.training.selection_metric
     results, everything = [], []
+    started = time.perf_counter()
     for candidate, estimators, settings in build_candidates(config):
         tried = []
         for index, (estimator, setting) in enumerate(zip(estimators, settings, strict=True), start=1):
             label = f"{candidate.name} [{index}/{len(estimators)}]"
-            score = score_setting(make_pipeline(estimator), X, y, splits, candidate.name, label, f1_threshold)
+            pipeline = make_pipeline(estimator)
+            score = score_setting(pipeline, X, y, splits, candidate.name, label, f1_threshold, started)
             tried.append(replace(score, label=label, setting=setting))
         best = max(tried, key=lambda score: score.mean(metric))  # first best wins a tie
         results.append(replace(best, settings_tried=len(tried)))

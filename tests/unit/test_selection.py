@@ -1,3 +1,7 @@
+import itertools
+import logging
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,6 +101,21 @@ def test_compare_candidates_orders_the_leaderboard_by_the_selection_metric(write
     assert board["roc_auc_mean"].is_monotonic_decreasing
     assert board["rank"].tolist() == [1, 2] and board["selected"].tolist() == [True, False]
     assert set(board.columns) >= {"roc_auc_std", "pr_auc_mean", "pr_auc_std", "f1_mean", "f1_std", "fit_seconds_mean"}
+
+
+def test_compare_candidates_logs_candidate_setting_fold_and_time_since_the_start(write_config, caplog, monkeypatch):
+    config = config_with(write_config, [{"name": "logistic_regression"}, {"name": "logistic_regression"}])
+    X, y = separable(rows=200)
+    ticks = itertools.count()  # a clock that moves one second per reading, so elapsed times differ
+    monkeypatch.setattr(selection.time, "perf_counter", lambda: float(next(ticks)))
+    with caplog.at_level(logging.INFO, logger="churn.selection"):
+        selection.compare_candidates(config, identity_pipeline, X, y, 0.5)
+    pattern = r"logistic_regression \[1/1\] fold (\d)/(\d): ROC AUC [\d.]+ \(fit [\d.]+ s, elapsed ([\d.]+) s\)"
+    lines = [re.fullmatch(pattern, record.getMessage()) for record in caplog.records if "fold" in record.getMessage()]
+    folds = config.training.cv_folds
+    assert all(lines) and [int(line[1]) for line in lines] == list(range(1, folds + 1)) * 2
+    elapsed = [float(line[3]) for line in lines]
+    assert elapsed == sorted(elapsed)  # one clock for the whole comparison: it never starts again
 
 
 def test_choose_threshold_fixed_max_f1_and_min_cost():
