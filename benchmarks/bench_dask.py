@@ -20,13 +20,12 @@ import argparse
 import json
 import resource
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from common import REPO, SHIPPED, add_common_options, find_or_train_model, measure
+from common import REPO, SHIPPED, add_common_options, find_or_train_model, generate_once, measure
 
 
 def generate_parts(rows: int, parts: int, folder: Path, seed: int) -> None:
@@ -87,11 +86,8 @@ def main() -> None:
 
     parts = args.workdir / f"parts_{args.rows}_{args.parts}"
     single = args.workdir / f"single_{args.rows}.parquet"
-    if not parts.is_dir():
-        started = time.perf_counter()
-        generate_parts(args.rows, args.parts, parts, args.seed)
-        join_parts(parts, single)
-        print(f"generated {args.rows:,} rows in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    generate_once(parts, lambda: generate_parts(args.rows, args.parts, parts, args.seed))
+    generate_once(single, lambda: join_parts(parts, single))
     run = find_or_train_model(args).resolve()
     metadata = json.loads((run / "metadata.json").read_text())
     print(f"model: run {metadata['run_id']} ({metadata['model_name']}); {args.rows:,} rows in {args.parts} parts")

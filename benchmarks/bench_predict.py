@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 import numpy as np
 import pandas as pd
-from common import REPO, add_common_options, find_or_train_model, generate, measure
+from common import REPO, add_common_options, find_or_train_model, generate, generate_once, measure
 
 TOLERANCE = 1e-9
 
@@ -51,10 +50,7 @@ def main() -> None:
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     data = args.workdir / f"telco_{args.rows}.csv"
-    if not data.is_file():
-        started = time.perf_counter()
-        generate(args.rows, data, args.seed)
-        print(f"generated {data} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    generate_once(data, lambda: generate(args.rows, data, args.seed))
     run = find_or_train_model(args)
     metadata = json.loads((run / "metadata.json").read_text())
     size_mb = data.stat().st_size / 1e6

@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
-from common import GENERATE_BLOCK, REPO, SHIPPED, measure
+from common import GENERATE_BLOCK, REPO, SHIPPED, generate_once, measure
 
 ACCOUNT = ["tenure", "MonthlyCharges", "TotalCharges"]
 DEMOGRAPHICS = ["gender", "SeniorCitizen", "Partner", "Dependents"]
@@ -90,10 +89,7 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
 
     data = args.workdir / f"synthetic_{args.rows}.csv"
-    if not data.is_file():
-        started = time.perf_counter()
-        synthesize(args.rows, data, args.seed)
-        print(f"generated {data} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    generate_once(data, lambda: synthesize(args.rows, data, args.seed))
     frame = pd.read_csv(data, dtype=str, keep_default_na=False).drop(columns="customerID")
     duplicates = int(frame.drop(columns="Churn").duplicated().sum())
     print(f"input: {args.rows:,} rows, {data.stat().st_size / 1e6:.0f} MB, {duplicates} duplicated feature rows")

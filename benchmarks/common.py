@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,15 @@ def generate(rows: int, path: Path, seed: int) -> None:
             block["customerID"] = [f"BENCH-{i:09d}" for i in range(start, start + count)]
             block.to_csv(handle, index=False, header=start == 0, lineterminator="\n")
     tmp.replace(path)
+
+
+def generate_once(path: Path, make: Callable[[], None]) -> None:
+    """Make the benchmark's input with `make` unless a run before left it in the workdir."""
+    if path.exists():
+        return
+    started = time.perf_counter()
+    make()
+    print(f"generated {path} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
 
 def measure(command: list[str]) -> dict[str, float]:
