@@ -120,6 +120,18 @@ def test_json_predictions_equal_the_cli_for_numbers_as_numbers_floats_or_text(cl
         assert answer.headers["x-request-id"]
 
 
+def test_json_integers_too_large_for_a_double_are_scored_as_the_cli_reads_them(client, config, tmp_path):
+    """pyarrow refuses ints beyond 2**53 as float64; such a value is bad data, not a server error."""
+    numeric = ("tenure", "MonthlyCharges", "TotalCharges")
+    rows = [row | {name: float(row[name]) for name in numeric} for row in customers(3)]  # JSON numbers only
+    rows[0]["TotalCharges"], rows[1]["tenure"], rows[2]["MonthlyCharges"] = 2**53 + 1, 2**63 - 1, -(2**63)
+    expected = cli_probabilities(config, pd.DataFrame(rows), tmp_path)
+    answer = client.post("/predict", json={"customers": rows})
+    assert answer.status_code == 200, answer.text
+    probabilities = [prediction["churn_probability"] for prediction in answer.json()["predictions"]]
+    np.testing.assert_allclose(probabilities, expected["churn_probability"], rtol=0, atol=1e-9)
+
+
 def test_csv_body_gets_the_csv_predict_writes(client, config, tmp_path):
     expected = cli_probabilities(config, SAMPLE, tmp_path)
     answer = client.post("/predict", content=TELCO_SAMPLE.read_bytes(), headers={"content-type": "text/csv"})

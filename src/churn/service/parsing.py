@@ -98,6 +98,8 @@ def _numbers(rows: list[dict[str, Any]], name: str) -> pa.Array:
     values = [row[name] for row in rows]
     kinds = set(map(type, values))
     if kinds <= _NUMBER_TYPES:
+        if int in kinds:  # pyarrow refuses ints beyond 2**53 as float64; round them as a CSV read does
+            values = [float(value) if type(value) is int else value for value in values]
         return pa.array(values, type=pa.float64())
     _refuse(values, name, _NUMBER_TYPES | _TEXT_TYPES, "a number, numeric text or null")
     return pa.array([value if value is None or type(value) is str else repr(value) for value in values], pa.string())
