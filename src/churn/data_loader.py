@@ -55,24 +55,31 @@ def check_columns(columns: Iterable[str], required: Iterable[str], source: objec
         )
 
 
-def check_unparsed(unparsed: Mapping[str, UnparsedNumbers], source: object, limit: float) -> None:
-    """Stop when a numeric column holds more values that are not numbers than `limit` allows:
-    decimal commas or units in a whole column must not be silently imputed.
+def check_unparsed(
+    unparsed: Mapping[str, UnparsedNumbers], source: object, limit: float, key: str = "data.max_unparsed_share"
+) -> None:
+    """Stop when a numeric column holds more values that are not numbers than `limit` (the
+    setting `key`) allows: decimal commas or units in a whole column must not be silently imputed.
 
     Raises:
-        DataError: naming the file, the column, the count and three example values.
+        DataError: naming the file (unless `source` is None), the column, the count and three
+            example values.
     """
     for column, bad in unparsed.items():
         if bad.share > limit:
-            raise DataError(f"{source}: {describe_unparsed(column, bad, limit, 'data.max_unparsed_share')}")
+            raise DataError(_from(source) + describe_unparsed(column, bad, limit, key))
 
 
 def warn_cleaning(unparsed: Mapping[str, UnparsedNumbers], infinite: Mapping[str, int], source: object) -> None:
-    """One warning per column where cleaning set values to missing."""
+    """One warning per column where cleaning set values to missing (naming `source` unless None)."""
     for column, bad in unparsed.items():
-        logger.warning("%s: %s; treated as missing", source, describe_unparsed(column, bad))
+        logger.warning("%s%s; treated as missing", _from(source), describe_unparsed(column, bad))
     for column, count in infinite.items():
-        logger.warning("%s: column %s has %d infinite value(s); treated as missing", source, column, count)
+        logger.warning("%scolumn %s has %d infinite value(s); treated as missing", _from(source), column, count)
+
+
+def _from(source: object) -> str:
+    return "" if source is None else f"{source}: "
 
 
 def clean_table(frame: pd.DataFrame | pa.Table, spec: FeatureSpec, source: Path, limit: float) -> pd.DataFrame:

@@ -8,7 +8,6 @@ saved with the model.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -21,11 +20,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from churn.cleaning import CleanedFeatures, FeatureSpec, clean_features, describe_unparsed
+from churn.cleaning import CleanedFeatures, FeatureSpec, clean_features
 from churn.config import DataConfig, PreprocessingConfig
-from churn.errors import DataError
-
-logger = logging.getLogger(__name__)
+from churn.data_loader import check_unparsed, warn_cleaning
 
 
 def build_preprocessor(data: DataConfig, options: PreprocessingConfig) -> ColumnTransformer:
@@ -161,12 +158,8 @@ class FeatureCleaner(TransformerMixin, BaseEstimator):
 
     def _clean(self, frame: pd.DataFrame | pa.Table, spec: FeatureSpec) -> CleanedFeatures:
         cleaned = clean_features(frame, spec)
-        for column, bad in cleaned.unparsed.items():
-            if bad.share > self.max_unparsed_share:
-                raise DataError(describe_unparsed(column, bad, self.max_unparsed_share, "max_unparsed_share"))
-            logger.warning("%s; treated as missing", describe_unparsed(column, bad))
-        for column, count in cleaned.infinite.items():
-            logger.warning("column %s has %d infinite value(s); treated as missing", column, count)
+        check_unparsed(cleaned.unparsed, None, self.max_unparsed_share, "max_unparsed_share")
+        warn_cleaning(cleaned.unparsed, cleaned.infinite, None)
         return cleaned
 
 
