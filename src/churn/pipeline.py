@@ -346,7 +346,11 @@ def score_source(
     columns = [*spec.columns] + ([id_column] if id_column else [])
     quality = data_loader.QualityTally(loaded.metadata["schema"])
     chunks = tables.iter_table(source, columns, config.predict.chunk_rows, categorical=spec.categorical)
-    positives = write_scored(loaded, chunks, writer, id_column, quality, source, config, progress)
+    tracker = _Progress("predict", quiet=not progress)
+    positives = _write_scored(loaded.scorer, chunks, writer, id_column, quality, tracker)
+    # Checked on the whole input, so that the answer never depends on the chunk size; the
+    # writer has published nothing yet, so a refused input leaves no output behind.
+    data_loader.check_unparsed(quality.unparsed(), source, config.data.max_unparsed_share)
     _log_quality(quality, source)
     return quality, positives
 
@@ -357,33 +361,27 @@ def _id_column(loaded: LoadedRun, header: list[str]) -> str | None:
     return id_column if id_column in header else None
 
 
-def write_scored(
-    loaded: LoadedRun,
+def _write_scored(
+    scorer: Scorer,
     chunks: Iterator[pa.Table],
     writer: tables.TableWriter,
     id_column: str | None,
     quality: data_loader.QualityTally,
-    source: tables.Source,
-    config: Config,
-    progress: bool = True,
+    progress: _Progress,
 ) -> int:
     """Score raw chunks and write id, churn_probability, churn_prediction per row; return the
     number predicted to churn."""
     positives = 0
-    tracker = _Progress("predict", quiet=not progress)
     for chunk in chunks:
-        scored = score(loaded.scorer, chunk)
+        scored = score(scorer, chunk)
         quality.add(scored.cleaned)
         positives += int(scored.predictions.sum())
         ids = {id_column: chunk.column(id_column)} if id_column else {}
         writer.write(
             pa.table(ids | {"churn_probability": scored.probabilities, "churn_prediction": scored.predictions})
         )
-        tracker.update(chunk.num_rows)
-    tracker.finish()
-    # Checked on the whole input, so that the answer never depends on the chunk size; the
-    # writer has published nothing yet, so a refused input leaves no output behind.
-    data_loader.check_unparsed(quality.unparsed(), source, config.data.max_unparsed_share)
+        progress.update(chunk.num_rows)
+    progress.finish()
     return positives
 
 

@@ -335,11 +335,10 @@ def prune(models_dir: Path, keep: int) -> list[str]:
     nor a folder that is not a run. Returns the deleted run ids."""
     with latest_lock(models_dir):  # no promote can move latest, and no run be created, meanwhile
         latest = read_latest(models_dir)
-        complete = [folder for folder in run_folders(models_dir) if is_complete(folder)]
+        folders = run_folders(models_dir)
+        complete = [folder for folder in folders if is_complete(folder)]
         doomed = [folder for folder in complete[keep:] if folder.name != latest]
-        doomed += [
-            folder for folder in run_folders(models_dir) if folder not in complete and not is_being_written(folder)
-        ]
+        doomed += [folder for folder in folders if folder not in complete and not is_being_written(folder)]
         for folder in doomed:
             shutil.rmtree(folder)
     return sorted((folder.name for folder in doomed), reverse=True)
