@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging("debug" if args.verbose else "error" if args.quiet else "info")
+    configure_logging(_log_level(args))
     try:
         config = load_config(args.config)
         return MODES[args.mode](config, args)
@@ -183,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of stdout (`| head`) closed it: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def _log_level(args: argparse.Namespace) -> str:
+    return "debug" if args.verbose else "error" if args.quiet else "info"
 
 
 def configure_logging(level_name: str) -> None:
@@ -321,7 +325,7 @@ def _runs_table(rows: list[dict[str, Any]]) -> str:
 def _run_serve(config: Any, args: argparse.Namespace) -> int:
     from churn.service.server import LOG_LEVEL_VARIABLE, serve
 
-    os.environ[LOG_LEVEL_VARIABLE] = "debug" if args.verbose else "error" if args.quiet else "info"
+    os.environ[LOG_LEVEL_VARIABLE] = _log_level(args)  # for worker processes, which set up their own logging
     serve(config, args.host, args.port, args.workers, args.model)
     return EXIT_OK
 
