@@ -270,7 +270,12 @@ def _run_metadata(config: Config, run_id: str, source: Path, split: _Split, fitt
 def rebuild_report(config: Config, run: str | Path | None) -> Path:
     """Redraw report.md and its plots for an existing run (default: latest)."""
     run_dir = runs.resolve_run(config.paths.models_dir, run)
-    runs.read_metadata(run_dir)  # refuses an incomplete run
+    runs.read_metadata(run_dir)  # refuses a run without metadata, with its own message
+    if not runs.is_complete(run_dir):  # the report reads the run's tables: they must be the recorded ones
+        raise ModelError(
+            f"{run_dir}: a recorded artefact is missing or changed, or the run predates artefact hashes; "
+            "its report cannot be rebuilt. Train again"
+        )
     with runs.holding(run_dir):  # no sweep takes the report's temporary files meanwhile
         return _draw_report(run_dir, None)
 

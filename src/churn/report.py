@@ -213,15 +213,15 @@ def _markdown(inputs: dict[str, Any]) -> str:
 
 
 def _comparison_section(metadata: dict[str, Any], leaderboard: pd.DataFrame) -> str:
-    selection = metadata.get("selection", {})
-    if selection.get("sampled"):
+    selection = metadata["selection"]
+    if selection["sampled"]:
         where = (
             f"Candidates were compared on a stratified sample of {selection['compared_on_rows']:,} of the "
             f"{selection['training_rows']:,} training rows (`training.selection_rows`); the selected one was "
             "then fitted on all of them."
         )
     else:
-        where = f"Candidates were compared on all {selection.get('training_rows', 'the'):,} training rows."
+        where = f"Candidates were compared on all {selection['training_rows']:,} training rows."
     return "## Model comparison (cross-validation on the training rows)\n\n" + where + "\n\n" + _table(leaderboard)
 
 

@@ -13,6 +13,7 @@ from churn import pipeline, runs
 from churn.compiling import unwrap
 from churn.config import load_config
 from churn.data_loader import load_training_data, split_data
+from churn.errors import ModelError
 from churn.evaluation import cost_summary
 from churn.model import load_model
 from churn.report import COST_PLOT, PLOTS
@@ -149,6 +150,22 @@ def test_report_can_be_rebuilt_from_the_run_folder(compared):
     assert path == result.run_dir / "report.md"
     assert all((result.run_dir / name).is_file() for name in PLOTS)
     assert json.loads((result.run_dir / "metadata.json").read_text())["run_id"] in path.read_text()
+
+
+@pytest.mark.parametrize("damage", ["table changed", "no artefact hashes"])
+def test_a_report_is_not_rebuilt_from_tables_that_are_not_the_recorded_ones(compared, damage):
+    config, result = compared
+    if damage == "table changed":
+        with (result.run_dir / runs.THRESHOLD_CURVE).open("a") as handle:
+            handle.write("0.5,0,0,0\n")
+    else:  # as a run saved before artefacts were recorded
+        metadata = json.loads((result.run_dir / runs.METADATA).read_text())
+        del metadata["artefacts"], metadata["selection"]
+        (result.run_dir / runs.METADATA).write_text(json.dumps(metadata))
+    (result.run_dir / "report.md").unlink()
+    with pytest.raises(ModelError, match="its report cannot be rebuilt"):
+        pipeline.rebuild_report(config, None)
+    assert not (result.run_dir / "report.md").exists()
 
 
 def test_above_selection_rows_candidates_are_compared_on_a_sample_and_the_winner_fit_on_all(write_config):
