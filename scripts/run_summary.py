@@ -8,7 +8,6 @@ Reads the run folder only (what train wrote), so it also summarises a run the ga
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -16,18 +15,18 @@ import pandas as pd
 
 from churn import runs
 from churn.config import load_config
-from churn.evaluation import METRIC_LABELS
+from churn.record import METRIC_LABELS
 
 
 def summary(run_dir: Path) -> str:
-    metadata = runs.read_metadata(run_dir)
-    metrics = json.loads((run_dir / runs.METRICS).read_text(encoding="utf-8"))
+    record = runs.read_record(run_dir)
+    metrics = record.metrics.model_dump()
     board = pd.read_csv(run_dir / runs.LEADERBOARD)
-    gate = metadata["validation"]["missed"]
+    gate = record.validation.missed
     lines = [
-        f"## churn run {metadata['run_id']}: {metadata['status']}",
+        f"## churn run {record.run_id}: {record.status}",
         "",
-        f"Selected **{metadata['model_name']}**, threshold {metadata['threshold']:.2f}"
+        f"Selected **{record.model.name}**, threshold {record.threshold.value:.2f}"
         + (f"; missed the gate: {'; '.join(gate)}" if gate else "; passed the validation gate."),
         "",
         "### Leaderboard (cross-validation on the training rows)",
@@ -42,9 +41,9 @@ def summary(run_dir: Path) -> str:
         )
     lines += ["", f"### Test metrics ({metrics['rows']} held-out rows)", "", "| metric | value |", "| --- | --- |"]
     lines += [f"| {label} | {metrics[key]:.4f} |" for key, label in METRIC_LABELS.items()]
-    if "expected_cost" in metrics:
-        lines.append(f"| expected cost | {metrics['expected_cost']:,.0f} (contacting nobody: "
-                     f"{metrics['cost_contact_nobody']:,.0f}) |")  # fmt: skip
+    if (costs := record.metrics.costs) is not None:
+        lines.append(f"| expected cost | {costs.expected_cost:,.0f} (contacting nobody: "
+                     f"{costs.cost_contact_nobody:,.0f}) |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

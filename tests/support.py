@@ -190,3 +190,29 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], *fragments: str
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+def fake_record(run_id: str, artefacts: dict[str, str], status: str = "accepted", **changes: Any) -> Any:
+    """A valid run record with made-up figures, for tests of the run registry."""
+    from churn.record import RunRecord
+
+    metrics = {"rows": 10, "positive_rate": 0.3, "roc_auc": 0.8, "pr_auc": 0.6, "accuracy": 0.7, "precision": 0.5,
+               "recall": 0.5, "f1": 0.5, "brier": 0.2, "confusion_matrix": {"tn": 5, "fp": 2, "fn": 1, "tp": 2},
+               "cv_roc_auc_mean": 0.8, "cv_roc_auc_std": 0.01}  # fmt: skip
+    features = {"numeric_features": ["n"], "categorical_features": ["c"], "id_column": None, "target": "y",
+                "positive_label": "Yes", "dtypes": {"n": "float64", "c": "category"}, "categories": {"c": ["a"]},
+                "numeric_ranges": {"n": {"min": 0.0, "max": 1.0, "missing": 0}}}  # fmt: skip
+    payload = {
+        "run_id": run_id, "created": "2026-01-01T00:00:00+00:00", "status": status, "config_path": "config.yaml",
+        "config": {}, "features": features, "metrics": metrics,
+        "data": {"path": "t.csv", "sha256": "0" * 64, "rows_read": 10, "rows_used": 10, "dropped_missing_target": 0,
+                 "dropped_duplicate_ids": 0, "missing_values": {},
+                 "class_balance": {"positive": 3, "negative": 7, "positive_rate": 0.3}},
+        "split": {"test_size": 0.2, "random_state": 0, "train_rows": 8, "test_rows": 2},
+        "selection": {"metric": "roc_auc", "cv_folds": 3, "compared_on_rows": 8, "training_rows": 8, "sampled": False},
+        "model": {"name": "m", "params": {}},
+        "threshold": {"value": 0.3, "objective": "fixed", "reason": "set in the config"},
+        "decision": {}, "validation": {"criteria": {}, "missed": []}, "train_seconds": 1.0,
+        "artefacts": artefacts, "environment": {"python": "3.11.7", "packages": {}, "git_commit": None},
+    }  # fmt: skip
+    return RunRecord.model_validate(payload | changes)

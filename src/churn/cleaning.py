@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn.codes import Coded
+from churn.columns import require_columns
 from churn.errors import DataError
 
 _WHOLE_NUMBER_WITH_ZERO_DECIMALS = r"^[+-]?\d+\.0+$"
@@ -146,9 +147,28 @@ def describe_unparsed(column: str, bad: UnparsedNumbers, limit: float | None = N
     )
 
 
-def missing_columns(columns: Sequence[str], spec: FeatureSpec) -> list[str]:
-    present = set(columns)
-    return [column for column in spec.columns if column not in present]
+def check_unparsed(
+    unparsed: Mapping[str, UnparsedNumbers], source: object, limit: float, key: str = "data.max_unparsed_share"
+) -> None:
+    """Stop when a numeric column holds more values that are not numbers than `limit` (the
+    setting `key`) allows: decimal commas or units in a whole column must not be silently imputed.
+
+    Raises:
+        DataError: naming the file (unless `source` is None), the column, the count and three
+            example values.
+    """
+    for column, bad in unparsed.items():
+        if bad.share > limit:
+            raise DataError(("" if source is None else f"{source}: ") + describe_unparsed(column, bad, limit, key))
+
+
+def cleaning_warnings(unparsed: Mapping[str, UnparsedNumbers], infinite: Mapping[str, int]) -> list[str]:
+    """One line per column where cleaning set values to missing."""
+    lines = [f"{describe_unparsed(column, bad)}; treated as missing" for column, bad in unparsed.items()]
+    lines += [
+        f"column {column} has {count} infinite value(s); treated as missing" for column, count in infinite.items()
+    ]
+    return lines
 
 
 def clean_features(frame: pd.DataFrame | pa.Table, spec: FeatureSpec) -> CleanedFeatures:
@@ -161,9 +181,8 @@ def clean_features(frame: pd.DataFrame | pa.Table, spec: FeatureSpec) -> Cleaned
         DataError: a feature column is missing.
     """
     arrow = isinstance(frame, pa.Table)
-    missing = missing_columns(frame.column_names if arrow else list(frame.columns), spec)
-    if missing:
-        raise DataError(f"missing required column(s) {', '.join(map(str, missing))}; add them to the input")
+    present = frame.column_names if arrow else [str(column) for column in frame.columns]
+    require_columns(present, spec.columns, None, "add them to the input")
     numbers: dict[str, np.ndarray] = {}
     unparsed: dict[str, UnparsedNumbers] = {}
     infinite: dict[str, int] = {}

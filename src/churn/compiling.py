@@ -26,7 +26,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from churn.cleaning import FeatureSpec, FeatureTable
 from churn.codes import category_codes
-from churn.errors import ModelError
+from churn.model import unwrap
 
 # Tree ensembles walk the whole input once per tree; slices that fit in the CPU cache make
 # those walks several times faster than one pass over a large matrix.
@@ -124,27 +124,6 @@ class FastScorer:
         for block in self.blocks:
             offset = block.write_into(features, out, offset)
         return out
-
-
-def unwrap(model: Any) -> Pipeline:
-    """The fitted pipeline inside a saved model.
-
-    Raises:
-        ModelError: the object is not a churn model (a threshold classifier around a pipeline
-            whose first step cleans), e.g. one saved by an earlier version of churn.
-    """
-    pipeline = getattr(model, "estimator_", getattr(model, "estimator", None))
-    if (
-        not isinstance(model, FixedThresholdClassifier)
-        or not isinstance(pipeline, Pipeline)
-        or list(pipeline.named_steps)[:1] != ["clean"]
-        or not hasattr(pipeline.named_steps["clean"], "spec_")
-    ):
-        raise ModelError(
-            "the saved model is not a churn model with its cleaning step and threshold "
-            "(it may come from an earlier version of churn); retrain it"
-        )
-    return pipeline
 
 
 def export_linear_tables(model: FixedThresholdClassifier) -> dict[str, Any] | None:

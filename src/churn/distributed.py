@@ -3,10 +3,12 @@
 The input is one file, a folder of parts or a glob; each part is one task. The client loads
 and hash-checks the run once and sends it to the workers, which need the churn package but not
 the models folder. Each worker scores its part with the very code of local predict
-(`churn.pipeline.score_source`) into a Parquet part of a staging folder beside the output;
-only when every part has succeeded is the output published: the folder renamed into place,
-or the parts assembled in input order into one CSV. A bad part stops the run, naming the
-part, and nothing is published. Workers that die are replaced by Dask and their parts rerun.
+(`churn.batch.score_table`) into a Parquet part of a staging folder beside the output, and
+returns the part's data-quality tally; the client adds them up, checks and reports them once,
+as predict does for one file. Only when every part has succeeded is the output published: the
+folder renamed into place, or the parts assembled in input order into one CSV. A bad part stops
+the run, naming the part, and nothing is published. Workers that die are replaced by Dask and
+their parts rerun.
 
 Inputs and outputs must be on storage that the workers and the client both reach (a shared
 filesystem on a real cluster; the local disk for the default local cluster).
@@ -21,16 +23,19 @@ import os
 import shutil
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from churn import pipeline, tables
+from churn import batch, tables
+from churn.cleaning import check_unparsed
 from churn.config import Config
 from churn.errors import ChurnError, ConfigError, DataError
+from churn.files import refuse_overwriting_input
+from churn.quality import QualityTally
+from churn.scoring import LoadedRun, load_run
 
 logger = logging.getLogger(__name__)
 
@@ -39,23 +44,12 @@ CONNECT_SECONDS = 10
 
 
 @dataclass(frozen=True)
-class PartResult:
-    """What one worker reports for one part."""
-
-    source: str
-    rows: int
-    positives: int
-    unseen: dict[str, int] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)  # what predict would have logged for the part
-
-
-@dataclass(frozen=True)
 class DaskResult:
     output: str
     parts: int
     rows: int
     predicted_positive: int
-    unseen_categories: dict[str, int]
+    quality: QualityTally
 
 
 def input_parts(spec: Path) -> list[Path]:
@@ -88,61 +82,35 @@ def predict(config: Config, spec: Path, output: Path, run: str | None, scheduler
     if importlib.util.find_spec("distributed") is None:
         raise ConfigError(f"--engine dask needs Dask, which is not installed; install it with {INSTALL}")
     parts = input_parts(spec)
-    _refuse_unsafe_output(parts, output)
-    loaded = pipeline.load_run(config, run)  # hash-checked once, here; the workers get it from us
+    refuse_overwriting_input(parts, output)
+    _refuse_existing_folder(output)
+    loaded = load_run(config.paths.models_dir, run)  # hash-checked once, here; the workers get it from us
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:
         with _client(config, scheduler) as client:
             results = _score_parts(client, config, loaded, parts, staging)
+        quality = QualityTally(loaded.features)
+        for result in results:
+            quality.merge(result.quality)
+        check_unparsed(quality.unparsed(), spec, config.data.max_unparsed_share)  # over the whole input
         _publish(staging, output, config.predict.chunk_rows)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    unseen: Counter[str] = Counter()
-    for result in results:  # the workers' warnings, reported here in input order, as predict would
-        unseen.update(result.unseen)
-        for warning in result.warnings:
-            logger.warning("%s", warning)
+    for line in quality.warnings():
+        logger.warning("%s: %s", spec, line)
     rows, positives = sum(r.rows for r in results), sum(r.positives for r in results)
-    return DaskResult(str(output), len(parts), rows, positives, dict(unseen))
+    return DaskResult(str(output), len(parts), rows, positives, quality)
 
 
-def score_part(config: Config, loaded: pipeline.LoadedRun, source: Path, target: Path) -> PartResult:
-    """One task, on a worker: the part scored by local predict's code into a Parquet part.
-
-    Its warnings are returned, not logged there: the client reports them, in one place.
-    """
-    with _collected_warnings() as warnings, tables.TableWriter(target) as writer:
-        quality, positives = pipeline.score_source(config, loaded, source, writer, progress=False)
-    return PartResult(str(source), writer.rows, positives, dict(quality.unseen), warnings)
+def score_part(config: Config, loaded: LoadedRun, source: Path, target: Path) -> batch.BatchResult:
+    """One task, on a worker: the part scored by local predict's code into a Parquet part. The
+    data-quality figures come back with the result; the client adds them up and reports them."""
+    with tables.TableWriter(target) as writer:
+        return batch.score_table(loaded, source, writer, config.predict.chunk_rows, None)
 
 
-class _Collector(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-@contextmanager
-def _collected_warnings() -> Iterator[list[str]]:
-    package = logging.getLogger("churn")
-    collector, saved = _Collector(), (package.level, package.propagate)
-    package.addHandler(collector)
-    package.setLevel(logging.WARNING)
-    package.propagate = False
-    try:
-        yield collector.messages
-    finally:
-        package.removeHandler(collector)
-        package.level, package.propagate = saved
-
-
-def _refuse_unsafe_output(parts: list[Path], output: Path) -> None:
-    if any(part.resolve() == output.resolve() for part in parts):
-        raise DataError(f"{output}: --output is an input file; choose another output path")
+def _refuse_existing_folder(output: Path) -> None:
     if output.suffix.lower() != ".csv" and output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise DataError(f"{output}: already exists; choose a new output folder (or a .csv file) or remove it")
 
@@ -176,8 +144,8 @@ def _client(config: Config, scheduler: str | None) -> Iterator[Any]:
 
 
 def _score_parts(
-    client: Any, config: Config, loaded: pipeline.LoadedRun, parts: list[Path], staging: Path
-) -> list[PartResult]:
+    client: Any, config: Config, loaded: LoadedRun, parts: list[Path], staging: Path
+) -> list[batch.BatchResult]:
     """Submit one task per part; gather them in input order, with progress; the first
     failure cancels the rest."""
     from distributed import as_completed

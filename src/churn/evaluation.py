@@ -19,17 +19,8 @@ from sklearn.metrics import (
 )
 
 from churn.config import GATE_KEYS, DecisionConfig, ValidationConfig
+from churn.model import unwrap
 from churn.scoring import predict_labels
-
-METRIC_LABELS = {
-    "roc_auc": "ROC AUC",
-    "pr_auc": "PR AUC (average precision)",
-    "accuracy": "accuracy",
-    "precision": "precision",
-    "recall": "recall",
-    "f1": "F1",
-    "brier": "Brier score",
-}
 
 
 def compute_metrics(y_true: pd.Series | np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -136,8 +127,6 @@ def feature_effects(model: Any, X: pd.DataFrame, y: pd.Series, seed: int, max_ro
     one-hot categories), signed. Others: permutation importance of the raw columns on the
     given (test) rows: the drop in ROC AUC when a column is shuffled, over 5 repeats.
     """
-    from churn.compiling import unwrap
-
     pipeline = unwrap(model)
     classifier = pipeline.named_steps["classifier"]
     if hasattr(classifier, "coef_"):

@@ -9,9 +9,11 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from churn.errors import DataError
 
 
 @contextlib.contextmanager
@@ -71,3 +73,15 @@ def _fsync(path: Path) -> None:
     # Without fsync a power cut after the rename can leave a renamed but empty file.
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
+
+
+def refuse_overwriting_input(inputs: Path | Sequence[Path], *outputs: str | Path | None) -> None:
+    """Refuse to write an output over one of the inputs: scoring a file must never destroy it.
+
+    Raises:
+        DataError: naming the output path, for --output or --report alike.
+    """
+    sources = {path.resolve() for path in ([inputs] if isinstance(inputs, Path) else inputs)}
+    for output in outputs:
+        if output is not None and str(output) != "-" and Path(output).resolve() in sources:
+            raise DataError(f"{output}: --output is the input file; choose another output path")

@@ -23,12 +23,12 @@ from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingCla
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.utils._param_validation import InvalidParameterError
 
 from churn import runs
 from churn.errors import ConfigError, ModelError
 from churn.files import atomic_path, sha256_file
 from churn.preprocessing import FeatureCleaner
+from churn.record import RunRecord
 
 ESTIMATORS: Mapping[str, type[BaseEstimator]] = {
     "logistic_regression": LogisticRegression,
@@ -65,14 +65,16 @@ def build_estimator(name: str, params: Mapping[str, Any], random_state: int, whe
 
 
 def _check_params(estimator: BaseEstimator, where: str) -> None:
-    # scikit-learn validates values only at fit time; its (private) validator surfaces a bad value
-    # now, before minutes of cross-validation, as a config error rather than a crash mid-run.
+    # scikit-learn validates parameter values only at fit time and has no public way to do it
+    # sooner; its estimators' own `_validate_params` surfaces a bad value now, before minutes of
+    # cross-validation, as a config error rather than a crash mid-run. Its InvalidParameterError
+    # is both a ValueError and a TypeError.
     validate = getattr(estimator, "_validate_params", None)
     if validate is None:
         return
     try:
         validate()
-    except InvalidParameterError as exc:
+    except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}.params: {exc}") from None
 
 
@@ -104,7 +106,7 @@ def save_model(model: FixedThresholdClassifier, path: Path) -> str:
     return sha256_file(path)
 
 
-def load_model(run_dir: Path, metadata: Mapping[str, Any]) -> FixedThresholdClassifier:
+def load_model(run_dir: Path, record: RunRecord) -> FixedThresholdClassifier:
     """Load a run's saved model from the very bytes whose sha256 matched the recorded one.
 
     A joblib file runs code when it is loaded, so nothing is unpickled unless it is verified.
@@ -113,12 +115,31 @@ def load_model(run_dir: Path, metadata: Mapping[str, Any]) -> FixedThresholdClas
         ModelError: no digest is recorded, the file is missing or changed after training, or
             it does not hold a churn model.
     """
-    payload = runs.read_artefact(run_dir, runs.MODEL, metadata)
+    payload = runs.read_artefact(run_dir, runs.MODEL, record)
     model = joblib.load(io.BytesIO(payload))
-    from churn.compiling import unwrap
-
     try:
         unwrap(model)
     except ModelError as error:
         raise ModelError(f"{run_dir / runs.MODEL}: {error}") from None
     return model
+
+
+def unwrap(model: Any) -> Pipeline:
+    """The fitted pipeline inside a saved model.
+
+    Raises:
+        ModelError: the object is not a churn model (a threshold classifier around a pipeline
+            whose first step cleans), e.g. one saved by an earlier version of churn.
+    """
+    pipeline = getattr(model, "estimator_", getattr(model, "estimator", None))
+    if (
+        not isinstance(model, FixedThresholdClassifier)
+        or not isinstance(pipeline, Pipeline)
+        or list(pipeline.named_steps)[:1] != ["clean"]
+        or not hasattr(pipeline.named_steps["clean"], "spec_")
+    ):
+        raise ModelError(
+            "the saved model is not a churn model with its cleaning step and threshold "
+            "(it may come from an earlier version of churn); retrain it"
+        )
+    return pipeline

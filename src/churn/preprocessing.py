@@ -1,14 +1,17 @@
 """The saved model's preprocessing: `FeatureCleaner` (raw columns in, clean features out) and
-one `ColumnTransformer` built from the config's column lists.
+one `ColumnTransformer` built from the column lists.
 
 Both are fitted inside the model `Pipeline` on training rows only, so every statistic they
 learn (category spellings, medians, scales, category lists) comes from those rows and is
-saved with the model.
+saved with the model. They are steps of a saved model, loaded wherever the model is: this
+module takes plain values and imports nothing that reads a file or the config.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -18,37 +21,44 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from churn.cleaning import CleanedFeatures, FeatureSpec, clean_features
-from churn.config import DataConfig, PreprocessingConfig
-from churn.data_loader import check_unparsed, warn_cleaning
+from churn.cleaning import CleanedFeatures, FeatureSpec, check_unparsed, clean_features, cleaning_warnings
+
+logger = logging.getLogger(__name__)
 
 
-def build_preprocessor(data: DataConfig, options: PreprocessingConfig) -> ColumnTransformer:
+def build_preprocessor(
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    numeric_impute: Literal["median", "mean"] = "median",
+    fill_values: Mapping[str, float] | None = None,
+    scale_numeric: bool = True,
+) -> ColumnTransformer:
     """Impute and scale numeric columns, impute and one-hot encode categorical ones.
 
-    Columns named in `preprocessing.fill_values` are imputed with that constant instead of the
-    learned statistic (Telco: a blank TotalCharges belongs to a customer with tenure 0, who has
-    been charged nothing yet, so 0 is the true value, not the median).
-    Categories unseen in training encode as all zeros instead of failing.
+    Columns named in `fill_values` are imputed with that constant instead of the learned
+    statistic (Telco: a blank TotalCharges belongs to a customer with tenure 0, who has been
+    charged nothing yet, so 0 is the true value, not the median). Categories unseen in training
+    encode as all zeros instead of failing.
     """
+    fill_values = fill_values or {}
     steps: list[tuple[str, object, list[str]]] = []
-    learned = [c for c in data.numeric_features if c not in options.fill_values]
+    learned = [c for c in numeric if c not in fill_values]
     if learned:
-        steps.append(("numeric", _numeric_steps(SimpleImputer(strategy=options.numeric_impute), options), learned))
-    for value in sorted(set(options.fill_values.values())):
-        columns = [c for c in data.numeric_features if options.fill_values.get(c) == value]
+        steps.append(("numeric", _numeric_steps(SimpleImputer(strategy=numeric_impute), scale_numeric), learned))
+    for value in sorted(set(fill_values.values())):
+        columns = [c for c in numeric if fill_values.get(c) == value]
         imputer = SimpleImputer(strategy="constant", fill_value=value)
-        steps.append((f"numeric_fill_{len(steps)}", _numeric_steps(imputer, options), columns))
-    if data.categorical_features:
-        steps.append(("categorical", _categorical_steps(), list(data.categorical_features)))
+        steps.append((f"numeric_fill_{len(steps)}", _numeric_steps(imputer, scale_numeric), columns))
+    if categorical:
+        steps.append(("categorical", _categorical_steps(), list(categorical)))
     return ColumnTransformer(steps, remainder="drop", verbose_feature_names_out=True)
 
 
-def _numeric_steps(imputer: SimpleImputer, options: PreprocessingConfig) -> Pipeline:
+def _numeric_steps(imputer: SimpleImputer, scale: bool) -> Pipeline:
     steps: list[tuple[str, object]] = [("impute", imputer)]
-    if options.scale_numeric:
+    if scale:
         steps.append(("scale", StandardScaler()))
     return Pipeline(steps)
 
@@ -132,18 +142,13 @@ class FeatureCleaner(TransformerMixin, BaseEstimator):
             if len(X) == 0:
                 raise ValueError(f"Found array with 0 sample(s) (shape=({len(X)}, {len(X.columns)})) "
                                  "while a minimum of 1 is required.")  # fmt: skip
-            return X, True
-        array = check_array(X, dtype=None, ensure_all_finite=False, ensure_2d=True)
-        if fitted and array.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {array.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
+            return X, True  # extra columns are ignored, so scikit-learn's name check does not apply
         if fitted and hasattr(self, "feature_names_in_"):
             raise ValueError(
                 f"{type(self).__name__} was fitted on named columns; pass a DataFrame with columns "
                 f"{', '.join(self.feature_names_in_)}"
             )
+        array = validate_data(self, X, reset=not fitted, dtype=None, ensure_all_finite=False, ensure_2d=True)
         return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])]), False
 
     def _feature_lists(self, frame: pd.DataFrame | pa.Table) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -159,7 +164,8 @@ class FeatureCleaner(TransformerMixin, BaseEstimator):
     def _clean(self, frame: pd.DataFrame | pa.Table, spec: FeatureSpec) -> CleanedFeatures:
         cleaned = clean_features(frame, spec)
         check_unparsed(cleaned.unparsed, None, self.max_unparsed_share, "max_unparsed_share")
-        warn_cleaning(cleaned.unparsed, cleaned.infinite, None)
+        for line in cleaning_warnings(cleaned.unparsed, cleaned.infinite):
+            logger.warning("%s", line)
         return cleaned
 
 
@@ -167,7 +173,3 @@ def _is_number_type(kind: Any) -> bool:
     if isinstance(kind, pa.DataType):
         return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
     return bool(pd.api.types.is_numeric_dtype(kind) and not pd.api.types.is_bool_dtype(kind))
-
-
-def build_cleaner(data: DataConfig, max_unparsed_share: float) -> FeatureCleaner:
-    return FeatureCleaner(data.numeric_features, data.categorical_features, max_unparsed_share)

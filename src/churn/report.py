@@ -3,7 +3,6 @@ so `python main.py report` can rebuild the report of any past run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from churn import runs  # noqa: E402
 from churn.errors import ModelError  # noqa: E402
-from churn.evaluation import METRIC_LABELS  # noqa: E402
 from churn.files import atomic_path, write_text_atomic  # noqa: E402
+from churn.record import METRIC_LABELS, RunRecord, TestMetrics  # noqa: E402
 from churn.runs import FEATURE_EFFECTS, LEADERBOARD, REPORT, TEST_PREDICTIONS, THRESHOLD_CURVE  # noqa: E402
 
 PLOTS = {
@@ -39,27 +37,27 @@ GAINS_AT = (0.1, 0.2, 0.3, 0.5)
 TOP_EFFECTS = 15
 
 
-def write_report(run_dir: Path, metadata: dict[str, Any] | None = None) -> Path:
+def write_report(run_dir: Path, record: RunRecord) -> Path:
     """Draw every plot and write report.md into the run folder; return the report's path.
 
-    `metadata` is passed while training, before metadata.json (written last) exists.
+    While training, `record` is the run's record about to be written (metadata.json comes last).
 
     Raises:
         ModelError: a file the report needs is missing from the run folder.
     """
-    inputs = _read_inputs(run_dir, metadata)
-    metrics = inputs["metrics"]
+    inputs = _read_inputs(run_dir, record)
+    threshold = record.threshold.value
     figures = {
         "roc.png": _roc_figure(inputs["test"]),
         "precision_recall.png": _pr_figure(inputs["test"]),
         "calibration.png": _calibration_figure(inputs["test"]),
-        "confusion_matrix.png": _confusion_figure(metrics["confusion_matrix"], metrics["threshold"]),
-        "threshold.png": _threshold_figure(inputs["curve"], metrics["threshold"]),
+        "confusion_matrix.png": _confusion_figure(record.metrics.confusion_matrix.model_dump(), threshold),
+        "threshold.png": _threshold_figure(inputs["curve"], threshold),
         "gains.png": _gains_figure(inputs["test"]),
         "feature_effects.png": _effects_figure(inputs["effects"]),
     }
     if "expected_cost" in inputs["curve"]:
-        figures["cost.png"] = _cost_figure(inputs["curve"], metrics["threshold"])
+        figures["cost.png"] = _cost_figure(inputs["curve"], threshold)
     for name, figure in figures.items():
         _save(figure, run_dir / name)
     path = run_dir / REPORT
@@ -67,14 +65,13 @@ def write_report(run_dir: Path, metadata: dict[str, Any] | None = None) -> Path:
     return path
 
 
-def _read_inputs(run_dir: Path, metadata: dict[str, Any] | None) -> dict[str, Any]:
-    needed = [runs.METRICS, LEADERBOARD, TEST_PREDICTIONS, THRESHOLD_CURVE, FEATURE_EFFECTS]
+def _read_inputs(run_dir: Path, record: RunRecord) -> dict[str, Any]:
+    needed = [LEADERBOARD, TEST_PREDICTIONS, THRESHOLD_CURVE, FEATURE_EFFECTS]
     missing = [name for name in needed if not (run_dir / name).is_file()]
     if missing:
         raise ModelError(f"{run_dir}: cannot build a report, missing {', '.join(missing)}; retrain to get a full run")
     return {
-        "metadata": metadata if metadata is not None else runs.read_metadata(run_dir),
-        "metrics": json.loads((run_dir / runs.METRICS).read_text(encoding="utf-8")),
+        "record": record,
         "leaderboard": pd.read_csv(run_dir / LEADERBOARD),
         "test": pd.read_csv(run_dir / TEST_PREDICTIONS),
         "curve": pd.read_csv(run_dir / THRESHOLD_CURVE),
@@ -196,15 +193,15 @@ def _effects_figure(effects: pd.DataFrame) -> Figure:
 
 
 def _markdown(inputs: dict[str, Any]) -> str:
-    metadata, metrics = inputs["metadata"], inputs["metrics"]
+    record: RunRecord = inputs["record"]
     sections = [
-        f"# Churn model report: run {metadata['run_id']}",
-        f"Created {metadata['created']}; model **{metadata['model_name']}**; status **{metadata['status']}**.",
-        _gate_section(metadata),
-        _data_section(metadata),
-        _comparison_section(metadata, inputs["leaderboard"]),
-        _metrics_section(metrics),
-        _threshold_section(metadata, metrics),
+        f"# Churn model report: run {record.run_id}",
+        f"Created {record.created}; model **{record.model.name}**; status **{record.status}**.",
+        _gate_section(record),
+        _data_section(record),
+        _comparison_section(record, inputs["leaderboard"]),
+        _metrics_section(record.metrics, record.threshold.value, record.selection.cv_folds),
+        _threshold_section(record),
         _gains_section(inputs["test"]),
         "## Plots\n\n" + "\n\n".join(f"### {title}\n\n![{title}]({name})" for name, title in plots_of(inputs).items()),
         "## Top feature effects\n\n" + _table(inputs["effects"].head(TOP_EFFECTS).round(4)),
@@ -212,82 +209,73 @@ def _markdown(inputs: dict[str, Any]) -> str:
     return "\n\n".join(sections) + "\n"
 
 
-def _comparison_section(metadata: dict[str, Any], leaderboard: pd.DataFrame) -> str:
-    selection = metadata["selection"]
-    if selection["sampled"]:
+def _comparison_section(record: RunRecord, leaderboard: pd.DataFrame) -> str:
+    selection = record.selection
+    if selection.sampled:
         where = (
-            f"Candidates were compared on a stratified sample of {selection['compared_on_rows']:,} of the "
-            f"{selection['training_rows']:,} training rows (`training.selection_rows`); the selected one was "
+            f"Candidates were compared on a stratified sample of {selection.compared_on_rows:,} of the "
+            f"{selection.training_rows:,} training rows (`training.selection_rows`); the selected one was "
             "then fitted on all of them."
         )
     else:
-        where = f"Candidates were compared on all {selection['training_rows']:,} training rows."
+        where = f"Candidates were compared on all {selection.training_rows:,} training rows."
     return "## Model comparison (cross-validation on the training rows)\n\n" + where + "\n\n" + _table(leaderboard)
 
 
-def _gate_section(metadata: dict[str, Any]) -> str:
-    gate = metadata.get("validation", {})
-    if not gate.get("criteria"):
+def _gate_section(record: RunRecord) -> str:
+    gate = record.validation
+    if not gate.criteria:
         return "## Validation gate\n\nNo criteria set (`validation:` in the config): the model is accepted."
-    lines = [f"- `{key}`: {bound:g}" for key, bound in gate["criteria"].items()]
-    verdict = "passed" if not gate["missed"] else "**failed**: " + "; ".join(gate["missed"])
+    lines = [f"- `{key}`: {bound:g}" for key, bound in gate.criteria.items()]
+    verdict = "passed" if not gate.missed else "**failed**: " + "; ".join(gate.missed)
     return "## Validation gate\n\n" + "\n".join(lines) + f"\n\nVerdict: {verdict}."
 
 
-def _data_section(metadata: dict[str, Any]) -> str:
-    data, balance = metadata["training_data"], metadata["class_balance"]
-    missing = metadata.get("missing_values", {})
+def _data_section(record: RunRecord) -> str:
+    data, balance, split = record.data, record.data.class_balance, record.split
     lines = [
-        f"- file: `{data['path']}` (sha256 `{data['sha256'][:16]}…`)",
-        f"- rows read {data['rows_read']}, used {data['rows_used']} "
-        f"(dropped: {data['dropped_missing_target']} missing target, {data['dropped_duplicate_ids']} duplicate id)",
-        f"- split: {data['train_rows']} training rows, {data['test_rows']} test rows",
-        f"- class balance: {balance['positive']} churned ({balance['positive_rate']:.1%}), "
-        f"{balance['negative']} stayed",
+        f"- file: `{data.path}` (sha256 `{data.sha256[:16]}…`)",
+        f"- rows read {data.rows_read}, used {data.rows_used} "
+        f"(dropped: {data.dropped_missing_target} missing target, {data.dropped_duplicate_ids} duplicate id)",
+        f"- split: {split.train_rows} training rows, {split.test_rows} test rows",
+        f"- class balance: {balance.positive} churned ({balance.positive_rate:.1%}), {balance.negative} stayed",
     ]
+    missing = {column: count for column, count in data.missing_values.items() if count > 0}
     table = pd.DataFrame({"column": list(missing), "missing values": list(missing.values())})
-    missing_text = _table(table[table["missing values"] > 0]) if (table["missing values"] > 0).any() else "none"
-    return (
-        "## Data\n\n"
-        + "\n".join(lines)
-        + "\n\nMissing values per feature column: "
-        + ("\n\n" + missing_text if missing_text != "none" else "none.")
-    )
+    missing_text = "\n\n" + _table(table) if missing else "none."
+    return "## Data\n\n" + "\n".join(lines) + "\n\nMissing values per feature column: " + missing_text
 
 
-def _metrics_section(metrics: dict[str, Any]) -> str:
-    rows = [(label, f"{metrics[key]:.4f}") for key, label in METRIC_LABELS.items()]
+def _metrics_section(metrics: TestMetrics, threshold: float, cv_folds: int) -> str:
+    values = metrics.model_dump()
+    rows = [(label, f"{values[key]:.4f}") for key, label in METRIC_LABELS.items()]
     rows.append(
-        (
-            f"{metrics['cv_folds']}-fold CV ROC AUC (training rows)",
-            f"{metrics['cv_roc_auc_mean']:.4f} ± {metrics['cv_roc_auc_std']:.4f}",
-        )
+        (f"{cv_folds}-fold CV ROC AUC (training rows)", f"{metrics.cv_roc_auc_mean:.4f} ± {metrics.cv_roc_auc_std:.4f}")
     )
-    cm = metrics["confusion_matrix"]
+    cm = metrics.confusion_matrix
     confusion = pd.DataFrame(
         {
             "": ["actual stayed", "actual churned"],
-            "predicted stays": [cm["tn"], cm["fn"]],
-            "predicted churns": [cm["fp"], cm["tp"]],
+            "predicted stays": [cm.tn, cm.fn],
+            "predicted churns": [cm.fp, cm.tp],
         }
     )
     return (
-        f"## Final model on the {metrics['rows']} held-out test rows\n\n"
+        f"## Final model on the {metrics.rows} held-out test rows\n\n"
         + _table(pd.DataFrame(rows, columns=["metric", "value"]))
-        + f"\n\nConfusion matrix at threshold {metrics['threshold']:.2f}:\n\n"
+        + f"\n\nConfusion matrix at threshold {threshold:.2f}:\n\n"
         + _table(confusion)
     )
 
 
-def _threshold_section(metadata: dict[str, Any], metrics: dict[str, Any]) -> str:
-    choice = metadata["threshold_choice"]
-    text = f"## Decision threshold\n\nThreshold **{metrics['threshold']:.2f}**: {choice['reason']}."
-    if "expected_cost" in metrics:
+def _threshold_section(record: RunRecord) -> str:
+    text = f"## Decision threshold\n\nThreshold **{record.threshold.value:.2f}**: {record.threshold.reason}."
+    if (costs := record.metrics.costs) is not None:
         text += (
             f"\n\nOn the test rows, contacting the customers at or above this threshold has an expected cost of "
-            f"{metrics['expected_cost']:,.0f}, against {metrics['cost_contact_nobody']:,.0f} for contacting nobody "
-            f"and {metrics['cost_contact_everyone']:,.0f} for contacting everyone: a saving of "
-            f"{metrics['saving_vs_contact_nobody']:,.0f} against contacting nobody."
+            f"{costs.expected_cost:,.0f}, against {costs.cost_contact_nobody:,.0f} for contacting nobody "
+            f"and {costs.cost_contact_everyone:,.0f} for contacting everyone: a saving of "
+            f"{costs.saving_vs_contact_nobody:,.0f} against contacting nobody."
         )
     return text
 

@@ -1,9 +1,11 @@
 """Run folders under the models folder, and the `latest` pointer between them.
 
 A run folder `models/<run_id>/` holds `model.joblib`, `metrics.json`, the report's tables and,
-written last, `metadata.json`, which records the sha256 of every artefact. A run is complete
-when its metadata is there and every artefact it records is there with that hash; anything
-else is an incomplete run and is never loaded.
+written last, `metadata.json`: the run's record (`churn.record.RunRecord`), which holds the
+sha256 of every artefact. A run is complete when its record is there and readable and every
+artefact it records is there with that hash; anything else is an incomplete run and is never
+loaded. This module owns writing a run folder (`creating_run`, `RunFolder`) and reading one
+(`read_record`, `read_artefact`).
 
 `models/latest` is a one-line text file naming the current run, replaced atomically under a
 lock (`fcntl.flock` on `models/.latest.lock`) so concurrent trainings cannot interleave. A
@@ -23,14 +25,18 @@ import re
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from churn.errors import ModelError
-from churn.files import sha256_file, write_text_atomic
+from churn.files import sha256_file, write_json_atomic, write_text_atomic
+from churn.record import RunRecord, UnknownVersion, parse_record
 
 LATEST = "latest"
 METADATA = "metadata.json"
@@ -52,13 +58,32 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
 
 
+@dataclass(frozen=True)
+class RunFolder:
+    """A run folder being written: files go in first, the record last (`finish`)."""
+
+    run_id: str
+    path: Path
+
+    def digests(self) -> dict[str, str]:
+        """Every file written so far, with its sha256: the record's `artefacts`."""
+        return {path.name: sha256_file(path) for path in sorted(self.path.iterdir()) if path.is_file()}
+
+    def finish(self, record: RunRecord) -> None:
+        """Write metadata.json, the run's record; from then on the run is complete."""
+        write_json_atomic(self.path / METADATA, record.to_json())
+
+
 @contextlib.contextmanager
-def creating_run(models_dir: Path) -> Iterator[tuple[str, Path]]:
+def creating_run(models_dir: Path) -> Iterator[RunFolder]:
     """Make a new, empty run folder and hold it as being written until the block ends.
 
     Exclusive creation guarantees two runs never share a folder; creating and locking it
     under the models folder's lock means `prune` never sees it unlocked and empty. Temporary
     files that killed processes left behind are swept away first.
+
+    Raises:
+        ModelError: the run folder was deleted while it was being written.
     """
     models_dir.mkdir(parents=True, exist_ok=True)
     with latest_lock(models_dir):
@@ -73,7 +98,11 @@ def creating_run(models_dir: Path) -> Iterator[tuple[str, Path]]:
             break
         held = _hold(run_dir)
     try:
-        yield run_id, run_dir
+        yield RunFolder(run_id, run_dir)
+    except FileNotFoundError:
+        if run_dir.exists():
+            raise
+        raise ModelError(f"{run_dir}: the run folder was deleted while it was being written; train again") from None
     finally:
         os.close(held)  # releases the lock, also when the process is killed
 
@@ -151,17 +180,21 @@ def read_latest(models_dir: Path) -> str | None:
 
 
 def is_complete(run_dir: Path) -> bool:
-    """Metadata present, and every artefact it records present with its recorded sha256."""
+    """Record present and readable, and every artefact it records present with its sha256."""
     try:
-        metadata = read_metadata(run_dir)
+        record = read_record(run_dir)
     except ModelError:
         return False
-    recorded = metadata.get("artefacts")
-    if not isinstance(recorded, dict) or not recorded:
-        return False
-    return all(
-        (run_dir / name).is_file() and sha256_file(run_dir / name) == digest for name, digest in recorded.items()
-    )
+    return bool(record.artefacts) and not changed_artefacts(run_dir, record)
+
+
+def changed_artefacts(run_dir: Path, record: RunRecord) -> list[str]:
+    """The recorded artefacts that are missing or differ from their recorded sha256."""
+    return [
+        name
+        for name, digest in record.artefacts.items()
+        if not (run_dir / name).is_file() or sha256_file(run_dir / name) != digest
+    ]
 
 
 def resolve_run(models_dir: Path, run: str | Path | None) -> Path:
@@ -183,11 +216,11 @@ def resolve_run(models_dir: Path, run: str | Path | None) -> Path:
     raise ModelError(f"{run}: no such run folder; pass a path to a run folder or a run id from {models_dir}")
 
 
-def read_metadata(run_dir: Path) -> dict[str, Any]:
-    """The metadata of a complete run.
+def read_record(run_dir: Path) -> RunRecord:
+    """The record of a run (its metadata.json), upgraded in memory when an earlier churn wrote it.
 
     Raises:
-        ModelError: the run is incomplete or its metadata is unreadable.
+        ModelError: there is no record (the run is incomplete), or it cannot be read.
     """
     path = run_dir / METADATA
     try:
@@ -198,31 +231,51 @@ def read_metadata(run_dir: Path) -> dict[str, Any]:
         raise ModelError(f"{path}: unreadable metadata ({exc}); train again") from None
     if not isinstance(payload, dict):
         raise ModelError(f"{path}: metadata is not a JSON object; train again")
-    return payload
+    try:
+        return parse_record(payload, _v1_metrics(run_dir, payload))
+    except UnknownVersion as exc:
+        raise ModelError(f"{path}: {exc}; upgrade churn to load this run, or retrain") from None
+    except (ValidationError, KeyError, TypeError, AttributeError) as exc:
+        problem = _first_problem(exc)
+        raise ModelError(f"{path}: unreadable metadata ({problem}); retrain to get a readable run") from None
 
 
-def recorded_digest(metadata: Mapping[str, Any], name: str) -> str | None:
-    """The sha256 metadata records for an artefact, or None."""
-    artefacts = metadata.get("artefacts")
-    digest = artefacts.get(name) if isinstance(artefacts, Mapping) else None
-    return digest if isinstance(digest, str) and digest else None
+def _v1_metrics(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """Version 1 kept the test metrics in metrics.json: read it, hash-checked, for the upgrade."""
+    if "schema_version" in payload or not isinstance(payload.get("artefacts"), dict):
+        return None
+    if METRICS not in payload["artefacts"]:
+        return None
+    metrics = json.loads(_checked_bytes(run_dir, METRICS, payload["artefacts"][METRICS]))
+    return metrics if isinstance(metrics, dict) else None
 
 
-def read_artefact(run_dir: Path, name: str, metadata: Mapping[str, Any]) -> bytes:
-    """The bytes of a run's artefact, after checking them against the sha256 metadata records.
+def _first_problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        return f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def read_artefact(run_dir: Path, name: str, record: RunRecord) -> bytes:
+    """The bytes of a run's artefact, after checking them against the sha256 the record holds.
 
     The bytes returned are the bytes hashed: nothing can swap the file between check and load.
 
     Raises:
         ModelError: no digest is recorded, the file is missing, or it changed after training.
     """
-    path = run_dir / name
-    expected = recorded_digest(metadata, name)
-    if expected is None:
+    expected = record.artefacts.get(name)
+    if not expected:
         raise ModelError(
-            f"{path}: {METADATA} records no sha256 for it, so the file cannot be verified and is not loaded; "
-            "retrain to get a verifiable run"
+            f"{run_dir / name}: {METADATA} records no sha256 for it, so the file cannot be verified and is not "
+            "loaded; retrain to get a verifiable run"
         )
+    return _checked_bytes(run_dir, name, expected)
+
+
+def _checked_bytes(run_dir: Path, name: str, expected: str) -> bytes:
+    path = run_dir / name
     try:
         payload = path.read_bytes()
     except FileNotFoundError:
@@ -288,30 +341,20 @@ def _summary(run_dir: Path, latest: str | None) -> dict[str, Any]:
         if is_being_written(run_dir):
             row["status"] = "training"
         return row
-    metadata = read_metadata(run_dir)
-    metrics = _read_json(run_dir / METRICS)
+    record = read_record(run_dir)
     row |= {
-        "created": metadata.get("created"),
-        "model": metadata.get("model_name"),
-        "test_roc_auc": metrics.get("roc_auc"),
-        "threshold": metadata.get("threshold"),
-        "status": metadata.get("status", "accepted"),
+        "created": record.created,
+        "model": record.model.name,
+        "test_roc_auc": record.metrics.roc_auc,
+        "threshold": record.threshold.value,
+        "status": record.status,
     }
     return row
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return payload if isinstance(payload, dict) else {}
-
-
 def run_details(models_dir: Path, run_id: str) -> dict[str, Any]:
-    """A run's metadata and metrics, for `models show`."""
-    run_dir = resolve_run(models_dir, run_id)
-    return {"metadata": read_metadata(run_dir), "metrics": _read_json(run_dir / METRICS)}
+    """A run's record, for `models show`."""
+    return read_record(resolve_run(models_dir, run_id)).to_json()
 
 
 def promote(models_dir: Path, run_id: str) -> None:
@@ -323,9 +366,9 @@ def promote(models_dir: Path, run_id: str) -> None:
     run_dir = models_dir / run_id
     if not run_dir.is_dir():
         raise ModelError(f"{run_id}: no such run in {models_dir}; see `python main.py models list`")
-    status = read_metadata(run_dir).get("status", "accepted")
-    if status != "accepted":
-        raise ModelError(f"{run_id}: run was {status} by the validation gate; promote an accepted run")
+    record = read_record(run_dir)
+    if not record.accepted:
+        raise ModelError(f"{run_id}: run was {record.status} by the validation gate; promote an accepted run")
     point_latest(models_dir, run_id)
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 from churn import runs
 from churn.cleaning import CleanedFeatures, FeatureSpec, FeatureTable, clean_features
 from churn.codes import category_codes
+from churn.record import FeatureSchema, RunRecord
 
 
 class Scorer(Protocol):
@@ -82,20 +83,49 @@ class LinearScorer:
             return 1.0 / (1.0 + np.exp(-z))
 
 
-def load_scorer(run_dir: Path, metadata: dict[str, Any]) -> Scorer:
+def load_scorer(run_dir: Path, record: RunRecord) -> Scorer:
     """The fastest faithful scorer of a run: its exported tables, else its saved model.
 
     Fails closed: every artefact is loaded from the very bytes whose sha256 was checked
-    against the digest metadata.json records, and a missing digest or a missing recorded
+    against the digest the run's record holds, and a missing digest or a missing recorded
     artefact is refused, never worked around.
 
     Raises:
         ModelError: a digest is missing or differs, or a recorded artefact is missing.
     """
-    if runs.recorded_digest(metadata, runs.SCORER) is not None:
-        payload = runs.read_artefact(run_dir, runs.SCORER, metadata)
-        return LinearScorer(json.loads(payload))
-    from churn.compiling import FastScorer  # scikit-learn, only for models that need it
+    if runs.SCORER in record.artefacts:
+        return LinearScorer(json.loads(runs.read_artefact(run_dir, runs.SCORER, record)))
+    # Deferred: these import scikit-learn (about 0.6 s), which a logistic-regression run's
+    # lookup tables score without.
+    from churn.compiling import FastScorer
     from churn.model import load_model
 
-    return FastScorer(load_model(run_dir, metadata))
+    return FastScorer(load_model(run_dir, record))
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A complete run ready to score: its folder, record and hash-checked scorer."""
+
+    run_dir: Path
+    record: RunRecord
+    scorer: Scorer
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    @property
+    def features(self) -> FeatureSchema:
+        return self.record.features
+
+
+def load_run(models_dir: Path, run: str | Path | None) -> LoadedRun:
+    """The run folder (default: the one `latest` names), its record, and its hash-checked scorer.
+
+    Raises:
+        ModelError: no such run, or it is incomplete or changed after training.
+    """
+    run_dir = runs.resolve_run(models_dir, run)
+    record = runs.read_record(run_dir)
+    return LoadedRun(run_dir, record, load_scorer(run_dir, record))

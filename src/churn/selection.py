@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin, clone
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
-from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold
+from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
-from churn.config import CandidateConfig, Config, DecisionConfig
+from churn.config import Candidate, Config, DecisionConfig
 from churn.errors import ConfigError, DataError
 from churn.evaluation import threshold_curve
 from churn.model import build_estimator
@@ -60,7 +60,7 @@ class ThresholdChoice:
 
 def build_candidates(
     config: Config,
-) -> list[tuple[CandidateConfig, list[ClassifierMixin], list[dict[str, Any]]]]:
+) -> list[tuple[Candidate, list[ClassifierMixin], list[dict[str, Any]]]]:
     """Every candidate with each parameter setting it will try and that setting's estimator.
 
     Built before any data is read, so an unknown model, parameter or value fails at once as a
@@ -78,7 +78,7 @@ def build_candidates(
     return built
 
 
-def _settings(candidate: CandidateConfig, seed: int) -> list[dict[str, Any]]:
+def _settings(candidate: Candidate, seed: int) -> list[dict[str, Any]]:
     if candidate.search is None:
         return [dict(candidate.params)]
     space = {key: list(values) for key, values in candidate.search.space.items()}
@@ -98,8 +98,6 @@ def selection_sample(X: pd.DataFrame, y: pd.Series, rows: int | None, seed: int)
     refit on every training row."""
     if rows is None or len(y) <= rows:
         return X, y
-    from sklearn.model_selection import train_test_split
-
     X_sample, _, y_sample, _ = train_test_split(X, y, train_size=rows, stratify=y, random_state=seed)
     return X_sample, y_sample
 

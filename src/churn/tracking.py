@@ -28,9 +28,9 @@ import pandas as pd
 from churn import runs, tables
 from churn.config import Config
 from churn.errors import ConfigError
+from churn.record import RunRecord, TestMetrics
 
 if TYPE_CHECKING:
-    from churn.pipeline import TrainResult
     from churn.selection import Comparison
 
 logger = logging.getLogger(__name__)
@@ -72,15 +72,17 @@ def check_available(config: Config) -> None:
         )
 
 
-def log_training(config: Config, result: TrainResult, comparison: Comparison, model: Any, source: Path) -> str | None:
+def log_training(
+    config: Config, run_dir: Path, record: RunRecord, comparison: Comparison, model: Any, source: Path
+) -> str | None:
     """Log a saved training to MLflow; return the MLflow run id, or None (with one warning
     line naming the URI and the cause) when the tracking store fails."""
     uri = tracking_uri(config)
     try:
         with _mlflow(uri) as mlflow:
-            return _log(mlflow, config, result, comparison, model, source)
+            return _log(mlflow, config, run_dir, record, comparison, model, source)
     except Exception as error:  # noqa: BLE001 - a failing store must not fail a training saved locally
-        logger.warning("tracking: run %s not logged to %s (%s); it is saved locally", result.run_id, uri, _cause(error))
+        logger.warning("tracking: run %s not logged to %s (%s); it is saved locally", record.run_id, uri, _cause(error))
         return None
 
 
@@ -125,20 +127,21 @@ def _mlflow(uri: str) -> Iterator[Any]:
         mlflow.set_tracking_uri(previous)
 
 
-def _log(mlflow: Any, config: Config, result: TrainResult, comparison: Comparison, model: Any, source: Path) -> str:
+def _log(
+    mlflow: Any, config: Config, run_dir: Path, record: RunRecord, comparison: Comparison, model: Any, source: Path
+) -> str:
     experiment = _experiment(mlflow, config)
-    metadata = result.metadata
-    with mlflow.start_run(experiment_id=experiment, run_name=result.run_id) as parent:
-        mlflow.log_params(_params(config, metadata))
-        mlflow.log_metrics(_metrics(result.metrics))
-        mlflow.set_tags(_tags(metadata))
-        for path in _run_files(result.run_dir):
+    with mlflow.start_run(experiment_id=experiment, run_name=record.run_id) as parent:
+        mlflow.log_params(_params(config, record))
+        mlflow.log_metrics(_metrics(record.metrics, record.threshold.value, record.train_seconds))
+        mlflow.set_tags(_tags(record))
+        for path in _run_files(run_dir):
             mlflow.log_artifact(str(path), artifact_path="churn_run")
         _log_candidates(mlflow, experiment, comparison, config.training.selection_metric)
-        info = _log_model(mlflow, model, metadata, source)
-        _register(mlflow, config, info.model_uri, result)
+        info = _log_model(mlflow, model, record, source)
+        _register(mlflow, config, info.model_uri, record)
         logger.info(
-            "tracking: logged run %s to %s (MLflow run %s)", result.run_id, tracking_uri(config), parent.info.run_id
+            "tracking: logged run %s to %s (MLflow run %s)", record.run_id, tracking_uri(config), parent.info.run_id
         )
         return str(parent.info.run_id)
 
@@ -164,26 +167,28 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _params(config: Config, metadata: Mapping[str, Any]) -> dict[str, str]:
-    params = flatten(config.to_dict()) | flatten(metadata["model_params"], "selected_model.")
-    params["selected_model.name"] = metadata["model_name"]
+def _params(config: Config, record: RunRecord) -> dict[str, str]:
+    params = flatten(config.to_dict()) | flatten(record.model.params, "selected_model.")
+    params["selected_model.name"] = record.model.name
     return {key: str(value)[:6000] for key, value in params.items()}  # MLflow's limit on a value
 
 
-def _metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Every number of metrics.json, the confusion matrix as four."""
-    numbers = {key: float(value) for key, value in metrics.items() if isinstance(value, (int, float))}
-    numbers |= {f"confusion_{cell}": float(count) for cell, count in metrics.get("confusion_matrix", {}).items()}
-    return numbers
+def _metrics(metrics: TestMetrics, threshold: float, train_seconds: float) -> dict[str, float]:
+    """Every test metric, the costs and the confusion matrix as numbers of their own."""
+    values = metrics.model_dump()
+    numbers = {key: float(value) for key, value in values.items() if isinstance(value, (int, float))}
+    numbers |= {f"confusion_{cell}": float(count) for cell, count in values["confusion_matrix"].items()}
+    numbers |= {key: float(value) for key, value in (values["costs"] or {}).items()}
+    return numbers | {"threshold": threshold, "train_seconds": train_seconds}
 
 
-def _tags(metadata: Mapping[str, Any]) -> dict[str, str]:
-    missed = metadata["validation"]["missed"]
+def _tags(record: RunRecord) -> dict[str, str]:
+    missed = record.validation.missed
     return {
-        RUN_TAG: metadata["run_id"],
-        "churn.training_data_sha256": metadata["training_data"]["sha256"],
-        "churn.git_commit": metadata["environment"].get("git_commit") or "unknown",
-        "churn.status": metadata["status"],
+        RUN_TAG: record.run_id,
+        "churn.training_data_sha256": record.data.sha256,
+        "churn.git_commit": record.environment.git_commit or "unknown",
+        "churn.status": record.status,
         "churn.gate_misses": "; ".join(missed) if missed else "none",
     }
 
@@ -210,8 +215,8 @@ def _log_candidates(mlflow: Any, experiment: str, comparison: Comparison, metric
             mlflow.set_tags({"churn.selection_metric": metric, "churn.selected": str(chosen).lower()})
 
 
-def _log_model(mlflow: Any, model: Any, metadata: Mapping[str, Any], source: Path) -> Any:
-    example = _input_example(metadata, source)
+def _log_model(mlflow: Any, model: Any, record: RunRecord, source: Path) -> Any:
+    example = _input_example(record, source)
     trusted = _skops_types(model)
     return mlflow.sklearn.log_model(
         model,
@@ -249,22 +254,21 @@ def _signature(mlflow: Any, example: pd.DataFrame, model: Any) -> Any:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def _input_example(metadata: Mapping[str, Any], source: Path) -> pd.DataFrame:
+def _input_example(record: RunRecord, source: Path) -> pd.DataFrame:
     """A few training rows as a client sends them: the feature columns, as pandas reads the file."""
-    schema = metadata["schema"]
-    columns = [*schema["numeric_features"], *schema["categorical_features"]]
+    columns = list(record.features.columns)
     if tables.table_format(source) == "parquet":
         return pd.read_parquet(source, columns=columns).head(EXAMPLE_ROWS)
     return pd.read_csv(source, usecols=columns, nrows=EXAMPLE_ROWS)[columns]
 
 
-def _register(mlflow: Any, config: Config, model_uri: str, result: TrainResult) -> None:
+def _register(mlflow: Any, config: Config, model_uri: str, record: RunRecord) -> None:
     name = config.tracking.registered_model
     if name is None:
         return
     with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints its own notices here
-        version = mlflow.register_model(model_uri, name, tags={RUN_TAG: result.run_id})
-    moved = not result.gate_missed
+        version = mlflow.register_model(model_uri, name, tags={RUN_TAG: record.run_id})
+    moved = record.accepted
     if moved:
         mlflow.MlflowClient().set_registered_model_alias(name, CHAMPION, version.version)
     logger.info(

@@ -105,7 +105,7 @@ def test_evaluate_after_training_without_costs(workspace):
     config["decision"] = {"offer_cost": None, "churn_cost": None, "offer_success_rate": None}
     (folder / "nocost.yaml").write_text(yaml.safe_dump(config))
     trained = pipeline.train(load_config(folder / "nocost.yaml"))
-    assert trained.metadata["threshold_choice"]["objective"] == "max_f1"
+    assert trained.record.threshold.objective == "max_f1"
     result = run_cli(
         "evaluate", "-c", "nocost.yaml", "--input", "data/raw/telco_customer_churn.csv", "--json", cwd=folder
     )

@@ -74,7 +74,7 @@ def test_models_commands_take_the_config_after_the_action(workspace, tmp_path):
     table = run_cli("models", "list", "-c", config, cwd=tmp_path)
     assert "<- latest" in table.stdout and "run id" in table.stdout
     shown = json.loads(run_cli("models", "show", first, "-c", config, cwd=tmp_path).stdout)
-    assert shown["metadata"]["run_id"] == first and "roc_auc" in shown["metrics"]
+    assert shown["run_id"] == first and "roc_auc" in shown["metrics"] and shown["schema_version"] == 2
     promoted = run_cli("models", "promote", first, "-c", config, cwd=tmp_path)
     assert promoted.returncode == 0 and (folder / "models" / "latest").read_text().strip() == first
     assert_clean_error(run_cli("models", "promote", "nope", "-c", config, cwd=tmp_path), "nope: no such run")

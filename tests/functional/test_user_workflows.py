@@ -27,13 +27,13 @@ def telco_run(tmp_path_factory):
 
 def test_default_config_on_the_shipped_data_meets_the_quality_bar(telco_run):
     _, result = telco_run
-    assert result.metrics["roc_auc"] >= 0.84
-    assert result.metrics["cv_roc_auc_mean"] >= 0.845
-    assert result.metadata["training_data"]["rows_used"] == 7043
-    assert result.metadata["status"] == "accepted"
-    assert len(result.leaderboard) == 3 and result.leaderboard["model"].iloc[0] == result.metadata["model_name"]
-    assert result.metadata["threshold_choice"]["objective"] == "min_cost"
-    m = result.metrics  # the cost-optimal threshold must beat both trivial rules on the held-out rows
+    assert result.metrics.roc_auc >= 0.84
+    assert result.metrics.cv_roc_auc_mean >= 0.845
+    assert result.record.data.rows_used == 7043
+    assert result.record.status == "accepted"
+    assert len(result.leaderboard) == 3 and result.leaderboard["model"].iloc[0] == result.record.model.name
+    assert result.record.threshold.objective == "min_cost"
+    m = result.metrics.costs.model_dump()  # the cost-optimal threshold beats both trivial rules on the test rows
     assert m["expected_cost"] < min(m["cost_contact_nobody"], m["cost_contact_everyone"])
 
 
@@ -46,7 +46,7 @@ def test_predict_output_has_exactly_the_documented_columns(telco_run, tmp_path):
     assert len(predictions) == 7043
     assert predictions["churn_probability"].between(0, 1).all()
     assert set(predictions["churn_prediction"]) == {0, 1}
-    threshold = pipeline.load_run(config, None).metadata["threshold"]
+    threshold = pipeline.load_run(config, None).record.threshold.value
     assert ((predictions["churn_probability"] >= threshold) == (predictions["churn_prediction"] == 1)).all()
 
 
@@ -131,7 +131,7 @@ def test_another_churn_table_trains_and_predicts_by_config_alone(tmp_path, label
     config_path.write_text(yaml.safe_dump(subscriptions_config(tmp_path / "subs.csv", positive, id_column)))
     config = load_config(config_path)
     result = pipeline.train(config)
-    assert result.metrics["roc_auc"] > 0.7  # the generated signal is learnable
+    assert result.metrics.roc_auc > 0.7  # the generated signal is learnable
 
     # scoring file: no target, numbers spelled as floats where training saw ints (or back)
     score = make_subscriptions(rows=40, seed=5).drop(columns=["churned"])

@@ -10,12 +10,11 @@ import pytest
 from support import TELCO_SAMPLE
 
 from churn import pipeline, runs
-from churn.compiling import unwrap
 from churn.config import load_config
 from churn.data_loader import load_training_data, split_data
 from churn.errors import ModelError
 from churn.evaluation import cost_summary
-from churn.model import load_model
+from churn.model import load_model, unwrap
 from churn.report import COST_PLOT, PLOTS
 
 CANDIDATES = [
@@ -42,8 +41,8 @@ def test_candidates_are_compared_and_the_best_becomes_the_model(compared):
     assert sorted(board["model"]) == ["hist_gradient_boosting", "logistic_regression", "random_forest"]
     assert board["roc_auc_mean"].is_monotonic_decreasing
     assert board.loc[board["model"] == "logistic_regression", "settings_tried"].item() == 2
-    assert result.metadata["model_name"] == board["model"].iloc[0]
-    model = unwrap(load_model(result.run_dir, result.metadata))
+    assert result.record.model.name == board["model"].iloc[0]
+    model = unwrap(load_model(result.run_dir, result.record))
     assert (
         type(model.named_steps["classifier"]).__name__
         == {
@@ -52,7 +51,7 @@ def test_candidates_are_compared_and_the_best_becomes_the_model(compared):
             "hist_gradient_boosting": "HistGradientBoostingClassifier",
         }[board["model"].iloc[0]]
     )
-    assert result.metrics["cv_roc_auc_mean"] == pytest.approx(board["roc_auc_mean"].iloc[0], abs=1e-4)
+    assert result.metrics.cv_roc_auc_mean == pytest.approx(board["roc_auc_mean"].iloc[0], abs=1e-4)
 
 
 def test_threshold_is_chosen_without_looking_at_the_test_rows(write_config, tmp_path):
@@ -69,25 +68,26 @@ def test_threshold_is_chosen_without_looking_at_the_test_rows(write_config, tmp_
     scrambled = tmp_path / "scrambled.csv"
     raw.to_csv(scrambled, index=False)
     second = pipeline.train(config, scrambled)
-    assert second.metadata["threshold_choice"] == first.metadata["threshold_choice"]
-    assert second.metadata["threshold_choice"]["objective"] == "min_cost"
+    assert second.record.threshold == first.record.threshold
+    assert second.record.threshold.objective == "min_cost"
     pd.testing.assert_frame_equal(
         second.leaderboard.drop(columns="fit_seconds_mean"), first.leaderboard.drop(columns="fit_seconds_mean")
     )
-    assert second.metrics["roc_auc"] != first.metrics["roc_auc"]
+    assert second.metrics.roc_auc != first.metrics.roc_auc
 
 
 def test_costs_on_the_test_rows_are_those_of_the_saved_test_predictions(write_config):
     config = load_config(write_config())
     result = pipeline.train(config)
-    m = result.metrics
+    costs = result.metrics.costs.model_dump()
     test = pd.read_csv(result.run_dir / "test_predictions.csv")
-    expected = cost_summary(test["y_true"], test["churn_probability"].to_numpy(), m["threshold"], config.decision)
-    assert {key: m[key] for key in expected} == pytest.approx(expected)
+    threshold = result.record.threshold.value
+    expected = cost_summary(test["y_true"], test["churn_probability"].to_numpy(), threshold, config.decision)
+    assert costs == pytest.approx(expected)
     churners = int(test["y_true"].sum())
-    assert m["cost_contact_nobody"] == 300 * churners
-    assert m["cost_contact_everyone"] == pytest.approx(50 * len(test) + 300 * 0.7 * churners)
-    assert result.metadata["decision"] == {"offer_cost": 50.0, "churn_cost": 300.0, "offer_success_rate": 0.3}
+    assert costs["cost_contact_nobody"] == 300 * churners
+    assert costs["cost_contact_everyone"] == pytest.approx(50 * len(test) + 300 * 0.7 * churners)
+    assert result.record.decision.model_dump() == {"offer_cost": 50.0, "churn_cost": 300.0, "offer_success_rate": 0.3}
 
 
 def test_a_model_missing_the_gate_is_saved_as_rejected_and_latest_stays(write_config):
@@ -97,9 +97,9 @@ def test_a_model_missing_the_gate_is_saved_as_rejected_and_latest_stays(write_co
     rejected = pipeline.train(strict)
     assert rejected.gate_missed and rejected.gate_missed[0].startswith("validation.min_roc_auc: roc_auc 0.")
     assert runs.read_latest(config.paths.models_dir) == accepted.run_id
-    metadata = runs.read_metadata(rejected.run_dir)
-    assert metadata["status"] == "rejected"
-    assert metadata["validation"]["missed"] == rejected.gate_missed
+    record = runs.read_record(rejected.run_dir)
+    assert record.status == "rejected"
+    assert record.validation.missed == rejected.gate_missed
     assert (rejected.run_dir / "model.joblib").is_file()
 
 
@@ -131,7 +131,7 @@ def test_report_has_every_plot_as_a_valid_png_and_links_only_existing_files(comp
         assert heading in report
     assert re.search(r"\| top 20% \| \d+% \|", report)  # the gains table a retention team reads
     assert "TotalCharges | 4" in report  # missing values per column
-    assert result.metadata["threshold_choice"]["reason"] in report
+    assert result.record.threshold.reason in report
 
 
 def test_feature_effects_are_coefficients_for_linear_models(write_config):
@@ -152,13 +152,13 @@ def test_report_can_be_rebuilt_from_the_run_folder(compared):
     assert json.loads((result.run_dir / "metadata.json").read_text())["run_id"] in path.read_text()
 
 
-@pytest.mark.parametrize("damage", ["table changed", "no artefact hashes"])
+@pytest.mark.parametrize("damage", ["table changed", "unreadable record"])
 def test_a_report_is_not_rebuilt_from_tables_that_are_not_the_recorded_ones(compared, damage):
     config, result = compared
     if damage == "table changed":
         with (result.run_dir / runs.THRESHOLD_CURVE).open("a") as handle:
             handle.write("0.5,0,0,0\n")
-    else:  # as a run saved before artefacts were recorded
+    else:  # a record without its artefact hashes or selection: unreadable
         metadata = json.loads((result.run_dir / runs.METADATA).read_text())
         del metadata["artefacts"], metadata["selection"]
         (result.run_dir / runs.METADATA).write_text(json.dumps(metadata))
@@ -171,7 +171,8 @@ def test_a_report_is_not_rebuilt_from_tables_that_are_not_the_recorded_ones(comp
 def test_above_selection_rows_candidates_are_compared_on_a_sample_and_the_winner_fit_on_all(write_config):
     config = load_config(write_config({"training.selection_rows": 200}))
     result = pipeline.train(config)
-    assert result.metadata["selection"] == {"compared_on_rows": 200, "training_rows": 320, "sampled": True}
+    selection = result.record.selection
+    assert (selection.compared_on_rows, selection.training_rows, selection.sampled) == (200, 320, True)
     curve = pd.read_csv(result.run_dir / "threshold_curve.csv")
     assert len(curve) == 99  # the threshold came from the sample's out-of-fold predictions
     report = (result.run_dir / "report.md").read_text()
@@ -179,11 +180,9 @@ def test_above_selection_rows_candidates_are_compared_on_a_sample_and_the_winner
     # the selected model was fitted on all 320 training rows: its learned medians are theirs
     data = load_training_data(TELCO_SAMPLE, config.data)
     X_train = split_data(data.X, data.y, config.split)[0]
-    numeric = (
-        unwrap(load_model(result.run_dir, result.metadata)).named_steps["preprocess"].named_transformers_["numeric"]
-    )
+    numeric = unwrap(load_model(result.run_dir, result.record)).named_steps["preprocess"].named_transformers_["numeric"]
     np.testing.assert_allclose(
         numeric.named_steps["impute"].statistics_, X_train[["tenure", "MonthlyCharges"]].median()
     )
     unsampled = pipeline.train(load_config(write_config()))
-    assert unsampled.metadata["selection"]["sampled"] is False
+    assert unsampled.record.selection.sampled is False

@@ -87,8 +87,8 @@ def test_health_ready_and_model_describe_the_served_run(client, trained):
     assert client.get("/ready").json() == {"status": "ready", "run_id": trained.run_id}
     info = client.get("/model").json()
     assert info["run_id"] == trained.run_id and info["model_name"] == "logistic_regression"
-    assert info["threshold"] == trained.metadata["threshold"] and info["created"] == trained.metadata["created"]
-    assert info["test_metrics"]["roc_auc"] == trained.metrics["roc_auc"]
+    assert info["threshold"] == trained.record.threshold.value and info["created"] == trained.record.created
+    assert info["test_metrics"]["roc_auc"] == trained.metrics.roc_auc
     schema = info["input_schema"]
     assert schema["id_column"] == "customerID" and schema["numeric_columns"] == [
         "tenure",
@@ -159,7 +159,10 @@ def test_an_unseen_category_is_scored_with_a_warning_naming_column_and_value(cli
     rows[1]["Contract"] = "Ten year"
     answer = client.post("/predict", json={"customers": rows})
     assert answer.status_code == 200
-    assert answer.json()["warnings"] == ["column Contract: 'Ten year' never seen in training; scored as no category"]
+    assert answer.json()["warnings"] == [
+        "column Contract has 1 value(s) never seen in training (e.g. 'Ten year'); scored as no category",
+        "input drift: categories never seen in training in Contract 50.00% of values",
+    ]
 
 
 # bad input: 4xx naming what to fix, never a 500
@@ -237,7 +240,7 @@ def test_an_internal_error_is_a_500_with_the_request_id_the_log_carries(client, 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("churn.service.app.score", broken)
+    monkeypatch.setattr("churn.service.routers.scoring.score", broken)
     with caplog.at_level(logging.ERROR, logger="churn.service"):
         answer = client.post("/predict", json={"customers": customers(1)}, headers={"x-request-id": "trace-42"})
     assert answer.status_code == 500

@@ -13,6 +13,7 @@ from churn import pipeline
 from churn.config import MODEL_NAMES, load_config
 from churn.errors import DataError, ModelError
 from churn.model import load_model
+from churn.progress import RowProgress
 
 FAST_PARAMS = {
     "logistic_regression": {"max_iter": 500},
@@ -40,7 +41,7 @@ def scoring_file(tmp_path):
 def straightforward(config, path):
     """Read the whole file with pandas and call the saved model's predict_proba, as in a notebook."""
     run = pipeline.load_run(config, None)
-    return load_model(run.run_dir, run.metadata).predict_proba(pd.read_csv(path))[:, 1]
+    return load_model(run.run_dir, run.record).predict_proba(pd.read_csv(path))[:, 1]
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -105,7 +106,7 @@ def test_a_bad_chunk_mid_file_leaves_no_output_and_names_the_rows(trained, tmp_p
 
 def test_a_logistic_regression_run_exports_lookup_tables_that_predict_uses(trained, scoring_file, tmp_path):
     run = pipeline.load_run(trained, None)
-    assert (run.run_dir / "scorer.json").is_file() and len(run.metadata["artefacts"]["scorer.json"]) == 64
+    assert (run.run_dir / "scorer.json").is_file() and len(run.record.artefacts["scorer.json"]) == 64
     result = pipeline.predict(trained, scoring_file, tmp_path / "out.csv")
     assert result.rows == 400
 
@@ -123,11 +124,11 @@ def test_a_changed_scorer_file_is_refused(trained, scoring_file, tmp_path):
 def test_tree_models_have_no_lookup_tables(write_config):
     config = load_config(write_config({"model.name": "random_forest", "model.params": FAST_PARAMS["random_forest"]}))
     result = pipeline.train(config)
-    assert not (result.run_dir / "scorer.json").exists() and "scorer.json" not in result.metadata["artefacts"]
+    assert not (result.run_dir / "scorer.json").exists() and "scorer.json" not in result.record.artefacts
 
 
 def test_progress_logs_rows_and_rate(caplog):
-    progress = pipeline._Progress("predict", every_seconds=0.0)
+    progress = RowProgress("predict", every_seconds=0.0)
     with caplog.at_level(logging.INFO, logger="churn"):
         progress.update(1000)
         progress.finish()

@@ -52,8 +52,8 @@ def test_one_mlflow_run_per_train_named_by_the_run_id_with_its_tags(tracked):
     assert run.info.run_name == result.run_id and run.info.status == "FINISHED"
     tags = run.data.tags
     assert tags["churn.status"] == "accepted" and tags["churn.gate_misses"] == "none"
-    assert tags["churn.training_data_sha256"] == result.metadata["training_data"]["sha256"]
-    assert tags["churn.git_commit"] == (result.metadata["environment"]["git_commit"] or "unknown")
+    assert tags["churn.training_data_sha256"] == result.record.data.sha256
+    assert tags["churn.git_commit"] == (result.record.environment.git_commit or "unknown")
 
 
 def test_params_are_the_flattened_config_and_the_selected_models_parameters(tracked):
@@ -61,21 +61,23 @@ def test_params_are_the_flattened_config_and_the_selected_models_parameters(trac
     params = run.data.params
     assert params["data.target"] == "Churn" and params["split.random_state"] == "42"
     assert params["decision.offer_cost"] == "50.0" and params["tracking.experiment"] == "churn-test"
-    assert params["selected_model.name"] == result.metadata["model_name"]
-    for key, value in result.metadata["model_params"].items():
+    assert params["selected_model.name"] == result.record.model.name
+    for key, value in result.record.model.params.items():
         assert params[f"selected_model.{key}"] == str(value)
 
 
-def test_metrics_equal_metrics_json(tracked):
+def test_metrics_equal_the_records(tracked):
     _, result, _, _, run = tracked
     saved = json.loads((result.run_dir / "metrics.json").read_text())
+    assert saved == result.metrics.model_dump(mode="json")
     logged = run.data.metrics
     for key, value in saved.items():
         if isinstance(value, (int, float)):
             assert logged[key] == pytest.approx(value), key
     assert logged["cv_roc_auc_mean"] == pytest.approx(saved["cv_roc_auc_mean"])
-    assert logged["expected_cost"] == pytest.approx(saved["expected_cost"])
+    assert logged["expected_cost"] == pytest.approx(saved["costs"]["expected_cost"])
     assert logged["confusion_tp"] == saved["confusion_matrix"]["tp"]
+    assert logged["threshold"] == result.record.threshold.value
 
 
 def test_one_nested_run_per_setting_tried_with_its_fold_metrics(tracked):

@@ -8,10 +8,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder
 
 from churn.cleaning import FeatureSpec, clean_features
-from churn.compiling import FastScorer, _CategoricalBlock, export_linear_tables, unwrap
+from churn.compiling import FastScorer, _CategoricalBlock, export_linear_tables
 from churn.config import DataConfig, PreprocessingConfig
 from churn.errors import ModelError
-from churn.model import build_pipeline, with_threshold
+from churn.model import build_pipeline, unwrap, with_threshold
 from churn.preprocessing import FeatureCleaner, build_preprocessor
 from churn.scoring import LinearScorer
 
@@ -39,7 +39,8 @@ def config(tmp_path, **options):
 def fitted_model(tmp_path, **options):
     data, preprocessing = config(tmp_path, **options)
     cleaner = FeatureCleaner(data.numeric_features, data.categorical_features)
-    pipeline = build_pipeline(cleaner, build_preprocessor(data, preprocessing), LogisticRegression())
+    preprocessor = build_preprocessor(data.numeric_features, data.categorical_features, **preprocessing.model_dump())
+    pipeline = build_pipeline(cleaner, preprocessor, LogisticRegression())
     X, y = raw()
     return with_threshold(pipeline.fit(X, y), 0.3)
 
@@ -78,7 +79,8 @@ def test_fast_scorer_falls_back_when_a_training_column_was_all_missing(tmp_path)
     X["n1"] = ""
     data, preprocessing = config(tmp_path)
     cleaner = FeatureCleaner(data.numeric_features, data.categorical_features)
-    pipeline = build_pipeline(cleaner, build_preprocessor(data, preprocessing), LogisticRegression())
+    preprocessor = build_preprocessor(data.numeric_features, data.categorical_features, **preprocessing.model_dump())
+    pipeline = build_pipeline(cleaner, preprocessor, LogisticRegression())
     with pytest.warns(UserWarning, match="Skipping features without any observed values"):
         model = with_threshold(pipeline.fit(X, y), 0.5)
     scorer = FastScorer(model)

@@ -8,8 +8,6 @@ from support import TELCO_SAMPLE
 from churn.cleaning import FeatureSpec, clean_features
 from churn.config import DataConfig, SplitConfig
 from churn.data_loader import (
-    check_columns,
-    count_unseen_categories,
     describe_schema,
     encode_target,
     label_key,
@@ -17,6 +15,7 @@ from churn.data_loader import (
     split_data,
 )
 from churn.errors import DataError
+from churn.quality import QualityTally
 
 
 def small_data_config(path, **overrides):
@@ -36,14 +35,6 @@ def write(tmp_path, text, name="t.csv"):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
-
-
-# columns and features
-
-
-def test_check_columns_lists_every_missing_column(tmp_path):
-    with pytest.raises(DataError, match="missing required column\\(s\\) b, d"):
-        check_columns(["a", "c"], ["a", "b", "c", "d"], tmp_path / "x.csv")
 
 
 # target
@@ -146,11 +137,13 @@ def test_split_data_too_few_rows_is_a_data_error():
 def test_describe_schema_and_count_unseen(tmp_path):
     X = pd.DataFrame({"n": [1.0, 5.0, np.nan], "c": pd.Series(["a", "b", None], dtype="str")})
     schema = describe_schema(X, small_data_config(tmp_path))
-    assert schema["categories"] == {"c": ["a", "b"]}
-    assert schema["numeric_ranges"]["n"] == {"min": 1.0, "max": 5.0, "missing": 1}
-    new = pd.DataFrame({"c": pd.Series(["a", "z", "z", None], dtype="str")})
-    features = clean_features(new, FeatureSpec((), ("c",))).features
-    assert count_unseen_categories(features, schema["categories"]) == {"c": 2}
+    assert schema.categories == {"c": ("a", "b")}
+    assert schema.numeric_ranges["n"].model_dump() == {"min": 1.0, "max": 5.0, "missing": 1}
+    assert schema.positive_label == "Yes" and schema.target == "y" and schema.id_column == "id"
+    new = pd.DataFrame({"n": [1.0] * 4, "c": pd.Series(["a", "z", "z", None], dtype="str")})
+    tally = QualityTally(schema)
+    tally.add(clean_features(new, FeatureSpec(("n",), ("c",))))
+    assert tally.unseen == {"c": 2} and tally.unseen_examples == {"c": ["z"]}
 
 
 def test_split_data_refuses_a_test_split_with_one_class():

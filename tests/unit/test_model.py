@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
-from support import BoobyTrap
+from support import BoobyTrap, fake_record
 
-from churn.config import DataConfig, PreprocessingConfig
+from churn.config import DataConfig
 from churn.errors import ConfigError, ModelError
 from churn.model import (
     ESTIMATORS,
@@ -52,7 +52,7 @@ def test_build_estimator_rejects_a_bad_parameter_value_before_fitting():
 
 def tiny_pipeline():
     data = DataConfig(path=Path("."), target="y", positive_label=1, numeric_features=("a",), categorical_features=())
-    preprocess = build_preprocessor(data, PreprocessingConfig())
+    preprocess = build_preprocessor(data.numeric_features, data.categorical_features)
     return build_pipeline(FeatureCleaner(("a",), ()), preprocess, LogisticRegression())
 
 
@@ -87,7 +87,7 @@ def test_the_saved_model_predicts_with_its_threshold_as_the_cli_does():
 def saved_run(tmp_path, model=None):
     X, y = tiny_data()
     model = model if model is not None else with_threshold(train_model(tiny_pipeline(), X, y), 0.5)
-    return {"artefacts": {"model.joblib": save_model(model, tmp_path / "model.joblib")}}
+    return fake_record("r", {"model.joblib": save_model(model, tmp_path / "model.joblib")})
 
 
 def test_save_and_load_round_trip_gives_identical_probabilities(tmp_path):
@@ -108,10 +108,10 @@ def test_load_model_refuses_a_file_changed_after_training(tmp_path):
 
 def test_load_model_refuses_a_missing_file_a_missing_digest_and_a_foreign_object(tmp_path):
     with pytest.raises(ModelError, match="missing, though metadata.json records it"):
-        load_model(tmp_path, {"artefacts": {"model.joblib": "0" * 64}})
+        load_model(tmp_path, fake_record("r", {"model.joblib": "0" * 64}))
     saved_run(tmp_path)
     with pytest.raises(ModelError, match="records no sha256 for it"):
-        load_model(tmp_path, {})
+        load_model(tmp_path, fake_record("r", {}))
     metadata = saved_run(tmp_path, DummyClassifier())
     with pytest.raises(ModelError, match="not a churn model"):
         load_model(tmp_path, metadata)
@@ -121,7 +121,7 @@ def test_load_model_refuses_a_missing_file_a_missing_digest_and_a_foreign_object
 def test_a_booby_trapped_model_file_is_never_unpickled_without_a_matching_digest(tmp_path, digest):
     marker = tmp_path / "marker"
     joblib.dump(BoobyTrap(marker), tmp_path / "model.joblib")
-    metadata = {} if digest is None else {"artefacts": {"model.joblib": digest}}
+    metadata = fake_record("r", {} if digest is None else {"model.joblib": digest})
     with pytest.raises(ModelError):
         load_model(tmp_path, metadata)
     assert not marker.exists()

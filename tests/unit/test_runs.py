@@ -4,6 +4,7 @@ import os
 from datetime import UTC, datetime
 
 import pytest
+from support import fake_record
 
 from churn import runs
 from churn.errors import ModelError
@@ -18,25 +19,28 @@ def test_run_ids_sort_by_time_and_do_not_collide():
     assert len({runs.new_run_id() for _ in range(50)}) == 50
 
 
-def complete_run(models_dir, run_id, **metadata):
-    """A run folder with one artefact and metadata recording its hash."""
+def complete_run(models_dir, run_id, status="accepted"):
+    """A run folder with one artefact and a record holding its hash."""
     run_dir = models_dir / run_id
     run_dir.mkdir(parents=True)
-    (run_dir / runs.METRICS).write_text(json.dumps({"roc_auc": 0.8}))
-    artefacts = {runs.METRICS: sha256_file(run_dir / runs.METRICS)}
-    (run_dir / runs.METADATA).write_text(json.dumps({"run_id": run_id, "artefacts": artefacts} | metadata))
+    (run_dir / runs.MODEL).write_bytes(b"a model")
+    record = fake_record(run_id, {runs.MODEL: sha256_file(run_dir / runs.MODEL)}, status)
+    (run_dir / runs.METADATA).write_text(json.dumps(record.to_json()))
     return run_dir
 
 
 def test_complete_means_metadata_and_every_recorded_artefact_with_its_hash(tmp_path):
     run_dir = complete_run(tmp_path, "r1")
     assert runs.is_complete(run_dir)
-    (run_dir / runs.METRICS).write_text("{}")
+    (run_dir / runs.MODEL).write_text("{}")
     assert not runs.is_complete(run_dir)  # changed
-    (run_dir / runs.METRICS).unlink()
+    assert runs.changed_artefacts(run_dir, runs.read_record(run_dir)) == [runs.MODEL]
+    (run_dir / runs.MODEL).unlink()
     assert not runs.is_complete(run_dir)  # missing
-    (run_dir / runs.METADATA).write_text(json.dumps({"run_id": "r1"}))
+    (run_dir / runs.METADATA).write_text(json.dumps(fake_record("r1", {}).to_json()))
     assert not runs.is_complete(run_dir)  # records nothing
+    (run_dir / runs.METADATA).write_text(json.dumps({"run_id": "r1"}))
+    assert not runs.is_complete(run_dir)  # not a record
 
 
 def test_point_latest_and_resolve_run(tmp_path):
@@ -63,22 +67,28 @@ def test_resolve_run_errors(tmp_path):
         runs.resolve_run(tmp_path, "nope")
 
 
-def test_read_metadata_of_incomplete_and_corrupt_runs(tmp_path):
+def test_read_record_of_incomplete_corrupt_and_unknown_runs(tmp_path):
     (tmp_path / "r").mkdir()
     with pytest.raises(ModelError, match="incomplete run"):
-        runs.read_metadata(tmp_path / "r")
+        runs.read_record(tmp_path / "r")
     (tmp_path / "r" / runs.METADATA).write_text("{broken")
     with pytest.raises(ModelError, match="unreadable metadata"):
-        runs.read_metadata(tmp_path / "r")
+        runs.read_record(tmp_path / "r")
+    (tmp_path / "r" / runs.METADATA).write_text(json.dumps(fake_record("r", {}).to_json() | {"threshold": 0.5}))
+    with pytest.raises(ModelError, match=r"unreadable metadata \(threshold: .*retrain"):
+        runs.read_record(tmp_path / "r")
+    (tmp_path / "r" / runs.METADATA).write_text(json.dumps({"schema_version": 9, "run_id": "r"}))
+    with pytest.raises(ModelError, match="schema_version 9 .*reads versions 1 and 2.*upgrade churn"):
+        runs.read_record(tmp_path / "r")
 
 
 def test_creating_run_makes_distinct_empty_folders_held_while_written(tmp_path):
     ids = set()
     for _ in range(5):
-        with runs.creating_run(tmp_path) as (run_id, run_dir):
-            assert runs.is_being_written(run_dir) and not any(run_dir.iterdir())
-            ids.add(run_id)
-        assert not runs.is_being_written(run_dir)
+        with runs.creating_run(tmp_path) as folder:
+            assert runs.is_being_written(folder.path) and not any(folder.path.iterdir())
+            ids.add(folder.run_id)
+        assert not runs.is_being_written(folder.path)
     assert len(ids) == 5
 
 
@@ -89,8 +99,7 @@ def test_environment_info_names_versions():
 
 
 def fake_run(models_dir, run_id, status="accepted"):
-    fields = {"created": "2026-01-01T00:00:00+00:00", "model_name": "m", "threshold": 0.3, "status": status}
-    return complete_run(models_dir, run_id, **fields)
+    return complete_run(models_dir, run_id, status)
 
 
 def test_list_runs_newest_first_with_status_and_latest(tmp_path):
@@ -134,8 +143,8 @@ def test_prune_keeps_the_newest_and_never_the_latest(tmp_path):
 
 def _hold_run_folder(models_dir, ready, release):
     """Another process, mid-training: it holds a run folder it has not finished writing."""
-    with runs.creating_run(models_dir) as (_, run_dir):
-        (run_dir / runs.MODEL).write_bytes(b"half a model")
+    with runs.creating_run(models_dir) as folder:
+        (folder.path / runs.MODEL).write_bytes(b"half a model")
         ready.set()
         release.wait(30)
 
@@ -162,17 +171,17 @@ def test_prune_spares_a_run_still_being_written_and_folders_that_are_not_runs(tm
 
 
 def test_writing_into_a_run_folder_deleted_meanwhile_never_recreates_it(tmp_path):
-    with runs.creating_run(tmp_path) as (_, run_dir):
-        os.rmdir(run_dir)
-        with pytest.raises(FileNotFoundError):
-            write_text_atomic(run_dir / runs.METRICS, "{}")
-    assert not run_dir.exists()
+    with pytest.raises(ModelError, match="deleted while it was being written"):
+        with runs.creating_run(tmp_path) as folder:
+            os.rmdir(folder.path)
+            write_text_atomic(folder.path / runs.METRICS, "{}")
+    assert not folder.path.exists()
 
 
-def test_run_details_has_metadata_and_metrics(tmp_path):
+def test_run_details_is_the_record_with_its_metrics(tmp_path):
     fake_run(tmp_path, "r1")
     details = runs.run_details(tmp_path, "r1")
-    assert details["metadata"]["run_id"] == "r1" and details["metrics"]["roc_auc"] == 0.8
+    assert details["run_id"] == "r1" and details["metrics"]["roc_auc"] == 0.8 and details["schema_version"] == 2
 
 
 def test_leftover_temporary_files_are_swept_except_where_a_writer_is_alive(tmp_path):
@@ -180,7 +189,8 @@ def test_leftover_temporary_files_are_swept_except_where_a_writer_is_alive(tmp_p
     dead.mkdir()
     (dead / ".model.joblib.x1.tmp").write_bytes(b"half")
     (tmp_path / ".latest.x2.tmp").write_text("r")
-    with runs.creating_run(tmp_path) as (_, live):  # a new training sweeps first
+    with runs.creating_run(tmp_path) as folder:  # a new training sweeps first
+        live = folder.path
         assert not (dead / ".model.joblib.x1.tmp").exists() and not (tmp_path / ".latest.x2.tmp").exists()
         (live / ".metrics.json.x3.tmp").write_text("{")
         with runs.latest_lock(tmp_path):

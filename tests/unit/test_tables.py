@@ -175,5 +175,5 @@ def test_table_writer_leaves_no_file_and_keeps_an_old_one_when_a_chunk_fails(tmp
 
 
 def test_iter_table_names_requested_columns_the_file_lacks(tmp_path):
-    with pytest.raises(DataError, match=r"t\.csv: missing column\(s\) b, c"):
+    with pytest.raises(DataError, match=r"t\.csv: missing required column\(s\) b, c"):
         list(iter_table(write(tmp_path, "a\n1\n"), ["a", "b", "c"], 10))

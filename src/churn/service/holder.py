@@ -9,20 +9,20 @@ not retried until `latest` names another; the old run keeps serving.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
 
-from churn import pipeline, runs
+from churn import runs
 from churn.config import Config
 from churn.errors import ModelError
-from churn.scoring import score
+from churn.record import FeatureSchema, TestMetrics
+from churn.scoring import LoadedRun, load_run, score
 
 logger = logging.getLogger(__name__)
 
@@ -31,26 +31,32 @@ WATCH_SECONDS = 0.5
 
 @dataclass(frozen=True)
 class ServedRun:
-    """A loaded, verified and probed run, with what the service tells about it."""
+    """A loaded, verified and probed run: what every request is scored with."""
 
-    loaded: pipeline.LoadedRun
-    test_metrics: dict[str, Any]
-    schema: dict[str, Any] = field(repr=False)
+    loaded: LoadedRun
 
     @property
     def run_id(self) -> str:
         return self.loaded.run_id
 
     @property
+    def features(self) -> FeatureSchema:
+        return self.loaded.features
+
+    @property
     def id_column(self) -> str | None:
-        return self.schema.get("id_column")
+        return self.loaded.features.id_column
+
+    @property
+    def test_metrics(self) -> TestMetrics:
+        return self.loaded.record.metrics
 
 
-def probe_row(schema: dict[str, Any]) -> dict[str, Any]:
+def probe_row(features: FeatureSchema) -> dict[str, Any]:
     """One plausible customer from the training schema: the smallest number seen and the first
     category of each column."""
-    row: dict[str, Any] = {c: schema["numeric_ranges"][c]["min"] for c in schema["numeric_features"]}
-    row |= {c: (schema["categories"][c] or [None])[0] for c in schema["categorical_features"]}
+    row: dict[str, Any] = {c: features.numeric_ranges[c].min for c in features.numeric_features}
+    row |= {c: (features.categories[c] or (None,))[0] for c in features.categorical_features}
     return row
 
 
@@ -60,16 +66,16 @@ def load_served_run(config: Config, run: str | None) -> ServedRun:
     Raises:
         ChurnError: the run is missing, incomplete, changed after training, or scores nonsense.
     """
-    loaded = pipeline.load_run(config, run)
-    schema = loaded.metadata["schema"]
-    probability = float(score(loaded.scorer, pd.DataFrame([probe_row(schema)])).probabilities[0])
+    loaded = load_run(config.paths.models_dir, run)
+    probe = probe_row(loaded.features)
+    table = pa.table(
+        {c: pa.array([probe[c]], pa.float64()) for c in loaded.features.numeric_features}
+        | {c: pa.array([probe[c]], pa.string()) for c in loaded.features.categorical_features}
+    )
+    probability = float(score(loaded.scorer, table).probabilities[0])
     if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
         raise ModelError(f"{loaded.run_dir}: the probe row scored {probability}, not a probability; retrain")
-    try:
-        test_metrics = json.loads((loaded.run_dir / runs.METRICS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        test_metrics = {}
-    return ServedRun(loaded, test_metrics, schema)
+    return ServedRun(loaded)
 
 
 class ModelHolder:

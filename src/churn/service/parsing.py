@@ -16,18 +16,11 @@ import orjson
 import pyarrow as pa
 
 from churn.cleaning import FeatureSpec
+from churn.service.errors import ClientError
 
 _NUMBER_TYPES: frozenset[type] = frozenset({int, float, type(None)})
 _TEXT_TYPES: frozenset[type] = frozenset({str, type(None)})
 _SCALAR_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
-
-
-class ClientError(Exception):
-    """A request the client must fix: an HTTP status, a one-line reason, and where."""
-
-    def __init__(self, status: int, detail: str, row: int | None = None, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.row, self.field = status, detail, row, field
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,27 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from churn.record import FeatureSchema, TestMetrics
+
 # Numeric text as predict parses it: optional sign, digits, decimal point, exponent; or blank.
 NUMERIC_TEXT = r"^\s*([+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)?\s*$"
+
+
+ERRORS = {
+    400: "the body is not JSON, or not CSV",
+    401: "a token is required (CHURN_API_TOKEN is set) and was missing or wrong",
+    413: "more rows than serve.max_rows, or a body over serve.max_body_mb",
+    415: "a content type other than application/json or text/csv",
+    422: "a row lacks a feature, or holds a value of the wrong kind (the row and field are named)",
+    500: "an internal error; the log line with the traceback carries the same request id",
+    503: "no model is loaded yet (see /ready)",
+}
+
+
+def answers(ok: dict[str, Any] | None, *codes: int) -> dict[int | str, dict[str, Any]]:
+    """An operation's documented answers: `ok` for 200, and the error answers `codes`."""
+    documented: dict[int | str, dict[str, Any]] = {} if ok is None else {200: ok}
+    return documented | {code: {"model": ErrorResponse, "description": ERRORS[code]} for code in codes}
 
 
 class ErrorResponse(BaseModel):
@@ -50,7 +69,7 @@ class ModelInfo(BaseModel):
     model_name: str
     threshold: float = Field(description="churn_prediction is 1 where churn_probability reaches it")
     created: str
-    test_metrics: dict[str, Any] = Field(description="the run's metrics.json: test-set metrics, CV and costs")
+    test_metrics: TestMetrics = Field(description="the run's test-set metrics, cross-validated ROC AUC and costs")
     input_schema: InputSchema
 
 
@@ -72,21 +91,23 @@ class InvocationsResponse(BaseModel):
     predictions: list[list[float]]
 
 
-def customer_model(schema: dict[str, Any]) -> type[BaseModel]:
+def customer_model(features: FeatureSchema) -> type[BaseModel]:
     """One customer as the served run takes it: every feature required (null is a missing value)."""
     fields: dict[str, Any] = {}
-    for column in schema["numeric_features"]:
-        low, high = (schema["numeric_ranges"][column][k] for k in ("min", "max"))
-        description = f"a number, or numeric text; null or blank is missing. Training range [{low}, {high}]"
+    for column in features.numeric_features:
+        bounds = features.numeric_ranges[column]
+        description = (
+            f"a number, or numeric text; null or blank is missing. Training range [{bounds.min}, {bounds.max}]"
+        )
         fields[column] = (float | str | None, Field(description=description, json_schema_extra=_numeric_text))
-    for column in schema["categorical_features"]:
-        categories = schema["categories"][column]
+    for column in features.categorical_features:
+        categories = list(features.categories[column])
         description = "one of the training categories " + ", ".join(map(repr, categories))
         description += "; another value is scored as no category, with a warning; null is missing"
-        extra = {"x-training-categories": categories, "examples": categories[:3]}
+        extra: dict[str, Any] = {"x-training-categories": categories, "examples": categories[:3]}
         fields[column] = (str | int | float | bool | None, Field(description=description, json_schema_extra=extra))
-    if schema.get("id_column"):
-        fields[schema["id_column"]] = (str | int | None, Field(None, description="the customer id, echoed back"))
+    if features.id_column:
+        fields[features.id_column] = (str | int | None, Field(None, description="the customer id, echoed back"))
     config = ConfigDict(extra="allow", json_schema_extra={"description": "other fields are ignored"})
     return create_model("Customer", __config__=config, **fields)
 
@@ -98,9 +119,9 @@ def _numeric_text(schema: dict[str, Any]) -> None:
             option["pattern"] = NUMERIC_TEXT
 
 
-def request_models(schema: dict[str, Any], max_rows: int) -> dict[str, type[BaseModel]]:
+def request_models(features: FeatureSchema, max_rows: int) -> dict[str, type[BaseModel]]:
     """The request bodies of /predict and /invocations for the served run."""
-    customer = customer_model(schema)
+    customer = customer_model(features)
     predict = create_model(
         "PredictRequest",
         customers=(list[customer], Field(min_length=1, max_length=max_rows)),  # type: ignore[valid-type]

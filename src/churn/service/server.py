@@ -20,10 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
-from churn import pipeline
 from churn.config import Config, load_config
 from churn.errors import ChurnError
+from churn.logs import configure_logging
+from churn.scoring import load_run
+from churn.service.app import create_app
+from churn.service.deps import TOKEN_VARIABLE
 
 logger = logging.getLogger("churn.service")
 
@@ -39,24 +43,20 @@ def serve(config: Config, host: str, port: int, workers: int, run: str | None) -
         ChurnError: a pinned run cannot be loaded, or the port cannot be bound.
     """
     if run is not None:
-        pipeline.load_run(config, run)  # a pinned run that cannot load is an error now, not a 503 later
+        load_run(config.paths.models_dir, run)  # a pinned run that cannot load is an error now, not a 503 later
     warn_if_open(host)
     sock = _bind(host, port)
     logger.info("listening on http://%s:%d (%d worker(s)); following %s", host, port, workers,
                 f"run {run}" if run else f"{config.paths.models_dir}/latest")  # fmt: skip
     if workers == 1:
-        from churn.service.app import create_app
-
         app = create_app(config, run)
-        _Server(_uvicorn_config(app), app.state.holder).run(sockets=[sock])
+        _Server(_uvicorn_config(app), app.state.churn.holder).run(sockets=[sock])
         logger.info("stopped")
         return
     _serve_workers(config, run, workers, sock)
 
 
 def _serve_workers(config: Config, run: str | None, workers: int, sock: socket.socket) -> None:
-    from uvicorn.supervisors import Multiprocess
-
     with tempfile.TemporaryDirectory(prefix="churn-metrics-") as metrics_dir:
         # Read by the worker processes when they start (spawned, so they import afresh).
         os.environ |= {"PROMETHEUS_MULTIPROC_DIR": metrics_dir, _ENV_CONFIG: str(config.source.resolve())}
@@ -69,9 +69,6 @@ def _serve_workers(config: Config, run: str | None, workers: int, sock: socket.s
 
 def app_from_environment() -> Any:
     """The application of one worker process, from what the supervisor put in the environment."""
-    from churn.cli import configure_logging
-    from churn.service.app import create_app
-
     configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
     return create_app(load_config(Path(os.environ[_ENV_CONFIG])), os.environ.get(_ENV_RUN) or None)
 
@@ -130,8 +127,6 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def warn_if_open(host: str) -> bool:
     """Warn (and say so) when a non-loopback address is served without a token."""
-    from churn.service.app import TOKEN_VARIABLE
-
     if _is_loopback(host) or os.environ.get(TOKEN_VARIABLE):
         return False
     logger.warning("serving on %s without %s: anyone who reaches this port can score", host, TOKEN_VARIABLE)

@@ -1,22 +1,20 @@
-"""Load `config.yaml` once and validate it into a deeply immutable, typed `Config`.
+"""The config's schema: every section of `config.yaml` as a frozen pydantic model.
 
-The sections are pydantic models: unknown keys, wrong types and out-of-range values are
-refused, and every problem becomes one `ConfigError` that names the file and the dotted key
-and says what would be accepted, so a typo is never silently ignored. Mappings inside the
-config (model parameters, fill values, search spaces) are frozen too, so no stage can change
-what another stage reads. `config.schema.json` is the JSON Schema of this file
-(`python -m churn.config > config.schema.json`), which editors use to complete and check it.
+Unknown keys, wrong types and out-of-range values are refused by these models; mappings inside
+the config (model parameters, fill values, search spaces) are frozen too, so no stage can change
+what another stage reads. Nothing here reads a file (`churn.config.loading` does) or words an
+error for the user (`churn.config.messages` does): a check that concerns one key raises
+`KeyProblem`, which the messages module turns into `section.key problem`.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -26,12 +24,9 @@ from pydantic import (
     PlainSerializer,
     PrivateAttr,
     Strict,
-    ValidationError,
     ValidationInfo,
     model_validator,
 )
-
-from churn.errors import ConfigError
 
 Scalar = str | int | float | bool
 
@@ -47,7 +42,14 @@ GATE_KEYS = {
     "min_cv_roc_auc": "cv_roc_auc_mean",
     "max_brier": "brier",
 }
-SCHEMA_FILE = "config.schema.json"
+
+
+class KeyProblem(ValueError):
+    """A problem with one key of the section being validated; the messages module prefixes its path."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key} {problem}")
+        self.key, self.problem = key, problem
 
 
 class FrozenDict(dict[str, Any]):
@@ -84,7 +86,7 @@ def _thaw(value: Any) -> Any:
 def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
     if any(not name for name in names):
         raise ValueError("must name columns; an empty name is not a column")
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise ValueError(f"lists {', '.join(repeated)} more than once; list each column once")
     return names
@@ -138,20 +140,20 @@ class DataConfig(_Section):
     @model_validator(mode="after")
     def _columns_fit_together(self) -> DataConfig:
         if not self.numeric_features and not self.categorical_features:
-            raise _KeyError(
+            raise KeyProblem(
                 "numeric_features", "and data.categorical_features are both empty; list the feature columns"
             )
         both = sorted(set(self.numeric_features) & set(self.categorical_features))
         if both:
-            raise _KeyError(
+            raise KeyProblem(
                 "categorical_features", f"repeats {', '.join(both)} from data.numeric_features; keep each in one list"
             )
         for key, column in (("target", self.target), ("id_column", self.id_column)):
             if column is not None and column in self.features:
-                raise _KeyError(key, f"{column!r} is also listed as a feature; remove it from the feature lists")
+                raise KeyProblem(key, f"{column!r} is also listed as a feature; remove it from the feature lists")
         dropped = sorted(set(self.features) & set(self.drop_columns))
         if dropped:
-            raise _KeyError("drop_columns", f"names feature columns {', '.join(dropped)}; a column is used or dropped")
+            raise KeyProblem("drop_columns", f"names feature columns {', '.join(dropped)}; a column is used or dropped")
         return self
 
 
@@ -206,7 +208,7 @@ class SearchConfig(_Section):
     @model_validator(mode="after")
     def _n_iter_only_for_random(self) -> SearchConfig:
         if self.method == "grid" and self.n_iter is not None:
-            raise _KeyError("n_iter", "applies to method: random only; a grid tries every combination, remove it")
+            raise KeyProblem("n_iter", "applies to method: random only; a grid tries every combination, remove it")
         return self
 
     @property
@@ -218,11 +220,16 @@ class CandidateConfig(_Section):
     name: Literal[MODEL_NAMES] = "logistic_regression"  # type: ignore[valid-type]
     params: FrozenParams = Field(default_factory=FrozenDict)
     search: SearchConfig | None = None
-    _where: str = PrivateAttr(default="model")  # the config key it came from, for error messages
 
-    @property
-    def where(self) -> str:
-        return self._where
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model to compare, with the config key it came from (for error messages)."""
+
+    where: str
+    name: str
+    params: Mapping[str, Any]
+    search: SearchConfig | None
 
 
 class TrainingConfig(_Section):
@@ -256,7 +263,7 @@ class DecisionConfig(_Section):
             if isinstance(values, Mapping) and key in values
         ]
         if old:
-            raise _KeyError(
+            raise KeyProblem(
                 old[0],
                 "is no longer used: the cost model is decision.offer_cost (per customer contacted), "
                 "decision.churn_cost (per churner lost) and decision.offer_success_rate (share of contacted "
@@ -268,7 +275,7 @@ class DecisionConfig(_Section):
     def _all_or_none(self) -> DecisionConfig:
         given = [v is not None for v in (self.offer_cost, self.churn_cost, self.offer_success_rate)]
         if any(given) and not all(given):
-            raise _KeyError(
+            raise KeyProblem(
                 "offer_cost", "decision.churn_cost and decision.offer_success_rate go together; set all three"
             )
         return self
@@ -382,173 +389,20 @@ class Config(_Section):
     def _fill_values_name_numeric_columns(self) -> Config:
         for column in self.preprocessing.fill_values:
             if column not in self.data.numeric_features:
-                raise _KeyError("preprocessing.fill_values", f"names {column!r}, which is not in data.numeric_features")
+                raise KeyProblem(
+                    "preprocessing.fill_values", f"names {column!r}, which is not in data.numeric_features"
+                )
         return self
 
-    def candidates(self) -> tuple[CandidateConfig, ...]:
+    def candidates(self) -> tuple[Candidate, ...]:
         """The models to compare: training.candidates, or the single model section."""
         if not self.training.candidates:
-            only = CandidateConfig(name=self.model.name, params=self.model.params)
-            return (only,)
-        for index, candidate in enumerate(self.training.candidates):
-            candidate._where = f"training.candidates[{index}]"
-        return self.training.candidates
+            return (Candidate("model", self.model.name, self.model.params, None),)
+        return tuple(
+            Candidate(f"training.candidates[{index}]", c.name, c.params, c.search)
+            for index, c in enumerate(self.training.candidates)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The whole config as JSON-ready values, defaults filled in: stored with every run."""
         return self.model_dump(mode="json")
-
-
-class _KeyError(ValueError):
-    """A problem with one key of the section being validated; the loader prefixes its path."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key} {problem}")
-
-
-def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config file.
-
-    Relative paths inside it resolve against the config file's own folder.
-
-    Raises:
-        ConfigError: the file is missing or not YAML, or any key is unknown or invalid.
-    """
-    source = Path(path)
-    raw = _read_yaml(source)
-    try:
-        config = Config.model_validate(raw, context={"base": source.resolve().parent})
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
-    config._source = source
-    return config
-
-
-def _read_yaml(source: Path) -> dict[str, Any]:
-    try:
-        text = source.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: config file not found; pass an existing file with -c/--config") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read the config file ({exc}); check it is a UTF-8 text file") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise ConfigError(f"{source}: is not valid YAML{line}; fix the syntax there") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: must hold a YAML mapping with a `data:` section, got {type(raw).__name__}")
-    return raw
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    """One pydantic error as `dotted.key problem`."""
-    loc = tuple(error["loc"])
-    kind, value = error["type"], error.get("input")
-    if kind == "value_error":
-        message = str(error["ctx"]["error"])
-        if isinstance(error["ctx"]["error"], _KeyError):  # raised by a section for one of its keys
-            return f"{_dotted(loc + tuple(message.split(' ', 1)[:1]))} {message.split(' ', 1)[1]}"
-        return f"{_dotted(loc)} {message}"
-    return f"{_dotted(loc)} {_problem(kind, value, error.get('ctx') or {}, loc)}"
-
-
-def _problem(kind: str, value: Any, ctx: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
-    shown = repr(value)[:80]
-    kinds = {
-        "float_type": "must be a number",
-        "int_type": "must be an integer",
-        "string_type": "must be a string",
-        "bool_type": "must be true or false",
-        "tuple_type": "must be a list",
-        "list_type": "must be a list",
-        "dict_type": "must be a mapping of keys",
-        "model_type": "must be a mapping of keys",
-        "model_attributes_type": "must be a mapping of keys",
-        "mapping_type": "must be a mapping of keys",
-    }
-    if kind == "extra_forbidden":
-        return f"is not a known key; expected one of: {', '.join(_allowed_keys(loc[:-1]))}"
-    if kind == "missing" or (value is None and kind in kinds):
-        return "is missing; it is required" if len(loc) > 1 else "is missing; add this section to the config"
-    if kind == "literal_error":
-        options = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
-        return f"must be one of {options}, got {shown}"
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return f"must be {_interval(loc)}, got {shown}"
-    if kind in kinds:
-        return f"{kinds[kind]}, got {shown}"
-    return f"is invalid ({kind}), got {shown}"
-
-
-def _interval(loc: tuple[Any, ...]) -> str:
-    """The range a number at `loc` must lie in, from its field's constraints."""
-    bounds: dict[str, Any] = {}
-    _collect_bounds(_field(loc), bounds)
-    low = f"({bounds['gt']}" if "gt" in bounds else f"[{bounds['ge']}" if "ge" in bounds else None
-    high = f"{bounds['lt']})" if "lt" in bounds else f"{bounds['le']}]" if "le" in bounds else None
-    if low and high:
-        return f"in {low}, {high}"
-    if low:
-        return f"greater than {bounds['gt']}" if "gt" in bounds else f"at least {bounds['ge']}"
-    return f"less than {bounds['lt']}" if "lt" in bounds else f"at most {bounds.get('le')}"
-
-
-def _collect_bounds(item: Any, bounds: dict[str, Any]) -> None:
-    for name in ("gt", "ge", "lt", "le"):
-        if getattr(item, name, None) is not None and not isinstance(item, type):
-            bounds[name] = getattr(item, name)
-    for inner in (*getattr(item, "metadata", ()), *getattr(item, "__metadata__", ()), *getattr(item, "__args__", ())):
-        _collect_bounds(inner, bounds)
-    if hasattr(item, "annotation"):
-        _collect_bounds(item.annotation, bounds)
-
-
-def _field(loc: tuple[Any, ...]) -> Any:
-    """The FieldInfo at `loc`, found by walking the models along it."""
-    model: Any = Config
-    info = None
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        info = model.model_fields.get(part)
-        if info is None:
-            return None
-        model = next((a for a in _members(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    return info
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    """The keys the section at `loc` accepts."""
-    if not loc:
-        return list(Config.model_fields)
-    info = _field(loc)
-    model = next((a for a in _members(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    return list(model.model_fields) if info is not None and model is not None else []
-
-
-def _members(annotation: Any) -> list[Any]:
-    """A type and, for unions and tuples, the types inside it."""
-    inner = [annotation]
-    for arg in getattr(annotation, "__args__", ()):
-        inner.extend(_members(arg))
-    return inner
-
-
-def write_schema(stream: Any = sys.stdout) -> None:
-    """The JSON Schema of config.yaml, for editors (yaml-language-server) and review."""
-    schema = Config.model_json_schema(mode="validation")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    stream.write(json.dumps(schema, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    write_schema()

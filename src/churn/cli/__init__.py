@@ -1,0 +1,172 @@
+"""Command line: parse the mode and options, load the config, call one pipeline function,
+print its result, and map errors to exit codes.
+
+Exit codes: 0 success; 1 unexpected internal error (traceback kept); 2 bad usage, config or
+input data (one `error:` line on stderr); 3 the trained model missed the validation gate
+(it is saved, marked rejected, and `latest` is not moved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from churn import runs
+from churn.cli import text
+from churn.cli.parser import build_parser
+from churn.config import Config, load_config
+from churn.errors import ChurnError
+from churn.logs import configure_logging
+
+# 1 (internal error) is Python's own exit code for an uncaught exception; 2 is ChurnError.exit_code.
+EXIT_OK, EXIT_REJECTED = 0, 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(log_level(args))
+    try:
+        config = load_config(args.config)
+        return MODES[args.mode](config, args)
+    except ChurnError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader of stdout (`| head`) closed it: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def log_level(args: argparse.Namespace) -> str:
+    return "debug" if args.verbose else "error" if args.quiet else "info"
+
+
+def shown(path: str | Path) -> str:
+    """A path as the user reads it: relative to the current folder when it lies under it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# Each mode imports its workflow when it runs (the comments say what that defers), so that
+# --help, --version and usage errors answer at once.
+
+
+def _run_train(config: Config, args: argparse.Namespace) -> int:
+    from churn import pipeline  # pandas and pyarrow; the training side loads inside pipeline.train
+
+    if args.track is not None:
+        config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"enabled": args.track})})
+    result = pipeline.train(config, args.data)
+    record = result.record
+    print(f"trained on {shown(record.data.path)}")
+    print(f"rows used {record.data.rows_used} (train {record.split.train_rows}, test {record.split.test_rows})")
+    print(f"\nleaderboard ({record.selection.cv_folds}-fold CV on the training rows, best first):")
+    print(text.leaderboard_table(result.leaderboard))
+    print(f"\nselected {record.model.name}; test-set metrics:")
+    print(text.metrics_table(record.metrics.model_dump(), record.threshold.value, record.selection.cv_folds))
+    print(f"threshold {record.threshold.value:.2f}: {record.threshold.reason}")
+    if (costs := record.metrics.costs) is not None:
+        print(f"expected cost on the test rows {costs.expected_cost:,.0f} vs {costs.cost_contact_nobody:,.0f} "
+              f"contacting nobody and {costs.cost_contact_everyone:,.0f} contacting everyone "
+              f"(saving {costs.saving_vs_contact_nobody:,.0f} against contacting nobody)")  # fmt: skip
+    print(f"report: {shown(result.run_dir / runs.REPORT)}")
+    if result.gate_missed:
+        print(f"saved run {result.run_id} to {shown(result.run_dir)} as rejected; latest not moved")
+        print(f"error: model rejected by the validation gate: {'; '.join(result.gate_missed)}", file=sys.stderr)
+        return EXIT_REJECTED
+    print(f"saved run {result.run_id} to {shown(result.run_dir)} (now latest)")
+    return EXIT_OK
+
+
+def _run_predict(config: Config, args: argparse.Namespace) -> int:
+    if args.engine == "dask":
+        return _run_predict_dask(config, args)
+    if args.scheduler is not None:
+        raise ChurnError("--scheduler applies to --engine dask only; add --engine dask")
+    from churn import pipeline  # pandas and pyarrow
+
+    result = pipeline.predict(config, args.input, args.output, args.model, args.report)
+    if result.output != "-":
+        positives = f"{result.predicted_positive} predicted to churn"
+        print(f"wrote {result.rows} predictions ({positives}) to {shown(result.output)}")
+    return EXIT_OK
+
+
+def _run_predict_dask(config: Config, args: argparse.Namespace) -> int:
+    if args.output is None or args.output == "-":
+        raise ChurnError("--engine dask needs --output: a folder for Parquet parts, or a file ending in .csv")
+    if args.report is not None:
+        raise ChurnError("--report is not available with --engine dask; score with the local engine to get it")
+    from churn import distributed  # pandas and pyarrow; Dask itself loads when the cluster starts
+
+    result = distributed.predict(config, args.input, Path(args.output), args.model, args.scheduler)
+    positives = f"{result.predicted_positive} predicted to churn"
+    print(f"wrote {result.rows} predictions ({positives}) from {result.parts} part(s) to {shown(result.output)}")
+    return EXIT_OK
+
+
+def _run_evaluate(config: Config, args: argparse.Namespace) -> int:
+    from churn import pipeline  # pandas and pyarrow; scikit-learn loads inside pipeline.evaluate
+
+    metrics = pipeline.evaluate(config, args.input, args.model)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(f"run {metrics['run_id']} on {shown(metrics['input'])} ({metrics['rows']} rows)")
+        print(text.metrics_table(metrics, metrics["threshold"]))
+    return EXIT_OK
+
+
+def _run_models(config: Config, args: argparse.Namespace) -> int:
+    models_dir = config.paths.models_dir
+    if args.action == "list":
+        rows = runs.list_runs(models_dir)
+        print(json.dumps(rows, indent=2) if args.json else text.runs_table(rows))
+    elif args.action == "show":
+        print(json.dumps(runs.run_details(models_dir, args.run_id), indent=2))
+    elif args.action == "promote":
+        runs.promote(models_dir, args.run_id)
+        print(f"latest is now {args.run_id}")
+        if config.tracking.enabled:
+            from churn import tracking  # pandas; MLflow loads when the alias moves
+
+            tracking.move_champion(config, args.run_id)
+    else:
+        if args.keep < 1:
+            raise ChurnError(f"--keep must be at least 1, got {args.keep}")
+        deleted = runs.prune(models_dir, args.keep)
+        print(f"deleted {len(deleted)} run(s)" + "".join(f"\n  {run_id}" for run_id in deleted))
+    return EXIT_OK
+
+
+def _run_serve(config: Config, args: argparse.Namespace) -> int:
+    from churn.service.server import LOG_LEVEL_VARIABLE, serve  # FastAPI, uvicorn and the scoring side
+
+    os.environ[LOG_LEVEL_VARIABLE] = log_level(args)  # for worker processes, which set up their own logging
+    serve(config, args.host, args.port, args.workers, args.model)
+    return EXIT_OK
+
+
+def _run_report(config: Config, args: argparse.Namespace) -> int:
+    from churn import pipeline  # pandas and pyarrow; matplotlib loads inside pipeline.rebuild_report
+
+    print(f"wrote {shown(pipeline.rebuild_report(config, args.model))}")
+    return EXIT_OK
+
+
+MODES: dict[str, Callable[[Config, argparse.Namespace], int]] = {
+    "train": _run_train,
+    "predict": _run_predict,
+    "evaluate": _run_evaluate,
+    "report": _run_report,
+    "serve": _run_serve,
+    "models": _run_models,
+}

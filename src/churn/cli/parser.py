@@ -1,0 +1,163 @@
+"""The command line's grammar: modes, options, help texts and examples."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from churn import __version__
+
+TRAIN_EXAMPLES = """examples:
+  python main.py train
+  python main.py train -c configs/other_table.yaml --data data/raw/2026-11.csv
+  python main.py train --track
+"""
+PREDICT_EXAMPLES = """examples:
+  python main.py predict --input data/raw/telco_customer_churn.csv
+  python main.py predict --input customers.csv --output scored.csv --model models/20261127T101500123Z-ab12cd
+  python main.py predict --input customers.csv --output - > scored.csv
+  python main.py predict --input 2026-12.parquet --output scored.parquet --report drift.json
+  python main.py predict --input 'data/2026-12/*.parquet' --output scored/ --engine dask
+  python main.py predict --input data/2026-12/ --output scored.csv --engine dask --scheduler tcp://10.0.0.5:8786
+"""
+REPORT_EXAMPLES = """examples:
+  python main.py report
+  python main.py report --model 20261127T101500123Z-ab12cd
+"""
+SERVE_EXAMPLES = """examples:
+  python main.py serve
+  python main.py serve --port 8080 --model 20261127T101500123Z-ab12cd
+  CHURN_API_TOKEN=s3cret python main.py serve --host 0.0.0.0 --workers 2
+"""
+EVALUATE_EXAMPLES = """examples:
+  python main.py evaluate --input data/raw/telco_customer_churn.csv
+  python main.py evaluate --input labelled.csv --json
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one `error:` line and a hint instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}; run `{self.prog} --help` for the options", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "-c", "--config", type=Path, default=Path("config.yaml"), help="config file (default: ./config.yaml)"
+    )
+    loudness = common.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", help="also log debug detail on stderr")
+    loudness.add_argument("-q", "--quiet", action="store_true", help="log only errors on stderr")
+
+    parser = _Parser(
+        prog="churn",
+        description="Train, score and evaluate customer-churn models from one config file.",
+        epilog="run `churn MODE --help` for a mode's options and examples",
+    )
+    parser.add_argument("--version", action="version", version=f"churn {__version__}")
+    modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
+
+    def mode(name: str, help_text: str, examples: str) -> argparse.ArgumentParser:
+        return modes.add_parser(
+            name,
+            parents=[common],
+            help=help_text,
+            description=help_text,
+            epilog=examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    train = mode("train", "train a model on a labelled table and save it as a new run", TRAIN_EXAMPLES)
+    train.add_argument("--data", type=Path, help="labelled table to train on (default: data.path in the config)")
+    train.add_argument(
+        "--track",
+        action=argparse.BooleanOptionalAction,
+        help="log this run to MLflow, or not (default: tracking.enabled in the config)",
+    )
+
+    predict = mode("predict", "score a table with a saved model", PREDICT_EXAMPLES)
+    predict.add_argument("--input", type=Path, required=True, help="table to score (.csv, .csv.gz or .parquet)")
+    predict.add_argument(
+        "--output",
+        help="where to write predictions; '-' for stdout (default: <predictions_dir>/<input stem>_predictions.csv)",
+    )
+    predict.add_argument("--model", help="run folder or run id to use (default: the run models/latest names)")
+    predict.add_argument(
+        "--report", type=Path, help="also write data-quality figures (drift against training) as JSON here"
+    )
+    predict.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local (default): this process, streaming; dask: one task per part on a Dask cluster, "
+        "--input may be a folder or a glob, --output a folder of Parquet parts or one .csv",
+    )
+    predict.add_argument(
+        "--scheduler", metavar="ADDRESS", help="with --engine dask: a running scheduler (default: a local cluster)"
+    )
+
+    evaluate = mode("evaluate", "score a labelled table with a saved model and report metrics", EVALUATE_EXAMPLES)
+    evaluate.add_argument("--input", type=Path, required=True, help="labelled table to evaluate on")
+    evaluate.add_argument("--model", help="run folder or run id to use (default: latest)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
+
+    serve = mode("serve", "serve the model over HTTP (FastAPI on uvicorn)", SERVE_EXAMPLES)
+    serve.add_argument("--model", help="pin this run folder or run id (default: follow models/latest, switching live)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default: 8000)")
+    serve.add_argument("--workers", type=_positive, default=1, help="worker processes (default: 1)")
+
+    report = mode("report", "rebuild report.md and its plots for a saved run", REPORT_EXAMPLES)
+    report.add_argument("--model", help="run folder or run id (default: latest)")
+
+    registry = modes.add_parser("models", help="list, show, promote (roll back) or prune saved runs",
+                                description="The runs in the config's models folder.")  # fmt: skip
+    actions = registry.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        return actions.add_parser(
+            name, parents=[common], help=help_text, description=help_text, epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )  # fmt: skip
+
+    listing = action("list", "one line per run, newest first", "python main.py models list -c other.yaml")
+    listing.add_argument("--json", action="store_true", help="print the runs as JSON")
+    show = action(
+        "show", "a run's metadata and metrics as JSON", "python main.py models show 20261127T124807632Z-16dda2"
+    )
+    show.add_argument("run_id", metavar="RUN_ID")
+    promote = action(
+        "promote", "point latest at an earlier accepted run (roll back)", "python main.py models promote RUN_ID"
+    )
+    promote.add_argument("run_id", metavar="RUN_ID")
+    prune = action(
+        "prune", "delete all but the newest N runs, never the latest", "python main.py models prune --keep 5"
+    )
+    prune.add_argument("--keep", type=int, required=True, metavar="N", help="how many of the newest runs to keep")
+    return parser
+
+
+def _port(text: str) -> int:
+    number = _integer(text)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (0 to 65535)")
+    return number
+
+
+def _positive(text: str) -> int:
+    number = _integer(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return number
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None

@@ -1,0 +1,26 @@
+"""Logging set-up for the processes churn starts: the CLI, and each worker of the service."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+LEVELS = ("debug", "info", "error")
+
+
+def configure_logging(level_name: str) -> None:
+    """Log lines `level: message` on stderr: the package's at `level_name` (debug, info or
+    error), other libraries' warnings and errors only."""
+    level = logging.getLevelNamesMapping()[level_name.upper()]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowercaseLevelFormatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("churn").setLevel(level)
+
+
+class _LowercaseLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelname = record.levelname.lower()
+        return super().format(record)

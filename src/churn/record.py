@@ -1,0 +1,250 @@
+"""The run record: what a run folder's `metadata.json` holds, as one typed pydantic model.
+
+The train workflow writes it once, last, when every other file of the run is in place; every
+other part of the package (predict, evaluate, the report, the service, tracking, the cluster,
+`models list`) reads it through these attributes. Each value has one home: the decision
+threshold is `record.threshold.value`, the test metrics are `record.metrics`.
+
+`schema_version` says how to read a file. Version 1 is what churn wrote before this model
+existed (a plain dict, its metrics in `metrics.json`); `upgrade_v1` reads it into the current
+model in memory, so runs trained then still load, score and report. A version this code does
+not know is refused with an error naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from churn.config import DecisionConfig, Scalar
+
+SCHEMA_VERSION: Literal[2] = 2
+# The test metrics in words, as the CLI and the report show them.
+METRIC_LABELS = {
+    "roc_auc": "ROC AUC",
+    "pr_auc": "PR AUC (average precision)",
+    "accuracy": "accuracy",
+    "precision": "precision",
+    "recall": "recall",
+    "f1": "F1",
+    "brier": "Brier score",
+}
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ClassBalance(_Record):
+    positive: int
+    negative: int
+    positive_rate: float
+
+
+class DataRecord(_Record):
+    """The labelled table trained on, and what loading it dropped."""
+
+    path: str
+    sha256: str
+    rows_read: int
+    rows_used: int
+    dropped_missing_target: int
+    dropped_duplicate_ids: int
+    class_balance: ClassBalance
+    missing_values: dict[str, int] = Field(description="missing values per feature column, after cleaning")
+
+
+class SplitRecord(_Record):
+    method: Literal["random"] = "random"
+    test_size: float
+    random_state: int
+    train_rows: int
+    test_rows: int
+
+
+class NumericRange(_Record):
+    min: float | None
+    max: float | None
+    missing: int
+
+
+class FeatureSchema(_Record):
+    """The input columns as training saw them: what predict checks and the service documents."""
+
+    numeric_features: tuple[str, ...]
+    categorical_features: tuple[str, ...]
+    id_column: str | None
+    target: str
+    positive_label: Scalar
+    dtypes: dict[str, str]
+    categories: dict[str, tuple[str, ...]] = Field(description="each categorical column's training categories")
+    numeric_ranges: dict[str, NumericRange]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.numeric_features + self.categorical_features
+
+
+class SelectionRecord(_Record):
+    """How the model was chosen: the comparison's metric, folds and rows."""
+
+    metric: str
+    cv_folds: int
+    compared_on_rows: int
+    training_rows: int
+    sampled: bool
+
+
+class ModelRecord(_Record):
+    name: str
+    params: dict[str, Any] = Field(description="the selected estimator's parameters that JSON can hold")
+
+
+class ThresholdRecord(_Record):
+    """The decision threshold: churn_prediction is 1 where the churn probability reaches `value`."""
+
+    value: float
+    objective: Literal["fixed", "max_f1", "min_cost"]
+    reason: str
+    oof_value: float | None = Field(None, description="the objective's value on the out-of-fold predictions")
+
+
+class Confusion(_Record):
+    tn: int
+    fp: int
+    fn: int
+    tp: int
+
+
+class CostSummary(_Record):
+    expected_cost: float
+    cost_contact_nobody: float
+    cost_contact_everyone: float
+    saving_vs_contact_nobody: float
+
+
+class TestMetrics(_Record):
+    """The final model on the held-out test rows, and its cross-validated ROC AUC."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    rows: int
+    positive_rate: float
+    roc_auc: float
+    pr_auc: float
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    brier: float
+    confusion_matrix: Confusion
+    cv_roc_auc_mean: float
+    cv_roc_auc_std: float
+    costs: CostSummary | None = Field(None, description="with the config's decision costs only")
+
+
+class ValidationRecord(_Record):
+    criteria: dict[str, float]
+    missed: list[str]
+
+
+class EnvironmentRecord(_Record):
+    python: str
+    packages: dict[str, str | None]
+    git_commit: str | None
+
+
+class RunRecord(_Record):
+    """Everything a run folder records about how its model was made and how good it is."""
+
+    schema_version: Literal[2] = SCHEMA_VERSION
+    run_id: str
+    created: str
+    status: Literal["accepted", "rejected"]
+    config_path: str
+    config: dict[str, Any] = Field(description="the whole config, defaults filled in, as validated")
+    data: DataRecord
+    split: SplitRecord
+    features: FeatureSchema
+    selection: SelectionRecord
+    model: ModelRecord
+    threshold: ThresholdRecord
+    decision: DecisionConfig
+    metrics: TestMetrics
+    validation: ValidationRecord
+    train_seconds: float
+    artefacts: dict[str, str] = Field(description="file name -> sha256 of every file written before this record")
+    environment: EnvironmentRecord
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class UnknownVersion(ValueError):
+    """A metadata.json written by a churn this code does not know how to read."""
+
+
+def parse_record(payload: dict[str, Any], metrics_v1: dict[str, Any] | None = None) -> RunRecord:
+    """The record a metadata.json payload holds, upgraded in memory from version 1.
+
+    `metrics_v1` is the run's metrics.json, which version 1 kept outside the record.
+
+    Raises:
+        UnknownVersion: a schema_version this code does not read.
+        pydantic.ValidationError: the payload does not fit its version.
+    """
+    version = payload.get("schema_version", 1)
+    if version == SCHEMA_VERSION:
+        return RunRecord.model_validate(payload)
+    if version == 1 and metrics_v1 is not None:
+        return RunRecord.model_validate(upgrade_v1(payload, metrics_v1))
+    raise UnknownVersion(f"schema_version {version!r} (this churn reads versions 1 and {SCHEMA_VERSION})")
+
+
+def upgrade_v1(old: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 metadata.json (and its metrics.json) in the current record's shape."""
+    data, schema, config = old["training_data"], old["schema"], old["config"]
+    cost_keys = ("expected_cost", "cost_contact_nobody", "cost_contact_everyone", "saving_vs_contact_nobody")
+    choice = old["threshold_choice"]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": old["run_id"],
+        "created": old["created"],
+        "status": old.get("status", "accepted"),
+        "config_path": old["config_path"],
+        "config": config,
+        "data": {
+            key: data[key]
+            for key in ("path", "sha256", "rows_read", "rows_used", "dropped_missing_target", "dropped_duplicate_ids")
+        }
+        | {"class_balance": old["class_balance"], "missing_values": old["missing_values"]},
+        "split": {
+            "test_size": config["split"]["test_size"],
+            "random_state": config["split"]["random_state"],
+            "train_rows": data["train_rows"],
+            "test_rows": data["test_rows"],
+        },
+        "features": {key: schema[key] for key in FeatureSchema.model_fields if key in schema}
+        | {"positive_label": config["data"]["positive_label"]},
+        "selection": old["selection"]
+        | {"metric": config["training"]["selection_metric"], "cv_folds": metrics["cv_folds"]},
+        "model": {"name": old["model_name"], "params": old["model_params"]},
+        "threshold": {
+            "value": old["threshold"],
+            "objective": choice["objective"],
+            "reason": choice["reason"],
+            "oof_value": choice.get("oof_value"),
+        },
+        "decision": old["decision"],
+        "metrics": {key: metrics[key] for key in TestMetrics.model_fields if key in metrics}
+        | {"costs": {key: metrics[key] for key in cost_keys} if "expected_cost" in metrics else None},
+        "validation": old["validation"],
+        "train_seconds": metrics.get("train_seconds", 0.0),
+        "artefacts": old["artefacts"],
+        "environment": old["environment"],
+    }

@@ -1,0 +1,229 @@
+"""The stages of training that the train workflow chains: compare candidates, fit the winner,
+score the test rows, and describe the run in its record.
+
+Nothing that chooses the model or its threshold sees the test rows: the comparison and the
+threshold use the training rows' out-of-fold predictions; the test rows are scored once, by
+the final model, for the metrics and the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import ClassifierMixin
+from sklearn.pipeline import Pipeline
+
+from churn import runs, selection, tables
+from churn.compiling import export_linear_tables
+from churn.config import Config
+from churn.data_loader import TrainingData, describe_schema, split_data
+from churn.evaluation import check_gate, compute_metrics, cost_summary, feature_effects, threshold_curve
+from churn.files import sha256_file, write_json_atomic
+from churn.model import build_estimator, build_pipeline, predict_proba, save_model, train_model, with_threshold
+from churn.preprocessing import FeatureCleaner, build_preprocessor
+from churn.record import (
+    ClassBalance,
+    DataRecord,
+    ModelRecord,
+    RunRecord,
+    SelectionRecord,
+    SplitRecord,
+    TestMetrics,
+    ThresholdRecord,
+    ValidationRecord,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Split:
+    """The cleaned labelled table and its train/test split."""
+
+    data: TrainingData
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+
+def make_split(config: Config, data: TrainingData) -> Split:
+    split = Split(data, *split_data(data.X, data.y, config.split))
+    logger.info("%d rows used: %d train / %d test", len(data.y), len(split.y_train), len(split.y_test))
+    return split
+
+
+def pipeline_factory(config: Config) -> selection.PipelineFactory:
+    """Cleaning, preprocessing and a given classifier: the pipeline every candidate is fitted as."""
+    data, options = config.data, config.preprocessing
+
+    def make(estimator: ClassifierMixin) -> Pipeline:
+        cleaner = FeatureCleaner(data.numeric_features, data.categorical_features, data.max_unparsed_share)
+        preprocessor = build_preprocessor(
+            data.numeric_features,
+            data.categorical_features,
+            options.numeric_impute,
+            dict(options.fill_values),
+            options.scale_numeric,
+        )
+        return build_pipeline(cleaner, preprocessor, estimator)
+
+    return make
+
+
+@dataclass(frozen=True)
+class Selected:
+    """What the comparison chose: the candidates ranked, the winner's threshold, the rows compared on."""
+
+    comparison: selection.Comparison
+    choice: selection.ThresholdChoice
+    y_compared: pd.Series
+
+    @property
+    def best(self) -> selection.CandidateScore:
+        return self.comparison.best[0]
+
+
+def select_model(config: Config, split: Split) -> Selected:
+    """Compare the candidates by cross-validation (on a sample of the training rows when there
+    are many) and choose the threshold on the winner's out-of-fold predictions."""
+    X_compared, y_compared = selection.selection_sample(
+        split.X_train, split.y_train, config.training.selection_rows, config.split.random_state
+    )
+    if len(y_compared) < len(split.y_train):
+        logger.info("comparing candidates on a stratified sample of %s of the %s training rows", f"{len(y_compared):,}",
+                    f"{len(split.y_train):,}")  # fmt: skip
+    fixed = config.model.threshold if config.model.threshold != "auto" else 0.5
+    comparison = selection.compare_candidates(config, pipeline_factory(config), X_compared, y_compared, float(fixed))
+    best = comparison.best[0]
+    choice = selection.choose_threshold(y_compared, best.oof_probabilities, config.model.threshold, config.decision)
+    logger.info("selected %s; threshold %.2f (%s)", best.name, choice.threshold, choice.objective)
+    return Selected(comparison, choice, y_compared)
+
+
+def fit_final(config: Config, split: Split, selected: Selected) -> Any:
+    """The selected candidate fitted on every training row, with its threshold: the saved model."""
+    best = selected.best
+    started = time.perf_counter()
+    logger.info("fitting %s on all %s training rows", best.name, f"{len(split.y_train):,}")
+    estimator = build_estimator(best.name, best.params, config.split.random_state)
+    fitted = train_model(pipeline_factory(config)(estimator), split.X_train, split.y_train)
+    logger.info("fitted in %.1f s", time.perf_counter() - started)
+    return with_threshold(fitted, selected.choice.threshold)
+
+
+def score_test_rows(config: Config, split: Split, model: Any, selected: Selected) -> tuple[TestMetrics, np.ndarray]:
+    """The final model's metrics on the test rows (and their probabilities, for the report)."""
+    probabilities = predict_proba(model, split.X_test)
+    threshold = selected.choice.threshold
+    metrics = compute_metrics(split.y_test, probabilities, threshold)
+    metrics.pop("threshold")  # the record keeps it in one place: record.threshold
+    best = selected.best
+    metrics |= {"cv_roc_auc_mean": best.mean("roc_auc"), "cv_roc_auc_std": best.std("roc_auc")}
+    if config.decision.has_costs:
+        metrics["costs"] = cost_summary(split.y_test, probabilities, threshold, config.decision)
+    return TestMetrics.model_validate(metrics), probabilities
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The trained model and everything measured about it, before the run folder is written."""
+
+    model: Any
+    metrics: TestMetrics
+    test_probabilities: np.ndarray
+    missed: list[str]  # validation criteria the metrics miss
+
+
+def judge(config: Config, model: Any, metrics: TestMetrics, probabilities: np.ndarray) -> Outcome:
+    """The validation gate on the test metrics."""
+    return Outcome(model, metrics, probabilities, check_gate(metrics.model_dump(), config.validation))
+
+
+def write_run_files(folder: runs.RunFolder, config: Config, split: Split, selected: Selected, outcome: Outcome) -> None:
+    """Everything the record will list: the model (and its lookup tables for a linear one), the
+    metrics, and the tables the report is drawn from, so `report` can rebuild it from the folder."""
+    save_model(outcome.model, folder.path / runs.MODEL)
+    scorer_tables = export_linear_tables(outcome.model)
+    if scorer_tables is not None:
+        write_json_atomic(folder.path / runs.SCORER, scorer_tables)
+    write_json_atomic(folder.path / runs.METRICS, outcome.metrics.model_dump(mode="json"))
+    test = pd.DataFrame({"y_true": split.y_test.to_numpy(), "churn_probability": outcome.test_probabilities})
+    contents = {
+        runs.LEADERBOARD: selection.leaderboard(selected.comparison.best),
+        runs.TEST_PREDICTIONS: test,
+        runs.THRESHOLD_CURVE: threshold_curve(selected.y_compared, selected.best.oof_probabilities, config.decision),
+        runs.FEATURE_EFFECTS: feature_effects(outcome.model, split.X_test, split.y_test, config.split.random_state),
+    }
+    for name, table in contents.items():
+        tables.write_table(table, folder.path / name)
+
+
+def describe_run(
+    config: Config,
+    folder: runs.RunFolder,
+    source: Path,
+    split: Split,
+    selected: Selected,
+    outcome: Outcome,
+    train_seconds: float,
+) -> RunRecord:
+    """The run's record, from every file already in its folder (their digests) and what training
+    measured."""
+    data, best = split.data, selected.best
+    positives = int(data.y.sum())
+    return RunRecord(
+        run_id=folder.run_id,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        status="rejected" if outcome.missed else "accepted",
+        config_path=str(config.source.resolve()),
+        config=config.to_dict(),
+        data=DataRecord(
+            path=str(source.resolve()),
+            sha256=sha256_file(source),
+            rows_read=data.rows_read,
+            rows_used=len(data.y),
+            dropped_missing_target=data.dropped_missing_target,
+            dropped_duplicate_ids=data.dropped_duplicate_ids,
+            class_balance=ClassBalance(
+                positive=positives, negative=len(data.y) - positives, positive_rate=float(data.y.mean())
+            ),
+            missing_values={column: int(count) for column, count in data.X.isna().sum().items()},
+        ),
+        split=SplitRecord(
+            test_size=config.split.test_size,
+            random_state=config.split.random_state,
+            train_rows=len(split.y_train),
+            test_rows=len(split.y_test),
+        ),
+        features=describe_schema(split.X_train, config.data),
+        selection=SelectionRecord(
+            metric=config.training.selection_metric,
+            cv_folds=config.training.cv_folds,
+            compared_on_rows=len(selected.y_compared),
+            training_rows=len(split.y_train),
+            sampled=len(selected.y_compared) < len(split.y_train),
+        ),
+        model=ModelRecord(name=best.name, params={k: v for k, v in best.params.items() if _jsonable(v)}),
+        threshold=ThresholdRecord(
+            value=float(outcome.model.threshold),  # the very number the saved model holds
+            **{k: v for k, v in asdict(selected.choice).items() if k != "threshold"},
+        ),
+        decision=config.decision,
+        metrics=outcome.metrics,
+        validation=ValidationRecord(criteria=dict(config.validation.criteria), missed=outcome.missed),
+        train_seconds=train_seconds,
+        artefacts=folder.digests(),
+        environment=runs.environment_info(),
+    )
+
+
+def _jsonable(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, dict))

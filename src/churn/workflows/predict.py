@@ -1,0 +1,94 @@
+"""The predict workflow: `python main.py predict`, and what the other scoring doors share with it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churn import batch, scoring, tables
+from churn.config import Config
+from churn.files import refuse_overwriting_input, write_json_atomic
+from churn.progress import RowProgress
+from churn.quality import QualityTally
+from churn.scoring import LoadedRun, score
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    output: str
+    rows: int
+    predicted_positive: int
+    quality: QualityTally
+
+    @property
+    def unseen_categories(self) -> dict[str, int]:
+        return {column: count for column, count in self.quality.unseen.items() if count}
+
+
+def load_run(config: Config, run: str | Path | None) -> LoadedRun:
+    """The run (default: the one `latest` names) in the config's models folder, ready to score."""
+    return scoring.load_run(config.paths.models_dir, run)
+
+
+def default_output_path(config: Config, input_path: Path) -> Path:
+    """data/predictions/<input stem>_predictions.csv (the stem without .csv, .csv.gz or .parquet)."""
+    stem = input_path.name
+    for suffix in (".csv.gz", ".csv", ".parquet"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return config.paths.predictions_dir / f"{stem}_predictions.csv"
+
+
+def predict(
+    config: Config,
+    input_path: Path,
+    output: str | Path | None = None,
+    run: str | Path | None = None,
+    quality_report: Path | None = None,
+) -> PredictResult:
+    """Score a file chunk by chunk with a saved run; write id, churn_probability and
+    churn_prediction per row, in input order. Memory stays flat however large the file.
+
+    The output is written to a temporary file and renamed when every chunk succeeded. Data
+    quality against the training schema is logged as warnings and, optionally, written as JSON
+    to `quality_report`.
+    """
+    destination = output if output is not None else default_output_path(config, input_path)
+    refuse_overwriting_input(input_path, destination, quality_report)
+    loaded = load_run(config, run)
+    for path in (destination, quality_report):
+        if path is not None and str(path) != "-":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. data/predictions on a fresh checkout
+    with tables.TableWriter(destination) as writer:
+        result = batch.score_table(
+            loaded,
+            input_path,
+            writer,
+            config.predict.chunk_rows,
+            config.data.max_unparsed_share,
+            RowProgress("predict"),
+        )
+    for line in result.quality.warnings():
+        logger.warning("%s: %s", input_path, line)
+    if quality_report is not None:
+        write_json_atomic(quality_report, {"input": str(input_path), "run_id": loaded.run_id} | result.quality.report())
+    return PredictResult(str(destination), result.rows, result.positives, result.quality)
+
+
+def score_frames(loaded: LoadedRun, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Score pandas batches as predict does, each into id (when the batch has it),
+    churn_probability and churn_prediction: the shape Spark's `mapInPandas` and other
+    batch-at-a-time engines take, from the very scorer predict uses."""
+    id_column = loaded.features.id_column
+    for frame in frames:
+        scored = score(loaded.scorer, frame)
+        ids: dict[str, Any] = {id_column: frame[id_column].to_numpy()} if id_column and id_column in frame else {}
+        yield pd.DataFrame(ids | {"churn_probability": scored.probabilities, "churn_prediction": scored.predictions})

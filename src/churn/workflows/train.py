@@ -1,0 +1,78 @@
+"""The train workflow: `python main.py train`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from churn import runs, selection, tracking, training
+from churn.config import Config
+from churn.data_loader import load_training_data
+from churn.progress import Steps
+from churn.record import RunRecord, TestMetrics
+from churn.report import write_report
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    record: RunRecord
+    leaderboard: pd.DataFrame
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    @property
+    def metrics(self) -> TestMetrics:
+        return self.record.metrics
+
+    @property
+    def gate_missed(self) -> list[str]:
+        return list(self.record.validation.missed)
+
+
+def train(config: Config, data_path: Path | None = None) -> TrainResult:
+    """Compare candidates by CV on the training rows, refit the best, pick its threshold on
+    out-of-fold predictions, evaluate once on the test rows, gate, and save a reported run.
+
+    `latest` moves to the new run only when it passes the validation gate.
+    """
+    source = data_path or config.data.path
+    steps = Steps()
+    _check_before_training(config)
+    with steps.step(f"loading {source}"):
+        split = training.make_split(config, load_training_data(source, config.data))
+    with steps.step("comparing candidates"):
+        selected = training.select_model(config, split)
+    with steps.step("fitting the selected model on every training row"):
+        model = training.fit_final(config, split, selected)
+    with steps.step(f"scoring the {len(split.y_test):,} test rows"):
+        outcome = training.judge(config, model, *training.score_test_rows(config, split, model, selected))
+    with runs.creating_run(config.paths.models_dir) as folder:
+        with steps.step("writing the run folder"):
+            training.write_run_files(folder, config, split, selected, outcome)
+            record = training.describe_run(config, folder, source, split, selected, outcome, steps.total())
+        with steps.step("drawing the report"):
+            write_report(folder.path, record)
+        folder.finish(record)  # written last: it marks the run complete
+        if record.accepted:
+            runs.point_latest(config.paths.models_dir, record.run_id)
+    result = TrainResult(folder.path, record, selection.leaderboard(selected.comparison.best))
+    if config.tracking.enabled:  # after the local run folder, the source of truth, is complete
+        with steps.step("logging the run to MLflow"):
+            tracking.log_training(config, result.run_dir, record, selected.comparison, model, source)
+    return result
+
+
+def _check_before_training(config: Config) -> None:
+    """Fail in seconds, not after minutes of training: tracking without MLflow, a bad model,
+    parameter or value."""
+    if config.tracking.enabled:
+        tracking.check_available(config)
+    selection.build_candidates(config)
