@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from churn.record import METRIC_LABELS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def leaderboard_table(board: pd.DataFrame) -> str:

@@ -1,0 +1,62 @@
+"""Runs written by churn before the typed record (schema_version 1, kept under tests/data/runs_v1
+as that version wrote them) still load, score the same bytes, list, show and report."""
+
+import json
+import shutil
+
+import pytest
+from support import REPO, TELCO_SAMPLE, write_quick_config
+
+from churn import pipeline, runs
+from churn.config import load_config
+from churn.errors import ModelError
+
+V1 = REPO / "tests" / "data" / "runs_v1"
+LINEAR, TREES = "20261201T144531441Z-184de1", "20261201T144535085Z-c26da7"
+
+
+@pytest.fixture
+def models(tmp_path):
+    """A models folder holding copies of both version-1 runs, and a config pointing at it."""
+    for run_id in (LINEAR, TREES):
+        shutil.copytree(V1 / run_id, tmp_path / "models" / run_id)
+    return load_config(write_quick_config(tmp_path, paths={"models_dir": "models", "predictions_dir": "out"}))
+
+
+@pytest.mark.parametrize("run_id", [LINEAR, TREES])
+def test_a_version_1_record_is_read_into_the_current_one(models, run_id):
+    old = json.loads((V1 / run_id / "metadata.json").read_text())
+    metrics = json.loads((V1 / run_id / "metrics.json").read_text())
+    record = runs.read_record(models.paths.models_dir / run_id)
+    assert "schema_version" not in old and record.schema_version == 2
+    assert record.run_id == old["run_id"] and record.model.name == old["model_name"]
+    assert record.threshold.value == old["threshold"] == metrics["threshold"]
+    assert record.threshold.objective == old["threshold_choice"]["objective"]
+    assert record.metrics.roc_auc == metrics["roc_auc"] and record.selection.cv_folds == metrics["cv_folds"]
+    assert record.metrics.costs.expected_cost == metrics["expected_cost"]
+    assert record.data.rows_used == old["training_data"]["rows_used"]
+    assert record.split.test_rows == old["training_data"]["test_rows"]
+    assert record.features.positive_label == old["config"]["data"]["positive_label"]
+    assert record.artefacts == old["artefacts"] and runs.is_complete(models.paths.models_dir / run_id)
+
+
+@pytest.mark.parametrize("run_id", [LINEAR, TREES])
+def test_a_version_1_run_predicts_the_bytes_it_predicted_then(models, run_id, tmp_path):
+    pipeline.predict(models, TELCO_SAMPLE, tmp_path / "p.csv", run=run_id)
+    assert (tmp_path / "p.csv").read_bytes() == (V1 / f"{run_id}.predictions.csv").read_bytes()
+
+
+def test_version_1_runs_list_promote_and_report(models):
+    rows = {row["run_id"]: row for row in runs.list_runs(models.paths.models_dir)}
+    assert {rows[LINEAR]["status"], rows[TREES]["status"]} == {"accepted"}
+    assert rows[TREES]["model"] == "hist_gradient_boosting" and rows[TREES]["test_roc_auc"] > 0.5
+    runs.promote(models.paths.models_dir, LINEAR)
+    report = pipeline.rebuild_report(models, None)
+    assert LINEAR in report.read_text() and (report.parent / "roc.png").is_file()
+
+
+def test_a_version_1_run_with_changed_metrics_is_refused_naming_the_file(models):
+    (models.paths.models_dir / LINEAR / "metrics.json").write_text("{}")
+    assert not runs.is_complete(models.paths.models_dir / LINEAR)
+    with pytest.raises(ModelError, match=r"metrics\.json: sha256 differs"):
+        runs.read_record(models.paths.models_dir / LINEAR)
