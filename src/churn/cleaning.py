@@ -9,19 +9,21 @@ cluster.
   ("1", whether they arrive as 1, 1.0, "1.0" or True for a 0/1 column), and true/false are
   spelled as training spelled them.
 
-It takes pandas DataFrames of any column types (numpy, `str`, `category`, Arrow) and Arrow
-tables, and is kept free of scikit-learn so that predict starts fast.
+It takes Arrow tables (as predict streams them and the service builds them) and pandas
+DataFrames of any column types (numpy, `str`, `category`, Arrow). The work is done with Arrow
+and numpy: predict imports neither pandas nor scikit-learn to score a logistic-regression run,
+and pandas is used only on pandas input and when a DataFrame is asked for.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -29,8 +31,13 @@ from churn.codes import Coded
 from churn.columns import require_columns
 from churn.errors import DataError
 
-_WHOLE_NUMBER_WITH_ZERO_DECIMALS = r"^[+-]?\d+\.0+$"
-_NAN_TEXT = ("nan", "+nan", "-nan")
+if TYPE_CHECKING:
+    import pandas as pd
+
+_WHOLE_NUMBER_WITH_ZERO_DECIMALS = re.compile(r"^[+-]?\d+\.0+$")
+# Numeric text exactly as pyarrow's cast from text to float64 reads it (checked against
+# pandas.to_numeric in the tests), used to find the values of a column that are not numbers.
+_NUMBER_TEXT = r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)$"
 
 
 @dataclass(frozen=True)
@@ -101,22 +108,24 @@ class FeatureTable:
 
     Scoring and the quality tallies read the arrays directly; `frame` builds the pandas
     DataFrame (numbers as float64, categories as Categoricals of text) that scikit-learn's
-    steps take, once and only when asked for.
+    steps take, once and only when asked for. `index` is the input DataFrame's index, or None
+    for an Arrow table (the frame then gets a RangeIndex).
     """
 
-    def __init__(self, numbers: dict[str, np.ndarray], coded: dict[str, Coded], index: pd.Index) -> None:
-        self.numbers, self.coded, self.index = numbers, coded, index
+    def __init__(self, numbers: dict[str, np.ndarray], coded: dict[str, Coded], rows: int, index: Any = None) -> None:
+        self.numbers, self.coded, self.rows, self.index = numbers, coded, rows, index
 
     def __len__(self) -> int:
-        return len(self.index)
+        return self.rows
 
     @functools.cached_property
     def frame(self) -> pd.DataFrame:
-        columns: dict[str, pd.Series] = {
-            name: pd.Series(values, index=self.index) for name, values in self.numbers.items()
-        }
-        columns |= {name: coded.to_series(self.index) for name, coded in self.coded.items()}
-        return pd.DataFrame(columns, index=self.index)
+        import pandas as pd  # deferred: the scorers that read the arrays never need pandas (0.2 s)
+
+        index = self.index if self.index is not None else pd.RangeIndex(self.rows)
+        columns: dict[str, pd.Series] = {name: pd.Series(values, index=index) for name, values in self.numbers.items()}
+        columns |= {name: coded.to_series(index) for name, coded in self.coded.items()}
+        return pd.DataFrame(columns, index=index)
 
 
 @dataclass(frozen=True)
@@ -196,44 +205,57 @@ def clean_features(frame: pd.DataFrame | pa.Table, spec: FeatureSpec) -> Cleaned
             values = np.where(inf, np.nan, values)
         numbers[name] = values
     coded = {name: code_categories(frame[name], spec.bool_spelling.get(name)) for name in spec.categorical}
-    index = pd.RangeIndex(frame.num_rows) if arrow else frame.index
-    return CleanedFeatures(FeatureTable(numbers, coded, index), unparsed, infinite)
+    return CleanedFeatures(FeatureTable(numbers, coded, len(frame), None if arrow else frame.index), unparsed, infinite)
 
 
-def parse_numbers(values: pd.Series | pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, UnparsedNumbers | None]:
+Column = Any  # a pandas Series, or a pyarrow Array or ChunkedArray
+
+
+def _is_pandas(values: Column) -> bool:
+    # Checked by module rather than isinstance, so that Arrow input never imports pandas.
+    return type(values).__module__.startswith("pandas")
+
+
+def _arrow_text(values: Column) -> pa.Array | pa.ChunkedArray:
+    """A pandas column as Arrow text, missing values kept missing (pandas' own text spelling)."""
+    text = values if values.dtype == "str" else values.astype("str")
+    return pa.array(text, from_pandas=True)
+
+
+def parse_numbers(values: Column) -> tuple[np.ndarray, UnparsedNumbers | None]:
     """A column as float64, and the values that are not numbers (None when every value parses).
 
     Blank text and nulls are missing, not unparsed. Booleans are not numbers.
     """
-    if isinstance(values, pd.Series) and pd.api.types.is_numeric_dtype(values) and not _is_bool(values.dtype):
-        return values.to_numpy(dtype="float64", na_value=np.nan), None
-    if isinstance(values, (pa.ChunkedArray, pa.Array)) and (
-        pa.types.is_floating(values.type) or pa.types.is_integer(values.type)
-    ):
+    if _is_pandas(values):
+        if getattr(values.dtype, "kind", "O") in "iuf":
+            return values.to_numpy(dtype="float64", na_value=np.nan), None
+        return _parse_text(_arrow_text(values))
+    if pa.types.is_floating(values.type) or pa.types.is_integer(values.type):
         return np.asarray(values.to_numpy(zero_copy_only=False), dtype="float64"), None
     return _parse_text(values)
 
 
-def _is_bool(dtype: Any) -> bool:
-    return pd.api.types.is_bool_dtype(dtype)
-
-
-def _parse_text(values: pd.Series | pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, UnparsedNumbers | None]:
-    raw = values if not isinstance(values, pd.Series) else pa.array(values.astype("str"), from_pandas=True)
+def _parse_text(raw: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, UnparsedNumbers | None]:
     text = pc.utf8_trim_whitespace(pc.cast(raw, pa.string()))
     text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)  # blank is missing
     try:
         # pyarrow's cast is ~10x faster than pandas' parser; it fails whole on any non-number.
-        return pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False).astype("float64", copy=False), None
+        return _floats(text), None
     except pa.ArrowInvalid:
         pass
-    strings = pd.Series(text.to_pandas() if isinstance(text, (pa.ChunkedArray, pa.Array)) else text, dtype="str")
-    numbers = pd.to_numeric(strings, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    present = strings.notna().to_numpy()
-    bad = np.isnan(numbers) & present & ~strings.str.casefold().isin(_NAN_TEXT).to_numpy()
+    number = pc.match_substring_regex(text, _NUMBER_TEXT, ignore_case=True)
+    bad = np.asarray(pc.fill_null(pc.invert(number), False).to_numpy(zero_copy_only=False), dtype=bool)
+    numbers = _floats(pc.if_else(number, text, pa.scalar(None, pa.string())))
+    present = np.asarray(pc.is_valid(text).to_numpy(zero_copy_only=False), dtype=bool)
     rows = np.flatnonzero(bad)
-    examples = tuple(str(value) for value in pd.unique(strings.to_numpy()[rows])[:3])
+    distinct = pc.unique(pc.take(text, pa.array(rows[:1000]))).to_pylist() if len(rows) else []
+    examples = tuple(str(value) for value in distinct[:3])
     return numbers, UnparsedNumbers(len(rows), int(present.sum()), examples, rows)
+
+
+def _floats(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
 
 
 def normalise_categories(values: pd.Series, spelling: tuple[str, str] | None = None) -> pd.Series:
@@ -241,7 +263,7 @@ def normalise_categories(values: pd.Series, spelling: tuple[str, str] | None = N
     return code_categories(values, spelling).to_series(values.index).rename(values.name)
 
 
-def code_categories(values: pd.Series | pa.ChunkedArray | pa.Array, spelling: tuple[str, str] | None = None) -> Coded:
+def code_categories(values: Column, spelling: tuple[str, str] | None = None) -> Coded:
     """Category labels as codes into cleaned text labels: stripped, blank as missing, "1.0"-style
     whole numbers spelled "1", and true/false spelled as `spelling` (training's) gives them.
 
@@ -255,33 +277,46 @@ def code_categories(values: pd.Series | pa.ChunkedArray | pa.Array, spelling: tu
     return Coded(label_codes[codes], categories)  # code -1 (missing) picks the trailing -1
 
 
-def _distinct(values: pd.Series | pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, tuple[str, ...]]:
+def _distinct(values: Column) -> tuple[np.ndarray, tuple[str, ...]]:
     """A code per value (-1 for missing) and the distinct raw values as text."""
-    if isinstance(values, (pa.ChunkedArray, pa.Array)):
-        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
-        if isinstance(encoded, pa.ChunkedArray):
-            encoded = encoded.combine_chunks() if encoded.num_chunks != 1 else encoded.chunk(0)
-        if encoded.dictionary.null_count:  # a null inside the dictionary is a missing value too
-            encoded = pc.dictionary_encode(encoded.cast(encoded.dictionary.type))
-        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype("int64", copy=False)
-        return codes, tuple(str(value) for value in encoded.dictionary.to_pylist())
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy(), tuple(str(value) for value in values.cat.categories)
-    codes, distinct = pd.factorize(values if values.dtype == "str" else values.astype("str"))
-    return codes, tuple(str(value) for value in distinct)
+    if _is_pandas(values):
+        if getattr(values.dtype, "name", "") == "category":
+            return values.cat.codes.to_numpy(), tuple(str(value) for value in values.cat.categories)
+        values = _arrow_text(values)
+    encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks() if encoded.num_chunks != 1 else encoded.chunk(0)
+    if encoded.dictionary.null_count:  # a null inside the dictionary is a missing value too
+        encoded = pc.dictionary_encode(encoded.cast(encoded.dictionary.type))
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype("int64", copy=False)
+    return codes, tuple(str(value) for value in encoded.dictionary.to_pylist())
 
 
-@functools.lru_cache(maxsize=512)
 def _clean_labels(distinct: tuple[str, ...], spelling: tuple[str, str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
     """For each distinct raw label, the code of its cleaned label (-1 if blank), plus a
-    trailing -1 for missing values; and the cleaned labels."""
-    labels = pd.Series(list(distinct), dtype="str").str.strip()
-    labels = labels.mask(labels == "")
-    whole = labels.str.match(_WHOLE_NUMBER_WITH_ZERO_DECIMALS, na=False)
-    if whole.any():
-        labels = labels.mask(whole, labels[whole].str.split(".").str[0].str.lstrip("+"))
+    trailing -1 for missing values; and the cleaned labels, in order of first appearance.
+
+    Not cached: the distinct values come from the input (a client of the service chooses them),
+    and this costs about a microsecond a value."""
+    codes: dict[str, int] = {}
+    label_codes = np.empty(len(distinct) + 1, dtype="int64")
+    for position, raw in enumerate(distinct):
+        label = _clean_label(raw, spelling)
+        label_codes[position] = -1 if label is None else codes.setdefault(label, len(codes))
+    label_codes[-1] = -1
+    return label_codes, tuple(codes)
+
+
+def _clean_label(raw: str, spelling: tuple[str, str] | None) -> str | None:
+    label = raw.strip()
+    if not label:
+        return None
+    if _WHOLE_NUMBER_WITH_ZERO_DECIMALS.match(label):
+        label = label.split(".")[0].lstrip("+")
     if spelling is not None:
-        folded = labels.str.casefold()
-        labels = labels.mask(folded == "true", spelling[0]).mask(folded == "false", spelling[1])
-    label_codes, categories = pd.factorize(labels)  # merges labels that cleaned to the same text
-    return np.append(label_codes, -1), tuple(str(c) for c in categories)
+        folded = label.casefold()
+        if folded == "true":
+            return spelling[0]
+        if folded == "false":
+            return spelling[1]
+    return label

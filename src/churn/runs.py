@@ -28,7 +28,6 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +289,8 @@ def _checked_bytes(run_dir: Path, name: str, expected: str) -> bytes:
 
 def environment_info() -> dict[str, Any]:
     """Python, package versions and git commit, for reproducing a run later."""
+    from importlib import metadata as importlib_metadata  # deferred: 30 ms that only training spends
+
     versions: dict[str, str | None] = {}
     for name in RECORDED_PACKAGES:
         try:

@@ -17,16 +17,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from churn import runs
 from churn.cleaning import CleanedFeatures, FeatureSpec, FeatureTable, clean_features
 from churn.codes import category_codes
 from churn.record import FeatureSchema, RunRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Scorer(Protocol):

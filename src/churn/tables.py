@@ -17,9 +17,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -27,6 +26,9 @@ import pyarrow.parquet as pq
 from churn.columns import require_columns
 from churn.errors import DataError, FormatError
 from churn.files import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # pandas' and pyarrow's default NA lists also swallow real category values such as "None".
 NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "#N/A"]

@@ -6,9 +6,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from churn import batch, scoring, tables
 from churn.config import Config
@@ -16,6 +14,9 @@ from churn.files import refuse_overwriting_input, write_json_atomic
 from churn.progress import RowProgress
 from churn.quality import QualityTally
 from churn.scoring import LoadedRun, score
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ def score_frames(loaded: LoadedRun, frames: Iterable[pd.DataFrame]) -> Iterator[
     """Score pandas batches as predict does, each into id (when the batch has it),
     churn_probability and churn_prediction: the shape Spark's `mapInPandas` and other
     batch-at-a-time engines take, from the very scorer predict uses."""
+    import pandas as pd  # deferred: the caller's frames are pandas already; predict does without it
+
     id_column = loaded.features.id_column
     for frame in frames:
         scored = score(loaded.scorer, frame)
