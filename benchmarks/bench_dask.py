@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 from pathlib import Path
@@ -26,6 +25,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from common import REPO, SHIPPED, add_common_options, find_or_train_model, generate_once, measure
+
+from churn import runs
 
 
 def generate_parts(rows: int, parts: int, folder: Path, seed: int) -> None:
@@ -89,8 +90,8 @@ def main() -> None:
     generate_once(parts, lambda: generate_parts(args.rows, args.parts, parts, args.seed))
     generate_once(single, lambda: join_parts(parts, single))
     run = find_or_train_model(args).resolve()
-    metadata = json.loads((run / "metadata.json").read_text())
-    print(f"model: run {metadata['run_id']} ({metadata['model_name']}); {args.rows:,} rows in {args.parts} parts")
+    record = runs.read_record(run)
+    print(f"model: run {record.run_id} ({record.model.name}); {args.rows:,} rows in {args.parts} parts")
 
     local_out = args.workdir / "dask_local.parquet"
     local = measure([sys.executable, str(REPO / "main.py"), "predict", "-q", "-c", str(args.config), "--input",

@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from common import REPO, add_common_options, find_or_train_model, generate, generate_once
 
+from churn import runs
+
 DEADLINE_SECONDS = 600  # the whole benchmark stops past this, whatever the counts
 
 
@@ -148,8 +150,8 @@ def check_answers(client: Client, rows: pd.DataFrame, upload: bytes, reference: 
 
 
 def report(run: Path, one: list[float], batch: list[float], csv_seconds: list[float]) -> None:
-    metadata = json.loads((run / "metadata.json").read_text())
-    print(f"model: run {metadata['run_id']} ({metadata['model_name']}); server: 1 worker, loopback; "
+    record = runs.read_record(run)
+    print(f"model: run {record.run_id} ({record.model.name}); server: 1 worker, loopback; "
           f"{os.cpu_count()} cores, client on the same machine")  # fmt: skip
     milliseconds = np.asarray(one) * 1000
     print(f"1-row JSON requests ({len(one):,}): p50 {np.percentile(milliseconds, 50):.2f} ms, "

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,6 +24,8 @@ import numpy as np
 import pandas as pd
 import yaml
 from common import GENERATE_BLOCK, REPO, SHIPPED, generate_once, measure
+
+from churn import runs
 
 ACCOUNT = ["tenure", "MonthlyCharges", "TotalCharges"]
 DEMOGRAPHICS = ["gender", "SeniorCitizen", "Partner", "Dependents"]
@@ -104,13 +105,12 @@ def main() -> None:
     figures = measure([sys.executable, str(REPO / "main.py"), "train", "-q", "-c", str(bench_config)])
 
     run = models / (models / "latest").read_text().strip()
-    metadata = json.loads((run / "metadata.json").read_text())
-    metrics = json.loads((run / "metrics.json").read_text())
-    selection = metadata["selection"]
+    record = runs.read_record(run)
+    metrics, selection = record.metrics, record.selection
     print(f"train wall time {figures['seconds']:.1f} s, peak memory {figures['peak_mb']:.0f} MB")
-    print(f"selected {metadata['model_name']}: CV ROC AUC {metrics['cv_roc_auc_mean']:.4f} ± "
-          f"{metrics['cv_roc_auc_std']:.4f}, test ROC AUC {metrics['roc_auc']:.4f}")  # fmt: skip
-    print(f"compared on {selection['compared_on_rows']:,} of {selection['training_rows']:,} training rows")
+    print(f"selected {record.model.name}: CV ROC AUC {metrics.cv_roc_auc_mean:.4f} ± "
+          f"{metrics.cv_roc_auc_std:.4f}, test ROC AUC {metrics.roc_auc:.4f}")  # fmt: skip
+    print(f"compared on {selection.compared_on_rows:,} of {selection.training_rows:,} training rows")
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ def category_codes(values: Coded | pd.Series, categories: Sequence[str], fill: s
     """
     coded = values if isinstance(values, Coded) else Coded.of(values)
     positions = _positions(tuple(categories))
-    lookup = np.fromiter((positions.get(value, -1) for value in coded.categories), "int64", len(coded.categories))
-    return np.append(lookup, positions[str(fill)])[coded.codes]
+    lookup = [positions.get(value, -1) for value in coded.categories]
+    lookup.append(positions[str(fill)])
+    return np.asarray(lookup, dtype="int64")[coded.codes]
 
 
 @functools.lru_cache(maxsize=256)

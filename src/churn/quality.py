@@ -140,6 +140,8 @@ class QualityTally:
 
     def drift(self) -> str | None:
         """One line naming the columns that drift, or None when nothing does."""
+        if not any(self.unseen.values()) and not any(self.below.values()) and not any(self.above.values()):
+            return None
         report = self.report()["columns"]
         unseen = [f"{c} {v['unseen_share']:.2%}" for c, v in report.items() if v.get("unseen_values")]
         outside = [f"{c} {v['outside_range_share']:.2%}" for c, v in report.items() if v.get("outside_range_share")]

@@ -68,6 +68,17 @@ class LinearScorer:
         self.tables = tables
         self.spec = FeatureSpec.from_dict(tables["features"])
         self.threshold = float(tables["threshold"])
+        # per categorical column: its training categories, the fill, and a weight per category
+        # with a trailing 0.0 that unseen categories (code -1) pick: no effect
+        self.categorical = [
+            (
+                item["column"],
+                tuple(item["categories"]),
+                item["fill"],
+                np.append(np.asarray(item["coef"], "float64"), 0.0),
+            )
+            for item in tables["categorical"]
+        ]
 
     def score_clean(self, features: FeatureTable) -> np.ndarray:
         z = np.full(len(features), self.tables["intercept"], dtype="float64")
@@ -77,10 +88,8 @@ class LinearScorer:
             if item["mean"] is not None:
                 values = (values - item["mean"]) / item["scale"]
             z += item["coef"] * values
-        for item in self.tables["categorical"]:
-            codes = category_codes(features.coded[item["column"]], item["categories"], item["fill"])
-            weights = np.append(np.asarray(item["coef"], dtype="float64"), 0.0)  # unseen (-1): no effect
-            z += weights[codes]
+        for column, categories, fill, weights in self.categorical:
+            z += weights[category_codes(features.coded[column], categories, fill)]
         with np.errstate(over="ignore"):  # exp(-z) of a huge negative z is inf: probability 0, as intended
             return 1.0 / (1.0 + np.exp(-z))
 

@@ -4,7 +4,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from churn import cleaning
 from churn.cleaning import (
     FeatureSpec,
     bool_spelling,
@@ -143,3 +146,39 @@ def test_feature_spec_round_trips_through_json():
     spec = FeatureSpec.learn(("n",), ("c", "d"), {"c": ["0", "1"], "d": ["x"]})
     assert spec.bool_spelling == {"c": ("1", "0")}
     assert FeatureSpec.from_dict(spec.to_dict()) == spec
+
+
+# The few-rows way (values one by one) and the Arrow way give the same cleaning, value for value.
+
+NUMBER_TEXTS = ["1", "-1", "+1", "1.5", ".5", "5.", "1e5", "1E5", "1e+5", "-1.5e-3", "inf", "-inf", "Infinity",
+                "nan", "NaN", "+nan", "1_000", "1,000", "0x10", " 1 ", "1.2.3", "١٢", "1e", "e5", "--1", "0.0",
+                "00012", "1e400", "", "  ", "45 USD", "½", "1\u00a0"]  # fmt: skip
+
+
+def cleaned_both_ways(frame, spec):
+    """clean_features on the rows as they are (few) and repeated past SMALL_ROWS (the Arrow way)."""
+    repeats = cleaning.SMALL_ROWS // len(frame) + 1
+    large = pa.concat_tables([frame] * repeats)
+    return clean_features(frame, spec), clean_features(large, spec), repeats
+
+
+def test_numbers_are_parsed_alike_one_by_one_and_by_arrow_and_as_pandas_reads_them():
+    frame = pa.table({"n": pa.array(NUMBER_TEXTS)})
+    few, many, repeats = cleaned_both_ways(frame, FeatureSpec(("n",), ()))
+    np.testing.assert_array_equal(np.tile(few.features.numbers["n"], repeats), many.features.numbers["n"])
+    assert few.unparsed["n"].examples == many.unparsed["n"].examples
+    assert few.unparsed["n"].count * repeats == many.unparsed["n"].count
+    as_pandas = pd.to_numeric(pd.Series(NUMBER_TEXTS).str.strip(), errors="coerce").to_numpy(dtype="float64").copy()
+    as_pandas[np.isinf(as_pandas)] = np.nan  # cleaning sets infinities to missing (and counts them)
+    np.testing.assert_array_equal(np.abs(few.features.numbers["n"]), np.abs(as_pandas))  # pandas reads "-0" as 0
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=8), st.sampled_from(NUMBER_TEXTS)), min_size=1, max_size=20))
+def test_any_text_cleans_alike_one_by_one_and_by_arrow(values):
+    frame = pa.table({"n": pa.array(values, pa.string()), "c": pa.array(values, pa.string())})
+    few, many, repeats = cleaned_both_ways(frame, FeatureSpec(("n",), ("c",), {"c": ("Yes", "No")}))
+    np.testing.assert_array_equal(np.tile(few.features.numbers["n"], repeats), many.features.numbers["n"])
+    assert ("n" in few.unparsed) == ("n" in many.unparsed)
+    few_labels = few.features.frame["c"].astype(object).tolist()
+    assert few_labels * repeats == many.features.frame["c"].astype(object).tolist()

@@ -113,10 +113,11 @@ def _predict_answer(served: ServedRun, rows: parsing.Rows, scored: Scored, quali
     predictions: list[dict[str, Any]] = [
         {"churn_probability": p, "churn_prediction": d} for p, d in zip(probabilities, decisions, strict=True)
     ]
-    if rows.ids is not None and served.id_column:
+    id_column = served.id_column
+    if rows.ids is not None and id_column:
         for prediction, customer_id in zip(predictions, rows.ids, strict=True):
             if customer_id is not None:
-                prediction[served.id_column] = customer_id
+                prediction[id_column] = customer_id
     return {"run_id": served.run_id, "predictions": predictions, "warnings": quality.warnings()}
 
 
