@@ -265,7 +265,9 @@ def _parse_text(raw: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, UnparsedNu
 def _parse_few(values: list[Any]) -> tuple[np.ndarray, UnparsedNumbers | None]:
     """`_parse_text` for a few values, one by one: text trimmed, blank missing, numbers as Arrow reads them."""
     numbers = np.full(len(values), np.nan)
-    bad_rows, examples, present = [], [], 0
+    bad_rows: list[int] = []
+    examples: list[str] = []
+    present = 0
     for row, value in enumerate(values):
         text = None if value is None else str(value).strip()
         if not text:
