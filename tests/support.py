@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,17 +18,40 @@ TELCO = REPO / "data" / "raw" / "telco_customer_churn.csv"
 TELCO_SAMPLE = Path(__file__).parent / "data" / "telco_sample.csv"
 
 
-def write_quick_config(folder: Path, cv_folds: int = 3, **sections: Any) -> Path:
-    """The shipped config with one model instead of the comparison, on the 400-row sample,
-    with `sections` replacing whole top-level sections; written to folder/config.yaml."""
+DELETE = object()  # a value for write_quick_config's `changes`: remove this key
+
+
+def write_quick_config(
+    folder: Path, changes: dict[str, Any] | None = None, name: str = "config.yaml", cv_folds: int = 3, **sections: Any
+) -> Path:
+    """The shipped config with one model instead of the comparison, on the 400-row sample, its
+    models and predictions in `folder`; `sections` replace whole top-level sections and
+    `changes` set dotted keys (DELETE removes one). Written to folder/name."""
     config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     config["training"].pop("candidates")
     config["training"]["cv_folds"] = cv_folds
     config["data"]["path"] = str(TELCO_SAMPLE)
+    config["paths"] = {"models_dir": "models", "predictions_dir": "predictions"}
     config.update(sections)
-    path = folder / "config.yaml"
+    for dotted, value in (changes or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is DELETE:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    path = folder / name
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
+
+
+def trained_copy(template: Path, folder: Path) -> Path:
+    """A copy of a trained template folder (its config and models) in `folder`, for a test that
+    changes what it trained: module-scoped runs are only read, or copied per test."""
+    shutil.copytree(template, folder, dirs_exist_ok=True)
+    return folder / "config.yaml"
 
 
 def run_cli(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -12,6 +12,8 @@ from support import REPO, TELCO_SAMPLE, write_quick_config
 from churn import pipeline, runs
 from churn.config import load_config
 
+pytestmark = pytest.mark.slow  # twelve trainings killed at chosen moments, and two at once
+
 KILLS = 12
 
 

@@ -8,7 +8,10 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 from support import TELCO_SAMPLE, free_port, run_cli, write_quick_config
+
+pytestmark = pytest.mark.slow  # a real Dask scheduler and two workers
 
 
 def start(command, log, cwd):

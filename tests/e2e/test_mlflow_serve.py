@@ -9,7 +9,10 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 from support import TELCO_SAMPLE, Service, free_port, http, run_cli, write_quick_config
+
+pytestmark = pytest.mark.slow  # MLflow's own model server started beside ours
 
 
 def test_mlflow_models_serve_and_churn_serve_give_the_same_answers(tmp_path):

@@ -1,7 +1,13 @@
-"""CI runs what the README says, and the workflow file is valid."""
+"""CI runs what the README says, the workflow is valid, and the docs document everything the
+code accepts: every mode and option, exit code and config key."""
 
+import argparse
 import importlib.metadata
+import re
+import subprocess
+import sys
 
+import pytest
 import yaml
 from packaging.markers import Marker
 from packaging.requirements import Requirement
@@ -9,9 +15,15 @@ from packaging.utils import canonicalize_name
 from pydantic import BaseModel
 from support import REPO
 
+from churn.cli.parser import build_parser
 from churn.config import Config
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
+DOCS = REPO / "docs"
+
+
+def page(name):
+    return (DOCS / name).read_text(encoding="utf-8")
 
 
 def workflow():
@@ -26,21 +38,25 @@ def test_workflow_runs_each_level_as_its_own_step_on_three_pythons():
         assert f"pytest -m {level}" in commands
 
 
-def test_every_workflow_command_is_documented_in_the_readme():
+def test_every_workflow_command_is_documented_in_the_deployment_page():
+    deployment = page("deployment.md")
     for step in workflow()["jobs"]["test"]["steps"]:
         if "run" in step:
-            assert f"`{step['run']}`" in README or f"\n{step['run']}\n" in README, step["run"]
+            assert f"`{step['run']}`" in deployment or f"\n{step['run']}\n" in deployment, step["run"]
 
 
 def test_ci_script_runs_the_readme_test_command_word_for_word_first():
     script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
-    commands = [line for line in script.splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    commands = [line for line in script.splitlines() if line and not line.startswith(("#", "set ", "cd ", "export "))]
     assert f"\n{commands[0]}\n" in README
     assert commands[0].startswith(
         "python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements-dev.txt"
     )
-    for step in ("ruff check .", "ruff format --check .", "mypy src", "pytest"):
+    for step in ("pip check", "ruff check .", "ruff format --check .", "mypy src", "pytest"):
         assert f"&& {step}" in commands[0], step
+    # then, as their own steps: the slow checks, the docs, the container
+    for step in ("pytest -m slow", "mkdocs build --strict", "bash scripts/container_smoke.sh"):
+        assert any(command.startswith(step) for command in commands[1:]), step
 
 
 def config_keys(model, prefix=""):
@@ -52,13 +68,60 @@ def config_keys(model, prefix=""):
             yield f"{prefix}{name}"
 
 
-def test_readme_documents_every_exit_code_and_config_key():
-    for code in ("| 0 |", "| 1 |", "| 2 |", "| 3 |"):
-        assert code in README
+def test_the_docs_document_every_exit_code_and_config_key():
+    exit_codes = page("exit-codes.md")
+    for code in ("| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 130 |"):
+        assert code in exit_codes
+    reference = page("configuration.md")
     keys = list(config_keys(Config))  # every key the code accepts, not only the shipped ones
     assert "predict.dask.scheduler" in keys and "tracking.uri" in keys
     for key in keys:
-        assert f"`{key}`" in README, f"{key} is not documented"
+        assert f"`{key}`" in reference, f"{key} is not documented"
+
+
+def test_the_configuration_page_is_the_one_the_schema_gives():
+    check = [sys.executable, str(REPO / "scripts" / "config_reference.py"), "--check"]
+    result = subprocess.run(check, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def modes():
+    """(mode, its parser) for every mode and `models` action of the CLI."""
+    parser = build_parser()
+    (choices,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, sub in choices.choices.items():
+        actions = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        yield from (
+            ((f"{name} {action}", parser) for action, parser in actions[0].choices.items())
+            if actions
+            else [(name, sub)]
+        )
+
+
+COMMON = ("--config", "--verbose", "--quiet", "--help")  # every mode takes them: documented once, on the home page
+
+
+@pytest.mark.parametrize(("mode", "parser"), list(modes()), ids=lambda value: value if isinstance(value, str) else "")
+def test_every_mode_and_option_has_its_page(mode, parser):
+    text = page(f"modes/{mode.split()[0]}.md")
+    assert f"python main.py {mode}" in text
+    for action in parser._actions:
+        for option in action.option_strings:
+            if option.startswith("--") and option not in COMMON:
+                assert f"`{option}`" in text or f"{option} " in text, f"{mode}: {option} is not documented"
+
+
+def test_the_options_every_mode_takes_are_documented_once():
+    home = page("index.md")
+    for option in (*COMMON, "--version", "-c", "-v", "-q"):
+        assert f"`{option}`" in home, option
+
+
+def test_the_readme_is_a_front_page_whose_links_resolve():
+    assert len(README.splitlines()) <= 250
+    links = re.findall(r"\]\((docs/[^)#]+)", README)
+    assert len(links) >= 10 and all((REPO / link).is_file() for link in links)
+    assert "python3 -m venv .venv" in README and "python main.py serve" in README
 
 
 def locked(path):
@@ -74,13 +137,6 @@ def locked(path):
         if not marker or Marker(marker).evaluate():
             pins[canonicalize_name(name)] = version
     return pins
-
-
-def test_the_installed_environment_is_the_dev_lock():
-    pins = locked(REPO / "requirements-dev.txt")
-    assert len(pins) > 100
-    installed = {name: importlib.metadata.version(name) for name in pins}
-    assert installed == pins, "reinstall: pip install -r requirements-dev.txt"
 
 
 def test_the_runtime_lock_is_complete_and_agrees_with_the_dev_lock():

@@ -14,6 +14,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from support import Service, run_cli, write_quick_config
 
+pytestmark = pytest.mark.slow  # schemathesis: a few hundred generated requests against a live server
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 TOKEN = "schema-test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}

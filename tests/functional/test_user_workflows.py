@@ -9,32 +9,22 @@ from support import REPO, TELCO, make_subscriptions, subscriptions_config
 from churn import pipeline
 from churn.config import load_config
 from churn.data_loader import load_training_data
-from churn.scoring import score
 
 
 @pytest.fixture(scope="module")
 def telco_run(tmp_path_factory):
-    """The shipped config trained on the full shipped data, into a temporary models folder."""
+    """The shipped config's single model section (no comparison) trained on the full shipped
+    data, into a temporary models folder: the prediction contract holds whatever the model.
+    The shipped comparison itself is held to its quality bar in test_shipped_default.py."""
     folder = tmp_path_factory.mktemp("telco")
     config_dict = yaml.safe_load((REPO / "config.yaml").read_text())
+    config_dict["training"].pop("candidates")
     config_dict["data"]["path"] = str(TELCO)
     config_dict["paths"] = {"models_dir": str(folder / "models"), "predictions_dir": str(folder / "predictions")}
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config_dict))
     config = load_config(path)
     return config, pipeline.train(config)
-
-
-def test_default_config_on_the_shipped_data_meets_the_quality_bar(telco_run):
-    _, result = telco_run
-    assert result.metrics.roc_auc >= 0.84
-    assert result.metrics.cv_roc_auc_mean >= 0.845
-    assert result.record.data.rows_used == 7043
-    assert result.record.status == "accepted"
-    assert len(result.leaderboard) == 3 and result.leaderboard["model"].iloc[0] == result.record.model.name
-    assert result.record.threshold.objective == "min_cost"
-    m = result.metrics.costs.model_dump()  # the cost-optimal threshold beats both trivial rules on the test rows
-    assert m["expected_cost"] < min(m["cost_contact_nobody"], m["cost_contact_everyone"])
 
 
 def test_predict_output_has_exactly_the_documented_columns(telco_run, tmp_path):
@@ -75,11 +65,7 @@ def test_unseen_categories_and_blank_numbers_do_not_crash_and_are_warned(telco_r
     assert pd.read_csv(tmp_path / "p.csv")["churn_probability"].notna().all()
 
 
-# behaviour of the default model
-
-
-def probabilities_for(config, frame):
-    return score(pipeline.load_run(config, None).scorer, frame).probabilities
+# behaviour
 
 
 def test_rows_differing_only_in_customer_id_get_the_same_probability(telco_run, tmp_path):
@@ -92,16 +78,6 @@ def test_rows_differing_only_in_customer_id_get_the_same_probability(telco_run, 
     second = pd.read_csv(pipeline.predict(config, tmp_path / "b.csv", tmp_path / "pb.csv").output)
     assert second["customerID"].tolist() == [f"NEW-{i}" for i in range(20)]
     np.testing.assert_array_equal(first["churn_probability"], second["churn_probability"])
-
-
-def test_a_longer_contract_never_raises_churn_risk(telco_run):
-    config, _ = telco_run
-    frame = pd.read_csv(TELCO, dtype=str).sample(300, random_state=1)
-    by_contract = [
-        probabilities_for(config, frame.assign(Contract=c)) for c in ("Month-to-month", "One year", "Two year")
-    ]
-    assert (by_contract[1] <= by_contract[0]).all()
-    assert (by_contract[2] <= by_contract[1]).all()
 
 
 def test_shipped_data_schema_holds(telco_run):

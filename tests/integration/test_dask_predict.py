@@ -88,6 +88,7 @@ def test_a_bad_part_is_an_error_naming_it_and_nothing_is_published(trained, tmp_
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # the staging folder is gone
 
 
+@pytest.mark.slow  # 160,000 rows on a cluster, one worker killed mid-run
 def test_a_worker_killed_mid_run_is_replaced_and_the_output_is_complete(trained, tmp_path):
     config, _ = trained
     big = SAMPLE.sample(160_000, replace=True, random_state=1).reset_index(drop=True)

@@ -1,5 +1,6 @@
 """Candidate comparison, threshold choice, the validation gate and the report, on the Telco sample."""
 
+import dataclasses
 import json
 import re
 import struct
@@ -7,7 +8,7 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
-from support import TELCO_SAMPLE
+from support import TELCO_SAMPLE, trained_copy, write_quick_config
 
 from churn import pipeline, runs
 from churn.config import load_config
@@ -28,10 +29,21 @@ CANDIDATES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def compared_template(tmp_path_factory):
+    """The three candidates compared and the winner saved, once for the module."""
+    folder = tmp_path_factory.mktemp("compared")
+    config = load_config(write_quick_config(folder, {"training.candidates": CANDIDATES}))
+    return folder, pipeline.train(config)
+
+
 @pytest.fixture
-def compared(write_config):
-    config = load_config(write_config({"training.candidates": CANDIDATES}))
-    return config, pipeline.train(config)
+def compared(compared_template, tmp_path):
+    """This test's own copy of the compared run: whatever it changes, no other test sees."""
+    template, trained = compared_template
+    config = load_config(trained_copy(template, tmp_path))
+    run_dir = config.paths.models_dir / trained.run_id
+    return config, dataclasses.replace(trained, run_dir=run_dir)
 
 
 def test_candidates_are_compared_and_the_best_becomes_the_model(compared):

@@ -361,3 +361,10 @@ def test_a_booby_trapped_model_is_refused_without_being_unpickled(own, tmp_path,
             assert client.get("/ready").status_code == 503
         caplog.clear()
     assert not marker.exists()
+
+
+def test_an_unknown_path_or_method_is_answered_in_json_with_the_request_id(client):
+    for answer in (client.get("/nowhere"), client.get("/predict"), client.put("/model")):
+        assert answer.status_code in (404, 405), answer.text
+        payload = answer.json()
+        assert payload["detail"] and payload["request_id"] == answer.headers["x-request-id"]

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from support import TELCO_SAMPLE
+from support import TELCO_SAMPLE, trained_copy, write_quick_config
 
 from churn import pipeline
 from churn.config import MODEL_NAMES, load_config
@@ -57,12 +57,18 @@ def test_chunked_predict_equals_the_straightforward_way_for_every_model(write_co
     assert ours["customerID"].tolist() == pd.read_csv(scoring_file)["customerID"].tolist()
 
 
-@pytest.fixture
-def trained(write_config):
+@pytest.fixture(scope="module")
+def trained_template(tmp_path_factory):
     # the scoring file's one 'n/a' tenure is 4 % of a 25-row part: allowed, and imputed
-    config = load_config(write_config({"data.max_unparsed_share": 0.05}))
-    pipeline.train(config)
-    return config
+    folder = tmp_path_factory.mktemp("streaming")
+    pipeline.train(load_config(write_quick_config(folder, {"data.max_unparsed_share": 0.05})))
+    return folder
+
+
+@pytest.fixture
+def trained(trained_template, tmp_path):
+    """This test's own copy of the trained run and its config."""
+    return load_config(trained_copy(trained_template, tmp_path / "work"))
 
 
 def predictions(config, path, out, chunk_rows):

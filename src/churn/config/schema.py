@@ -120,15 +120,17 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """The table: where it is, which columns are features, which is the target."""
 
-    path: ConfigPath = Field(description="labelled table to train on: .csv, .csv.gz or .parquet")
+    path: ConfigPath = Field(description="the labelled table to train on: .csv, .csv.gz or .parquet")
     target: str = Field(description="the column holding churn / no churn")
     positive_label: Annotated[Scalar, BeforeValidator(lambda v: _scalar(v))] = Field(
         description='the target value that means churn: "Yes", 1, true ...'
     )
-    numeric_features: Columns = ()
-    categorical_features: Columns = ()
+    numeric_features: Columns = Field((), description="numeric feature columns (text is parsed; blanks are missing)")
+    categorical_features: Columns = Field((), description="categorical feature columns (one-hot encoded)")
     id_column: str | None = Field(None, description="customer id column, written beside predictions; null if none")
-    drop_columns: Columns = ()
+    drop_columns: Columns = Field(
+        (), description="columns known to be unused: documents intent (a column not listed as a feature is ignored)"
+    )
     max_unparsed_share: Share = Field(
         0.01, description="above this share of a numeric column's values that are not numbers, stop with an error"
     )
@@ -164,17 +166,23 @@ def _scalar(value: Any) -> Any:
 
 
 class PreprocessingConfig(_Section):
-    numeric_impute: Literal["median", "mean"] = "median"
+    """How the numeric columns are imputed and scaled (categories: most frequent, then one-hot)."""
+
+    numeric_impute: Literal["median", "mean"] = Field("median", description="learned on the training rows")
     fill_values: Annotated[Mapping[str, Number], AfterValidator(_freeze), Frozen] = Field(
         default_factory=FrozenDict,
         description="numeric columns imputed with this constant instead of the learned statistic",
     )
-    scale_numeric: Flag = True
+    scale_numeric: Flag = Field(True, description="standardise the numeric columns")
 
 
 class SplitConfig(_Section):
-    test_size: Probability = 0.2
-    random_state: Annotated[Integer, Field(ge=0)] = 42
+    """The train/test split."""
+
+    test_size: Probability = Field(0.2, description="share of rows held out for the test metrics (stratified)")
+    random_state: Annotated[Integer, Field(ge=0)] = Field(
+        42, description="seed of the split, the CV folds, the selection sample and every model"
+    )
 
 
 def _threshold(value: Any) -> Any:
@@ -184,8 +192,12 @@ def _threshold(value: Any) -> Any:
 
 
 class ModelConfig(_Section):
-    name: Literal[MODEL_NAMES] = "logistic_regression"  # type: ignore[valid-type]
-    params: FrozenParams = Field(default_factory=FrozenDict)
+    """The single model trained when training.candidates is absent, and the decision threshold."""
+
+    name: Literal[MODEL_NAMES] = Field("logistic_regression", description="the scikit-learn classifier")  # type: ignore[valid-type]
+    params: FrozenParams = Field(
+        default_factory=FrozenDict, description="keyword arguments of that estimator, e.g. {max_iter: 1000}"
+    )
     threshold: Annotated[float | Literal["auto"], BeforeValidator(_threshold)] = Field(
         0.5, description="a probability, or auto: chosen on out-of-fold predictions of the training rows"
     )
@@ -199,8 +211,12 @@ def _space(space: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 class SearchConfig(_Section):
-    method: Literal["grid", "random"] = "grid"
-    space: Annotated[Mapping[str, Any], AfterValidator(_space), Frozen]
+    """A hyperparameter search inside the cross-validation folds."""
+
+    method: Literal["grid", "random"] = Field("grid", description="grid: every combination; random: n_iter, seeded")
+    space: Annotated[Mapping[str, Any], AfterValidator(_space), Frozen] = Field(
+        description="parameter name -> the list of values to try"
+    )
     n_iter: Annotated[Integer, Field(ge=1)] | None = Field(
         None, description="settings to draw (random only; default 10)"
     )
@@ -217,9 +233,11 @@ class SearchConfig(_Section):
 
 
 class CandidateConfig(_Section):
-    name: Literal[MODEL_NAMES] = "logistic_regression"  # type: ignore[valid-type]
-    params: FrozenParams = Field(default_factory=FrozenDict)
-    search: SearchConfig | None = None
+    """One model to compare."""
+
+    name: Literal[MODEL_NAMES] = Field("logistic_regression", description="the scikit-learn classifier")  # type: ignore[valid-type]
+    params: FrozenParams = Field(default_factory=FrozenDict, description="fixed keyword arguments of that estimator")
+    search: SearchConfig | None = Field(None, description="settings to try; null: the params alone")
 
 
 @dataclass(frozen=True)
@@ -233,9 +251,15 @@ class Candidate:
 
 
 class TrainingConfig(_Section):
-    cv_folds: Annotated[Integer, Field(ge=2)] = 5
-    selection_metric: Literal["roc_auc", "pr_auc", "f1"] = "roc_auc"
-    candidates: tuple[CandidateConfig, ...] = ()
+    """How the model is chosen: candidates compared by cross-validation on the training rows."""
+
+    cv_folds: Annotated[Integer, Field(ge=2)] = Field(5, description="folds of the stratified cross-validation")
+    selection_metric: Literal["roc_auc", "pr_auc", "f1"] = Field(
+        "roc_auc", description="the mean CV score that picks the best candidate"
+    )
+    candidates: tuple[CandidateConfig, ...] = Field(
+        (), description="the models to compare; empty: the model section is the only one"
+    )
     selection_rows: Annotated[Integer, Field(ge=100)] | None = Field(
         50_000,
         description="above this many training rows, candidates are compared on a stratified sample of this "
@@ -288,14 +312,14 @@ class DecisionConfig(_Section):
 class ValidationConfig(_Section):
     """A model below any of these is saved as rejected, latest is not moved, and train exits 3."""
 
-    min_roc_auc: Share | None = None
-    min_pr_auc: Share | None = None
-    min_accuracy: Share | None = None
-    min_precision: Share | None = None
-    min_recall: Share | None = None
-    min_f1: Share | None = None
-    min_cv_roc_auc: Share | None = None
-    max_brier: Share | None = None
+    min_roc_auc: Share | None = Field(None, description="lowest test ROC AUC accepted")
+    min_pr_auc: Share | None = Field(None, description="lowest test PR AUC (average precision) accepted")
+    min_accuracy: Share | None = Field(None, description="lowest test accuracy accepted, at the threshold")
+    min_precision: Share | None = Field(None, description="lowest test precision accepted, at the threshold")
+    min_recall: Share | None = Field(None, description="lowest test recall accepted, at the threshold")
+    min_f1: Share | None = Field(None, description="lowest test F1 accepted, at the threshold")
+    min_cv_roc_auc: Share | None = Field(None, description="lowest mean cross-validated ROC AUC accepted")
+    max_brier: Share | None = Field(None, description="highest test Brier score accepted")
 
     @property
     def criteria(self) -> dict[str, float]:
@@ -315,13 +339,17 @@ class DaskConfig(_Section):
 
 
 class PredictConfig(_Section):
+    """python main.py predict."""
+
     chunk_rows: Annotated[Integer, Field(ge=1)] = Field(
         100_000, description="rows scored at a time: bounds memory, however large the file"
     )
-    dask: DaskConfig = Field(default_factory=DaskConfig)
+    dask: DaskConfig = Field(default_factory=DaskConfig, description="predict --engine dask")
 
 
 class ServeConfig(_Section):
+    """python main.py serve."""
+
     max_rows: Annotated[Integer, Field(ge=1)] = Field(10_000, description="most rows in one JSON request")
     max_body_mb: Annotated[Number, Field(gt=0)] = Field(100.0, description="largest request body, in megabytes")
 
@@ -331,13 +359,15 @@ class TrackingConfig(_Section):
 
     enabled: Flag = Field(False, description="true: every train is also logged to MLflow (train --track / --no-track)")
     uri: str | None = Field(None, description="tracking URI; default sqlite:///<paths.models_dir>/mlflow.db")
-    experiment: str = Field("churn", min_length=1)
+    experiment: str = Field("churn", min_length=1, description="the MLflow experiment")
     registered_model: str | None = Field(
         "churn", description="registered model name, alias champion on the accepted runs; null: not registered"
     )
 
 
 class PathsConfig(_Section):
+    """Where runs and predictions go; relative paths resolve against the config file's folder."""
+
     models_dir: ConfigPath = Field(description="run folders and the latest pointer (default: models)")
     predictions_dir: ConfigPath = Field(description="default folder of predict's output (default: data/predictions)")
 
@@ -360,17 +390,17 @@ class Config(_Section):
         json_schema_extra={"description": "config.yaml of the churn package (see its README, Config keys)"},
     )
 
-    data: DataConfig
-    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    decision: DecisionConfig = Field(default_factory=DecisionConfig)
-    validation: ValidationConfig = Field(default_factory=ValidationConfig)
-    predict: PredictConfig = Field(default_factory=PredictConfig)
-    serve: ServeConfig = Field(default_factory=ServeConfig)
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
-    paths: PathsConfig
+    data: DataConfig = Field(description="the table: where it is, its features and target")
+    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig, description="imputing and scaling")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="the held-out test rows")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the single model, and the threshold")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="model comparison and search")
+    decision: DecisionConfig = Field(default_factory=DecisionConfig, description="the retention team's cost model")
+    validation: ValidationConfig = Field(default_factory=ValidationConfig, description="the validation gate")
+    predict: PredictConfig = Field(default_factory=PredictConfig, description="batch scoring")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="the HTTP service")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow experiment tracking")
+    paths: PathsConfig = Field(description="where runs and predictions go")
     _source: Path = PrivateAttr(default=Path("config.yaml"))
 
     @property
