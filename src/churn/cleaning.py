@@ -309,12 +309,16 @@ def code_categories(values: Column, spelling: tuple[str, str] | None = None) -> 
 
 def _distinct(values: Column) -> tuple[np.ndarray, tuple[str, ...]]:
     """A code per value (-1 for missing) and the distinct raw values as text."""
+    if _is_pandas(values) and getattr(values.dtype, "name", "") == "category":
+        return values.cat.codes.to_numpy(), tuple(str(value) for value in values.cat.categories)
     if _is_pandas(values):
-        if getattr(values.dtype, "name", "") == "category":
-            return values.cat.codes.to_numpy(), tuple(str(value) for value in values.cat.categories)
         values = _arrow_text(values)
     if len(values) <= SMALL_ROWS:
         return _distinct_few(values.to_pylist())
+    return _distinct_arrow(values)
+
+
+def _distinct_arrow(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, tuple[str, ...]]:
     encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks() if encoded.num_chunks != 1 else encoded.chunk(0)

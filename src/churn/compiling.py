@@ -44,6 +44,19 @@ class _NumericBlock:
     def width(self) -> int:
         return len(self.columns)
 
+    def tables(self, coef: np.ndarray) -> list[dict[str, Any]]:
+        """Each column's fill, scaling and coefficient, for `churn.scoring.LinearScorer`."""
+        return [
+            {
+                "column": column,
+                "fill": float(self.fill[i]),
+                "mean": None if self.mean is None else float(self.mean[i]),
+                "scale": None if self.scale is None else float(self.scale[i]),
+                "coef": float(coef[i]),
+            }
+            for i, column in enumerate(self.columns)
+        ]
+
     def write_into(self, features: FeatureTable, out: np.ndarray, offset: int) -> int:
         for position, column in enumerate(self.columns):
             values = features.numbers[column].copy()
@@ -81,6 +94,15 @@ class _CategoricalBlock:
     @property
     def width(self) -> int:
         return sum(len(categories) for categories in self.categories)
+
+    def tables(self, coef: np.ndarray) -> list[dict[str, Any]]:
+        """Each column's categories, fill and one coefficient per category, for LinearScorer."""
+        found, offset = [], 0
+        for name, categories, fill in zip(self.columns, self.categories, self.most_frequent, strict=True):
+            weights = [float(w) for w in coef[offset : offset + len(categories)]]
+            found.append({"column": name, "categories": categories, "fill": fill, "coef": weights})
+            offset += len(categories)
+        return found
 
     def write_into(self, features: FeatureTable, out: np.ndarray, offset: int) -> int:
         """Set the one-hot columns of `out` from `offset` on (they must be zero); return the next offset."""
@@ -134,29 +156,16 @@ def export_linear_tables(model: FixedThresholdClassifier) -> dict[str, Any] | No
     blocks = _compile_blocks(pipeline.named_steps["preprocess"])
     if blocks is None or not isinstance(classifier, LogisticRegression) or classifier.coef_.shape[0] != 1:
         return None
-    coef = classifier.coef_[0]
     numeric: list[dict[str, Any]] = []
     categorical: list[dict[str, Any]] = []
     offset = 0
     for block in blocks:
+        weights = classifier.coef_[0][offset : offset + block.width]
         if isinstance(block, _NumericBlock):
-            for i, column in enumerate(block.columns):
-                numeric.append(
-                    {
-                        "column": column,
-                        "fill": float(block.fill[i]),
-                        "mean": None if block.mean is None else float(block.mean[i]),
-                        "scale": None if block.scale is None else float(block.scale[i]),
-                        "coef": float(coef[offset + i]),
-                    }
-                )
-            offset += block.width
-            continue
-        for name, categories, fill in zip(block.columns, block.categories, block.most_frequent, strict=True):
-            width = len(categories)
-            coefficients = [float(w) for w in coef[offset : offset + width]]
-            categorical.append({"column": name, "categories": categories, "fill": fill, "coef": coefficients})
-            offset += width
+            numeric += block.tables(weights)
+        else:
+            categorical += block.tables(weights)
+        offset += block.width
     return {
         "kind": "logistic_regression",
         "threshold": float(model.threshold),

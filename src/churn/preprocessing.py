@@ -154,10 +154,7 @@ class FeatureCleaner(TransformerMixin, BaseEstimator):
     def _feature_lists(self, frame: pd.DataFrame | pa.Table) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if self.numeric_features is not None or self.categorical_features is not None:
             return tuple(self.numeric_features or ()), tuple(self.categorical_features or ())
-        if isinstance(frame, pa.Table):
-            kinds: dict[str, Any] = {field.name: field.type for field in frame.schema}
-        else:
-            kinds = dict(frame.dtypes)
+        kinds = _column_types(frame)
         numeric = tuple(name for name, kind in kinds.items() if _is_number_type(kind))
         return numeric, tuple(name for name in kinds if name not in numeric)
 
@@ -167,6 +164,12 @@ class FeatureCleaner(TransformerMixin, BaseEstimator):
         for line in cleaning_warnings(cleaned.unparsed, cleaned.infinite):
             logger.warning("%s", line)
         return cleaned
+
+
+def _column_types(frame: pd.DataFrame | pa.Table) -> dict[str, Any]:
+    if isinstance(frame, pa.Table):
+        return {field.name: field.type for field in frame.schema}
+    return dict(frame.dtypes)
 
 
 def _is_number_type(kind: Any) -> bool:

@@ -140,17 +140,12 @@ class QualityTally:
 
     def drift(self) -> str | None:
         """One line naming the columns that drift, or None when nothing does."""
-        if not any(self.unseen.values()) and not any(self.below.values()) and not any(self.above.values()):
-            return None
-        report = self.report()["columns"]
-        unseen = [f"{c} {v['unseen_share']:.2%}" for c, v in report.items() if v.get("unseen_values")]
-        outside = [f"{c} {v['outside_range_share']:.2%}" for c, v in report.items() if v.get("outside_range_share")]
-        parts = []
-        if unseen:
-            parts.append(f"categories never seen in training in {', '.join(unseen)} of values")
-        if outside:
-            parts.append(f"numbers outside the training range in {', '.join(outside)} of values")
-        return "; ".join(parts) if parts else None
+        unseen = [f"{c} {_share(n, self.rows - self.missing[c]):.2%}" for c, n in self.unseen.items() if n]
+        outside = {c: self.below[c] + self.above[c] for c in self.schema.numeric_features}
+        shares = [f"{c} {_share(n, self.rows - self.missing[c]):.2%}" for c, n in outside.items() if n]
+        parts = [f"categories never seen in training in {', '.join(unseen)} of values"] if unseen else []
+        parts += [f"numbers outside the training range in {', '.join(shares)} of values"] if shares else []
+        return "; ".join(parts) or None
 
 
 def _share(count: int, total: int) -> float:

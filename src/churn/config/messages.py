@@ -56,22 +56,26 @@ def _problem(kind: str, value: Any, ctx: Mapping[str, Any], loc: tuple[Any, ...]
     return f"is invalid ({kind}), got {shown}"
 
 
+_LOW = {"exclusiveMinimum": ("(", "greater than"), "minimum": ("[", "at least")}
+_HIGH = {"exclusiveMaximum": (")", "less than"), "maximum": ("]", "at most")}
+
+
 def _interval(field: Mapping[str, Any]) -> str:
     """The range a number must lie in, in words, from its JSON Schema bounds."""
     bounds = next((option for option in _options(field) if _has_bounds(option)), {})
-    low = f"({bounds['exclusiveMinimum']}" if "exclusiveMinimum" in bounds else None
-    low = low or (f"[{bounds['minimum']}" if "minimum" in bounds else None)
-    high = f"{bounds['exclusiveMaximum']})" if "exclusiveMaximum" in bounds else None
-    high = high or (f"{bounds['maximum']}]" if "maximum" in bounds else None)
+    low, high = _bound(bounds, _LOW), _bound(bounds, _HIGH)
     if low and high:
-        return f"in {low}, {high}"
-    if "exclusiveMinimum" in bounds:
-        return f"greater than {bounds['exclusiveMinimum']}"
-    if "minimum" in bounds:
-        return f"at least {bounds['minimum']}"
-    if "exclusiveMaximum" in bounds:
-        return f"less than {bounds['exclusiveMaximum']}"
-    return f"at most {bounds.get('maximum')}"
+        return f"in {low[1]}{low[0]}, {high[0]}{high[1]}"
+    value, _, words = low or high or (None, "", "within its bounds")
+    return f"{words} {value}"
+
+
+def _bound(bounds: Mapping[str, Any], kinds: Mapping[str, tuple[str, str]]) -> tuple[Any, str, str] | None:
+    """The first of `kinds` the bounds hold: (value, bracket, words)."""
+    for key, (bracket, words) in kinds.items():
+        if key in bounds:
+            return bounds[key], bracket, words
+    return None
 
 
 def _has_bounds(schema: Mapping[str, Any]) -> bool:
