@@ -47,6 +47,19 @@ def write_quick_config(
     return path
 
 
+def write_telco_config(folder: Path, comparison: bool = True) -> Path:
+    """The shipped config on the full shipped data, its models and predictions in `folder`;
+    without `comparison`, its single model section instead of the candidates."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    if not comparison:
+        config["training"].pop("candidates")
+    config["data"]["path"] = str(TELCO)
+    config["paths"] = {"models_dir": str(folder / "models"), "predictions_dir": str(folder / "predictions")}
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def trained_copy(template: Path, folder: Path) -> Path:
     """A copy of a trained template folder (its config and models) in `folder`, for a test that
     changes what it trained: module-scoped runs are only read, or copied per test."""

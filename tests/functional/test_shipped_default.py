@@ -3,8 +3,7 @@ the product is held to, and how the model it selects behaves."""
 
 import pandas as pd
 import pytest
-import yaml
-from support import REPO, TELCO
+from support import TELCO, write_telco_config
 
 from churn import pipeline
 from churn.config import load_config
@@ -17,12 +16,7 @@ pytestmark = pytest.mark.slow  # three candidates, twelve settings and sixty fit
 def telco_run(tmp_path_factory):
     """The shipped config trained on the full shipped data, into a temporary models folder."""
     folder = tmp_path_factory.mktemp("telco")
-    config_dict = yaml.safe_load((REPO / "config.yaml").read_text())
-    config_dict["data"]["path"] = str(TELCO)
-    config_dict["paths"] = {"models_dir": str(folder / "models"), "predictions_dir": str(folder / "predictions")}
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(config_dict))
-    config = load_config(path)
+    config = load_config(write_telco_config(folder, comparison=True))
     return config, pipeline.train(config)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from support import REPO, TELCO, make_subscriptions, subscriptions_config
+from support import TELCO, make_subscriptions, subscriptions_config, write_telco_config
 
 from churn import pipeline
 from churn.config import load_config
@@ -17,13 +17,7 @@ def telco_run(tmp_path_factory):
     data, into a temporary models folder: the prediction contract holds whatever the model.
     The shipped comparison itself is held to its quality bar in test_shipped_default.py."""
     folder = tmp_path_factory.mktemp("telco")
-    config_dict = yaml.safe_load((REPO / "config.yaml").read_text())
-    config_dict["training"].pop("candidates")
-    config_dict["data"]["path"] = str(TELCO)
-    config_dict["paths"] = {"models_dir": str(folder / "models"), "predictions_dir": str(folder / "predictions")}
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(config_dict))
-    config = load_config(path)
+    config = load_config(write_telco_config(folder, comparison=False))
     return config, pipeline.train(config)
 
 
