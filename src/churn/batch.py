@@ -9,7 +9,7 @@ words it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -36,11 +36,15 @@ def score_table(
     chunk_rows: int,
     max_unparsed_share: float | None,
     progress: RowProgress | None = None,
+    inspect: Callable[[pa.Table, int], None] | None = None,
+    unparsed_key: str | None = "data.max_unparsed_share",
 ) -> BatchResult:
     """Check a table against the run, score it chunk by chunk into `writer` (id,
     churn_probability, churn_prediction per row, in input order), and tally its data quality.
 
-    `max_unparsed_share` None leaves that check to the caller (a part of a larger input).
+    `max_unparsed_share` None leaves that check to the caller (a part of a larger input);
+    `unparsed_key` is the setting its message names (None: a reader who cannot change it).
+    `inspect(chunk, first_row)` sees each chunk before it is scored (and may refuse it).
 
     Raises:
         DataError: a feature column is missing, the file is unreadable, or a numeric column holds
@@ -51,14 +55,24 @@ def score_table(
     require_columns(header, spec.columns, source, SCORING_REMEDY)
     id_column = loaded.features.id_column if loaded.features.id_column in header else None
     columns = [*spec.columns] + ([id_column] if id_column else [])
-    chunks = tables.iter_table(source, columns, chunk_rows, categorical=spec.categorical)
+    chunks: Iterator[pa.Table] = tables.iter_table(source, columns, chunk_rows, categorical=spec.categorical)
     quality = QualityTally(loaded.features)
+    if inspect is not None:
+        chunks = _inspected(chunks, inspect)
     positives = _write_scored(loaded, chunks, writer, id_column, quality, progress or RowProgress("", quiet=True))
     # Checked on the whole input, so that the answer never depends on the chunk size; the
     # writer has published nothing yet, so a refused input leaves no output behind.
     if max_unparsed_share is not None:
-        check_unparsed(quality.unparsed(), source, max_unparsed_share)
+        check_unparsed(quality.unparsed(), source, max_unparsed_share, unparsed_key)
     return BatchResult(writer.rows, positives, quality)
+
+
+def _inspected(chunks: Iterator[pa.Table], inspect: Callable[[pa.Table, int], None]) -> Iterator[pa.Table]:
+    first = 0
+    for chunk in chunks:
+        inspect(chunk, first)
+        first += chunk.num_rows
+        yield chunk
 
 
 def _write_scored(

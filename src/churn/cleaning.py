@@ -147,30 +147,34 @@ class CleanedFeatures:
         return self.features.frame
 
 
-def describe_unparsed(column: str, bad: UnparsedNumbers, limit: float | None = None, key: str = "") -> str:
-    """One line about a column's values that are not numbers; with `limit`, why they stop the run."""
+def describe_unparsed(column: str, bad: UnparsedNumbers, limit: float | None = None, key: str | None = "") -> str:
+    """One line about a column's values that are not numbers; with `limit`, why they stop the run
+    (naming the setting `key` that allows them, or, with `key` None, for a client who cannot
+    change it, only the limit)."""
     examples = ", ".join(repr(value) for value in bad.examples)
+    first = f"; the first at data row {int(bad.rows[0]) + 1:,}" if len(bad.rows) else ""
     text = (
         f"column {column} has {bad.count:,} value(s) that are not numbers "
-        f"({bad.share:.2%} of its {bad.present:,} non-missing values; e.g. {examples})"
+        f"({bad.share:.2%} of its {bad.present:,} non-missing values; e.g. {examples}{first})"
     )
     if limit is None:
         return text
-    return (
-        f"{text}, more than {key} allows ({limit:g}); write numbers with a decimal point and no units "
-        f"or thousands separators, or raise {key}"
-    )
+    fix = "write numbers with a decimal point and no units or thousands separators"
+    if key is None:
+        return f"{text}, more than the {limit:.0%} accepted; {fix}"
+    return f"{text}, more than {key} allows ({limit:g}); {fix}, or raise {key}"
 
 
 def check_unparsed(
-    unparsed: Mapping[str, UnparsedNumbers], source: object, limit: float, key: str = "data.max_unparsed_share"
+    unparsed: Mapping[str, UnparsedNumbers], source: object, limit: float, key: str | None = "data.max_unparsed_share"
 ) -> None:
     """Stop when a numeric column holds more values that are not numbers than `limit` (the
-    setting `key`) allows: decimal commas or units in a whole column must not be silently imputed.
+    setting `key`; None when the reader cannot change it) allows: decimal commas or units in a
+    whole column must not be silently imputed.
 
     Raises:
-        DataError: naming the file (unless `source` is None), the column, the count and three
-            example values.
+        DataError: naming the file (unless `source` is None), the column, the count, three
+            example values and the first one's row.
     """
     for column, bad in unparsed.items():
         if bad.share > limit:

@@ -42,6 +42,7 @@ class QualityTally:
         self.infinite: Counter[str] = Counter()
         self.present_numbers: Counter[str] = Counter()  # non-missing raw values of numeric columns
         self.examples: dict[str, list[str]] = {}  # numeric column -> values that are not numbers
+        self.first_unparsed: dict[str, int] = {}  # numeric column -> row (from 0) of its first one
         self.unseen_examples: dict[str, list[str]] = {}  # categorical column -> unseen values, shortened
 
     def add(self, cleaned: CleanedFeatures) -> None:
@@ -66,10 +67,13 @@ class QualityTally:
             if bad:
                 self.not_numbers[column] += bad.count
                 self._remember(self.examples, column, map(shorten, bad.examples))
+                if len(bad.rows):
+                    self.first_unparsed.setdefault(column, self.rows - len(features) + int(bad.rows[0]))
         self.infinite.update(cleaned.infinite)
 
     def merge(self, other: QualityTally) -> None:
-        """Add another tally's figures (a part scored elsewhere) to this one."""
+        """Add another tally's figures (the part scored after this one's rows) to this one."""
+        offset = self.rows
         self.rows += other.rows
         for mine, theirs in (
             (self.missing, other.missing), (self.unseen, other.unseen), (self.below, other.below),
@@ -79,6 +83,8 @@ class QualityTally:
             mine.update(theirs)
         for column, values in other.examples.items():
             self._remember(self.examples, column, values)
+        for column, row in other.first_unparsed.items():  # the other tally's rows follow this one's
+            self.first_unparsed.setdefault(column, offset + row)
         for column, values in other.unseen_examples.items():
             self._remember(self.unseen_examples, column, values)
 
@@ -94,9 +100,10 @@ class QualityTally:
     def unparsed(self) -> dict[str, UnparsedNumbers]:
         """Values that are not numbers, per numeric column, over every row so far."""
         return {
-            column: UnparsedNumbers(count, self.present_numbers[column], tuple(self.examples[column]), np.empty(0))
+            column: UnparsedNumbers(count, self.present_numbers[column], tuple(self.examples[column]),
+                                    np.asarray([self.first_unparsed[column]] if column in self.first_unparsed else []))
             for column, count in self.not_numbers.items()
-        }
+        }  # fmt: skip
 
     def report(self) -> dict[str, Any]:
         """Every figure, per column: the JSON `predict --report` writes."""

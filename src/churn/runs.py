@@ -161,6 +161,8 @@ def latest_lock(models_dir: Path) -> Iterator[None]:
 
 def point_latest(models_dir: Path, run_id: str) -> None:
     """Point `latest` at a complete run, under the models folder's lock."""
+    if not RUN_ID.match(run_id):
+        raise ModelError(f"{run_id}: not a run id; see `python main.py models list`")
     with latest_lock(models_dir):
         if not is_complete(models_dir / run_id):  # checked under the lock: prune may be deleting it
             raise ModelError(
@@ -171,10 +173,30 @@ def point_latest(models_dir: Path, run_id: str) -> None:
 
 
 def read_latest(models_dir: Path) -> str | None:
-    """The run id that `latest` names, or None when no model has been trained yet."""
+    """The run id that `latest` names, or None when no model has been trained yet.
+
+    Raises:
+        ModelError: `latest` names something other than a run id (a path, say): it may only
+            point at a run folder inside its own models folder.
+    """
     try:
-        return (models_dir / LATEST).read_text(encoding="utf-8").strip() or None
+        named = (models_dir / LATEST).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
+        return None
+    if named and not RUN_ID.match(named):
+        shown = named[:80].encode("unicode_escape").decode("ascii")
+        raise ModelError(
+            f"{models_dir / LATEST}: names {shown!r}, which is not a run id of this models folder; "
+            "point it at a run with `python main.py models promote RUN_ID`"
+        )
+    return named or None
+
+
+def record_digest(run_dir: Path) -> str | None:
+    """The sha256 of a run's metadata.json (None without one): it changes whenever the run does."""
+    try:
+        return hashlib.sha256((run_dir / METADATA).read_bytes()).hexdigest()
+    except OSError:
         return None
 
 

@@ -14,7 +14,7 @@ import queue
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,7 +119,7 @@ def read_table(path: Source, columns: Sequence[str] | None = None, categorical: 
 
 def iter_table(
     path: Source, columns: Sequence[str] | None, chunk_rows: int | None, categorical: Sequence[str] = ()
-) -> Iterator[pa.Table]:
+) -> Generator[pa.Table]:
     """Yield the table as Arrow tables of exactly `chunk_rows` rows (the last may be shorter);
     `chunk_rows=None` yields one table.
 

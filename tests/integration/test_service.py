@@ -3,6 +3,7 @@ every endpoint, every status, and the same numbers as the CLI's scorer."""
 
 import json
 import logging
+import re
 import shutil
 import time
 
@@ -252,11 +253,12 @@ def test_an_internal_error_is_a_500_with_the_request_id_the_log_carries(client, 
 # access, metrics, documentation
 
 
-def test_a_token_guards_everything_but_health_and_ready(config, trained):
+def test_a_token_guards_everything_but_the_probes_and_the_documentation_page(config, trained):
     with TestClient(create_app(config, token="s3cret")) as client:
         assert wait_for(lambda: client.get("/ready").status_code == 200)
-        assert client.get("/health").status_code == 200
-        for path in ("/model", "/metrics", "/docs", "/openapi.json"):
+        for path in ("/health", "/ping", "/version"):
+            assert client.get(path).status_code == 200, path
+        for path in ("/model", "/metrics", "/openapi.json"):
             assert client.get(path).status_code == 401, path
             assert client.get(path, headers={"authorization": "Bearer wrong"}).status_code == 401, path
             assert client.get(path, headers={"authorization": "Bearer s3cret"}).status_code == 200, path
@@ -264,6 +266,20 @@ def test_a_token_guards_everything_but_health_and_ready(config, trained):
         assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer"
         document = client.get("/openapi.json", headers={"authorization": "Bearer s3cret"}).json()
         assert document["paths"]["/predict"]["post"]["security"] == [{"bearer": []}]
+        page = client.get("/docs").text  # holds no data: it asks for the token and sends it for the document
+        assert "const required = true;" in page and 'request.headers["Authorization"] = "Bearer " + token' in page
+
+
+def test_the_documentation_page_loads_swagger_ui_from_the_service_itself(client):
+    page = client.get("/docs").text
+    assert "const required = false;" in page and "/openapi.json" in page
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert sources and all(source.startswith("/docs/") for source in sources)  # no CDN
+    for source in sources:
+        answer = client.get(source)
+        assert answer.status_code == 200 and len(answer.content) > 1000, source
+    assert client.get("/docs/../config.yaml").status_code == 404
+    assert client.get("/docs/redoc.standalone.js").status_code == 404  # only the listed files
 
 
 def test_metrics_count_requests_rows_and_the_loaded_run(config, trained):

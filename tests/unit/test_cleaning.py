@@ -44,8 +44,11 @@ def test_text_and_infinity_become_missing_and_are_reported():
 def test_describe_unparsed_names_column_count_examples_and_the_fix():
     bad = numbers(pd.Series(["1.234,5", "2", "3,1", "4", "x"], dtype="str")).unparsed["n"]
     assert describe_unparsed("n", bad) == (
-        "column n has 3 value(s) that are not numbers (60.00% of its 5 non-missing values; e.g. '1.234,5', '3,1', 'x')"
+        "column n has 3 value(s) that are not numbers (60.00% of its 5 non-missing values; e.g. '1.234,5', '3,1', "
+        "'x'; the first at data row 1)"
     )
+    for_a_client = describe_unparsed("n", bad, 0.01, None)
+    assert "more than the 1% accepted" in for_a_client and "max_unparsed_share" not in for_a_client
     message = describe_unparsed("n", bad, 0.01, "data.max_unparsed_share")
     assert "more than data.max_unparsed_share allows (0.01)" in message and "decimal point" in message
 

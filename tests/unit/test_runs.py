@@ -30,33 +30,33 @@ def complete_run(models_dir, run_id, status="accepted"):
 
 
 def test_complete_means_metadata_and_every_recorded_artefact_with_its_hash(tmp_path):
-    run_dir = complete_run(tmp_path, "r1")
+    run_dir = complete_run(tmp_path, "20260101T000000001Z-aaaaa1")
     assert runs.is_complete(run_dir)
     (run_dir / runs.MODEL).write_text("{}")
     assert not runs.is_complete(run_dir)  # changed
     assert runs.changed_artefacts(run_dir, runs.read_record(run_dir)) == [runs.MODEL]
     (run_dir / runs.MODEL).unlink()
     assert not runs.is_complete(run_dir)  # missing
-    (run_dir / runs.METADATA).write_text(json.dumps(fake_record("r1", {}).to_json()))
+    (run_dir / runs.METADATA).write_text(json.dumps(fake_record("20260101T000000001Z-aaaaa1", {}).to_json()))
     assert not runs.is_complete(run_dir)  # records nothing
-    (run_dir / runs.METADATA).write_text(json.dumps({"run_id": "r1"}))
+    (run_dir / runs.METADATA).write_text(json.dumps({"run_id": "20260101T000000001Z-aaaaa1"}))
     assert not runs.is_complete(run_dir)  # not a record
 
 
 def test_point_latest_and_resolve_run(tmp_path):
     assert runs.read_latest(tmp_path) is None
-    run_dir = complete_run(tmp_path, "r1")
-    runs.point_latest(tmp_path, "r1")
-    assert (tmp_path / "latest").read_text() == "r1\n"
+    run_dir = complete_run(tmp_path, "20260101T000000001Z-aaaaa1")
+    runs.point_latest(tmp_path, "20260101T000000001Z-aaaaa1")
+    assert (tmp_path / "latest").read_text() == "20260101T000000001Z-aaaaa1\n"
     assert runs.resolve_run(tmp_path, None) == run_dir
-    assert runs.resolve_run(tmp_path, "r1") == run_dir
+    assert runs.resolve_run(tmp_path, "20260101T000000001Z-aaaaa1") == run_dir
     assert runs.resolve_run(tmp_path, str(run_dir)) == run_dir
 
 
 def test_point_latest_refuses_an_incomplete_run(tmp_path):
-    (tmp_path / "r2").mkdir()
+    (tmp_path / "20260101T000000002Z-aaaaa2").mkdir()
     with pytest.raises(ModelError, match="incomplete"):
-        runs.point_latest(tmp_path, "r2")
+        runs.point_latest(tmp_path, "20260101T000000002Z-aaaaa2")
     assert runs.read_latest(tmp_path) is None
 
 
@@ -115,18 +115,18 @@ def test_list_runs_newest_first_with_status_and_latest(tmp_path):
 
 
 def test_promote_rolls_back_to_an_accepted_run_only(tmp_path):
-    fake_run(tmp_path, "r1")
-    fake_run(tmp_path, "r2", status="rejected")
-    (tmp_path / "r3").mkdir()
-    runs.promote(tmp_path, "r1")
-    assert runs.read_latest(tmp_path) == "r1"
-    with pytest.raises(ModelError, match="r2: run was rejected"):
-        runs.promote(tmp_path, "r2")
-    with pytest.raises(ModelError, match="r3: incomplete run"):
-        runs.promote(tmp_path, "r3")
-    with pytest.raises(ModelError, match="r9: no such run"):
-        runs.promote(tmp_path, "r9")
-    assert runs.read_latest(tmp_path) == "r1"
+    fake_run(tmp_path, "20260101T000000001Z-aaaaa1")
+    fake_run(tmp_path, "20260101T000000002Z-aaaaa2", status="rejected")
+    (tmp_path / "20260101T000000003Z-aaaaa3").mkdir()
+    runs.promote(tmp_path, "20260101T000000001Z-aaaaa1")
+    assert runs.read_latest(tmp_path) == "20260101T000000001Z-aaaaa1"
+    with pytest.raises(ModelError, match="20260101T000000002Z-aaaaa2: run was rejected"):
+        runs.promote(tmp_path, "20260101T000000002Z-aaaaa2")
+    with pytest.raises(ModelError, match="20260101T000000003Z-aaaaa3: incomplete run"):
+        runs.promote(tmp_path, "20260101T000000003Z-aaaaa3")
+    with pytest.raises(ModelError, match="20260101T000000009Z-aaaaa9: no such run"):
+        runs.promote(tmp_path, "20260101T000000009Z-aaaaa9")
+    assert runs.read_latest(tmp_path) == "20260101T000000001Z-aaaaa1"
 
 
 def run_id(day):
@@ -179,9 +179,13 @@ def test_writing_into_a_run_folder_deleted_meanwhile_never_recreates_it(tmp_path
 
 
 def test_run_details_is_the_record_with_its_metrics(tmp_path):
-    fake_run(tmp_path, "r1")
-    details = runs.run_details(tmp_path, "r1")
-    assert details["run_id"] == "r1" and details["metrics"]["roc_auc"] == 0.8 and details["schema_version"] == 2
+    fake_run(tmp_path, "20260101T000000001Z-aaaaa1")
+    details = runs.run_details(tmp_path, "20260101T000000001Z-aaaaa1")
+    assert (
+        details["run_id"] == "20260101T000000001Z-aaaaa1"
+        and details["metrics"]["roc_auc"] == 0.8
+        and details["schema_version"] == 2
+    )
 
 
 def test_leftover_temporary_files_are_swept_except_where_a_writer_is_alive(tmp_path):

@@ -350,8 +350,30 @@ class PredictConfig(_Section):
 class ServeConfig(_Section):
     """python main.py serve."""
 
-    max_rows: Annotated[Integer, Field(ge=1)] = Field(10_000, description="most rows in one JSON request")
-    max_body_mb: Annotated[Number, Field(gt=0)] = Field(100.0, description="largest request body, in megabytes")
+    max_rows: Annotated[Integer, Field(ge=1)] = Field(
+        10_000, description="most rows in one JSON request or /invocations CSV (413 above)"
+    )
+    max_body_mb: Annotated[Number, Field(gt=0)] = Field(
+        100.0, description="largest request body, in megabytes, also once a gzip body is decompressed (413 above)"
+    )
+    max_value_chars: Annotated[Integer, Field(ge=1)] = Field(
+        200, description="longest text value a request may hold in a feature column (422 above)"
+    )
+    read_timeout_s: Annotated[Number, Field(gt=0)] = Field(
+        10.0, description="a client must send a request's headers, and then its body, within this many seconds"
+    )
+    max_connections: Annotated[Integer, Field(ge=1)] = Field(
+        256, description="open connections a worker keeps; another is answered 503 and closed"
+    )
+    threads: Annotated[Integer, Field(ge=1)] = Field(
+        1, description="threads a worker scores large requests on, and its OpenMP/BLAS threads"
+    )
+    max_queue: Annotated[Integer, Field(ge=1)] = Field(
+        16, description="large requests waiting for a scoring thread; one more is answered 503 with Retry-After"
+    )
+    shutdown_timeout_s: Annotated[Number, Field(gt=0)] = Field(
+        8.0, description="on SIGTERM, requests whose bytes have arrived get this long to finish"
+    )
 
 
 class TrackingConfig(_Section):

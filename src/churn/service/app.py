@@ -26,6 +26,7 @@ from churn.service.holder import ModelHolder
 from churn.service.metrics import Metrics
 from churn.service.middleware import RequestLog
 from churn.service.routers import ops, scoring
+from churn.service.work import Work
 
 
 def create_app(config: Config, run: str | None = None, token: str | None = None) -> FastAPI:
@@ -36,7 +37,8 @@ def create_app(config: Config, run: str | None = None, token: str | None = None)
     holder = ModelHolder(
         config, run, on_load=lambda result, served: metrics.loaded(result, served.run_id if served else None)
     )
-    state = ServiceState(config, holder, metrics, token.encode() if token else None)
+    work = Work(config.serve.threads, config.serve.max_queue)
+    state = ServiceState(config, holder, metrics, work, token.encode() if token else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,6 +49,7 @@ def create_app(config: Config, run: str | None = None, token: str | None = None)
         holder.start()
         yield
         holder.stop()
+        work.close()
 
     app = FastAPI(
         title="churn",

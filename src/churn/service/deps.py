@@ -22,6 +22,7 @@ from churn.service.errors import ClientError
 from churn.service.holder import ModelHolder, ServedRun
 from churn.service.metrics import Metrics
 from churn.service.middleware import STATE_KEY, RequestInfo
+from churn.service.work import Work
 
 TOKEN_VARIABLE = "CHURN_API_TOKEN"
 
@@ -33,6 +34,7 @@ class ServiceState:
     config: Config
     holder: ModelHolder
     metrics: Metrics
+    work: Work  # where large requests are parsed and scored
     token: bytes | None  # the bearer token every guarded endpoint requires, or None (open)
     openapi_cache: dict[str | None, dict[str, Any]] = field(default_factory=dict)  # run id -> document
 

@@ -30,6 +30,10 @@ class ClientError(Exception):
         self.status, self.detail, self.row, self.field, self.headers = status, detail, row, field, headers
 
 
+class ClientGone(Exception):
+    """The client closed the connection (or was closed for being too slow) before its body came."""
+
+
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON answer written by orjson (numpy values included): faster than FastAPI's encoder."""
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -68,8 +72,18 @@ async def _validation_error(request: Request, error: Exception) -> Response:
     return error_response(request, 422, f"{where}: {first.get('msg')}" if where else str(first.get("msg")))
 
 
+async def _client_gone(request: Request, error: Exception) -> Response:
+    """The body never came: too slow (408, which the connection already answered) or the client left (499,
+    nginx's code for it, which reaches nobody but the access log and the metrics)."""
+    info = getattr(request.state, STATE_KEY, None)
+    return error_response(
+        request, 408 if info is not None and info.timed_out else 499, "the request's body did not arrive"
+    )
+
+
 def add_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ClientError, _client_error)
+    app.add_exception_handler(ClientGone, _client_gone)
     app.add_exception_handler(ChurnError, _churn_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -34,6 +34,7 @@ class ServedRun:
     """A loaded, verified and probed run: what every request is scored with."""
 
     loaded: LoadedRun
+    digest: str | None  # of its metadata.json when it was loaded: a rewritten run is a new run
 
     @property
     def run_id(self) -> str:
@@ -75,7 +76,7 @@ def load_served_run(config: Config, run: str | None) -> ServedRun:
     probability = float(score(loaded.scorer, table).probabilities[0])
     if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
         raise ModelError(f"{loaded.run_dir}: the probe row scored {probability}, not a probability; retrain")
-    return ServedRun(loaded)
+    return ServedRun(loaded, runs.record_digest(loaded.run_dir))
 
 
 class ModelHolder:
@@ -88,8 +89,9 @@ class ModelHolder:
         self.pinned = pinned
         self.current: ServedRun | None = None
         self.last_error: str | None = None
-        self._refused: str | None = None  # the run id that failed; retried only once latest moves on
+        self._refused: tuple[str, str | None] | None = None  # (what, digest) that failed; retried once it changes
         self._on_load = on_load or (lambda result, served: None)
+        self._wanted: str | None = None  # what `latest` (or the pin) named when the current run loaded
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -117,21 +119,34 @@ class ModelHolder:
             self._wake.clear()
 
     def refresh(self) -> None:
-        """Load the run `latest` names (or the pinned one) if it is new; keep the old one on failure."""
-        wanted = self.pinned or runs.read_latest(self.config.paths.models_dir)
-        if wanted is None:
-            self.last_error = f"{self.config.paths.models_dir}: no trained model yet; run `python main.py train`"
+        """Load the run `latest` names (or the pinned one) if its id or its record changed; keep the
+        old one on failure, and log a failure once, not on every check."""
+        models_dir = self.config.paths.models_dir
+        try:
+            wanted = self.pinned or runs.read_latest(models_dir)
+            if wanted is None:
+                self.last_error = f"{models_dir}: no trained model yet; run `python main.py train`"
+                return
+            seen = (wanted, runs.record_digest(runs.resolve_run(models_dir, wanted)))
+        except ModelError as error:
+            self._refuse((str(self.pinned or runs.LATEST), runs.record_digest(models_dir / runs.LATEST)), error)
             return
-        if (self.current is not None and wanted == self.current.run_id) or wanted == self._refused:
+        if (self.current is not None and seen == (self._wanted, self.current.digest)) or seen == self._refused:
             return
         try:
             served = load_served_run(self.config, wanted)
         except Exception as error:  # noqa: BLE001 - any failure refuses the run; the old one keeps serving
-            self._refused, self.last_error = wanted, str(error)
-            still = f"; still serving {self.current.run_id}" if self.current else "; no model is served yet"
-            logger.error("refused run %s: %s%s", wanted, error, still)
-            self._on_load("failure", None)
+            self._refuse(seen, error)
             return
         previous, self.current, self._refused, self.last_error = self.current, served, None, None
+        self._wanted = wanted
         logger.info("serving run %s%s", served.run_id, f" (was {previous.run_id})" if previous else "")
         self._on_load("success", served)
+
+    def _refuse(self, seen: tuple[str, str | None], error: Exception) -> None:
+        if seen == self._refused:
+            return
+        self._refused, self.last_error = seen, str(error)
+        still = f"; still serving {self.current.run_id}" if self.current else "; no model is served yet"
+        logger.error("refused run %s: %s%s", seen[0], error, still)
+        self._on_load("failure", None)

@@ -38,6 +38,7 @@ class RequestInfo:
 
     request_id: str
     rows: int = 0
+    timed_out: bool = False  # the connection gave up waiting for the body (serve.read_timeout_s)
 
 
 class RequestLog:

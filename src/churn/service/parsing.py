@@ -8,6 +8,7 @@ categories and everything else that cleaning does is left to `churn.cleaning`, t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,17 @@ from churn.service.errors import ClientError
 _NUMBER_TYPES: frozenset[type] = frozenset({int, float, type(None)})
 _TEXT_TYPES: frozenset[type] = frozenset({str, type(None)})
 _SCALAR_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+_ID_TYPES: frozenset[type] = frozenset({str, int, type(None)})
+# MLflow's scoring protocol: exactly one of these keys (and optionally "params").
+MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may hold."""
+
+    max_rows: int
+    max_value_chars: int
 
 
 @dataclass(frozen=True)
@@ -31,84 +43,127 @@ class Rows:
     ids: list[Any] | None  # one per row (None where a row sent none), or None when no row sent one
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes, allow_nan: bool = False) -> Any:
+    """The JSON body. `allow_nan`: also the NaN and Infinity literals, as MLflow's client sends
+    them for missing values (Python's json reads them; orjson, tried first, does not)."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
+        if allow_nan:
+            try:
+                return json.loads(body)
+            except (ValueError, RecursionError):
+                pass
         raise ClientError(400, f"the body is not valid JSON ({error})") from None
 
 
-def customers(payload: Any, spec: FeatureSpec, id_column: str | None, max_rows: int) -> Rows:
+def customers(payload: Any, spec: FeatureSpec, id_column: str | None, limits: Limits) -> Rows:
     """`{"customers": [{...}, ...]}` as rows."""
     rows = payload.get("customers") if isinstance(payload, dict) else None
     if not isinstance(rows, list):
         raise ClientError(422, 'the body must be a JSON object {"customers": [{...}, ...]}', field="customers")
-    return records(rows, spec, id_column, max_rows)
+    return records(rows, spec, id_column, limits)
 
 
-def mlflow_frame(payload: Any, spec: FeatureSpec, id_column: str | None, max_rows: int) -> Rows:
-    """MLflow's scoring protocol: `dataframe_split` or `dataframe_records`."""
-    if isinstance(payload, dict) and "dataframe_records" in payload:
-        rows = payload["dataframe_records"]
-        if not isinstance(rows, list):
-            raise ClientError(422, "dataframe_records must be a list of records", field="dataframe_records")
-        return records(rows, spec, id_column, max_rows)
-    split = payload.get("dataframe_split") if isinstance(payload, dict) else None
-    if not isinstance(split, dict):
-        raise ClientError(
-            422, "the body must hold dataframe_split or dataframe_records (MLflow's pandas input formats)"
-        )
-    columns, data = split.get("columns"), split.get("data")
+def mlflow_frame(payload: Any, spec: FeatureSpec, id_column: str | None, limits: Limits) -> Rows:
+    """MLflow's scoring protocol, as `mlflow models serve` reads it: exactly one of
+    `dataframe_split`, `dataframe_records`, `instances` (records) and `inputs` (records, or
+    columns of values)."""
+    formats = [key for key in MLFLOW_FORMATS if isinstance(payload, dict) and key in payload]
+    if len(formats) != 1:
+        found = f"found {', '.join(formats)}" if formats else "found none"
+        raise ClientError(400, f"the body must hold exactly one of {', '.join(MLFLOW_FORMATS)} ({found})")
+    return records(_as_records(formats[0], payload[formats[0]]), spec, id_column, limits)
+
+
+def _as_records(key: str, value: Any) -> list[Any]:
+    if key == "dataframe_split":
+        return _split_records(value)
+    if key == "inputs" and isinstance(value, dict):
+        return _column_records(value)
+    if not isinstance(value, list):
+        raise ClientError(422, f"{key} must be a list of records", field=key)
+    return value
+
+
+def _split_records(split: Any) -> list[Any]:
+    columns, data = (split.get("columns"), split.get("data")) if isinstance(split, dict) else (None, None)
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise ClientError(422, "dataframe_split.columns must be a list of column names", field="columns")
     if not isinstance(data, list) or not all(isinstance(row, list) and len(row) == len(columns) for row in data):
         raise ClientError(
             422, "dataframe_split.data must be a list of rows, each with one value per column", field="data"
         )
-    return records([dict(zip(columns, row, strict=True)) for row in data], spec, id_column, max_rows)
+    return [dict(zip(columns, row, strict=True)) for row in data]
 
 
-def records(rows: list[Any], spec: FeatureSpec, id_column: str | None, max_rows: int) -> Rows:
+def _column_records(columns: dict[str, Any]) -> list[Any]:
+    lengths = {len(values) if isinstance(values, list) else -1 for values in columns.values()}
+    if len(lengths) != 1 or -1 in lengths:
+        raise ClientError(
+            422, "inputs as columns must map each column to a list of values, all as long", field="inputs"
+        )
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def records(rows: list[Any], spec: FeatureSpec, id_column: str | None, limits: Limits) -> Rows:
     """A list of JSON objects as rows; every feature must be present (null is a missing value)."""
     if not rows:
         raise ClientError(422, "send at least one customer")
-    if len(rows) > max_rows:
-        raise ClientError(413, f"{len(rows):,} rows in one request; at most {max_rows:,} (serve.max_rows)")
+    if len(rows) > limits.max_rows:
+        raise ClientError(413, f"{len(rows):,} rows in one request; at most {limits.max_rows:,} (serve.max_rows)")
+    _check_rows(rows, spec)
+    columns = {name: _numbers(rows, name, limits) for name in spec.numeric}
+    columns |= {name: _categories(rows, name, limits) for name in spec.categorical}
+    return Rows(pa.table(columns), _ids(rows, id_column))
+
+
+def _check_rows(rows: list[Any], spec: FeatureSpec) -> None:
     required = set(spec.columns)
     for index, row in enumerate(rows):
         if type(row) is not dict:
             raise ClientError(422, f"row {index} must be a JSON object of feature values", row=index)
         if not required <= row.keys():
-            missing = sorted(required - row.keys())
-            raise ClientError(422, f"row {index} lacks feature {missing[0]}", row=index, field=missing[0])
-    columns = {name: _numbers(rows, name) for name in spec.numeric}
-    columns |= {name: _categories(rows, name) for name in spec.categorical}
-    ids = [row.get(id_column) for row in rows] if id_column and any(id_column in row for row in rows) else None
-    return Rows(pa.table(columns), ids)
+            missing = [column for column in spec.columns if column not in row]
+            detail = f"row {index} lacks feature(s) {', '.join(missing)}; send every feature the model was trained"
+            raise ClientError(422, detail + " with (null for a missing value)", row=index, field=missing[0])
 
 
-def _numbers(rows: list[dict[str, Any]], name: str) -> pa.Array:
+def _ids(rows: list[dict[str, Any]], id_column: str | None) -> list[Any] | None:
+    if not id_column or not any(id_column in row for row in rows):
+        return None
+    ids = [row.get(id_column) for row in rows]
+    _refuse(ids, id_column, _ID_TYPES, "text, a whole number or null", 64)
+    return ids
+
+
+def _numbers(rows: list[dict[str, Any]], name: str, limits: Limits) -> pa.Array:
     values = [row[name] for row in rows]
     kinds = set(map(type, values))
     if kinds <= _NUMBER_TYPES:
         if int in kinds:  # pyarrow refuses ints beyond 2**53 as float64; round them as a CSV read does
             values = [float(value) if type(value) is int else value for value in values]
         return pa.array(values, type=pa.float64())
-    _refuse(values, name, _NUMBER_TYPES | _TEXT_TYPES, "a number, numeric text or null")
+    _refuse(values, name, _NUMBER_TYPES | _TEXT_TYPES, "a number, numeric text or null", limits.max_value_chars)
     return pa.array([value if value is None or type(value) is str else repr(value) for value in values], pa.string())
 
 
-def _categories(rows: list[dict[str, Any]], name: str) -> pa.Array:
+def _categories(rows: list[dict[str, Any]], name: str, limits: Limits) -> pa.Array:
     values = [row[name] for row in rows]
     kinds = set(map(type, values))
+    _refuse(values, name, _SCALAR_TYPES, "text, a number, true/false or null", limits.max_value_chars)
     if kinds <= _TEXT_TYPES:
         return pa.array(values, type=pa.string())
-    _refuse(values, name, _SCALAR_TYPES, "text, a number, true/false or null")
     return pa.array([value if value is None or type(value) is str else str(value) for value in values], pa.string())
 
 
-def _refuse(values: Sequence[Any], name: str, allowed: frozenset[type], expected: str) -> None:
+def _refuse(values: Sequence[Any], name: str, allowed: frozenset[type], expected: str, max_chars: int) -> None:
+    """A 422 naming the first value of a kind the field cannot take, or longer than `max_chars`."""
     for index, value in enumerate(values):
         if type(value) not in allowed:
-            shown = orjson.dumps(value).decode()[:60]
+            shown = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()[:60]
             raise ClientError(422, f"row {index} field {name} must be {expected}, got {shown}", row=index, field=name)
+        if type(value) is str and len(value) > max_chars:
+            raise ClientError(422, f"row {index} field {name} has {len(value):,} characters; at most {max_chars:,} "
+                                   "(serve.max_value_chars)", row=index, field=name)  # fmt: skip

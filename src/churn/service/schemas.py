@@ -21,11 +21,12 @@ NUMERIC_TEXT = r"^\s*([+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)?\s*$"
 ERRORS = {
     400: "the body is not JSON, or not CSV",
     401: "a token is required (CHURN_API_TOKEN is set) and was missing or wrong",
+    408: "the request's headers or body did not arrive within serve.read_timeout_s",
     413: "more rows than serve.max_rows, or a body over serve.max_body_mb",
     415: "a content type other than application/json or text/csv",
     422: "a row lacks a feature, or holds a value of the wrong kind (the row and field are named)",
     500: "an internal error; the log line with the traceback carries the same request id",
-    503: "no model is loaded yet (see /ready)",
+    503: "no model is loaded yet (see /ready), or every scoring thread is busy (see Retry-After)",
 }
 
 

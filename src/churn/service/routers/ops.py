@@ -1,20 +1,27 @@
-"""Operations endpoints: liveness, readiness, the served model, metrics and the API's documents."""
+"""Operations endpoints: liveness, readiness (also as MLflow's `/ping` and `/version`), the
+served model, metrics, and the API's documents."""
 
 from __future__ import annotations
 
+import importlib.resources
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from churn import __version__
 from churn.service import openapi, schemas
 from churn.service.deps import ServedRunDep, State
-from churn.service.errors import json_response
+from churn.service.errors import ClientError, json_response
 from churn.service.holder import ServedRun
 
-# Answered without the token: probes must reach them.
+# Swagger UI's own files, from the fastapi-offline package: /docs needs no CDN.
+SWAGGER_FILES = importlib.resources.files("fastapi_offline") / "static"
+SWAGGER_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
+
+# Answered without the token: probes must reach them, and the documentation page holds no data
+# (it asks for the token, then fetches /openapi.json with it).
 probes = APIRouter(tags=["operations"])
 # Guarded by the token when one is set (the app factory adds the dependency).
 router = APIRouter(tags=["operations"])
@@ -35,6 +42,16 @@ async def ready(state: State) -> Response:
     if served is None:
         return json_response({"status": "not ready", "detail": state.holder.last_error or "loading the model"}, 503)
     return json_response({"status": "ready", "run_id": served.run_id})
+
+
+@probes.get("/ping", summary="MLflow's liveness probe: 200 while the process runs")
+async def ping() -> Response:
+    return json_response({"status": "ok"})
+
+
+@probes.get("/version", summary="MLflow's version probe: the service's version, as text")
+async def version() -> Response:
+    return Response(__version__, media_type="text/plain")
 
 
 @router.get(
@@ -78,6 +95,32 @@ async def openapi_document(request: Request, state: State) -> Response:
     return json_response(openapi.document(request.app, state))
 
 
-@router.get("/docs", include_in_schema=False)
-async def docs() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="churn API")
+@probes.get("/docs", include_in_schema=False)
+async def docs(state: State) -> HTMLResponse:
+    return HTMLResponse(_DOCS_PAGE.replace("TOKEN_REQUIRED", "true" if state.token else "false"))
+
+
+@probes.get("/docs/{name}", include_in_schema=False)
+async def docs_asset(name: str) -> Response:
+    if name not in SWAGGER_ASSETS:
+        raise ClientError(404, f"no such file of the documentation page: {name!r}")
+    path = SWAGGER_FILES / name
+    return FileResponse(str(path), media_type=SWAGGER_ASSETS[name], headers={"cache-control": "max-age=3600"})
+
+
+# Swagger UI from this server; when the service has a token, the page asks for it once (kept for
+# the browser tab's session) and sends it with every request, /openapi.json included.
+_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>churn API</title>
+<link rel="icon" href="/docs/favicon.png"><link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div><script src="/docs/swagger-ui-bundle.js"></script><script>
+const required = TOKEN_REQUIRED;
+let token = sessionStorage.getItem("churn-token");
+if (required && !token) { token = window.prompt("Bearer token (CHURN_API_TOKEN on the server)") || ""; }
+if (token) { sessionStorage.setItem("churn-token", token); }
+SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", requestInterceptor: (request) => {
+  if (token) { request.headers["Authorization"] = "Bearer " + token; }
+  return request;
+}});
+</script></body></html>
+"""

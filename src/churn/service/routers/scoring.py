@@ -1,5 +1,7 @@
 """Scoring endpoints: `/predict` (JSON customers or a CSV file) and `/invocations` (MLflow's
-scoring protocol). Each parses, calls the scorer `predict` uses, and formats."""
+scoring protocol, as `mlflow models serve` speaks it). Each reads the body within its limits,
+parses it, calls the scorer `predict` uses, and formats; large bodies are parsed and scored on
+the scoring threads (`churn.service.work`), small ones on the event loop."""
 
 from __future__ import annotations
 
@@ -8,21 +10,21 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from churn import batch, tables
-from churn.config import Config, ServeConfig
+from churn.config import Config
 from churn.quality import QualityTally
 from churn.scoring import Scored, score
-from churn.service import parsing, schemas
+from churn.service import bodies, parsing, schemas
+from churn.service.bodies import CSV, JSON
 from churn.service.deps import Info, ServedRunDep, State
 from churn.service.errors import ClientError, json_response
 from churn.service.holder import ServedRun
 
-CSV = "text/csv"
-JSON = "application/json"
 # The request bodies are the served run's own models (its features and categories), which the
 # OpenAPI document adds as components under these names (churn.service.openapi).
 PREDICT_BODY = "PredictRequest"
@@ -48,52 +50,50 @@ def _body(*models: str) -> dict[str, Any]:
             "content": {CSV: {"schema": {"type": "string"}}},
             "description": "JSON predictions; for a CSV body, the CSV `python main.py predict` writes",
         },
-        *(400, 401, 413, 415, 422, 500, 503),
+        *(400, 401, 408, 413, 415, 422, 500, 503),
     ),
     openapi_extra=_body(PREDICT_BODY),
 )
 async def predict(request: Request, state: State, served: ServedRunDep, info: Info) -> Response:
-    kind, body = await _read(request, state.config.serve)
+    kind, body = await bodies.read(request, state.config.serve)
     if kind == CSV:
-        content, warnings = await run_in_threadpool(_score_csv, state.config, served, body, info)
+        content, warnings = await state.work.run(len(body), _score_csv, state.config, served, body, info)
         headers = {"x-churn-warnings": orjson.dumps(warnings).decode()} if warnings else {}
         return Response(content, media_type=CSV, headers=headers)
-    rows = parsing.customers(parsing.parse_json(body), served.loaded.scorer.spec, served.id_column,
-                             state.config.serve.max_rows)  # fmt: skip
-    scored, quality = _score_rows(served, rows, info)
-    return json_response(_predict_answer(served, rows, scored, quality))
+    return json_response(await state.work.run(len(body), _predict_json, state.config, served, body, info))
 
 
 @router.post(
     "/invocations",
-    summary="MLflow's scoring protocol: dataframe_split or dataframe_records in, predict_proba out",
-    responses=schemas.answers({"model": schemas.InvocationsResponse}, 400, 401, 413, 415, 422, 500, 503),
+    summary="MLflow's scoring protocol: dataframe_split, dataframe_records, instances or inputs, predict_proba out",
+    responses=schemas.answers({"model": schemas.InvocationsResponse}, 400, 401, 408, 413, 415, 422, 500, 503),
     openapi_extra=_body(*MLFLOW_BODIES),
 )
 async def invocations(request: Request, state: State, served: ServedRunDep, info: Info) -> Response:
-    kind, body = await _read(request, state.config.serve)
-    payload: Any = {"dataframe_records": _csv_records(body)} if kind == CSV else parsing.parse_json(body)
-    rows = parsing.mlflow_frame(payload, served.loaded.scorer.spec, served.id_column, state.config.serve.max_rows)
+    kind, body = await bodies.read(request, state.config.serve)
+    answer = await state.work.run(len(body), _invocations, state.config, served, kind, body, info)
+    return json_response(answer)
+
+
+def _limits(config: Config) -> parsing.Limits:
+    return parsing.Limits(config.serve.max_rows, config.serve.max_value_chars)
+
+
+def _predict_json(config: Config, served: ServedRun, body: bytes, info: Info) -> dict[str, Any]:
+    rows = parsing.customers(parsing.parse_json(body), served.loaded.scorer.spec, served.id_column, _limits(config))
+    scored, quality = _score_rows(served, rows, info)
+    return _predict_answer(served, rows, scored, quality)
+
+
+def _invocations(config: Config, served: ServedRun, kind: str, body: bytes, info: Info) -> dict[str, Any]:
+    """MLflow's answer: [P(stays), P(churns)] per row."""
+    if kind == CSV:
+        payload: Any = {"dataframe_records": _csv_records(body, config.serve.max_rows)}
+    else:
+        payload = parsing.parse_json(body, allow_nan=True)  # MLflow's client sends NaN for missing values
+    rows = parsing.mlflow_frame(payload, served.loaded.scorer.spec, served.id_column, _limits(config))
     probabilities = _score_rows(served, rows, info)[0].probabilities
-    return json_response({"predictions": np.column_stack([1.0 - probabilities, probabilities]).tolist()})
-
-
-async def _read(request: Request, limits: ServeConfig) -> tuple[str, bytes]:
-    """The body's kind (JSON or CSV) and bytes, refusing other types and bodies over the limit."""
-    kind = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
-    if kind not in (JSON, CSV, "*/*", ""):
-        raise ClientError(415, f"content type {kind!r} is not accepted; send application/json or text/csv")
-    limit = int(limits.max_body_mb * 1024 * 1024)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ClientError(413, f"the body has {int(declared):,} bytes; at most {limit:,} (serve.max_body_mb)")
-    parts, size = [], 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise ClientError(413, f"the body exceeds {limit:,} bytes (serve.max_body_mb)")
-        parts.append(part)
-    return (CSV if kind == CSV else JSON), b"".join(parts)
+    return {"predictions": np.column_stack([1.0 - probabilities, probabilities]).tolist()}
 
 
 def _score_rows(served: ServedRun, rows: parsing.Rows, info: Info) -> tuple[Scored, QualityTally]:
@@ -124,13 +124,36 @@ def _predict_answer(served: ServedRun, rows: parsing.Rows, scored: Scored, quali
 def _score_csv(config: Config, served: ServedRun, body: bytes, info: Info) -> tuple[bytes, list[str]]:
     """The CSV `python main.py predict` writes for this file, and its warnings."""
     out = io.BytesIO()
+    categorical, max_chars = served.loaded.scorer.spec.categorical, config.serve.max_value_chars
+
+    def inspect(chunk: pa.Table, first_row: int) -> None:
+        _refuse_long_values(chunk, categorical, max_chars, first_row)
+
     with tables.TableWriter(out) as writer:
         result = batch.score_table(served.loaded, tables.CsvBytes(body), writer, config.predict.chunk_rows,
-                                   config.data.max_unparsed_share)  # fmt: skip
+                                   config.data.max_unparsed_share, inspect=inspect, unparsed_key=None)  # fmt: skip
     info.rows = result.rows
     return out.getvalue(), result.quality.warnings()
 
 
-def _csv_records(body: bytes) -> list[dict[str, Any]]:
-    frame = tables.read_table(tables.CsvBytes(body))
-    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+def _refuse_long_values(chunk: pa.Table, columns: tuple[str, ...], max_chars: int, first_row: int) -> None:
+    """A 422 naming the first text value longer than serve.max_value_chars in a CSV chunk."""
+    for column in columns:
+        lengths = pc.utf8_length(chunk.column(column).cast(pa.string()))
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > max_chars:
+            row = first_row + int(pc.index(pc.greater(lengths, max_chars), True).as_py())
+            raise ClientError(422, f"data row {row + 1:,} field {column} has {longest:,} characters; at most "
+                                   f"{max_chars:,} (serve.max_value_chars)", row=row, field=column)  # fmt: skip
+
+
+def _csv_records(body: bytes, max_rows: int) -> list[dict[str, Any]]:
+    """A CSV body as records, read only as far as serve.max_rows allows."""
+    chunks = tables.iter_table(tables.CsvBytes(body), None, chunk_rows=max_rows + 1)
+    try:
+        chunk = next(chunks)
+    finally:
+        chunks.close()  # the rest of the body is never parsed
+    if chunk.num_rows > max_rows:
+        raise ClientError(413, f"more than {max_rows:,} rows in one request (serve.max_rows)")
+    return chunk.to_pylist()
