@@ -94,10 +94,12 @@ class LinearScorer:
             return 1.0 / (1.0 + np.exp(-z))
 
 
-def load_scorer(run_dir: Path, record: RunRecord) -> Scorer:
+def load_scorer(run_dir: Path, record: RunRecord, threads: int = 1) -> Scorer:
     """The fastest faithful scorer of a run: its exported tables, else its saved model.
 
-    Fails closed: every artefact is loaded from the very bytes whose sha256 was checked
+    `threads`: how many threads a compiled model scores slices of rows on (the numbers are the
+    same whatever the count). Fails closed: every artefact is loaded from the very bytes whose
+    sha256 was checked
     against the digest the run's record holds, and a missing digest or a missing recorded
     artefact is refused, never worked around.
 
@@ -111,7 +113,7 @@ def load_scorer(run_dir: Path, record: RunRecord) -> Scorer:
     from churn.compiling import FastScorer
     from churn.model import load_model
 
-    return FastScorer(load_model(run_dir, record))
+    return FastScorer(load_model(run_dir, record), threads)
 
 
 @dataclass(frozen=True)
@@ -131,12 +133,13 @@ class LoadedRun:
         return self.record.features
 
 
-def load_run(models_dir: Path, run: str | Path | None) -> LoadedRun:
-    """The run folder (default: the one `latest` names), its record, and its hash-checked scorer.
+def load_run(models_dir: Path, run: str | Path | None, threads: int = 1) -> LoadedRun:
+    """The run folder (default: the one `latest` names), its record, and its hash-checked scorer
+    (scoring on `threads` threads).
 
     Raises:
         ModelError: no such run, or it is incomplete or changed after training.
     """
     run_dir = runs.resolve_run(models_dir, run)
     record = runs.read_record(run_dir)
-    return LoadedRun(run_dir, record, load_scorer(run_dir, record))
+    return LoadedRun(run_dir, record, load_scorer(run_dir, record, threads))

@@ -39,7 +39,8 @@ def operations(service):
 def test_the_live_document_lists_every_endpoint(service):
     found = {(operation.method.upper(), operation.path) for operation in operations(service)}
     assert found == {
-        ("GET", "/health"), ("GET", "/ready"), ("GET", "/model"), ("GET", "/metrics"),
+        ("GET", "/health"), ("GET", "/ready"), ("GET", "/ping"), ("GET", "/version"), ("GET", "/model"),
+        ("GET", "/metrics"),
         ("POST", "/predict"), ("POST", "/invocations"),
     }  # fmt: skip
 

@@ -339,7 +339,7 @@ class DaskConfig(_Section):
 
 
 class PredictConfig(_Section):
-    """python main.py predict."""
+    """Batch scoring: `python main.py predict`."""
 
     chunk_rows: Annotated[Integer, Field(ge=1)] = Field(
         100_000, description="rows scored at a time: bounds memory, however large the file"
@@ -348,7 +348,7 @@ class PredictConfig(_Section):
 
 
 class ServeConfig(_Section):
-    """python main.py serve."""
+    """The HTTP service, `python main.py serve`: what a request may hold and how long it may take."""
 
     max_rows: Annotated[Integer, Field(ge=1)] = Field(
         10_000, description="most rows in one JSON request or /invocations CSV (413 above)"

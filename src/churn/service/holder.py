@@ -67,7 +67,7 @@ def load_served_run(config: Config, run: str | None) -> ServedRun:
     Raises:
         ChurnError: the run is missing, incomplete, changed after training, or scores nonsense.
     """
-    loaded = load_run(config.paths.models_dir, run)
+    loaded = load_run(config.paths.models_dir, run, config.serve.threads)
     probe = probe_row(loaded.features)
     table = pa.table(
         {c: pa.array([probe[c]], pa.float64()) for c in loaded.features.numeric_features}

@@ -8,6 +8,8 @@ endpoints a typed `RequestInfo` in the request's state (`churn.service.deps.requ
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -69,6 +71,12 @@ class RequestLog:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:  # the shutdown's time ran out while this request was answered
+            if not answer["started"]:
+                detail = "the service is shutting down; send the request again"
+                with contextlib.suppress(Exception):
+                    await send_json(send_with_id, 503, {"detail": detail, "request_id": info.request_id})
+            raise
         except Exception:
             logger.exception(
                 "internal error answering %s %s, request_id=%s", scope["method"], printable(scope["path"]),

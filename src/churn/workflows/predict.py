@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from churn import batch, scoring, tables
 from churn.config import Config
 from churn.files import refuse_overwriting_input, write_json_atomic
+from churn.parallel import usable_cores
 from churn.progress import RowProgress
 from churn.quality import QualityTally
 from churn.scoring import LoadedRun, score
@@ -34,8 +35,9 @@ class PredictResult:
 
 
 def load_run(config: Config, run: str | Path | None) -> LoadedRun:
-    """The run (default: the one `latest` names) in the config's models folder, ready to score."""
-    return scoring.load_run(config.paths.models_dir, run)
+    """The run (default: the one `latest` names) in the config's models folder, ready to score
+    on the cores this process may use."""
+    return scoring.load_run(config.paths.models_dir, run, usable_cores())
 
 
 def default_output_path(config: Config, input_path: Path) -> Path:

@@ -44,12 +44,17 @@ async def ready(state: State) -> Response:
     return json_response({"status": "ready", "run_id": served.run_id})
 
 
-@probes.get("/ping", summary="MLflow's liveness probe: 200 while the process runs")
+@probes.get("/ping", response_model=schemas.Health, summary="MLflow's liveness probe: 200 while the process runs")
 async def ping() -> Response:
     return json_response({"status": "ok"})
 
 
-@probes.get("/version", summary="MLflow's version probe: the service's version, as text")
+@probes.get(
+    "/version",
+    summary="MLflow's version probe: the service's version, as text",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the version"}},
+    response_class=Response,
+)
 async def version() -> Response:
     return Response(__version__, media_type="text/plain")
 
