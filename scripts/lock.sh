@@ -2,6 +2,7 @@
 # Recompile the locked environments from their short input lists (requirements*.in):
 #   requirements-dev.txt  everything CI installs: runtime, dev tools, the optional extras
 #   requirements.txt      the runtime alone, held to the very versions of the dev lock
+#   requirements-explain.txt  the runtime and shap (the explain extra), held to them too
 # Run it (make lock) after editing a .in file; add --upgrade to move every pin to the newest
 # release the ranges allow. It needs pip-tools (in the dev environment).
 set -euo pipefail
@@ -12,3 +13,5 @@ pip-compile "${options[@]}" --output-file requirements-dev.txt requirements-dev.
 grep -v '^-e ' requirements-dev.txt > .lock-constraints.txt
 trap 'rm -f .lock-constraints.txt' EXIT
 pip-compile "${options[@]}" --constraint .lock-constraints.txt --output-file requirements.txt requirements.in
+pip-compile "${options[@]}" --constraint .lock-constraints.txt --output-file requirements-explain.txt \
+    requirements-explain.in

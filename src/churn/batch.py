@@ -9,14 +9,15 @@ words it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
 
-from churn import tables
-from churn.cleaning import check_unparsed
+from churn import explaining, tables
+from churn.cleaning import check_unparsed, clean_features
 from churn.columns import SCORING_REMEDY, require_columns
+from churn.explaining import Explain
 from churn.progress import RowProgress
 from churn.quality import QualityTally
 from churn.scoring import LoadedRun, score
@@ -38,9 +39,11 @@ def score_table(
     progress: RowProgress | None = None,
     inspect: Callable[[pa.Table, int], None] | None = None,
     unparsed_key: str | None = "data.max_unparsed_share",
+    explain: Explain | None = None,
 ) -> BatchResult:
     """Check a table against the run, score it chunk by chunk into `writer` (id,
-    churn_probability, churn_prediction per row, in input order), and tally its data quality.
+    churn_probability, churn_prediction per row, in input order, and with `explain` its reason
+    codes and contributions), and tally its data quality.
 
     `max_unparsed_share` None leaves that check to the caller (a part of a larger input);
     `unparsed_key` is the setting its message names (None: a reader who cannot change it).
@@ -49,6 +52,8 @@ def score_table(
     Raises:
         DataError: a feature column is missing, the file is unreadable, or a numeric column holds
             more values that are not numbers than `max_unparsed_share` allows.
+        ExplainTooSlowError: a forest's explanations would take longer than `explain.max_seconds`
+            (None: the caller checked, as the cluster's client does for all the parts at once).
     """
     spec = loaded.scorer.spec
     header = tables.table_columns(source)
@@ -59,7 +64,12 @@ def score_table(
     quality = QualityTally(loaded.features)
     if inspect is not None:
         chunks = _inspected(chunks, inspect)
-    positives = _write_scored(loaded, chunks, writer, id_column, quality, progress or RowProgress("", quiet=True))
+    explainer = None
+    if explain is not None:
+        check_explain_time(loaded, [source], explain, str(source))
+        explainer = explaining.explainer_for(loaded.scorer)
+    write = _Writer(loaded, writer, id_column, quality, explainer, explain)
+    positives = write.all(chunks, progress or RowProgress("", quiet=True))
     # Checked on the whole input, so that the answer never depends on the chunk size; the
     # writer has published nothing yet, so a refused input leaves no output behind.
     if max_unparsed_share is not None:
@@ -75,23 +85,52 @@ def _inspected(chunks: Iterator[pa.Table], inspect: Callable[[pa.Table, int], No
         yield chunk
 
 
-def _write_scored(
-    loaded: LoadedRun,
-    chunks: Iterator[pa.Table],
-    writer: tables.TableWriter,
-    id_column: str | None,
-    quality: QualityTally,
-    progress: RowProgress,
-) -> int:
-    positives = 0
-    for chunk in chunks:
-        scored = score(loaded.scorer, chunk)
-        quality.add(scored.cleaned)
-        positives += int(scored.predictions.sum())
-        ids = {id_column: chunk.column(id_column)} if id_column else {}
-        writer.write(
-            pa.table(ids | {"churn_probability": scored.probabilities, "churn_prediction": scored.predictions})
-        )
-        progress.update(chunk.num_rows)
-    progress.finish()
-    return positives
+def check_explain_time(loaded: LoadedRun, sources: Sequence[tables.Source], explain: Explain, what: str) -> None:
+    """Time a slow explainer (a forest's) on the first rows of the first source; refuse the
+    whole input when it would take longer than explain.max_seconds. Fast explainers pass.
+
+    Raises:
+        ExplainTooSlowError: the estimate is over the setting.
+    """
+    explainer = explaining.explainer_for(loaded.scorer)
+    if not explainer.slow or explain.max_seconds is None:
+        return
+    spec = loaded.scorer.spec
+    chunks = tables.iter_table(sources[0], list(spec.columns), explaining.PROBE_ROWS, categorical=spec.categorical)
+    try:
+        first = next(chunks, None)
+    finally:
+        chunks.close()
+    if first is not None:
+        probe = clean_features(first, spec).features
+        explaining.check_time(explainer, probe, sum(tables.count_rows(s) for s in sources), explain, what)
+
+
+@dataclass
+class _Writer:
+    """Each chunk scored (and explained) into the writer, its data quality tallied."""
+
+    loaded: LoadedRun
+    writer: tables.TableWriter
+    id_column: str | None
+    quality: QualityTally
+    explainer: explaining.Explainer | None
+    explain: Explain | None
+
+    def all(self, chunks: Iterator[pa.Table], progress: RowProgress) -> int:
+        positives = 0
+        for chunk in chunks:
+            positives += self.one(chunk)
+            progress.update(chunk.num_rows)
+        progress.finish()
+        return positives
+
+    def one(self, chunk: pa.Table) -> int:
+        scored = score(self.loaded.scorer, chunk)
+        self.quality.add(scored.cleaned)
+        columns = {self.id_column: chunk.column(self.id_column)} if self.id_column else {}
+        columns |= {"churn_probability": scored.probabilities, "churn_prediction": scored.predictions}
+        if self.explainer is not None and self.explain is not None:
+            columns |= explaining.explanation_columns(self.explainer, scored.cleaned.features, self.explain)
+        self.writer.write(pa.table(columns))
+        return int(scored.predictions.sum())

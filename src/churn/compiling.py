@@ -45,9 +45,10 @@ class _NumericBlock:
     def width(self) -> int:
         return len(self.columns)
 
-    def tables(self, coef: np.ndarray) -> list[dict[str, Any]]:
-        """Each column's fill, scaling and coefficient, for `churn.scoring.LinearScorer`."""
-        return [
+    def tables(self, coef: np.ndarray, training_means: np.ndarray | None) -> list[dict[str, Any]]:
+        """Each column's fill, scaling, coefficient and training mean (of the scaled value; for
+        explanations, when the model holds them), for `churn.scoring.LinearScorer`."""
+        found = [
             {
                 "column": column,
                 "fill": float(self.fill[i]),
@@ -57,6 +58,10 @@ class _NumericBlock:
             }
             for i, column in enumerate(self.columns)
         ]
+        if training_means is not None:
+            for item, mean in zip(found, training_means, strict=True):
+                item["training_mean"] = float(mean)
+        return found
 
     def write_into(self, features: FeatureTable, out: np.ndarray, offset: int) -> int:
         for position, column in enumerate(self.columns):
@@ -96,13 +101,17 @@ class _CategoricalBlock:
     def width(self) -> int:
         return sum(len(categories) for categories in self.categories)
 
-    def tables(self, coef: np.ndarray) -> list[dict[str, Any]]:
-        """Each column's categories, fill and one coefficient per category, for LinearScorer."""
+    def tables(self, coef: np.ndarray, training_means: np.ndarray | None) -> list[dict[str, Any]]:
+        """Each column's categories, fill, one coefficient per category and (when the model holds
+        them) each category's share of the training rows, for LinearScorer."""
         found, offset = [], 0
         for name, categories, fill in zip(self.columns, self.categories, self.most_frequent, strict=True):
-            weights = [float(w) for w in coef[offset : offset + len(categories)]]
+            width = len(categories)
+            weights = [float(w) for w in coef[offset : offset + width]]
             found.append({"column": name, "categories": categories, "fill": fill, "coef": weights})
-            offset += len(categories)
+            if training_means is not None:
+                found[-1]["training_share"] = [float(m) for m in training_means[offset : offset + width]]
+            offset += width
         return found
 
     def write_into(self, features: FeatureTable, out: np.ndarray, offset: int) -> int:
@@ -130,6 +139,7 @@ class FastScorer:
         self.threshold = float(model.threshold)
         self.spec: FeatureSpec = pipeline.named_steps["clean"].spec_
         self.after_cleaning = pipeline[1:]  # preprocess + classifier, for what does not compile
+        self.preprocessor = pipeline.named_steps["preprocess"]
         self.classifier = pipeline.named_steps["classifier"]
         if "n_jobs" in self.classifier.get_params():
             self.classifier.set_params(n_jobs=1)
@@ -177,13 +187,15 @@ def export_linear_tables(model: FixedThresholdClassifier) -> dict[str, Any] | No
         return None
     numeric: list[dict[str, Any]] = []
     categorical: list[dict[str, Any]] = []
+    means = getattr(pipeline.named_steps["preprocess"], "training_means_", None)  # None: saved before 2026-12
     offset = 0
     for block in blocks:
         weights = classifier.coef_[0][offset : offset + block.width]
+        block_means = None if means is None else np.asarray(means[offset : offset + block.width], dtype="float64")
         if isinstance(block, _NumericBlock):
-            numeric += block.tables(weights)
+            numeric += block.tables(weights, block_means)
         else:
-            categorical += block.tables(weights)
+            categorical += block.tables(weights, block_means)
         offset += block.width
     return {
         "kind": "logistic_regression",

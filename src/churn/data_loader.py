@@ -34,6 +34,7 @@ class TrainingData:
     rows_read: int
     dropped_missing_target: int
     dropped_duplicate_ids: int
+    ids: pd.Series | None = None  # the id column, row for row with X (the report names customers by it)
 
 
 def clean_table(frame: pd.DataFrame | pa.Table, spec: FeatureSpec, source: Path, limit: float) -> pd.DataFrame:
@@ -117,7 +118,8 @@ def load_training_data(path: Path, data: DataConfig) -> TrainingData:
     y = target.astype("int64").reset_index(drop=True).rename(data.target)
     if y.nunique() < 2:
         raise DataError(f"{path}: after cleaning only one class of {data.target} is left; the file needs both")
-    return TrainingData(X, y, rows_read, dropped_target, dropped_ids)
+    ids = frame[data.id_column].reset_index(drop=True) if data.id_column else None
+    return TrainingData(X, y, rows_read, dropped_target, dropped_ids, ids)
 
 
 def split_data(

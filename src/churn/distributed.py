@@ -25,14 +25,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from churn import batch, tables
+from churn import batch, explaining, tables
 from churn.cleaning import check_unparsed
 from churn.config import Config
 from churn.errors import ChurnError, ConfigError, DataError
+from churn.explaining import Explain
 from churn.files import refuse_overwriting_input
 from churn.quality import QualityTally
 from churn.scoring import LoadedRun, load_run
@@ -72,8 +73,11 @@ def input_parts(spec: Path) -> list[Path]:
     return found
 
 
-def predict(config: Config, spec: Path, output: Path, run: str | None, scheduler: str | None) -> DaskResult:
-    """Score every part on a Dask cluster; publish a folder of Parquet parts or one CSV.
+def predict(
+    config: Config, spec: Path, output: Path, run: str | None, scheduler: str | None, explain: Explain | None = None
+) -> DaskResult:
+    """Score every part on a Dask cluster; publish a folder of Parquet parts or one CSV. With
+    `explain`, each row's reason codes (and contributions), as local predict writes them.
 
     Raises:
         ConfigError: Dask is not installed.
@@ -85,11 +89,15 @@ def predict(config: Config, spec: Path, output: Path, run: str | None, scheduler
     refuse_overwriting_input(parts, output)
     _refuse_existing_folder(output)
     loaded = load_run(config.paths.models_dir, run)  # hash-checked once, here; the workers get it from us
+    explain = explaining.checked(explain, loaded.scorer, config.predict.max_explain_seconds, "--explain")
+    if explain is not None:  # timed here on the whole input, once; the parts are not timed again
+        batch.check_explain_time(loaded, parts, explain, str(spec))
+        explain = replace(explain, max_seconds=None)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:
         with _client(config, scheduler) as client:
-            results = _score_parts(client, config, loaded, parts, staging)
+            results = _score_parts(client, config, loaded, parts, staging, explain)
         quality = QualityTally(loaded.features)
         for result in results:
             quality.merge(result.quality)
@@ -103,11 +111,14 @@ def predict(config: Config, spec: Path, output: Path, run: str | None, scheduler
     return DaskResult(str(output), len(parts), rows, positives, quality)
 
 
-def score_part(config: Config, loaded: LoadedRun, source: Path, target: Path) -> batch.BatchResult:
-    """One task, on a worker: the part scored by local predict's code into a Parquet part. The
-    data-quality figures come back with the result; the client adds them up and reports them."""
+def score_part(
+    config: Config, loaded: LoadedRun, source: Path, target: Path, explain: Explain | None = None
+) -> batch.BatchResult:
+    """One task, on a worker: the part scored (and explained) by local predict's code into a
+    Parquet part. The data-quality figures come back with the result; the client adds them up
+    and reports them."""
     with tables.TableWriter(target) as writer:
-        return batch.score_table(loaded, source, writer, config.predict.chunk_rows, None)
+        return batch.score_table(loaded, source, writer, config.predict.chunk_rows, None, explain=explain)
 
 
 def _refuse_existing_folder(output: Path) -> None:
@@ -144,7 +155,7 @@ def _client(config: Config, scheduler: str | None) -> Iterator[Any]:
 
 
 def _score_parts(
-    client: Any, config: Config, loaded: LoadedRun, parts: list[Path], staging: Path
+    client: Any, config: Config, loaded: LoadedRun, parts: list[Path], staging: Path, explain: Explain | None
 ) -> list[batch.BatchResult]:
     """Submit one task per part; gather them in input order, with progress; the first
     failure cancels the rest."""
@@ -152,7 +163,7 @@ def _score_parts(
 
     shared = client.scatter(loaded, broadcast=True)  # the scorer goes to each worker once
     futures = [
-        client.submit(score_part, config, shared, part, staging / f"part-{index:05d}.parquet", pure=False)
+        client.submit(score_part, config, shared, part, staging / f"part-{index:05d}.parquet", explain, pure=False)
         for index, part in enumerate(parts)
     ]
     started, rows, done = time.perf_counter(), 0, 0

@@ -1,4 +1,4 @@
-"""Metrics of a scored, labelled sample; decision costs; the validation gate; feature effects."""
+"""Metrics of a scored, labelled sample; decision costs; the validation gate."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.inspection import permutation_importance
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -19,7 +18,6 @@ from sklearn.metrics import (
 )
 
 from churn.config import GATE_KEYS, DecisionConfig, ValidationConfig
-from churn.model import unwrap
 from churn.scoring import predict_labels
 
 
@@ -118,28 +116,3 @@ def check_gate(metrics: dict[str, Any], validation: ValidationConfig) -> list[st
             relation = ">" if key.startswith("max_") else "<"
             missed.append(f"validation.{key}: {GATE_KEYS[key]} {value:.4f} {relation} {bound:g}")
     return missed
-
-
-def feature_effects(model: Any, X: pd.DataFrame, y: pd.Series, seed: int, max_rows: int = 5000) -> pd.DataFrame:
-    """The model's top feature effects, largest first.
-
-    Linear models: the coefficients of the transformed features (standardised numbers and
-    one-hot categories), signed. Others: permutation importance of the raw columns on the
-    given (test) rows: the drop in ROC AUC when a column is shuffled, over 5 repeats.
-    """
-    pipeline = unwrap(model)
-    classifier = pipeline.named_steps["classifier"]
-    if hasattr(classifier, "coef_"):
-        names = pipeline.named_steps["preprocess"].get_feature_names_out()
-        effects = pd.DataFrame({"feature": names, "effect": classifier.coef_[0], "std": np.nan})
-        kind = "coefficient"
-    else:
-        if len(X) > max_rows:  # permutation importance costs repeats x columns predictions
-            X = X.sample(max_rows, random_state=seed)
-            y = y.loc[X.index]
-        result = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=5, random_state=seed)
-        effects = pd.DataFrame({"feature": X.columns, "effect": result.importances_mean, "std": result.importances_std})
-        kind = "permutation_importance"
-    effects["kind"] = kind
-    order = effects["effect"].abs().sort_values(ascending=False).index
-    return effects.loc[order].reset_index(drop=True)

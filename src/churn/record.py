@@ -155,6 +155,15 @@ class EnvironmentRecord(_Record):
     git_commit: str | None
 
 
+class ExplanationsRecord(_Record):
+    """What the run's explanations measure, and the test rows explained for the report."""
+
+    margin: Literal["log-odds", "probability"] = Field(description="the unit of every contribution")
+    base: float | None = Field(description="the model's expected margin over its training rows")
+    rows: int = Field(description="test rows explained into test_explanations.csv (the ten riskiest among them)")
+    unavailable: str | None = Field(None, description="why the run's predictions cannot be explained here")
+
+
 class RunRecord(_Record):
     """Everything a run folder records about how its model was made and how good it is."""
 
@@ -176,6 +185,7 @@ class RunRecord(_Record):
     train_seconds: float
     artefacts: dict[str, str] = Field(description="file name -> sha256 of every file written before this record")
     environment: EnvironmentRecord
+    explanations: ExplanationsRecord | None = Field(None, description="none: trained before churn explained runs")
 
     @property
     def accepted(self) -> bool:

@@ -17,10 +17,11 @@ from matplotlib.figure import Figure  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
+from churn import insights  # noqa: E402
 from churn.errors import ModelError  # noqa: E402
 from churn.files import atomic_path, write_text_atomic  # noqa: E402
 from churn.record import METRIC_LABELS, RunRecord, TestMetrics  # noqa: E402
-from churn.runs import FEATURE_EFFECTS, LEADERBOARD, REPORT, TEST_PREDICTIONS, THRESHOLD_CURVE  # noqa: E402
+from churn.runs import LEADERBOARD, REPORT, TEST_EXPLANATIONS, TEST_PREDICTIONS, THRESHOLD_CURVE  # noqa: E402
 
 PLOTS = {
     "roc.png": "ROC curve (test rows)",
@@ -29,12 +30,13 @@ PLOTS = {
     "confusion_matrix.png": "Confusion matrix at the threshold (test rows)",
     "threshold.png": "Precision, recall and F1 against the threshold (out-of-fold, training rows)",
     "gains.png": "Cumulative gains: share of churners reached by contacting the riskiest customers first (test rows)",
-    "feature_effects.png": "Top feature effects",
 }
-# Drawn only when the config sets the decision costs.
+# Drawn only when the config sets the decision costs, and when the run's test rows were explained.
 COST_PLOT = {"cost.png": "Expected cost against the threshold (out-of-fold, training rows)"}
+CONTRIBUTIONS_PLOT = {"contributions.png": "What drives the churn score: mean |contribution| per input column"}
 GAINS_AT = (0.1, 0.2, 0.3, 0.5)
-TOP_EFFECTS = 15
+MAX_BARS = 30  # a wider table's remaining columns are in the report's table, and the chart says so
+UNITS = {"log-odds": "log-odds of churn", "probability": "probability of churn"}
 
 
 def write_report(run_dir: Path, record: RunRecord) -> Path:
@@ -54,10 +56,11 @@ def write_report(run_dir: Path, record: RunRecord) -> Path:
         "confusion_matrix.png": _confusion_figure(record.metrics.confusion_matrix.model_dump(), threshold),
         "threshold.png": _threshold_figure(inputs["curve"], threshold),
         "gains.png": _gains_figure(inputs["test"]),
-        "feature_effects.png": _effects_figure(inputs["effects"]),
     }
     if "expected_cost" in inputs["curve"]:
         figures["cost.png"] = _cost_figure(inputs["curve"], threshold)
+    if inputs["global"] is not None:
+        figures["contributions.png"] = _contributions_figure(inputs["global"], _units(record), len(inputs["explained"]))
     for name, figure in figures.items():
         _save(figure, run_dir / name)
     path = run_dir / REPORT
@@ -66,17 +69,27 @@ def write_report(run_dir: Path, record: RunRecord) -> Path:
 
 
 def _read_inputs(run_dir: Path, record: RunRecord) -> dict[str, Any]:
-    needed = [LEADERBOARD, TEST_PREDICTIONS, THRESHOLD_CURVE, FEATURE_EFFECTS]
+    needed = [LEADERBOARD, TEST_PREDICTIONS, THRESHOLD_CURVE]
+    if record.explanations is not None and record.explanations.rows:
+        needed.append(TEST_EXPLANATIONS)
     missing = [name for name in needed if not (run_dir / name).is_file()]
     if missing:
         raise ModelError(f"{run_dir}: cannot build a report, missing {', '.join(missing)}; retrain to get a full run")
+    explained = insights.read_explanations(run_dir / TEST_EXPLANATIONS) if TEST_EXPLANATIONS in needed else None
     return {
         "record": record,
         "leaderboard": pd.read_csv(run_dir / LEADERBOARD),
         "test": pd.read_csv(run_dir / TEST_PREDICTIONS),
         "curve": pd.read_csv(run_dir / THRESHOLD_CURVE),
-        "effects": pd.read_csv(run_dir / FEATURE_EFFECTS),
+        "explained": explained,
+        "global": None
+        if explained is None
+        else insights.global_contributions(explained, set(record.features.numeric_features)),
     }
+
+
+def _units(record: RunRecord) -> str:
+    return UNITS[record.explanations.margin] if record.explanations is not None else "margin"
 
 
 def _save(figure: Figure, path: Path) -> None:
@@ -180,16 +193,25 @@ def _cost_figure(curve: pd.DataFrame, threshold: float) -> Figure:
     return figure
 
 
-def _effects_figure(effects: pd.DataFrame) -> Figure:
-    top = effects.head(TOP_EFFECTS).iloc[::-1]
-    kind = str(effects["kind"].iloc[0]) if len(effects) else "effect"
-    figure, ax = plt.subplots(figsize=(7, 0.35 * len(top) + 1.5))
-    labels = top["feature"].astype(str).str.replace(r"\s+", " ", regex=True)  # a tab in a category has no glyph
-    ax.barh(labels, top["effect"], xerr=top["std"].fillna(0), color="tab:blue")
-    xlabel = "coefficient (standardised / one-hot)" if kind == "coefficient" else "drop in ROC AUC when shuffled"
-    ax.set(title=f"Top {len(top)} feature effects ({kind.replace('_', ' ')})", xlabel=xlabel)
+def _contributions_figure(table: pd.DataFrame, units: str, rows: int) -> Figure:
+    shown = table.head(MAX_BARS).iloc[::-1]
+    figure, ax = plt.subplots(figsize=(8, 0.32 * len(shown) + 1.6))
+    labels = shown["column"].astype(str).str.replace(r"\s+", " ", regex=True)  # a tab in a name has no glyph
+    bars = ax.barh(labels, shown["mean_abs_contribution"], color="tab:blue")
+    notes = [_short(text) for text in shown["direction"]]
+    ax.bar_label(bars, labels=notes, padding=3, fontsize=8)
+    ax.set_xlim(0, float(shown["mean_abs_contribution"].max() or 1.0) * 1.6)  # room for the notes
+    more = f"; {len(table) - len(shown)} more columns in the report's table" if len(table) > len(shown) else ""
+    ax.set(title=f"What drives the churn score ({rows:,} test customers{more})",
+           xlabel=f"mean |contribution| ({units}); beside each bar, the values that raise churn")  # fmt: skip
     ax.grid(alpha=0.3, axis="x")
     return figure
+
+
+def _short(direction: str) -> str:
+    """A direction's first part, short enough to sit beside a bar."""
+    first = direction.split(";")[0].removeprefix("raise: ").split(" (correlation")[0]
+    return first if len(first) <= 40 else first[:39] + "…"
 
 
 def _markdown(inputs: dict[str, Any]) -> str:
@@ -204,7 +226,7 @@ def _markdown(inputs: dict[str, Any]) -> str:
         _threshold_section(record),
         _gains_section(inputs["test"]),
         "## Plots\n\n" + "\n\n".join(f"### {title}\n\n![{title}]({name})" for name, title in plots_of(inputs).items()),
-        "## Top feature effects\n\n" + _table(inputs["effects"].head(TOP_EFFECTS).round(4)),
+        _why_section(inputs),
     ]
     return "\n\n".join(sections) + "\n"
 
@@ -286,14 +308,45 @@ def _gains_section(test: pd.DataFrame) -> str:
     return "## Who to contact (test rows)\n\n" + _table(table)
 
 
+def _why_section(inputs: dict[str, Any]) -> str:
+    """The global view: each input column's mean |contribution| and direction, and the reason
+    codes of the riskiest test customers; or why the run has none."""
+    record: RunRecord = inputs["record"]
+    title = "## Why customers churn (test rows)\n\n"
+    if inputs["global"] is None:
+        why = record.explanations.unavailable if record.explanations is not None else None
+        return title + (
+            f"No explanations: {why}."
+            if why
+            else "This run was trained before churn explained its predictions; retrain it to see them."
+        )
+    explained, units = inputs["explained"], _units(record)
+    assert record.explanations is not None
+    table = inputs["global"].rename(columns={
+        "column": "input column", "mean_abs_contribution": f"mean |contribution| ({units})",
+        "mean_contribution": "mean contribution", "direction": "which values raise churn"})  # fmt: skip
+    intro = (
+        f"Each customer's score is explained by one contribution per input column, in {units}: "
+        f"they add up, with the base {record.explanations.base:+.3f} (the model's average over its training "
+        f"rows), to that customer's {units}. Figures over {len(explained):,} test customers "
+        f"(`{TEST_EXPLANATIONS}`); `predict --explain` gives every customer's."
+    )
+    id_column = record.features.id_column
+    risky = insights.riskiest_reasons(explained, id_column if id_column in explained else None)
+    return (title + intro + "\n\n" + _table(table.round(4)) +
+            f"\n\n### Reason codes of the {len(risky)} highest-risk test customers\n\n" + _table(risky))  # fmt: skip
+
+
 def plots_of(inputs: dict[str, Any]) -> dict[str, str]:
-    """The plots this run's report holds: the cost plot only when costs are set."""
-    return PLOTS | (COST_PLOT if "expected_cost" in inputs["curve"] else {})
+    """The plots this run's report holds: the cost plot only when costs are set, the
+    contributions plot only when the test rows were explained."""
+    plots = PLOTS | (COST_PLOT if "expected_cost" in inputs["curve"] else {})
+    return plots | (CONTRIBUTIONS_PLOT if inputs["global"] is not None else {})
 
 
 def _table(frame: pd.DataFrame) -> str:
     """A DataFrame as a Markdown table (pandas' to_markdown needs an extra package)."""
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    header = "| " + " | ".join(_escaped(str(c)) for c in frame.columns) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
     body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body])
@@ -302,4 +355,9 @@ def _table(frame: pd.DataFrame) -> str:
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return "" if np.isnan(value) else f"{value:.4g}"
-    return str(value)
+    return _escaped(str(value))
+
+
+def _escaped(text: str) -> str:
+    """Text for a Markdown table cell: a pipe would end the cell, a newline the row."""
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -137,6 +137,7 @@ def _log(
         mlflow.set_tags(_tags(record))
         for path in _run_files(run_dir):
             mlflow.log_artifact(str(path), artifact_path="churn_run")
+        _log_global_contributions(mlflow, run_dir, record)
         _log_candidates(mlflow, experiment, comparison, config.training.selection_metric)
         info = _log_model(mlflow, model, record, source)
         _register(mlflow, config, info.model_uri, record)
@@ -199,6 +200,29 @@ def _run_files(run_dir: Path) -> list[Path]:
     model_files = {runs.MODEL, runs.SCORER}
     return sorted(path for path in run_dir.iterdir() if path.is_file() and path.name not in model_files
                   and not path.name.startswith("."))  # fmt: skip
+
+
+def _log_global_contributions(mlflow: Any, run_dir: Path, record: RunRecord) -> None:
+    """The report's global view: each input column's mean |contribution| on the explained test
+    rows as a metric `mean_abs_contribution.<column>`, and the whole table (with the direction
+    of each effect) as churn_run/global_contributions.json."""
+    explanations = record.explanations
+    if explanations is None or not explanations.rows:
+        return
+    from churn import insights  # deferred: reads the run's explained test rows with pandas, already loaded
+
+    table = insights.global_contributions(
+        insights.read_explanations(run_dir / runs.TEST_EXPLANATIONS), set(record.features.numeric_features)
+    )
+    pairs = zip(table["column"], table["mean_abs_contribution"], strict=True)
+    mlflow.log_metrics({f"mean_abs_contribution.{_metric_name(column)}": value for column, value in pairs})
+    summary = {"margin": explanations.margin, "base": explanations.base, "rows": explanations.rows}
+    mlflow.log_dict(summary | {"columns": table.to_dict(orient="records")}, "churn_run/global_contributions.json")
+
+
+def _metric_name(column: str) -> str:
+    """A column name as MLflow takes it in a metric's name (letters, digits, _ - . space /)."""
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in str(column))
 
 
 def _log_candidates(mlflow: Any, experiment: str, comparison: Comparison, metric: str) -> None:

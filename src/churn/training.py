@@ -20,17 +20,18 @@ import pandas as pd
 from sklearn.base import ClassifierMixin
 from sklearn.pipeline import Pipeline
 
-from churn import runs, selection, tables
+from churn import insights, runs, selection, tables
 from churn.compiling import export_linear_tables
 from churn.config import Config
 from churn.data_loader import TrainingData, describe_schema, split_data
-from churn.evaluation import check_gate, compute_metrics, cost_summary, feature_effects, threshold_curve
+from churn.evaluation import check_gate, compute_metrics, cost_summary, threshold_curve
 from churn.files import sha256_file, write_json_atomic
 from churn.model import build_estimator, build_pipeline, predict_proba, save_model, train_model, with_threshold
 from churn.preprocessing import FeatureCleaner, build_preprocessor
 from churn.record import (
     ClassBalance,
     DataRecord,
+    ExplanationsRecord,
     ModelRecord,
     RunRecord,
     SelectionRecord,
@@ -41,6 +42,7 @@ from churn.record import (
 )
 
 logger = logging.getLogger(__name__)
+MEAN_SLICE_ROWS = 100_000  # training rows transformed at a time to measure their means
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,20 @@ def fit_final(config: Config, split: Split, selected: Selected) -> Any:
     logger.info("fitting %s on all %s training rows", best.name, f"{len(split.y_train):,}")
     estimator = build_estimator(best.name, best.params, config.split.random_state)
     fitted = train_model(pipeline_factory(config)(estimator), split.X_train, split.y_train)
+    record_training_means(fitted, split.X_train)
     logger.info("fitted in %.1f s", time.perf_counter() - started)
     return with_threshold(fitted, selected.choice.threshold)
+
+
+def record_training_means(fitted: Pipeline, X_train: pd.DataFrame) -> None:
+    """Keep, on the fitted preprocessing, each transformed column's mean over the training rows:
+    a linear model's explanations are measured from them (`churn.explaining`)."""
+    preprocessor, clean = fitted.named_steps["preprocess"], fitted.named_steps["clean"]
+    sums = None
+    for start in range(0, len(X_train), MEAN_SLICE_ROWS):  # a slice at a time: memory stays flat
+        part = np.asarray(preprocessor.transform(clean.transform(X_train.iloc[start : start + MEAN_SLICE_ROWS])))
+        sums = part.sum(axis=0) if sums is None else sums + part.sum(axis=0)
+    preprocessor.training_means_ = np.asarray(sums, dtype="float64") / len(X_train)
 
 
 def score_test_rows(config: Config, split: Split, model: Any, selected: Selected) -> tuple[TestMetrics, np.ndarray]:
@@ -147,7 +161,23 @@ def judge(config: Config, model: Any, metrics: TestMetrics, probabilities: np.nd
     return Outcome(model, metrics, probabilities, check_gate(metrics.model_dump(), config.validation))
 
 
-def write_run_files(folder: runs.RunFolder, config: Config, split: Split, selected: Selected, outcome: Outcome) -> None:
+@dataclass(frozen=True)
+class Explained:
+    """The test rows explained for the report (None: the model cannot be explained here)."""
+
+    table: pd.DataFrame | None
+    record: ExplanationsRecord
+
+
+def explain_test_rows(config: Config, split: Split, outcome: Outcome) -> Explained:
+    ids = split.data.ids.loc[split.X_test.index] if split.data.ids is not None else None
+    return Explained(*insights.explain_test_rows(outcome.model, split.X_test, outcome.test_probabilities, ids,
+                                                 config.split.random_state))  # fmt: skip
+
+
+def write_run_files(
+    folder: runs.RunFolder, config: Config, split: Split, selected: Selected, outcome: Outcome, explained: Explained
+) -> None:
     """Everything the record will list: the model (and its lookup tables for a linear one), the
     metrics, and the tables the report is drawn from, so `report` can rebuild it from the folder."""
     save_model(outcome.model, folder.path / runs.MODEL)
@@ -160,8 +190,9 @@ def write_run_files(folder: runs.RunFolder, config: Config, split: Split, select
         runs.LEADERBOARD: selection.leaderboard(selected.comparison.best),
         runs.TEST_PREDICTIONS: test,
         runs.THRESHOLD_CURVE: threshold_curve(selected.y_compared, selected.best.oof_probabilities, config.decision),
-        runs.FEATURE_EFFECTS: feature_effects(outcome.model, split.X_test, split.y_test, config.split.random_state),
     }
+    if explained.table is not None:
+        contents[runs.TEST_EXPLANATIONS] = explained.table
     for name, table in contents.items():
         tables.write_table(table, folder.path / name)
 
@@ -174,6 +205,7 @@ def describe_run(
     selected: Selected,
     outcome: Outcome,
     train_seconds: float,
+    explained: Explained,
 ) -> RunRecord:
     """The run's record, from every file already in its folder (their digests) and what training
     measured."""
@@ -222,6 +254,7 @@ def describe_run(
         train_seconds=train_seconds,
         artefacts=folder.digests(),
         environment=runs.environment_info(),
+        explanations=explained.record,
     )
 
 

@@ -37,8 +37,10 @@ def test_train_writes_a_complete_run_and_points_latest_at_it(config, trained):
     assert record.config["data"]["target"] == "Churn"
     assert record.features.categories["Contract"] == ("Month-to-month", "One year", "Two year")
     assert record.data.class_balance.positive == 105
-    assert set(record.artefacts) == {"model.joblib", "scorer.json", "metrics.json", "leaderboard.csv",
-                                     "test_predictions.csv", "threshold_curve.csv", "feature_effects.csv"}  # fmt: skip
+    assert set(record.artefacts) == {
+        "model.joblib", "scorer.json", "metrics.json", "leaderboard.csv", "test_predictions.csv",
+        "threshold_curve.csv", "test_explanations.csv",
+    }  # fmt: skip
     assert all(len(digest) == 64 for digest in record.artefacts.values())
     assert runs.is_complete(trained.run_dir)
     metrics = json.loads((trained.run_dir / "metrics.json").read_text())  # the record's metrics, for other tools

@@ -4,12 +4,15 @@ as that version wrote them) still load, score the same bytes, list, show and rep
 import json
 import shutil
 
+import numpy as np
+import pandas as pd
 import pytest
 from support import REPO, TELCO_SAMPLE, write_quick_config
 
 from churn import pipeline, runs
 from churn.config import load_config
 from churn.errors import ModelError
+from churn.explaining import Explain
 
 V1 = REPO / "tests" / "data" / "runs_v1"
 LINEAR, TREES = "20261201T144531441Z-184de1", "20261201T144535085Z-c26da7"
@@ -60,3 +63,25 @@ def test_a_version_1_run_with_changed_metrics_is_refused_naming_the_file(models)
     assert not runs.is_complete(models.paths.models_dir / LINEAR)
     with pytest.raises(ModelError, match=r"metrics\.json: sha256 differs"):
         runs.read_record(models.paths.models_dir / LINEAR)
+
+
+def test_a_version_1_linear_run_is_refused_explanations_with_retrain(models, tmp_path):
+    with pytest.raises(ModelError, match="retrain it to explain"):
+        pipeline.predict(models, TELCO_SAMPLE, tmp_path / "p.csv", run=LINEAR, explain=Explain(3))
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_version_1_tree_run_explains_from_the_trees_it_saved(models, tmp_path):
+    pipeline.predict(models, TELCO_SAMPLE, tmp_path / "p.csv", run=TREES, explain=Explain(3, contributions=True))
+    explained = pd.read_csv(tmp_path / "p.csv")
+    before = pd.read_csv(V1 / f"{TREES}.predictions.csv")
+    assert explained["churn_probability"].tolist() == before["churn_probability"].tolist()
+    contributions = explained.filter(like="contribution_").sum(axis=1).to_numpy()
+    margin = np.log(explained["churn_probability"] / (1 - explained["churn_probability"])).to_numpy()
+    assert np.abs(contributions - margin).max() < 1e-9
+
+
+def test_a_version_1_report_says_to_retrain_for_explanations(models):
+    report = pipeline.rebuild_report(models, TREES).read_text()
+    assert "trained before churn explained its predictions; retrain" in report
+    assert not (models.paths.models_dir / TREES / "contributions.png").exists()

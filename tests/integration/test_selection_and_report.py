@@ -16,7 +16,7 @@ from churn.data_loader import load_training_data, split_data
 from churn.errors import ModelError
 from churn.evaluation import cost_summary
 from churn.model import load_model, unwrap
-from churn.report import COST_PLOT, PLOTS
+from churn.report import CONTRIBUTIONS_PLOT, COST_PLOT, PLOTS
 
 CANDIDATES = [
     {
@@ -124,7 +124,7 @@ def png_size(path):
 def test_report_has_every_plot_as_a_valid_png_and_links_only_existing_files(compared):
     _, result = compared
     report = (result.run_dir / "report.md").read_text()
-    plots = PLOTS | COST_PLOT  # the shipped config sets the decision costs
+    plots = PLOTS | COST_PLOT | CONTRIBUTIONS_PLOT  # the shipped config sets the costs; test rows explained
     for name in plots:
         width, height = png_size(result.run_dir / name)
         assert 200 <= width <= 2000 and 200 <= height <= 2000, name
@@ -138,7 +138,8 @@ def test_report_has_every_plot_as_a_valid_png_and_links_only_existing_files(comp
         "## Model comparison",
         "## Decision threshold",
         "## Who to contact (test rows)",
-        "## Top feature effects",
+        "## Why customers churn (test rows)",
+        "### Reason codes of the 10 highest-risk test customers",
     ):
         assert heading in report
     assert re.search(r"\| top 20% \| \d+% \|", report)  # the gains table a retention team reads
@@ -146,21 +147,13 @@ def test_report_has_every_plot_as_a_valid_png_and_links_only_existing_files(comp
     assert result.record.threshold.reason in report
 
 
-def test_feature_effects_are_coefficients_for_linear_models(write_config):
-    result = pipeline.train(load_config(write_config()))
-    effects = pd.read_csv(result.run_dir / "feature_effects.csv")
-    assert set(effects["kind"]) == {"coefficient"}
-    assert effects["effect"].abs().is_monotonic_decreasing
-    assert any(name.startswith("categorical__Contract_") for name in effects["feature"])
-
-
 def test_report_can_be_rebuilt_from_the_run_folder(compared):
     config, result = compared
-    for name in ["report.md", *PLOTS]:
+    for name in ["report.md", *PLOTS, "contributions.png"]:
         (result.run_dir / name).unlink()
     path = pipeline.rebuild_report(config, None)
     assert path == result.run_dir / "report.md"
-    assert all((result.run_dir / name).is_file() for name in PLOTS)
+    assert all((result.run_dir / name).is_file() for name in [*PLOTS, "contributions.png"])
     assert json.loads((result.run_dir / "metadata.json").read_text())["run_id"] in path.read_text()
 
 

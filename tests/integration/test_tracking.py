@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 from support import TELCO_SAMPLE, run_cli, write_quick_config
 
-from churn import pipeline, runs, tracking
+from churn import insights, pipeline, runs, tracking
 from churn.cli import main
 from churn.config import load_config
 from churn.errors import ConfigError
@@ -102,6 +102,21 @@ def test_the_report_tables_metrics_and_metadata_are_artefacts(tracked):
     names = {item.path.split("/")[-1] for item in client.list_artifacts(run.info.run_id, "churn_run")}
     assert {"report.md", "leaderboard.csv", "metrics.json", "metadata.json", "roc.png", "gains.png"} <= names
     assert "model.joblib" not in names
+
+
+def test_the_global_contributions_are_logged_as_the_report_computes_them(tracked, tmp_path):
+    _, result, client, _, run = tracked
+    explained = insights.read_explanations(result.run_dir / runs.TEST_EXPLANATIONS)
+    table = insights.global_contributions(explained, set(result.record.features.numeric_features))
+    for column, value in zip(table["column"], table["mean_abs_contribution"], strict=True):
+        assert run.data.metrics[f"mean_abs_contribution.{column}"] == pytest.approx(value)
+    path = client.download_artifacts(run.info.run_id, "churn_run/global_contributions.json", str(tmp_path))
+    logged = json.loads(open(path).read())
+    assert logged["margin"] == result.record.explanations.margin and logged["rows"] == len(explained)
+    assert [row["column"] for row in logged["columns"]] == list(table["column"])
+    assert "test_explanations.csv" in {
+        item.path.split("/")[-1] for item in client.list_artifacts(run.info.run_id, "churn_run")
+    }
 
 
 def test_the_model_is_registered_as_champion_and_pyfunc_equals_cli_predict(tracked, tmp_path):

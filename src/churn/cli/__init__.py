@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from churn import runs
 from churn.cli import text
@@ -93,7 +94,7 @@ def _run_predict(config: Config, args: argparse.Namespace) -> int:
         raise ChurnError("--scheduler applies to --engine dask only; add --engine dask")
     from churn import pipeline  # defers pandas and pyarrow (about 0.3 s)
 
-    result = pipeline.predict(config, args.input, args.output, args.model, args.report)
+    result = pipeline.predict(config, args.input, args.output, args.model, args.report, _explain(args))
     if result.output != "-":
         positives = f"{result.predicted_positive} predicted to churn"
         print(f"wrote {result.rows} predictions ({positives}) to {shown(result.output)}")
@@ -107,10 +108,19 @@ def _run_predict_dask(config: Config, args: argparse.Namespace) -> int:
         raise ChurnError("--report is not available with --engine dask; score with the local engine to get it")
     from churn import distributed  # defers pandas and pyarrow; Dask loads when the cluster starts
 
-    result = distributed.predict(config, args.input, Path(args.output), args.model, args.scheduler)
+    result = distributed.predict(config, args.input, Path(args.output), args.model, args.scheduler, _explain(args))
     positives = f"{result.predicted_positive} predicted to churn"
     print(f"wrote {result.rows} predictions ({positives}) from {result.parts} part(s) to {shown(result.output)}")
     return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> Any:
+    """predict's --explain K and --contributions, as churn.explaining.Explain (None: neither)."""
+    if args.explain is None and not args.contributions:
+        return None
+    from churn.explaining import Explain  # defers numpy and pyarrow, as the workflows do
+
+    return Explain(top=args.explain or 0, contributions=args.contributions)
 
 
 def _run_evaluate(config: Config, args: argparse.Namespace) -> int:

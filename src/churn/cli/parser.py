@@ -19,6 +19,8 @@ PREDICT_EXAMPLES = """examples:
   python main.py predict --input customers.csv --output scored.csv --model models/20261127T101500123Z-ab12cd
   python main.py predict --input customers.csv --output - > scored.csv
   python main.py predict --input 2026-12.parquet --output scored.parquet --report drift.json
+  python main.py predict --input contacted.csv --explain
+  python main.py predict --input contacted.csv --explain 5 --contributions --output why.parquet
   python main.py predict --input 'data/2026-12/*.parquet' --output scored/ --engine dask
   python main.py predict --input data/2026-12/ --output scored.csv --engine dask --scheduler tcp://10.0.0.5:8786
 """
@@ -89,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", help="run folder or run id to use (default: the run models/latest names)")
     predict.add_argument(
         "--report", type=Path, help="also write data-quality figures (drift against training) as JSON here"
+    )
+    predict.add_argument(
+        "--explain",
+        nargs="?",
+        const=3,
+        type=_positive,
+        metavar="K",
+        help="add each row's K reason codes (default 3): reason_k, reason_k_value, reason_k_effect, the "
+        "input columns that push it most towards churn",
+    )
+    predict.add_argument(
+        "--contributions",
+        action="store_true",
+        help="add contribution_<column> for every input column and contribution_base (they sum to the margin)",
     )
     predict.add_argument(
         "--engine",

@@ -344,6 +344,11 @@ class PredictConfig(_Section):
     chunk_rows: Annotated[Integer, Field(ge=1)] = Field(
         100_000, description="rows scored at a time: bounds memory, however large the file"
     )
+    max_explain_seconds: Annotated[Number, Field(gt=0)] = Field(
+        600.0,
+        description="predict --explain with a random forest (tens of ms a row) refuses a file expected to take "
+        "longer, with the estimate; linear and boosted models are never refused",
+    )
     dask: DaskConfig = Field(default_factory=DaskConfig, description="predict --engine dask")
 
 
@@ -373,6 +378,9 @@ class ServeConfig(_Section):
     )
     shutdown_timeout_s: Annotated[Number, Field(gt=0)] = Field(
         8.0, description="on SIGTERM, requests whose bytes have arrived get this long to finish"
+    )
+    max_explain_seconds: Annotated[Number, Field(gt=0)] = Field(
+        5.0, description='a request asking a random forest for "explain" expected to take longer is answered 422'
     )
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from churn import runs
+from churn import explaining, runs
 from churn.config import Config
-from churn.errors import ModelError
+from churn.errors import ChurnError, ModelError
 from churn.record import FeatureSchema, TestMetrics
 from churn.scoring import LoadedRun, load_run, score
 
@@ -35,6 +35,8 @@ class ServedRun:
 
     loaded: LoadedRun
     digest: str | None  # of its metadata.json when it was loaded: a rewritten run is a new run
+    explainer: explaining.Explainer | None = None
+    cannot_explain: str | None = None  # why explainer is None: shap missing, or a run to retrain
 
     @property
     def run_id(self) -> str:
@@ -76,7 +78,12 @@ def load_served_run(config: Config, run: str | None) -> ServedRun:
     probability = float(score(loaded.scorer, table).probabilities[0])
     if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
         raise ModelError(f"{loaded.run_dir}: the probe row scored {probability}, not a probability; retrain")
-    return ServedRun(loaded, runs.record_digest(loaded.run_dir))
+    try:  # built here, so that the first request that asks for reasons does not wait for it
+        explainer, cannot_explain = explaining.explainer_for(loaded.scorer), None
+    except ChurnError as error:
+        explainer, cannot_explain = None, str(error)
+        logger.warning("run %s serves without explanations: %s", loaded.run_id, error)
+    return ServedRun(loaded, runs.record_digest(loaded.run_dir), explainer, cannot_explain)
 
 
 class ModelHolder:

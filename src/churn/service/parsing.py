@@ -167,3 +167,21 @@ def _refuse(values: Sequence[Any], name: str, allowed: frozenset[type], expected
         if type(value) is str and len(value) > max_chars:
             raise ClientError(422, f"row {index} field {name} has {len(value):,} characters; at most {max_chars:,} "
                                    "(serve.max_value_chars)", row=index, field=name)  # fmt: skip
+
+
+def explain_count(value: Any, columns: int, where: str) -> int:
+    """Reason codes asked for per customer: a whole number from 0 to the run's input columns
+    (None: 0). `where` names it in the error: '"explain"' in a JSON body (where "3" is text, not
+    a number), or the query parameter (text, always)."""
+    if value is None:
+        return 0
+    if where.startswith("query") and isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if type(value) is not int or not 0 <= value <= columns:
+        shown = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()[:40]
+        raise ClientError(
+            422,
+            f"{where} must be a whole number from 0 to {columns} (reason codes per customer), got {shown}",
+            field="explain",
+        )
+    return value

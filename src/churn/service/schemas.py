@@ -26,6 +26,8 @@ ERRORS = {
     415: "a content type other than application/json or text/csv",
     422: "a row lacks a feature, or holds a value of the wrong kind (the row and field are named)",
     500: "an internal error; the log line with the traceback carries the same request id",
+    501: "reason codes asked of a run that cannot give them (a random forest without shap installed, or a "
+    "logistic regression trained before churn recorded its training means: retrain it)",
     503: "no model is loaded yet (see /ready), or every scoring thread is busy (see Retry-After)",
 }
 
@@ -65,6 +67,18 @@ class InputSchema(BaseModel):
     categorical_columns: dict[str, list[str]] = Field(description="each column with the categories training saw")
 
 
+class Explanations(BaseModel):
+    """What a prediction's reasons are measured in: contributions to the margin add up, with
+    the base, to the margin of that customer."""
+
+    available: bool = Field(description='false: "explain" is answered 501 (see detail)')
+    margin: Literal["log-odds", "probability"] = Field(
+        description="log-odds of churn (logistic regression, gradient boosting) or the probability (random forest)"
+    )
+    base: float | None = Field(description="the model's expected margin over its training rows")
+    detail: str | None = Field(None, description="why explanations are not available")
+
+
 class ModelInfo(BaseModel):
     run_id: str
     model_name: str
@@ -72,12 +86,24 @@ class ModelInfo(BaseModel):
     created: str
     test_metrics: TestMetrics = Field(description="the run's test-set metrics, cross-validated ROC AUC and costs")
     input_schema: InputSchema
+    explanations: Explanations
+
+
+class Reason(BaseModel):
+    """A reason code: an input column that pushes this customer towards churn."""
+
+    feature: str = Field(description="the input column")
+    value: str | None = Field(description="the customer's value, as cleaning left it (null: missing)")
+    effect: float = Field(gt=0, description="its contribution to the margin (see /model explanations)")
 
 
 class Prediction(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"description": "plus the id column, when sent"})
     churn_probability: float = Field(ge=0.0, le=1.0)
     churn_prediction: Literal[0, 1]
+    reasons: list[Reason] | None = Field(
+        None, description='with "explain": K, the K largest pushes towards churn, largest first (fewer when fewer push)'
+    )
 
 
 class PredictResponse(BaseModel):
@@ -123,9 +149,11 @@ def _numeric_text(schema: dict[str, Any]) -> None:
 def request_models(features: FeatureSchema, max_rows: int) -> dict[str, type[BaseModel]]:
     """The request bodies of /predict and /invocations for the served run."""
     customer = customer_model(features)
+    columns = len(features.numeric_features) + len(features.categorical_features)
     predict = create_model(
         "PredictRequest",
         customers=(list[customer], Field(min_length=1, max_length=max_rows)),  # type: ignore[valid-type]
+        explain=(int, Field(0, ge=0, le=columns, description="reason codes per customer (0: none)")),
     )
     split = create_model(
         "DataframeSplit",

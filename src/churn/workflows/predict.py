@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from churn import batch, scoring, tables
+from churn import batch, explaining, scoring, tables
 from churn.config import Config
+from churn.explaining import Explain
 from churn.files import refuse_overwriting_input, write_json_atomic
 from churn.parallel import usable_cores
 from churn.progress import RowProgress
@@ -56,9 +57,11 @@ def predict(
     output: str | Path | None = None,
     run: str | Path | None = None,
     quality_report: Path | None = None,
+    explain: Explain | None = None,
 ) -> PredictResult:
     """Score a file chunk by chunk with a saved run; write id, churn_probability and
-    churn_prediction per row, in input order. Memory stays flat however large the file.
+    churn_prediction per row, in input order, and with `explain` the reason codes (and
+    contributions) of each. Memory stays flat however large the file.
 
     The output is written to a temporary file and renamed when every chunk succeeded. Data
     quality against the training schema is logged as warnings and, optionally, written as JSON
@@ -67,6 +70,7 @@ def predict(
     destination = output if output is not None else default_output_path(config, input_path)
     refuse_overwriting_input(input_path, destination, quality_report)
     loaded = load_run(config, run)
+    explain = explaining.checked(explain, loaded.scorer, config.predict.max_explain_seconds, "--explain")
     for path in (destination, quality_report):
         if path is not None and str(path) != "-":
             Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. data/predictions on a fresh checkout
@@ -78,6 +82,7 @@ def predict(
             config.predict.chunk_rows,
             config.data.max_unparsed_share,
             RowProgress("predict"),
+            explain=explain,
         )
     for line in result.quality.warnings():
         logger.warning("%s: %s", input_path, line)

@@ -54,10 +54,12 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
         model = training.fit_final(config, split, selected)
     with steps.step(f"scoring the {len(split.y_test):,} test rows"):
         outcome = training.judge(config, model, *training.score_test_rows(config, split, model, selected))
+    with steps.step("explaining test rows for the report"):
+        explained = training.explain_test_rows(config, split, outcome)
     with runs.creating_run(config.paths.models_dir) as folder:
         with steps.step("writing the run folder"):
-            training.write_run_files(folder, config, split, selected, outcome)
-            record = training.describe_run(config, folder, source, split, selected, outcome, steps.total())
+            training.write_run_files(folder, config, split, selected, outcome, explained)
+            record = training.describe_run(config, folder, source, split, selected, outcome, steps.total(), explained)
         with steps.step("drawing the report"):
             write_report(folder.path, record)
         folder.finish(record)  # written last: it marks the run complete

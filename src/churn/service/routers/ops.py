@@ -61,7 +61,7 @@ async def version() -> Response:
 
 @router.get(
     "/model",
-    summary="The served run: id, model, threshold, test metrics and input schema",
+    summary="The served run: id, model, threshold, test metrics, input schema and what its reasons measure",
     responses=schemas.answers({"model": schemas.ModelInfo}, 401, 500, 503),
 )
 async def model(served: ServedRunDep) -> Response:
@@ -81,7 +81,16 @@ def model_info(served: ServedRun) -> dict[str, Any]:
             "numeric_columns": list(features.numeric_features),
             "categorical_columns": {c: list(features.categories[c]) for c in features.categorical_features},
         },
+        "explanations": explanations_info(served),
     }
+
+
+def explanations_info(served: ServedRun) -> dict[str, Any]:
+    explainer = served.explainer
+    if explainer is None:
+        margin = "probability" if served.loaded.record.model.name == "random_forest" else "log-odds"
+        return {"available": False, "margin": margin, "base": None, "detail": served.cannot_explain}
+    return {"available": True, "margin": explainer.margin, "base": explainer.base, "detail": None}
 
 
 @router.get(

@@ -6,17 +6,19 @@ the scoring threads (`churn.service.work`), small ones on the event loop."""
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from churn import batch, tables
+from churn import batch, explaining, tables
 from churn.config import Config
+from churn.explaining import Explain
 from churn.quality import QualityTally
 from churn.scoring import Scored, score
 from churn.service import bodies, parsing, schemas
@@ -50,17 +52,29 @@ def _body(*models: str) -> dict[str, Any]:
             "content": {CSV: {"schema": {"type": "string"}}},
             "description": "JSON predictions; for a CSV body, the CSV `python main.py predict` writes",
         },
-        *(400, 401, 408, 413, 415, 422, 500, 503),
+        *(400, 401, 408, 413, 415, 422, 500, 501, 503),
     ),
     openapi_extra=_body(PREDICT_BODY),
 )
-async def predict(request: Request, state: State, served: ServedRunDep, info: Info) -> Response:
+async def predict(
+    request: Request,
+    state: State,
+    served: ServedRunDep,
+    info: Info,
+    explain: str | None = Query(
+        None,
+        description="reason codes per customer (0 to the number of input columns); for a JSON body, "
+        'its "explain" key takes precedence',
+    ),
+    contributions: bool = Query(False, description="CSV only: also contribution_<column> and contribution_base"),
+) -> Response:
     kind, body = await bodies.read(request, state.config.serve)
+    asked = Asked(explain, contributions)
     if kind == CSV:
-        content, warnings = await state.work.run(len(body), _score_csv, state.config, served, body, info)
+        content, warnings = await state.work.run(len(body), _score_csv, state.config, served, body, info, asked)
         headers = {"x-churn-warnings": orjson.dumps(warnings).decode()} if warnings else {}
         return Response(content, media_type=CSV, headers=headers)
-    return json_response(await state.work.run(len(body), _predict_json, state.config, served, body, info))
+    return json_response(await state.work.run(len(body), _predict_json, state.config, served, body, info, asked))
 
 
 @router.post(
@@ -79,10 +93,55 @@ def _limits(config: Config) -> parsing.Limits:
     return parsing.Limits(config.serve.max_rows, config.serve.max_value_chars)
 
 
-def _predict_json(config: Config, served: ServedRun, body: bytes, info: Info) -> dict[str, Any]:
-    rows = parsing.customers(parsing.parse_json(body), served.loaded.scorer.spec, served.id_column, _limits(config))
+@dataclass(frozen=True)
+class Asked:
+    """What a /predict request asks for beyond the scores: `explain` as the query sent it."""
+
+    explain: str | None
+    contributions: bool
+
+
+def _explain(config: Config, served: ServedRun, value: Any, where: str, contributions: bool = False) -> Explain | None:
+    """The explanations a request asks for, or None; 501 when the run cannot give them."""
+    columns = len(served.loaded.scorer.spec.columns)
+    top = parsing.explain_count(value, columns, where)
+    if top == 0 and not contributions:
+        return None
+    if served.explainer is None:
+        raise ClientError(501, f"this run cannot explain its predictions: {served.cannot_explain}", field="explain")
+    return Explain(top, contributions, config.serve.max_explain_seconds, "serve.max_explain_seconds")
+
+
+def _predict_json(config: Config, served: ServedRun, body: bytes, info: Info, asked: Asked) -> dict[str, Any]:
+    payload = parsing.parse_json(body)
+    sent = payload.get("explain") if isinstance(payload, dict) else None
+    explain = (
+        _explain(config, served, sent, '"explain"')
+        if sent is not None
+        else _explain(config, served, asked.explain, "query parameter explain")
+    )
+    rows = parsing.customers(payload, served.loaded.scorer.spec, served.id_column, _limits(config))
     scored, quality = _score_rows(served, rows, info)
-    return _predict_answer(served, rows, scored, quality)
+    answer = _predict_answer(served, rows, scored, quality)
+    if explain is not None:
+        _add_reasons(answer["predictions"], served, scored, explain)
+    return answer
+
+
+def _add_reasons(predictions: list[dict[str, Any]], served: ServedRun, scored: Scored, explain: Explain) -> None:
+    """Each prediction's "reasons": the reason codes `predict --explain` writes for that row."""
+    assert served.explainer is not None
+    features = scored.cleaned.features
+    try:
+        explaining.check_time(served.explainer, features, len(features), explain, "request")
+    except explaining.ExplainTooSlowError as error:
+        raise ClientError(422, str(error), field="explain") from None
+    columns = explaining.explanation_columns(served.explainer, features, explain)
+    found = [[(name, value, effect) for name, value, effect in zip(*(columns[f"reason_{k}{part}"].to_pylist()
+              for part in ("", "_value", "_effect")), strict=True)] for k in range(1, explain.top + 1)]  # fmt: skip
+    for row, prediction in enumerate(predictions):
+        reasons = (found[k][row] for k in range(explain.top))
+        prediction["reasons"] = [{"feature": n, "value": v, "effect": e} for n, v, e in reasons if n is not None]
 
 
 def _invocations(config: Config, served: ServedRun, kind: str, body: bytes, info: Info) -> dict[str, Any]:
@@ -121,17 +180,23 @@ def _predict_answer(served: ServedRun, rows: parsing.Rows, scored: Scored, quali
     return {"run_id": served.run_id, "predictions": predictions, "warnings": quality.warnings()}
 
 
-def _score_csv(config: Config, served: ServedRun, body: bytes, info: Info) -> tuple[bytes, list[str]]:
-    """The CSV `python main.py predict` writes for this file, and its warnings."""
+def _score_csv(config: Config, served: ServedRun, body: bytes, info: Info, asked: Asked) -> tuple[bytes, list[str]]:
+    """The CSV `python main.py predict` writes for this file (`?explain=K`: with `--explain K`),
+    and its warnings."""
+    explain = _explain(config, served, asked.explain, "query parameter explain", asked.contributions)
     out = io.BytesIO()
     categorical, max_chars = served.loaded.scorer.spec.categorical, config.serve.max_value_chars
 
     def inspect(chunk: pa.Table, first_row: int) -> None:
         _refuse_long_values(chunk, categorical, max_chars, first_row)
 
-    with tables.TableWriter(out) as writer:
-        result = batch.score_table(served.loaded, tables.CsvBytes(body), writer, config.predict.chunk_rows,
-                                   config.data.max_unparsed_share, inspect=inspect, unparsed_key=None)  # fmt: skip
+    try:
+        with tables.TableWriter(out) as writer:
+            result = batch.score_table(served.loaded, tables.CsvBytes(body), writer, config.predict.chunk_rows,
+                                       config.data.max_unparsed_share, inspect=inspect, unparsed_key=None,
+                                       explain=explain)  # fmt: skip
+    except explaining.ExplainTooSlowError as error:
+        raise ClientError(422, str(error), field="explain") from None
     info.rows = result.rows
     return out.getvalue(), result.quality.warnings()
 
