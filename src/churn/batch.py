@@ -20,7 +20,7 @@ from churn.columns import SCORING_REMEDY, require_columns
 from churn.explaining import Explain
 from churn.progress import RowProgress
 from churn.quality import QualityTally
-from churn.scoring import LoadedRun, score
+from churn.scoring import LoadedRun, Scored, score
 
 
 @dataclass(frozen=True)
@@ -30,16 +30,27 @@ class BatchResult:
     quality: QualityTally
 
 
+class Discard:
+    """A writer that keeps nothing but the row count: scoring only to observe (monitor)."""
+
+    rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        self.rows += table.num_rows
+
+
 def score_table(
     loaded: LoadedRun,
     source: tables.Source,
-    writer: tables.TableWriter,
+    writer: tables.TableWriter | Discard,
     chunk_rows: int,
     max_unparsed_share: float | None,
     progress: RowProgress | None = None,
     inspect: Callable[[pa.Table, int], None] | None = None,
     unparsed_key: str | None = "data.max_unparsed_share",
     explain: Explain | None = None,
+    observe: Callable[[Scored, pa.Table], None] | None = None,
+    keep: Sequence[str] = (),
 ) -> BatchResult:
     """Check a table against the run, score it chunk by chunk into `writer` (id,
     churn_probability, churn_prediction per row, in input order, and with `explain` its reason
@@ -47,7 +58,9 @@ def score_table(
 
     `max_unparsed_share` None leaves that check to the caller (a part of a larger input);
     `unparsed_key` is the setting its message names (None: a reader who cannot change it).
-    `inspect(chunk, first_row)` sees each chunk before it is scored (and may refuse it).
+    `inspect(chunk, first_row)` sees each chunk before it is scored (and may refuse it);
+    `observe(scored, chunk)` sees it scored (monitoring's tally), the chunk with the `keep`
+    columns the table holds (a label).
 
     Raises:
         DataError: a feature column is missing, the file is unreadable, or a numeric column holds
@@ -60,6 +73,7 @@ def score_table(
     require_columns(header, spec.columns, source, SCORING_REMEDY)
     id_column = loaded.features.id_column if loaded.features.id_column in header else None
     columns = [*spec.columns] + ([id_column] if id_column else [])
+    columns += [c for c in keep if c in header and c not in columns]
     chunks: Iterator[pa.Table] = tables.iter_table(source, columns, chunk_rows, categorical=spec.categorical)
     quality = QualityTally(loaded.features)
     if inspect is not None:
@@ -68,7 +82,7 @@ def score_table(
     if explain is not None:
         check_explain_time(loaded, [source], explain, str(source))
         explainer = explaining.explainer_for(loaded.scorer)
-    write = _Writer(loaded, writer, id_column, quality, explainer, explain)
+    write = _Writer(loaded, writer, id_column, quality, explainer, explain, observe)
     positives = write.all(chunks, progress or RowProgress("", quiet=True))
     # Checked on the whole input, so that the answer never depends on the chunk size; the
     # writer has published nothing yet, so a refused input leaves no output behind.
@@ -111,11 +125,12 @@ class _Writer:
     """Each chunk scored (and explained) into the writer, its data quality tallied."""
 
     loaded: LoadedRun
-    writer: tables.TableWriter
+    writer: tables.TableWriter | Discard
     id_column: str | None
     quality: QualityTally
     explainer: explaining.Explainer | None
     explain: Explain | None
+    observe: Callable[[Scored, pa.Table], None] | None
 
     def all(self, chunks: Iterator[pa.Table], progress: RowProgress) -> int:
         positives = 0
@@ -128,6 +143,8 @@ class _Writer:
     def one(self, chunk: pa.Table) -> int:
         scored = score(self.loaded.scorer, chunk)
         self.quality.add(scored.cleaned)
+        if self.observe is not None:
+            self.observe(scored, chunk)
         columns = {self.id_column: chunk.column(self.id_column)} if self.id_column else {}
         columns |= {"churn_probability": scored.probabilities, "churn_prediction": scored.predictions}
         if self.explainer is not None and self.explain is not None:

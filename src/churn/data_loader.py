@@ -19,6 +19,7 @@ from churn.cleaning import FeatureSpec, check_unparsed, clean_features, cleaning
 from churn.columns import TRAINING_REMEDY, require_columns
 from churn.config import DataConfig, Scalar, SplitConfig
 from churn.errors import DataError
+from churn.labels import label_key
 from churn.record import FeatureSchema, NumericRange
 from churn.tables import read_table, table_columns
 
@@ -35,6 +36,7 @@ class TrainingData:
     dropped_missing_target: int
     dropped_duplicate_ids: int
     ids: pd.Series | None = None  # the id column, row for row with X (the report names customers by it)
+    times: pd.Series | None = None  # split.time_column as numbers or datetimes, row for row with X
 
 
 def clean_table(frame: pd.DataFrame | pa.Table, spec: FeatureSpec, source: Path, limit: float) -> pd.DataFrame:
@@ -50,18 +52,6 @@ def clean_table(frame: pd.DataFrame | pa.Table, spec: FeatureSpec, source: Path,
     for line in cleaning_warnings(cleaned.unparsed, cleaned.infinite):
         logger.warning("%s: %s", source, line)
     return cleaned.X
-
-
-def label_key(value: object) -> str:
-    """Comparable spelling of a target value: "Yes", "yes" and " YES " match, as do 1, "1" and "1.0"."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value)).lower()
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return text.casefold()
-    return str(int(number)) if number.is_integer() else text
 
 
 def encode_target(values: pd.Series, positive_label: Scalar, name: str, source: Path) -> pd.Series:
@@ -90,13 +80,15 @@ def encode_target(values: pd.Series, positive_label: Scalar, name: str, source: 
     return encoded
 
 
-def load_training_data(path: Path, data: DataConfig) -> TrainingData:
-    """Read a labelled table and clean it for training.
+def load_training_data(path: Path, data: DataConfig, time_column: str | None = None) -> TrainingData:
+    """Read a labelled table and clean it for training (with `time_column`, also the times that
+    order its rows, never a feature).
 
     Rows with a missing target are dropped (warned). Duplicate ids keep their first row
     (warned): one customer is one example, and a copy on each side of the split would leak.
     """
     required = list(data.features) + [data.target] + ([data.id_column] if data.id_column else [])
+    required += [time_column] if time_column and time_column not in required else []
     require_columns(table_columns(path), required, path, TRAINING_REMEDY)
     frame = read_table(path, required, categorical=data.categorical_features)
     rows_read = len(frame)
@@ -119,17 +111,76 @@ def load_training_data(path: Path, data: DataConfig) -> TrainingData:
     if y.nunique() < 2:
         raise DataError(f"{path}: after cleaning only one class of {data.target} is left; the file needs both")
     ids = frame[data.id_column].reset_index(drop=True) if data.id_column else None
-    return TrainingData(X, y, rows_read, dropped_target, dropped_ids, ids)
+    times = time_values(frame[time_column], time_column, path).reset_index(drop=True) if time_column else None
+    return TrainingData(X, y, rows_read, dropped_target, dropped_ids, ids, times)
+
+
+def time_values(values: pd.Series, column: str, source: Path) -> pd.Series:
+    """A time column as numbers (a period index) or datetimes (dates, months as 2026-11), sortable.
+
+    Raises:
+        DataError: a value is missing, or the column holds neither numbers nor dates.
+    """
+    missing = int(values.isna().sum() + (values.astype("str").str.strip() == "").sum())
+    if missing:
+        raise DataError(f"{source}: split.time_column {column} has {missing} row(s) without a time; fill or drop them")
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().all():
+        return numbers.astype("float64")
+    # as naive UTC datetime64: sortable as numbers, whatever zones the text named
+    times = pd.to_datetime(values.astype("str").str.strip(), format="ISO8601", utc=True, errors="coerce")
+    if times.isna().any():
+        example = values[times.isna()].iloc[0]
+        raise DataError(
+            f"{source}: split.time_column {column} holds {str(example)[:40]!r}, neither a number nor an ISO date "
+            "(2026-11, 2026-11-30); fix the column or use split.method: random"
+        )
+    return times.dt.tz_convert(None)
 
 
 def split_data(
-    X: pd.DataFrame, y: pd.Series, split: SplitConfig
+    X: pd.DataFrame, y: pd.Series, split: SplitConfig, times: pd.Series | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
-    """Stratified train/test split set by the config.
+    """Train/test split set by the config: stratified at random, or (method time) the latest
+    rows as the test rows, training rows in time order (what forward-chaining folds need).
 
     Raises:
         DataError: a class has too few rows to appear on both sides of the split.
     """
+    if split.method == "time":
+        if times is None:
+            raise DataError("split.method time needs the times of the rows; load them with split.time_column")
+        X_train, X_test, y_train, y_test = _time_split(X, y, split.test_size, times)
+    else:
+        X_train, X_test, y_train, y_test = _random_split(X, y, split)
+    for part, labels in (("test", y_test), ("training", y_train)):
+        if labels.nunique() < 2:  # ROC AUC and the other metrics need both classes
+            raise DataError(
+                f"the {part} split of {len(labels)} row(s) holds only one class; add rows or change split.test_size"
+            )
+    return X_train, X_test, y_train, y_test
+
+
+def _time_split(
+    X: pd.DataFrame, y: pd.Series, test_size: float, times: pd.Series
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+    """The rows from the time where the latest `test_size` share starts are the test rows; a
+    period (a month) is never cut in two, so the test share may be a little larger."""
+    order = np.argsort(times.to_numpy(), kind="stable")
+    in_order = times.to_numpy()[order]
+    cut = in_order[min(int(round(len(order) * (1 - test_size))), len(order) - 1)]
+    first_test = int(np.searchsorted(in_order, cut, side="left"))
+    if first_test == 0:
+        raise DataError(
+            f"split.time_column: every row is at the latest time {cut}; the time split needs earlier rows to train on"
+        )
+    train, test = order[:first_test], order[first_test:]
+    return X.iloc[train], X.iloc[test], y.iloc[train], y.iloc[test]
+
+
+def _random_split(
+    X: pd.DataFrame, y: pd.Series, split: SplitConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
     try:
         X_train, X_test, y_train, y_test = train_test_split(
             X, y, test_size=split.test_size, random_state=split.random_state, stratify=y
@@ -138,11 +189,6 @@ def split_data(
         raise DataError(
             f"cannot make a stratified split of {len(y)} rows ({exc}); add rows or change split.test_size"
         ) from None
-    for part, labels in (("test", y_test), ("training", y_train)):
-        if labels.nunique() < 2:  # ROC AUC and the other metrics need both classes
-            raise DataError(
-                f"the {part} split of {len(labels)} row(s) holds only one class; add rows or change split.test_size"
-            )
     return X_train, X_test, y_train, y_test
 
 

@@ -18,6 +18,7 @@ from sklearn.metrics import (
 )
 
 from churn.config import GATE_KEYS, DecisionConfig, ValidationConfig
+from churn.costs import decision_cost
 from churn.scoring import predict_labels
 
 
@@ -39,21 +40,6 @@ def compute_metrics(y_true: pd.Series | np.ndarray, probabilities: np.ndarray, t
         "brier": float(brier_score_loss(y, probabilities)),
         "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
     }
-
-
-def decision_cost(
-    contacted: np.ndarray | int,
-    churners_contacted: np.ndarray | int,
-    churners: int,
-    decision: DecisionConfig,
-) -> np.ndarray | float:
-    """Expected cost of a decision rule, the model retention teams use: every contacted
-    customer costs an offer, every churner not contacted is lost, and of the churners
-    contacted the offer keeps `offer_success_rate`, the rest are lost anyway."""
-    assert decision.offer_cost is not None and decision.churn_cost is not None
-    assert decision.offer_success_rate is not None
-    lost = (churners - churners_contacted) + (1.0 - decision.offer_success_rate) * churners_contacted
-    return decision.offer_cost * contacted + decision.churn_cost * lost
 
 
 def cost_summary(

@@ -56,11 +56,14 @@ class DataRecord(_Record):
 
 
 class SplitRecord(_Record):
-    method: Literal["random"] = "random"
+    method: Literal["random", "time"] = "random"
+    time_column: str | None = None
     test_size: float
     random_state: int
     train_rows: int
     test_rows: int
+    train_period: tuple[str, str] | None = Field(None, description="time split: first and last time, training")
+    test_period: tuple[str, str] | None = Field(None, description="time split: first and last time, test")
 
 
 class NumericRange(_Record):

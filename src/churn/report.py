@@ -253,13 +253,22 @@ def _gate_section(record: RunRecord) -> str:
     return "## Validation gate\n\n" + "\n".join(lines) + f"\n\nVerdict: {verdict}."
 
 
+def _split_text(split: Any) -> str:
+    rows = f"{split.train_rows} training rows, {split.test_rows} test rows"
+    if split.method != "time" or split.train_period is None or split.test_period is None:
+        return f"random (stratified), {rows}; cross-validation on stratified random folds"
+    train, test = split.train_period, split.test_period
+    return (f"by time on `{split.time_column}`, {rows}: training {train[0]} to {train[1]}, test {test[0]} to "
+            f"{test[1]}; cross-validation on forward-chaining folds (train on earlier, validate on later)")  # fmt: skip
+
+
 def _data_section(record: RunRecord) -> str:
     data, balance, split = record.data, record.data.class_balance, record.split
     lines = [
         f"- file: `{data.path}` (sha256 `{data.sha256[:16]}…`)",
         f"- rows read {data.rows_read}, used {data.rows_used} "
         f"(dropped: {data.dropped_missing_target} missing target, {data.dropped_duplicate_ids} duplicate id)",
-        f"- split: {split.train_rows} training rows, {split.test_rows} test rows",
+        f"- split: {_split_text(split)}",
         f"- class balance: {balance.positive} churned ({balance.positive_rate:.1%}), {balance.negative} stayed",
     ]
     missing = {column: count for column, count in data.missing_values.items() if count > 0}

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin, clone
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
-from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold, train_test_split
+from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold, TimeSeriesSplit, train_test_split
 from sklearn.pipeline import Pipeline
 
 from churn.config import Candidate, Config, DecisionConfig
@@ -102,8 +102,12 @@ def selection_sample(X: pd.DataFrame, y: pd.Series, rows: int | None, seed: int)
     return X_sample, y_sample
 
 
-def fold_splits(y: pd.Series, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The stratified folds every candidate is scored on, so their scores compare fairly."""
+def fold_splits(y: pd.Series, folds: int, seed: int, time_ordered: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds every candidate is scored on, so their scores compare fairly: stratified at
+    random, or (rows in time order) forward-chaining: each fold trains on the rows before the
+    ones it validates on, as the model will be used."""
+    if time_ordered:
+        return _forward_folds(y, folds)
     smallest = int(y.value_counts().min())
     if smallest < folds:
         raise DataError(
@@ -112,6 +116,27 @@ def fold_splits(y: pd.Series, folds: int, seed: int) -> list[tuple[np.ndarray, n
         )
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(y)), y))
+
+
+def _forward_folds(y: pd.Series, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    splits = list(TimeSeriesSplit(n_splits=folds).split(np.zeros(len(y))))
+    values = y.to_numpy()
+    for number, (_, validate) in enumerate(splits, start=1):
+        if len(np.unique(values[validate])) < 2:
+            raise DataError(
+                f"forward-chaining fold {number} of {folds} validates on {len(validate)} rows of one class; "
+                "lower training.cv_folds or add rows"
+            )
+    return splits
+
+
+def validated_only(comparison: Comparison, validated: np.ndarray) -> Comparison:
+    """The comparison with each setting's out-of-fold predictions on the validated rows only."""
+
+    def trimmed(score: CandidateScore) -> CandidateScore:
+        return replace(score, oof_probabilities=score.oof_probabilities[validated])
+
+    return Comparison([trimmed(s) for s in comparison.best], [trimmed(s) for s in comparison.tried])
 
 
 def score_setting(
@@ -159,10 +184,16 @@ class Comparison:
 
 
 def compare_candidates(
-    config: Config, make_pipeline: PipelineFactory, X: pd.DataFrame, y: pd.Series, f1_threshold: float
+    config: Config,
+    make_pipeline: PipelineFactory,
+    X: pd.DataFrame,
+    y: pd.Series,
+    f1_threshold: float,
+    time_ordered: bool = False,
 ) -> Comparison:
-    """Score every setting of every candidate on the same folds; rank each candidate's best."""
-    splits = fold_splits(y, config.training.cv_folds, config.split.random_state)
+    """Score every setting of every candidate on the same folds; rank each candidate's best.
+    `time_ordered`: the rows are in time order, and the folds chain forward."""
+    splits = fold_splits(y, config.training.cv_folds, config.split.random_state, time_ordered)
     metric = config.training.selection_metric
     results, everything = [], []
     started = time.perf_counter()

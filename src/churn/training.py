@@ -20,7 +20,9 @@ import pandas as pd
 from sklearn.base import ClassifierMixin
 from sklearn.pipeline import Pipeline
 
-from churn import insights, runs, selection, tables
+from churn import insights, monitoring, runs, selection, tables
+from churn.cleaning import FeatureTable
+from churn.codes import Coded
 from churn.compiling import export_linear_tables
 from churn.config import Config
 from churn.data_loader import TrainingData, describe_schema, split_data
@@ -55,10 +57,27 @@ class Split:
     y_train: pd.Series
     y_test: pd.Series
 
+    def periods(self) -> tuple[tuple[str, str], tuple[str, str]] | None:
+        """First and last time of the training rows and of the test rows (a time split only)."""
+        times = self.data.times
+        if times is None:
+            return None
+        return _period(times.loc[self.X_train.index]), _period(times.loc[self.X_test.index])
+
+
+def _period(times: pd.Series) -> tuple[str, str]:
+    def text(value: Any) -> str:
+        return value.isoformat() if hasattr(value, "isoformat") else f"{value:g}"
+
+    return text(times.min()), text(times.max())
+
 
 def make_split(config: Config, data: TrainingData) -> Split:
-    split = Split(data, *split_data(data.X, data.y, config.split))
+    split = Split(data, *split_data(data.X, data.y, config.split, data.times))
     logger.info("%d rows used: %d train / %d test", len(data.y), len(split.y_train), len(split.y_test))
+    if (periods := split.periods()) is not None:
+        logger.info("time split on %s: training %s to %s, test %s to %s", config.split.time_column,
+                    *periods[0], *periods[1])  # fmt: skip
     return split
 
 
@@ -99,11 +118,20 @@ def select_model(config: Config, split: Split) -> Selected:
     X_compared, y_compared = selection.selection_sample(
         split.X_train, split.y_train, config.training.selection_rows, config.split.random_state
     )
+    time_ordered = config.split.method == "time"
+    if time_ordered:  # a sample keeps the training rows' time order, which the forward folds need
+        keep = np.sort(split.X_train.index.get_indexer(X_compared.index))
+        X_compared, y_compared = split.X_train.iloc[keep], split.y_train.iloc[keep]
     if len(y_compared) < len(split.y_train):
         logger.info("comparing candidates on a stratified sample of %s of the %s training rows", f"{len(y_compared):,}",
                     f"{len(split.y_train):,}")  # fmt: skip
     fixed = config.model.threshold if config.model.threshold != "auto" else 0.5
-    comparison = selection.compare_candidates(config, pipeline_factory(config), X_compared, y_compared, float(fixed))
+    comparison = selection.compare_candidates(
+        config, pipeline_factory(config), X_compared, y_compared, float(fixed), time_ordered
+    )
+    validated = ~np.isnan(comparison.best[0].oof_probabilities)
+    if not validated.all():  # forward-chaining folds never validate the earliest rows
+        comparison, y_compared = selection.validated_only(comparison, validated), y_compared[validated]
     best = comparison.best[0]
     choice = selection.choose_threshold(y_compared, best.oof_probabilities, config.model.threshold, config.decision)
     logger.info("selected %s; threshold %.2f (%s)", best.name, choice.threshold, choice.objective)
@@ -185,6 +213,7 @@ def write_run_files(
     if scorer_tables is not None:
         write_json_atomic(folder.path / runs.SCORER, scorer_tables)
     write_json_atomic(folder.path / runs.METRICS, outcome.metrics.model_dump(mode="json"))
+    write_json_atomic(folder.path / runs.REFERENCE, reference_profile(config, split, outcome))
     test = pd.DataFrame({"y_true": split.y_test.to_numpy(), "churn_probability": outcome.test_probabilities})
     contents = {
         runs.LEADERBOARD: selection.leaderboard(selected.comparison.best),
@@ -193,8 +222,26 @@ def write_run_files(
     }
     if explained.table is not None:
         contents[runs.TEST_EXPLANATIONS] = explained.table
+    if split.data.ids is not None:
+        contents[runs.TRAINING_IDS] = pd.DataFrame({"id_hash": hash_ids(split.data.ids.loc[split.X_train.index])})
     for name, table in contents.items():
         tables.write_table(table, folder.path / name)
+
+
+def hash_ids(ids: pd.Series) -> np.ndarray:
+    """64-bit hashes of ids as text (pandas' fixed-key SipHash): enough to find overlap, and no
+    customer id is stored in the run folder."""
+    return pd.util.hash_pandas_object(ids.astype("str").str.strip(), index=False).to_numpy()
+
+
+def reference_profile(config: Config, split: Split, outcome: Outcome) -> dict[str, Any]:
+    """What monitoring compares a batch with: the training rows' columns, the test rows' scores."""
+    X, data = split.X_train, config.data
+    features = FeatureTable({c: X[c].to_numpy("float64") for c in data.numeric_features},
+                            {c: Coded.of(X[c]) for c in data.categorical_features}, len(X))  # fmt: skip
+    categories = describe_schema(X, data).categories
+    return monitoring.build_reference(features, categories, split.y_test.to_numpy(), outcome.test_probabilities,
+                                      float(outcome.model.threshold))  # fmt: skip
 
 
 def describe_run(
@@ -230,10 +277,14 @@ def describe_run(
             missing_values={column: int(count) for column, count in data.X.isna().sum().items()},
         ),
         split=SplitRecord(
+            method=config.split.method,
+            time_column=config.split.time_column,
             test_size=config.split.test_size,
             random_state=config.split.random_state,
             train_rows=len(split.y_train),
             test_rows=len(split.y_test),
+            train_period=periods[0] if (periods := split.periods()) else None,
+            test_period=periods[1] if periods else None,
         ),
         features=describe_schema(split.X_train, config.data),
         selection=SelectionRecord(

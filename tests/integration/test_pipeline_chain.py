@@ -39,7 +39,7 @@ def test_train_writes_a_complete_run_and_points_latest_at_it(config, trained):
     assert record.data.class_balance.positive == 105
     assert set(record.artefacts) == {
         "model.joblib", "scorer.json", "metrics.json", "leaderboard.csv", "test_predictions.csv",
-        "threshold_curve.csv", "test_explanations.csv",
+        "threshold_curve.csv", "test_explanations.csv", "reference.json", "training_ids.parquet",
     }  # fmt: skip
     assert all(len(digest) == 64 for digest in record.artefacts.values())
     assert runs.is_complete(trained.run_dir)

@@ -3,7 +3,7 @@ print its result, and map errors to exit codes.
 
 Exit codes: 0 success; 1 unexpected internal error (traceback kept); 2 bad usage, config or
 input data (one `error:` line on stderr); 3 the trained model missed the validation gate
-(it is saved, marked rejected, and `latest` is not moved).
+(it is saved, marked rejected, and `latest` is not moved); 4 `monitor` raised an alarm.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from churn.errors import ChurnError
 from churn.logs import configure_logging
 
 # 1 (internal error) is Python's own exit code for an uncaught exception; 2 is ChurnError.exit_code.
-EXIT_OK, EXIT_REJECTED = 0, 3
+EXIT_OK, EXIT_REJECTED, EXIT_ALARM = 0, 3, 4
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,6 +135,30 @@ def _run_evaluate(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_monitor(config: Config, args: argparse.Namespace) -> int:
+    from churn.workflows import monitor  # defers pandas, pyarrow and matplotlib
+
+    if args.history:
+        if args.input is not None:
+            raise ChurnError("--history prints the history and takes no --input; drop one of them")
+        lines = monitor.history(config)
+        print(json.dumps(lines, indent=2) if args.json else text.history_table(lines))
+        return EXIT_OK
+    if args.input is None:
+        raise ChurnError("monitor needs --input FILE (or --history)")
+    result = monitor.monitor(config, args.input, args.model, args.output)
+    figures = result.figures
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print(text.monitor_summary(figures))
+        print(f"wrote {shown(result.output / 'monitor.html')} and monitor.json")
+    if result.verdict == "alarm":
+        print(f"error: monitoring alarm: {'; '.join(figures['reasons'])}", file=sys.stderr)
+        return EXIT_ALARM
+    return EXIT_OK
+
+
 def _run_models(config: Config, args: argparse.Namespace) -> int:
     models_dir = config.paths.models_dir
     if args.action == "list":
@@ -176,6 +200,7 @@ MODES: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "train": _run_train,
     "predict": _run_predict,
     "evaluate": _run_evaluate,
+    "monitor": _run_monitor,
     "report": _run_report,
     "serve": _run_serve,
     "models": _run_models,

@@ -33,6 +33,12 @@ SERVE_EXAMPLES = """examples:
   python main.py serve --port 8080 --model 20261127T101500123Z-ab12cd
   CHURN_API_TOKEN=s3cret python main.py serve --host 0.0.0.0 --workers 2
 """
+MONITOR_EXAMPLES = """examples:
+  python main.py monitor --input data/2026-12.csv
+  python main.py monitor --input data/2026-12.parquet --output monitoring/2026-12/ --model 20261127T101500123Z-ab12cd
+  python main.py monitor --history
+exit codes: 0 stable or warning, 4 alarm, 2 bad input
+"""
 EVALUATE_EXAMPLES = """examples:
   python main.py evaluate --input data/raw/telco_customer_churn.csv
   python main.py evaluate --input labelled.csv --json
@@ -121,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--input", type=Path, required=True, help="labelled table to evaluate on")
     evaluate.add_argument("--model", help="run folder or run id to use (default: latest)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
+
+    monitor = mode("monitor", "compare a batch with the run that scores it: drift and estimated performance",
+                   MONITOR_EXAMPLES)  # fmt: skip
+    monitor.add_argument("--input", type=Path, help="table to monitor (.csv, .csv.gz or .parquet)")
+    monitor.add_argument("--model", help="run folder or run id to use (default: latest)")
+    monitor.add_argument(
+        "--output", type=Path, help="folder for monitor.json and monitor.html (default: monitoring/<input stem>/)"
+    )
+    monitor.add_argument("--history", action="store_true", help="print every monitored batch instead, oldest first")
+    monitor.add_argument("--json", action="store_true", help="print monitor.json (or the history), not a summary")
 
     serve = mode("serve", "serve the model over HTTP (FastAPI on uvicorn)", SERVE_EXAMPLES)
     serve.add_argument("--model", help="pin this run folder or run id (default: follow models/latest, switching live)")

@@ -44,3 +44,37 @@ def runs_table(rows: list[dict[str, Any]]) -> str:
             f"  {row['run_id']:<28}{row['created'] or '-':<27}{row['model'] or '-':<24}{auc:>8}{threshold:>8}  {status}"
         )
     return "\n".join(lines)
+
+
+def monitor_summary(figures: Mapping[str, Any]) -> str:
+    """The verdict, the columns that shifted most, the scores' drift and the estimates."""
+    lines = [f"{figures['verdict']}: run {figures['run_id']} on {figures['rows']:,} rows of {figures['input']}"]
+    lines += [f"  {reason}" for reason in figures["reasons"]]
+    lines.append(f"\n  {'column':<24}{'PSI':>8}  {'band':<16}{'missing then/now':>18}")
+    for column in figures["columns"][:10]:
+        missing = f"{column['missing_share_then']:.1%}/{column['missing_share_now']:.1%}"
+        lines.append(f"  {column['column']:<24}{column['psi']:>8.3f}  {column['band']:<16}{missing:>18}")
+    prediction, estimated, test = figures["prediction"], figures["estimated"], figures["test"]
+    lines.append(f"\n  churn probability PSI {prediction['psi']:.3f} ({prediction['band']}), mean "
+                 f"{_value(prediction['mean_then'])} then, {_value(prediction['mean_now'])} now")  # fmt: skip
+    for key in ("roc_auc", "precision", "recall"):
+        realised = figures.get("realised", {}).get(key)
+        extra = f", realised {_value(realised)}" if realised is not None else ""
+        lines.append(f"  {key:<10} estimated {_value(estimated.get(key))}, test {_value(test.get(key))}{extra}")
+    return "\n".join(lines)
+
+
+def history_table(lines: list[dict[str, Any]]) -> str:
+    if not lines:
+        return "no monitored batches yet"
+    head = f"  {'monitored':<27}{'run id':<28}{'rows':>10}{'pred PSI':>10}{'est AUC':>9}{'contact':>9}"
+    rows = [head + "  verdict  input"]
+    for line in lines:
+        rows.append(f"  {line['created']:<27}{line['run_id']:<28}{line['rows']:>10,}{line['prediction_psi']:>10.3f}"
+                    f"{_value(line['estimated_roc_auc']):>9}{_value(line['contacted_share']):>9}  "
+                    f"{line['verdict']:<8} {line['input']}")  # fmt: skip
+    return "\n".join(rows)
+
+
+def _value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -179,10 +179,28 @@ class PreprocessingConfig(_Section):
 class SplitConfig(_Section):
     """The train/test split."""
 
-    test_size: Probability = Field(0.2, description="share of rows held out for the test metrics (stratified)")
+    method: Literal["random", "time"] = Field(
+        "random",
+        description="random: a stratified random split and folds; time: the latest rows by split.time_column "
+        "are the test rows and cross-validation uses forward-chaining folds (train on earlier, validate on later)",
+    )
+    time_column: str | None = Field(
+        None, min_length=1, description="with method time: the column that orders rows in time (never a feature)"
+    )
+    test_size: Probability = Field(
+        0.2, description="share of rows held out for the test metrics (stratified when random)"
+    )
     random_state: Annotated[Integer, Field(ge=0)] = Field(
         42, description="seed of the split, the CV folds, the selection sample and every model"
     )
+
+    @model_validator(mode="after")
+    def _time_needs_a_column(self) -> SplitConfig:
+        if self.method == "time" and self.time_column is None:
+            raise ValueError("method time needs split.time_column, the column that orders the rows in time")
+        if self.method == "random" and self.time_column is not None:
+            raise ValueError("time_column is used by method time only; set split.method: time or remove it")
+        return self
 
 
 def _threshold(value: Any) -> Any:
@@ -382,6 +400,32 @@ class ServeConfig(_Section):
     max_explain_seconds: Annotated[Number, Field(gt=0)] = Field(
         5.0, description='a request asking a random forest for "explain" expected to take longer is answered 422'
     )
+    monitor_rows: Annotated[Integer, Field(ge=1)] = Field(
+        10_000, description="the window of last scored rows that /monitor and the PSI gauges of /metrics describe"
+    )
+
+
+class MonitorConfig(_Section):
+    """`python main.py monitor`: when a batch is a warning, and when an alarm (exit 4)."""
+
+    psi_warn: Annotated[Number, Field(gt=0)] = Field(
+        0.1, description="PSI at or above this is a moderate shift (warning)"
+    )
+    psi_alarm: Annotated[Number, Field(gt=0)] = Field(
+        0.25, description="PSI at or above this, of a column or of the churn probability, is a major shift (alarm)"
+    )
+    max_auc_drop: Annotated[Number, Field(ge=0)] = Field(
+        0.05, description="alarm when the estimated ROC AUC is below the run's test ROC AUC by more than this"
+    )
+    max_calibration_error: Annotated[Number, Field(gt=0)] = Field(
+        0.05, description="a run whose test calibration error is larger gets a warning that its estimates mean little"
+    )
+
+    @model_validator(mode="after")
+    def _bands_in_order(self) -> MonitorConfig:
+        if self.psi_warn >= self.psi_alarm:
+            raise ValueError(f"psi_warn ({self.psi_warn}) must be below psi_alarm ({self.psi_alarm})")
+        return self
 
 
 class TrackingConfig(_Section):
@@ -429,6 +473,7 @@ class Config(_Section):
     validation: ValidationConfig = Field(default_factory=ValidationConfig, description="the validation gate")
     predict: PredictConfig = Field(default_factory=PredictConfig, description="batch scoring")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="the HTTP service")
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig, description="monitoring a batch against the run")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow experiment tracking")
     paths: PathsConfig = Field(description="where runs and predictions go")
     _source: Path = PrivateAttr(default=Path("config.yaml"))
@@ -452,6 +497,11 @@ class Config(_Section):
                 raise KeyProblem(
                     "preprocessing.fill_values", f"names {column!r}, which is not in data.numeric_features"
                 )
+        time_column = self.split.time_column
+        if time_column is not None and time_column in (*self.data.features, self.data.target):
+            raise KeyProblem(
+                "split.time_column", f"{time_column!r} is a feature or the target; time orders rows, never a feature"
+            )
         return self
 
     def candidates(self) -> tuple[Candidate, ...]:

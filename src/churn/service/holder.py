@@ -9,6 +9,7 @@ not retried until `latest` names another; the old run keeps serving.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -16,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from churn import explaining, runs
+from churn import drift_report, explaining, monitoring, runs
+from churn.cleaning import FeatureTable
 from churn.config import Config
 from churn.errors import ChurnError, ModelError
 from churn.record import FeatureSchema, TestMetrics
@@ -37,6 +40,17 @@ class ServedRun:
     digest: str | None  # of its metadata.json when it was loaded: a rewritten run is a new run
     explainer: explaining.Explainer | None = None
     cannot_explain: str | None = None  # why explainer is None: shap missing, or a run to retrain
+    reference: dict[str, Any] | None = None  # its reference profile (None: trained before monitoring)
+    window: drift_report.Window | None = None  # the last serve.monitor_rows rows it scored, binned
+
+    def observe(self, features: FeatureTable, probabilities: np.ndarray) -> None:
+        """Add scored rows to the monitoring window."""
+        if self.window is not None:
+            self.window.add(self.window.profile.bin_rows(features), probabilities)
+
+    def binned(self, features: FeatureTable) -> np.ndarray | None:
+        """Scored rows' bins, to add to the window once the whole request is answered."""
+        return self.window.profile.bin_rows(features) if self.window is not None else None
 
     @property
     def run_id(self) -> str:
@@ -83,7 +97,12 @@ def load_served_run(config: Config, run: str | None) -> ServedRun:
     except ChurnError as error:
         explainer, cannot_explain = None, str(error)
         logger.warning("run %s serves without explanations: %s", loaded.run_id, error)
-    return ServedRun(loaded, runs.record_digest(loaded.run_dir), explainer, cannot_explain)
+    reference, window = None, None
+    if runs.REFERENCE in loaded.record.artefacts:
+        reference = json.loads(runs.read_artefact(loaded.run_dir, runs.REFERENCE, loaded.record))
+        window = drift_report.Window(monitoring.profile_of(reference), config.serve.monitor_rows)
+    digest = runs.record_digest(loaded.run_dir)
+    return ServedRun(loaded, digest, explainer, cannot_explain, reference, window)
 
 
 class ModelHolder:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 # The endpoints counted by name; any other path is counted as "other" (no label per client path).
-ENDPOINTS = frozenset({"/health", "/ready", "/model", "/predict", "/invocations", "/metrics", "/docs", "/openapi.json"})
+ENDPOINTS = frozenset(
+    {"/health", "/ready", "/model", "/predict", "/invocations", "/metrics", "/monitor", "/docs", "/openapi.json"}
+)
 LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -37,6 +41,12 @@ class Metrics:
         self.model = Gauge(
             "churn_model_info", "1 for the run being served", ["run_id"], registry=registry, multiprocess_mode="liveall"
         )
+        self.psi = Gauge("churn_input_psi", "PSI of each input column over the monitoring window", ["column"],
+                         registry=registry, multiprocess_mode="liveall")  # fmt: skip
+        self.prediction_psi = Gauge("churn_prediction_psi", "PSI of the churn probability over the monitoring window",
+                                    registry=registry, multiprocess_mode="liveall")  # fmt: skip
+        self.estimated_auc = Gauge("churn_estimated_roc_auc", "ROC AUC estimated without labels (CBPE), window",
+                                   registry=registry, multiprocess_mode="liveall")  # fmt: skip
         self._served: str | None = None
 
     def loaded(self, result: str, run_id: str | None) -> None:
@@ -46,6 +56,14 @@ class Metrics:
                 self.model.labels(self._served).set(0)
             self.model.labels(run_id).set(1)
             self._served = run_id
+
+    def drifted(self, figures: Mapping[str, Any]) -> None:
+        """The monitoring window's figures (its monitor.json), as gauges."""
+        for column in figures["columns"]:
+            self.psi.labels(column["column"]).set(column["psi"])
+        self.prediction_psi.set(figures["prediction"]["psi"])
+        if figures["estimated"]["roc_auc"] is not None:
+            self.estimated_auc.set(figures["estimated"]["roc_auc"])
 
     def exposition(self) -> bytes:
         if not self.multiprocess:

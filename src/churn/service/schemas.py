@@ -26,8 +26,10 @@ ERRORS = {
     415: "a content type other than application/json or text/csv",
     422: "a row lacks a feature, or holds a value of the wrong kind (the row and field are named)",
     500: "an internal error; the log line with the traceback carries the same request id",
+    404: "/monitor: no customer has been scored by the served run yet",
     501: "reason codes asked of a run that cannot give them (a random forest without shap installed, or a "
-    "logistic regression trained before churn recorded its training means: retrain it)",
+    "logistic regression trained before churn recorded its training means: retrain it); /monitor of a run "
+    "trained before churn saved a reference profile",
     503: "no model is loaded yet (see /ready), or every scoring thread is busy (see Retry-After)",
 }
 

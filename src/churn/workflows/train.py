@@ -47,7 +47,7 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
     steps = Steps()
     _check_before_training(config)
     with steps.step(f"loading {source}"):
-        split = training.make_split(config, load_training_data(source, config.data))
+        split = training.make_split(config, load_training_data(source, config.data, config.split.time_column))
     with steps.step("comparing candidates"):
         selected = training.select_model(config, split)
     with steps.step("fitting the selected model on every training row"):

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from churn import __version__
+from churn import __version__, drift_report
 from churn.service import openapi, schemas
-from churn.service.deps import ServedRunDep, State
+from churn.service.deps import ServedRunDep, ServiceState, State
 from churn.service.errors import ClientError, json_response
 from churn.service.holder import ServedRun
 
@@ -101,7 +101,44 @@ def explanations_info(served: ServedRun) -> dict[str, Any]:
     ),
 )
 async def metrics(state: State) -> Response:
+    served = state.holder.current
+    if served is not None and served.reference is not None and served.window is not None:
+        tally = served.window.tally()
+        if len(tally.all_probabilities):
+            state.metrics.drifted(window_report(state, served, tally))
     return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get(
+    "/monitor",
+    summary="Drift and estimated performance over the last serve.monitor_rows customers scored: monitor.json",
+    responses=schemas.answers(
+        {
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "what `python main.py monitor` writes to monitor.json, for the window's rows",
+        },
+        401,
+        404,
+        501,
+        503,
+    ),  # fmt: skip
+)
+async def monitor(state: State, served: ServedRunDep) -> Response:
+    if served.reference is None or served.window is None:
+        raise ClientError(501, f"run {served.run_id} was trained before churn saved a reference profile; retrain it "
+                               "to monitor what it scores")  # fmt: skip
+    tally = served.window.tally()
+    if not len(tally.all_probabilities):
+        raise ClientError(404, f"no customer has been scored by run {served.run_id} since it was loaded")
+    return json_response(window_report(state, served, tally))
+
+
+def window_report(state: ServiceState, served: ServedRun, tally: drift_report.DriftTally) -> dict[str, Any]:
+    """The window's monitor.json, by the code `monitor` uses."""
+    assert served.reference is not None
+    rows = len(tally.all_probabilities)
+    batch = drift_report.Batch(f"the last {rows:,} rows scored by this worker (serve.monitor_rows)", None)
+    return drift_report.report(served.reference, served.loaded.record, tally, state.config.monitor, batch)
 
 
 @router.get("/openapi.json", include_in_schema=False)

@@ -163,6 +163,7 @@ def _score_rows(served: ServedRun, rows: parsing.Rows, info: Info) -> tuple[Scor
         raise ClientError(422, f"row {row} field {column} must be a number, got {value!r}", row=row, field=column)
     quality = QualityTally(served.features)
     quality.add(scored.cleaned)
+    served.observe(scored.cleaned.features, scored.probabilities)
     info.rows = len(scored.probabilities)
     return scored, quality
 
@@ -190,13 +191,22 @@ def _score_csv(config: Config, served: ServedRun, body: bytes, info: Info, asked
     def inspect(chunk: pa.Table, first_row: int) -> None:
         _refuse_long_values(chunk, categorical, max_chars, first_row)
 
+    pending: list[tuple[np.ndarray, np.ndarray]] = []  # monitored once the whole body is accepted
+
+    def observe(scored: Scored, chunk: pa.Table) -> None:
+        if (bins := served.binned(scored.cleaned.features)) is not None:
+            pending.append((bins, scored.probabilities))
+
     try:
         with tables.TableWriter(out) as writer:
             result = batch.score_table(served.loaded, tables.CsvBytes(body), writer, config.predict.chunk_rows,
                                        config.data.max_unparsed_share, inspect=inspect, unparsed_key=None,
-                                       explain=explain)  # fmt: skip
+                                       explain=explain, observe=observe)  # fmt: skip
     except explaining.ExplainTooSlowError as error:
         raise ClientError(422, str(error), field="explain") from None
+    if served.window is not None:
+        for bins, probabilities in pending:
+            served.window.add(bins, probabilities)
     info.rows = result.rows
     return out.getvalue(), result.quality.warnings()
 

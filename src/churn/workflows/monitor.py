@@ -1,0 +1,144 @@
+"""The monitor workflow: `python main.py monitor`, a batch of customers against the run that
+scores it (drift per column and of the scores, performance estimated without labels)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churn import batch, drift_report, monitoring, runs
+from churn.config import Config
+from churn.errors import ModelError
+from churn.files import refuse_overwriting_input, sha256_file, write_json_atomic
+from churn.labels import label_key
+from churn.progress import RowProgress
+from churn.record import RunRecord
+from churn.scoring import LoadedRun, Scored
+from churn.workflows.predict import default_output_path, load_run
+
+logger = logging.getLogger(__name__)
+MONITOR_JSON, MONITOR_HTML = "monitor.json", "monitor.html"
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    output: Path
+    figures: dict[str, Any]
+
+    @property
+    def verdict(self) -> str:
+        return str(self.figures["verdict"])
+
+
+def read_reference(loaded: LoadedRun) -> dict[str, Any]:
+    """The run's reference profile, hash-checked.
+
+    Raises:
+        ModelError: the run was trained before churn saved one.
+    """
+    if runs.REFERENCE not in loaded.record.artefacts:
+        raise ModelError(
+            f"{loaded.run_dir}: run {loaded.run_id} was trained before churn saved a reference profile "
+            f"({runs.REFERENCE}); retrain it to monitor its batches"
+        )
+    return json.loads(runs.read_artefact(loaded.run_dir, runs.REFERENCE, loaded.record))
+
+
+def default_output(config: Config, input_path: Path) -> Path:
+    """monitoring/<input stem>/ beside the config (the stem as predict's default output takes it)."""
+    stem = default_output_path(config, input_path).name.removesuffix("_predictions.csv")
+    return config.source.parent / "monitoring" / stem
+
+
+def monitor(
+    config: Config, input_path: Path, run: str | Path | None = None, output: Path | None = None
+) -> MonitorResult:
+    """Score a batch with the run as predict does, and compare it with the run's reference:
+    write monitor.json and monitor.html into `output` and add the batch to the history."""
+    folder = output or default_output(config, input_path)
+    refuse_overwriting_input(input_path, folder / MONITOR_JSON, folder / MONITOR_HTML)
+    loaded = load_run(config, run)
+    reference = read_reference(loaded)
+    tally = drift_report.DriftTally(monitoring.profile_of(reference))
+    digest = _score_into(tally, config, loaded, input_path)
+    labels = tally.all_labels
+    realised = realised_metrics(labels, tally.all_probabilities, loaded.record) if labels is not None else None
+    batch_of = drift_report.Batch(str(input_path), digest)
+    figures = drift_report.report(reference, loaded.record, tally, config.monitor, batch_of, realised)
+    history = drift_report.append_history(config.paths.models_dir, figures)
+    write_outputs(folder, figures, history)
+    return MonitorResult(folder, figures)
+
+
+def _score_into(tally: drift_report.DriftTally, config: Config, loaded: LoadedRun, input_path: Path) -> str | None:
+    """Score the batch as predict does into the tally (warning about its data quality as predict
+    does); the input file's sha256, hashed meanwhile on another thread."""
+    with ThreadPoolExecutor(max_workers=1) as hashing:
+        digest = hashing.submit(sha256_file, input_path) if Path(input_path).is_file() else None
+        result = batch.score_table(loaded, input_path, batch.Discard(), config.predict.chunk_rows,
+                                   config.data.max_unparsed_share, RowProgress("monitor"),
+                                   observe=_observer(tally, loaded), keep=[loaded.features.target])  # fmt: skip
+    for line in result.quality.warnings():
+        logger.warning("%s: %s", input_path, line)
+    return digest.result() if digest is not None else None
+
+
+def _observer(tally: drift_report.DriftTally, loaded: LoadedRun) -> Any:
+    target, positive = loaded.features.target, label_key(loaded.features.positive_label)
+    profile = tally.profile
+
+    def observe(scored: Scored, chunk: pa.Table) -> None:
+        labels = _labels(chunk.column(target), positive) if target in chunk.column_names else None
+        tally.add_bins(profile.bin_rows(scored.cleaned.features), scored.probabilities, labels)
+
+    return observe
+
+
+def _labels(column: pa.ChunkedArray, positive: str) -> np.ndarray:
+    """1 where the target is the run's positive label, 0 where another value, NaN where missing."""
+    encoded = pc.dictionary_encode(pc.cast(column, pa.string())).combine_chunks()
+    known = np.asarray([label_key(v) == positive for v in encoded.dictionary.to_pylist()] + [False], dtype="float64")
+    indices = encoded.indices.fill_null(len(known) - 1).to_numpy(zero_copy_only=False)
+    labels = known[indices]
+    labels[encoded.indices.is_null().to_numpy(zero_copy_only=False)] = np.nan
+    return labels
+
+
+def realised_metrics(labels: np.ndarray, probabilities: np.ndarray, record: RunRecord) -> dict[str, Any]:
+    """The run's metrics on the batch's labelled rows, as evaluate computes them."""
+    from churn.evaluation import compute_metrics, cost_summary  # deferred: scikit-learn's metrics
+
+    known = ~np.isnan(labels)
+    y, p = labels[known].astype("int64"), probabilities[known]
+    if len(np.unique(y)) < 2:
+        return {"rows": int(known.sum()), "note": "the labels hold one class only: no ROC AUC"}
+    threshold = record.threshold.value
+    metrics = compute_metrics(y, p, threshold)
+    figures: dict[str, Any] = {"rows": int(known.sum())}
+    figures |= {k: metrics[k] for k in ("roc_auc", "precision", "recall", "pr_auc", "brier")}
+    if record.decision.has_costs:
+        cost = cost_summary(y, p, threshold, record.decision)["expected_cost"]
+        figures |= {"expected_cost": cost, "expected_cost_per_customer": cost / len(y)}
+    return figures
+
+
+def write_outputs(folder: Path, figures: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    """monitor.html, then monitor.json, each written whole and renamed into place."""
+    from churn.monitor_page import write_page  # deferred: matplotlib, for the page only
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_page(folder / MONITOR_HTML, figures, history)
+    write_json_atomic(folder / MONITOR_JSON, figures)
+
+
+def history(config: Config) -> list[dict[str, Any]]:
+    """Every monitored batch of the models folder, oldest first."""
+    return drift_report.read_history(config.paths.models_dir)
