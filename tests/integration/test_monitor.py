@@ -195,3 +195,15 @@ def test_monitor_needs_an_input(trained, tmp_path):
     folder, *_ = trained
     result = run_cli("monitor", "-c", folder / "config.yaml", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.startswith("error: monitor needs --input")
+
+
+def test_bad_input_is_one_error_line_and_writes_nothing(trained, tmp_path):
+    folder, config, _, test_rows = trained
+    source = tmp_path / "broken.csv"
+    test_rows.drop(columns=["tenure", "Contract"]).to_csv(source, index=False)
+    before = monitor.history(config)
+    result = run_cli("monitor", "-c", folder / "config.yaml", "--input", source, "--output", tmp_path / "out",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "tenure, Contract" in result.stderr
+    assert not (tmp_path / "out").exists() and monitor.history(config) == before
