@@ -35,6 +35,7 @@ from churn.config import Config
 from churn.errors import ChurnError, ConfigError, DataError
 from churn.explaining import Explain
 from churn.files import refuse_overwriting_input
+from churn.parallel import usable_cores
 from churn.quality import QualityTally
 from churn.scoring import LoadedRun, load_run
 
@@ -135,8 +136,10 @@ def _client(config: Config, scheduler: str | None) -> Iterator[Any]:
         logging.getLogger(name).setLevel(level)
     address = scheduler or config.predict.dask.scheduler
     if address is None:
-        workers = config.predict.dask.workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        workers = config.predict.dask.workers or usable_cores()
+        threads = config.predict.dask.threads_per_worker
+        # worker processes inherit OMP_NUM_THREADS (predict sets 1): OpenMP never oversubscribes them
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None,
                                silence_logs=level)  # fmt: skip
         with cluster, Client(cluster) as client:
             logger.info("dask: local cluster of %d worker process(es)", workers)

@@ -7,21 +7,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed, parallel_config
 from sklearn.base import ClassifierMixin, clone
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold, TimeSeriesSplit, train_test_split
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from churn.config import Candidate, Config, DecisionConfig
 from churn.errors import ConfigError, DataError
 from churn.evaluation import threshold_curve
 from churn.model import build_estimator
+from churn.parallel import usable_cores
 from churn.scoring import predict_labels
 
 logger = logging.getLogger(__name__)
@@ -139,6 +142,60 @@ def validated_only(comparison: Comparison, validated: np.ndarray) -> Comparison:
     return Comparison([trimmed(s) for s in comparison.best], [trimmed(s) for s in comparison.tried])
 
 
+@dataclass(frozen=True)
+class FoldResult:
+    """One fold of one setting: its scores, fit time and validation probabilities."""
+
+    scores: dict[str, float]
+    fit_seconds: float
+    probabilities: np.ndarray
+
+
+def fit_fold(
+    pipeline: Pipeline,
+    X: pd.DataFrame,
+    y_values: np.ndarray,
+    fit_rows: np.ndarray,
+    val_rows: np.ndarray,
+    f1_threshold: float,
+) -> FoldResult:
+    """Fit a clone on the fold's training part and score its validation part, on one OpenMP/BLAS
+    thread: folds run side by side in processes, and OpenMP threads that spin on a busy machine
+    cost far more than they give."""
+    with threadpool_limits(limits=1):
+        tick = time.perf_counter()
+        fitted = clone(pipeline).fit(X.iloc[fit_rows], y_values[fit_rows])
+        seconds = time.perf_counter() - tick
+        probabilities = fitted.predict_proba(X.iloc[val_rows])[:, 1]
+    truth = y_values[val_rows]
+    scores = {
+        "roc_auc": float(roc_auc_score(truth, probabilities)),
+        "pr_auc": float(average_precision_score(truth, probabilities)),
+        "f1": float(f1_score(truth, predict_labels(probabilities, f1_threshold), zero_division=0)),
+    }
+    return FoldResult(scores, seconds, probabilities)
+
+
+def fold_results(
+    work: list[tuple[Pipeline, tuple[np.ndarray, np.ndarray]]],
+    X: pd.DataFrame,
+    y_values: np.ndarray,
+    f1_threshold: float,
+    n_jobs: int,
+) -> Iterator[FoldResult]:
+    """Each (pipeline, fold) of `work` fitted and scored, in order, on `n_jobs` processes
+    (1: in this process). The results do not depend on n_jobs: every fit is seeded and runs on
+    one thread wherever it runs."""
+    calls = [delayed(fit_fold)(pipeline, X, y_values, fit_rows, val_rows, f1_threshold)
+             for pipeline, (fit_rows, val_rows) in work]  # fmt: skip
+    if n_jobs == 1 or len(calls) == 1:
+        for function, args, kwargs in calls:
+            yield function(*args, **kwargs)
+        return
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        yield from Parallel(n_jobs=min(n_jobs, len(calls)), return_as="generator")(calls)
+
+
 def score_setting(
     pipeline: Pipeline,
     X: pd.DataFrame,
@@ -148,25 +205,25 @@ def score_setting(
     label: str,
     f1_threshold: float,
     started: float | None = None,
+    folds: Iterator[FoldResult] | None = None,
 ) -> CandidateScore:
-    """Fit a clone on each fold's training part; score and keep its predictions on the rest.
+    """Fit a clone on each fold's training part; score and keep its predictions on the rest
+    (`folds`: those results already under way elsewhere, in fold order).
 
     Each fold logs the time elapsed since `started` (the comparison's start), so a long
     comparison shows how far along it is."""
     scores: dict[str, list[float]] = {metric: [] for metric in FOLD_METRICS}
     fit_seconds = []
     oof = np.full(len(y), np.nan)
-    y_values = y.to_numpy()
     started = time.perf_counter() if started is None else started
-    for fold, (fit_rows, val_rows) in enumerate(splits, start=1):
-        tick = time.perf_counter()
-        fitted = clone(pipeline).fit(X.iloc[fit_rows], y_values[fit_rows])
-        fit_seconds.append(time.perf_counter() - tick)
-        oof[val_rows] = fitted.predict_proba(X.iloc[val_rows])[:, 1]
-        truth, proba = y_values[val_rows], oof[val_rows]
-        scores["roc_auc"].append(float(roc_auc_score(truth, proba)))
-        scores["pr_auc"].append(float(average_precision_score(truth, proba)))
-        scores["f1"].append(float(f1_score(truth, predict_labels(proba, f1_threshold), zero_division=0)))
+    if folds is None:
+        folds = fold_results([(pipeline, split) for split in splits], X, y.to_numpy(), f1_threshold, 1)
+    # zip stops at the last split before taking a result: the rest of `folds` is the next setting's
+    for fold, ((_, val_rows), result) in enumerate(zip(splits, folds, strict=False), start=1):
+        oof[val_rows] = result.probabilities
+        for metric in FOLD_METRICS:
+            scores[metric].append(result.scores[metric])
+        fit_seconds.append(result.fit_seconds)
         logger.info(
             "%s fold %d/%d: ROC AUC %.4f (fit %.1f s, elapsed %.1f s)",
             label, fold, len(splits), scores["roc_auc"][-1], fit_seconds[-1], time.perf_counter() - started,
@@ -197,12 +254,18 @@ def compare_candidates(
     metric = config.training.selection_metric
     results, everything = [], []
     started = time.perf_counter()
-    for candidate, estimators, settings in build_candidates(config):
+    planned = [(candidate, [make_pipeline(e) for e in estimators], settings)
+               for candidate, estimators, settings in build_candidates(config)]  # fmt: skip
+    work = [(pipeline, split) for _, pipelines, _ in planned for pipeline in pipelines for split in splits]
+    jobs = config.training.n_jobs or usable_cores()
+    logger.info("comparing %d settings on %d CV splits: %d fits on %d process(es), one thread each",
+                len(work) // len(splits), len(splits), len(work), min(jobs, len(work)))  # fmt: skip
+    folds = fold_results(work, X, y.to_numpy(), f1_threshold, jobs)
+    for candidate, pipelines, settings in planned:
         tried = []
-        for index, (estimator, setting) in enumerate(zip(estimators, settings, strict=True), start=1):
-            label = f"{candidate.name} [{index}/{len(estimators)}]"
-            pipeline = make_pipeline(estimator)
-            score = score_setting(pipeline, X, y, splits, candidate.name, label, f1_threshold, started)
+        for index, (pipeline, setting) in enumerate(zip(pipelines, settings, strict=True), start=1):
+            label = f"{candidate.name} [{index}/{len(pipelines)}]"
+            score = score_setting(pipeline, X, y, splits, candidate.name, label, f1_threshold, started, folds)
             tried.append(replace(score, label=label, setting=setting))
         best = max(tried, key=lambda score: score.mean(metric))  # first best wins a tie
         results.append(replace(best, settings_tried=len(tried)))

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from churn import insights, monitoring, runs, selection, tables
 from churn.cleaning import FeatureTable
@@ -29,6 +30,7 @@ from churn.data_loader import TrainingData, describe_schema, split_data
 from churn.evaluation import check_gate, compute_metrics, cost_summary, threshold_curve
 from churn.files import sha256_file, write_json_atomic
 from churn.model import build_estimator, build_pipeline, predict_proba, save_model, train_model, with_threshold
+from churn.parallel import usable_cores
 from churn.preprocessing import FeatureCleaner, build_preprocessor
 from churn.record import (
     ClassBalance,
@@ -144,7 +146,8 @@ def fit_final(config: Config, split: Split, selected: Selected) -> Any:
     started = time.perf_counter()
     logger.info("fitting %s on all %s training rows", best.name, f"{len(split.y_train):,}")
     estimator = build_estimator(best.name, best.params, config.split.random_state)
-    fitted = train_model(pipeline_factory(config)(estimator), split.X_train, split.y_train)
+    with threadpool_limits(limits=usable_cores()):  # OpenMP's default is every core, not the usable ones
+        fitted = train_model(pipeline_factory(config)(estimator), split.X_train, split.y_train)
     record_training_means(fitted, split.X_train)
     logger.info("fitted in %.1f s", time.perf_counter() - started)
     return with_threshold(fitted, selected.choice.threshold)

@@ -145,3 +145,19 @@ def test_selection_sample_is_stratified_repeatable_and_only_above_the_limit():
     assert len(X_sample) == len(y_sample) == 200 and (X_sample.index == y_sample.index).all()
     assert abs(y_sample.mean() - y.mean()) < 0.01  # stratified: the class balance is kept
     assert selection.selection_sample(X, y, 200, seed=0)[1].index.equals(y_sample.index)
+
+
+def test_the_comparison_is_the_same_on_one_process_or_several(write_config):
+    """Folds run in loky processes with one thread each; the scores and out-of-fold predictions
+    are those of one process, bit for bit."""
+    candidates = [{"name": "hist_gradient_boosting", "params": {"max_iter": 30}},
+                  {"name": "logistic_regression", "params": {"C": 0.5}}]  # fmt: skip
+    X, y = separable(rows=300)
+    found = {}
+    for jobs in (1, 2):
+        config = config_with(write_config, candidates)
+        config = config.model_copy(update={"training": config.training.model_copy(update={"n_jobs": jobs})})
+        found[jobs] = selection.compare_candidates(config, identity_pipeline, X, y, 0.5)
+    for one, two in zip(found[1].tried, found[2].tried, strict=True):
+        assert one.fold_scores == two.fold_scores and one.label == two.label
+        assert np.array_equal(one.oof_probabilities, two.oof_probabilities)

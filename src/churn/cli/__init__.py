@@ -88,6 +88,10 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
 
 
 def _run_predict(config: Config, args: argparse.Namespace) -> int:
+    # One OpenMP thread per scoring thread: predict scores slices of rows on the usable cores
+    # itself, and OpenMP teams inside each would oversubscribe them and spin when the machine
+    # is busy. Set before scikit-learn loads OpenMP; the numbers do not depend on it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.engine == "dask":
         return _run_predict_dask(config, args)
     if args.scheduler is not None:

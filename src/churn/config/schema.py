@@ -278,6 +278,11 @@ class TrainingConfig(_Section):
     candidates: tuple[CandidateConfig, ...] = Field(
         (), description="the models to compare; empty: the model section is the only one"
     )
+    n_jobs: Annotated[Integer, Field(ge=1)] | None = Field(
+        None,
+        description="processes the comparison fits folds and settings on, each on one OpenMP/BLAS thread; "
+        "default: the usable cores (affinity and cgroup quota); the results are the same for any value",
+    )
     selection_rows: Annotated[Integer, Field(ge=100)] | None = Field(
         50_000,
         description="above this many training rows, candidates are compared on a stratified sample of this "
@@ -349,7 +354,10 @@ class DaskConfig(_Section):
     """predict --engine dask (the `dask` extra)."""
 
     workers: Annotated[Integer, Field(ge=1)] | None = Field(
-        None, description="worker processes of the local cluster; default one per core"
+        None, description="worker processes of the local cluster; default one per usable core"
+    )
+    threads_per_worker: Annotated[Integer, Field(ge=1)] = Field(
+        1, description="threads each worker process of the local cluster scores parts on"
     )
     scheduler: str | None = Field(
         None, description="address of a running Dask scheduler (tcp://host:8786); default a local cluster"
