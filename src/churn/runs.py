@@ -397,16 +397,17 @@ def promote(models_dir: Path, run_id: str) -> None:
     point_latest(models_dir, run_id)
 
 
-def prune(models_dir: Path, keep: int) -> list[str]:
+def prune(models_dir: Path, keep: int, dry_run: bool = False) -> list[str]:
     """Keep the newest `keep` complete runs and the one latest names; delete the other complete
     runs and the leftovers of killed trainings. Never touches a run a live training is writing,
-    nor a folder that is not a run. Returns the deleted run ids."""
+    nor a folder that is not a run. Returns the deleted run ids (with `dry_run`, the ones it
+    would delete, deleting nothing)."""
     with latest_lock(models_dir):  # no promote can move latest, and no run be created, meanwhile
         latest = read_latest(models_dir)
         folders = run_folders(models_dir)
         complete = [folder for folder in folders if is_complete(folder)]
         doomed = [folder for folder in complete[keep:] if folder.name != latest]
         doomed += [folder for folder in folders if folder not in complete and not is_being_written(folder)]
-        for folder in doomed:
+        for folder in [] if dry_run else doomed:
             shutil.rmtree(folder)
     return sorted((folder.name for folder in doomed), reverse=True)

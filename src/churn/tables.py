@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import queue
+import stat
 import sys
 import threading
 from collections import Counter
@@ -54,6 +56,15 @@ class CsvBytes:
 
 
 Source = Path | CsvBytes
+
+
+def is_device(path: str | Path) -> bool:
+    """A character device or a pipe (/dev/null, a FIFO): no temporary file and rename there."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def table_format(path: Source) -> str:
@@ -304,6 +315,9 @@ class TableWriter:
             self.format = "csv"
         elif str(self.destination) == "-":
             self._sink = pa.PythonFile(sys.stdout.buffer, mode="w")
+            self.format = "csv"
+        elif is_device(self.destination):  # /dev/null, a named pipe: written straight, as CSV
+            self._sink = self._stack.enter_context(pa.OSFile(str(self.destination), mode="w"))
             self.format = "csv"
         else:
             path = Path(self.destination)

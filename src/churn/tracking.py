@@ -59,13 +59,17 @@ def tracking_uri(config: Config) -> str:
     return config.tracking.uri or f"sqlite:///{(config.paths.models_dir / 'mlflow.db').resolve()}"
 
 
-def check_available(config: Config) -> None:
-    """Refuse, before any training, to track without MLflow.
+def check_available(config: Config, asked_by: str | None = None) -> None:
+    """Refuse, before any training, to track without MLflow; `asked_by`: the command-line flag
+    that turned tracking on (None: the config did).
 
     Raises:
-        ConfigError: tracking.enabled is true and MLflow is not installed.
+        ConfigError: tracking is on and MLflow is not installed.
     """
     if importlib.util.find_spec("mlflow") is None:
+        if asked_by is not None:
+            raise ConfigError(f"{asked_by} asks for MLflow tracking but MLflow is not installed; install it with "
+                              f"{INSTALL}, or train without {asked_by}")  # fmt: skip
         raise ConfigError(
             f"{config.source}: tracking.enabled is true but MLflow is not installed; install it with {INSTALL}, "
             "or train with --no-track"

@@ -188,3 +188,11 @@ def test_predict_without_a_trained_model(tmp_path):
 def test_bad_usage_is_one_error_line_and_a_hint(argv, fragment, tmp_path):
     result = run_cli(*argv, cwd=tmp_path)
     assert_clean_error(result, fragment, "--help")
+
+
+def test_predict_writes_to_a_device_such_as_dev_null(workspace, tmp_path):
+    folder, _ = workspace
+    result = run_cli("predict", "-c", folder / "config.yaml", "--input", TELCO_SAMPLE, "--output", "/dev/null",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "wrote 400 predictions" in result.stdout and "to /dev/null" in result.stdout

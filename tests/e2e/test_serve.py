@@ -152,3 +152,11 @@ def test_quiet_serve_logs_errors_only(workspace):
         assert post_json(service.url + "/predict", {"customers": ROWS.head(1).to_dict(orient="records")})[0] == 200
         assert service.stop() == 0
     assert service.log.read_text() == ""
+
+
+def test_a_pinned_run_is_logged_as_pinned_not_as_following(workspace):
+    run_id = (workspace.parent / "models" / "latest").read_text().strip()
+    with Service(workspace, "--model", run_id) as service:
+        assert service.wait_ready() == run_id
+    log = service.log.read_text()
+    assert f"serving run {run_id}, pinned" in log and "following" not in log

@@ -43,3 +43,47 @@ def test_serving_a_non_loopback_address_without_a_token_is_warned(host, token, w
         monkeypatch.setenv("CHURN_API_TOKEN", token)
     assert warn_if_open(host) is warned
     assert ("without CHURN_API_TOKEN" in caplog.text) is warned
+
+
+def test_the_common_options_work_before_the_mode_too():
+    parser = build_parser()
+    args = parser.parse_args(["-q", "-c", "other.yaml", "predict", "--input", "x.csv"])
+    assert args.quiet and str(args.config) == "other.yaml" and args.mode == "predict"
+    assert not parser.parse_args(["predict", "--input", "x.csv"]).quiet  # the default, when given nowhere
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "--inptu", "x.csv"], "unknown option --inptu; did you mean --input?"),
+        (["models", "prune", "--keep", "2", "--dryrun"], "unknown option --dryrun; did you mean --dry-run?"),
+        (["train", "--dat=x.csv"], "unknown option --dat; did you mean --data?"),
+    ],
+)
+def test_a_mistyped_option_is_named_with_the_closest_one(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {message}") and "--help" in err[0]
+
+
+@pytest.mark.parametrize(("argv0", "expected"), [("main.py", "python main.py"), ("/usr/bin/churn", "churn")])
+def test_the_help_hint_names_the_command_the_user_typed(argv0, expected, capsys):
+    from churn.cli.parser import program_name
+
+    assert program_name(argv0) == expected
+    with pytest.raises(SystemExit):
+        build_parser(program_name(argv0)).parse_args(["predict"])
+    assert f"run `{expected} predict --help`" in capsys.readouterr().err
+
+
+def test_track_without_mlflow_names_the_flag_not_the_config(write_config, monkeypatch, capsys):
+    from churn import tracking
+
+    real = tracking.importlib.util.find_spec
+    monkeypatch.setattr(tracking.importlib.util, "find_spec", lambda name: None if name == "mlflow" else real(name))
+    assert main(["train", "--track", "-c", str(write_config())]) == 2  # the config says tracking.enabled: false
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --track asks for MLflow tracking but MLflow is not installed; install it with "
+                   f"{tracking.INSTALL}, or train without --track"]  # fmt: skip

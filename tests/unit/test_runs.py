@@ -141,6 +141,16 @@ def test_prune_keeps_the_newest_and_never_the_latest(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [run_id(1), run_id(4), run_id(5)]
 
 
+def test_a_dry_run_prune_lists_and_deletes_nothing(tmp_path):
+    for day in range(1, 6):
+        fake_run(tmp_path, run_id(day))
+    runs.point_latest(tmp_path, run_id(5))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert runs.prune(tmp_path, keep=2, dry_run=True) == [run_id(3), run_id(2), run_id(1)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert runs.prune(tmp_path, keep=2) == [run_id(3), run_id(2), run_id(1)]
+
+
 def _hold_run_folder(models_dir, ready, release):
     """Another process, mid-training: it holds a run folder it has not finished writing."""
     with runs.creating_run(models_dir) as folder:

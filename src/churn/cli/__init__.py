@@ -18,7 +18,7 @@ from typing import Any
 
 from churn import runs
 from churn.cli import text
-from churn.cli.parser import build_parser
+from churn.cli.parser import build_parser, check_typos
 from churn.config import Config, load_config
 from churn.errors import ChurnError
 from churn.logs import configure_logging
@@ -28,7 +28,9 @@ EXIT_OK, EXIT_REJECTED, EXIT_ALARM = 0, 3, 4
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    check_typos(parser, sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
     configure_logging(log_level(args))
     try:
         config = load_config(args.config)
@@ -65,6 +67,10 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
 
     if args.track is not None:
         config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"enabled": args.track})})
+    if args.track:  # named here: the config may say false, and the message must name what asked
+        from churn import tracking  # defers pandas; MLflow itself loads only when a run is logged
+
+        tracking.check_available(config, asked_by="--track")
     result = pipeline.train(config, args.data)
     record = result.record
     print(f"trained on {shown(record.data.path)}")
@@ -180,8 +186,9 @@ def _run_models(config: Config, args: argparse.Namespace) -> int:
     else:
         if args.keep < 1:
             raise ChurnError(f"--keep must be at least 1, got {args.keep}")
-        deleted = runs.prune(models_dir, args.keep)
-        print(f"deleted {len(deleted)} run(s)" + "".join(f"\n  {run_id}" for run_id in deleted))
+        deleted = runs.prune(models_dir, args.keep, args.dry_run)
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"{verb} {len(deleted)} run(s)" + "".join(f"\n  {run_id}" for run_id in deleted))
     return EXIT_OK
 
 

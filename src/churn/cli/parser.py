@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -53,20 +55,36 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "-c", "--config", type=Path, default=Path("config.yaml"), help="config file (default: ./config.yaml)"
-    )
-    loudness = common.add_mutually_exclusive_group()
-    loudness.add_argument("-v", "--verbose", action="store_true", help="also log debug detail on stderr")
-    loudness.add_argument("-q", "--quiet", action="store_true", help="log only errors on stderr")
+def program_name(argv0: str | None = None) -> str:
+    """How the user started churn, for the hints: `python main.py` or the `churn` command."""
+    name = Path(argv0 if argv0 is not None else sys.argv[0]).name
+    return "python main.py" if name == "main.py" else "churn"
 
+
+def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
+    """-c, -v and -q; accepted before the mode and after it (`default` SUPPRESS on the modes, so
+    that a value given before the mode is not reset by the mode's own default)."""
+    parser.add_argument(
+        "-c", "--config", type=Path, default=Path("config.yaml") if default is None else default,
+        help="config file (default: ./config.yaml)",
+    )  # fmt: skip
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", default=default or False,
+                          help="also log debug detail on stderr")  # fmt: skip
+    loudness.add_argument("-q", "--quiet", action="store_true", default=default or False,
+                          help="log only errors on stderr")  # fmt: skip
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    _add_common(common, argparse.SUPPRESS)
+    prog = prog or program_name()
     parser = _Parser(
-        prog="churn",
+        prog=prog,
         description="Train, score and evaluate customer-churn models from one config file.",
-        epilog="run `churn MODE --help` for a mode's options and examples",
+        epilog=f"run `{prog} MODE --help` for a mode's options and examples",
     )
+    _add_common(parser, None)
     parser.add_argument("--version", action="version", version=f"churn {__version__}")
     modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
 
@@ -171,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         "prune", "delete all but the newest N runs, never the latest", "python main.py models prune --keep 5"
     )
     prune.add_argument("--keep", type=int, required=True, metavar="N", help="how many of the newest runs to keep")
+    prune.add_argument("--dry-run", action="store_true", help="list the runs it would delete, and delete nothing")
     return parser
 
 
@@ -193,3 +212,28 @@ def _integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def check_typos(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Refuse an option the mode does not know, naming it and the closest one it does: argparse
+    would first complain that a required option is missing, and never name the typo."""
+    mode = _named_mode(parser, argv)
+    if mode is None:
+        return
+    known = {option for action in [*mode._actions, *parser._actions] for option in action.option_strings}
+    for token in argv:
+        given = token.split("=", 1)[0]
+        if given.startswith("--") and given != "--" and given not in known:
+            close = difflib.get_close_matches(given, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            mode.error(f"unknown option {given}{hint}")
+
+
+def _named_mode(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser | None:
+    """The parser of the mode (or `models` action) argv names, or None when it names none."""
+    current = None
+    for token in argv:
+        subparsers = [a for a in (current or parser)._actions if isinstance(a, argparse._SubParsersAction)]
+        if subparsers and token in subparsers[0].choices:
+            current = subparsers[0].choices[token]
+    return current
