@@ -10,6 +10,7 @@ and the cluster reports: one wording, whichever door the rows came through.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,9 @@ from churn.codes import count_unseen, unseen_values
 from churn.record import FeatureSchema
 
 EXAMPLES = 3  # unseen values named per column
+# The drift line names a column from this many values outside training and this share of its
+# values: the shipped test rows hold a value or two above the training split's maximum.
+DRIFT_MIN_VALUES, DRIFT_MIN_SHARE = 5, 0.005
 EXAMPLE_CHARS = 40  # a value is quoted up to this many characters: a client's string is never echoed whole
 
 
@@ -146,13 +150,24 @@ class QualityTally:
         return lines
 
     def drift(self) -> str | None:
-        """One line naming the columns that drift, or None when nothing does."""
-        unseen = [f"{c} {_share(n, self.rows - self.missing[c]):.2%}" for c, n in self.unseen.items() if n]
+        """One line naming the columns that drift, or None when nothing does: a column counts
+        from DRIFT_MIN_VALUES values and DRIFT_MIN_SHARE of its values (one test row above the
+        training split's maximum is not drift), and the line says so."""
         outside = {c: self.below[c] + self.above[c] for c in self.schema.numeric_features}
-        shares = [f"{c} {_share(n, self.rows - self.missing[c]):.2%}" for c, n in outside.items() if n]
+        unseen, shares = self._drifting(self.unseen), self._drifting(outside)
         parts = [f"categories never seen in training in {', '.join(unseen)} of values"] if unseen else []
         parts += [f"numbers outside the training range in {', '.join(shares)} of values"] if shares else []
-        return "; ".join(parts) or None
+        if not parts:
+            return None
+        return "; ".join(parts) + f" (columns with at least {DRIFT_MIN_VALUES} such values and {DRIFT_MIN_SHARE:.1%})"
+
+    def _drifting(self, counts: Mapping[str, int]) -> list[str]:
+        found = []
+        for column, count in counts.items():
+            share = _share(count, self.rows - self.missing[column])
+            if count >= DRIFT_MIN_VALUES and share >= DRIFT_MIN_SHARE:
+                found.append(f"{column} {share:.2%}")
+        return found
 
 
 def _share(count: int, total: int) -> float:
