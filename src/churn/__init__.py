@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "explain"]
+__all__ = ["__version__", "explain", "load_model"]
+
+
+def load_model(run: str | Path = "latest", models_dir: str | Path = "models") -> Any:
+    """A run's `model.joblib`, loaded only once its bytes match the sha256 its record holds (as
+    every churn command loads it): "latest" (the run `models/latest` names), a run id in
+    `models_dir`, or a run folder. `predict_proba(frame)[:, 1]` is predict's churn_probability.
+
+    Raises:
+        churn.errors.ModelError: no such run, or the file changed after training.
+    """
+    from churn import runs  # deferred: `import churn` stays instant
+    from churn.model import load_model as load_verified
+
+    run_dir = runs.resolve_run(Path(models_dir), None if str(run) == "latest" else run)
+    return load_verified(run_dir, runs.read_record(run_dir))
 
 
 def explain(model: Any, frame: pd.DataFrame, top: int = 3, contributions: bool = True) -> pd.DataFrame:

@@ -75,7 +75,13 @@ def input_parts(spec: Path) -> list[Path]:
 
 
 def predict(
-    config: Config, spec: Path, output: Path, run: str | None, scheduler: str | None, explain: Explain | None = None
+    config: Config,
+    spec: Path,
+    output: Path,
+    run: str | None,
+    scheduler: str | None,
+    explain: Explain | None = None,
+    overwrite: bool = False,
 ) -> DaskResult:
     """Score every part on a Dask cluster; publish a folder of Parquet parts or one CSV. With
     `explain`, each row's reason codes (and contributions), as local predict writes them.
@@ -88,7 +94,8 @@ def predict(
         raise ConfigError(f"--engine dask needs Dask, which is not installed; install it with {INSTALL}")
     parts = input_parts(spec)
     refuse_overwriting_input(parts, output)
-    _refuse_existing_folder(output)
+    if not overwrite:
+        _refuse_existing(output)
     loaded = load_run(config.paths.models_dir, run)  # hash-checked once, here; the workers get it from us
     explain = explaining.checked(explain, loaded.scorer, config.predict.max_explain_seconds, "--explain")
     if explain is not None:  # timed here on the whole input, once; the parts are not timed again
@@ -122,9 +129,11 @@ def score_part(
         return batch.score_table(loaded, source, writer, config.predict.chunk_rows, None, explain=explain)
 
 
-def _refuse_existing_folder(output: Path) -> None:
-    if output.suffix.lower() != ".csv" and output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise DataError(f"{output}: already exists; choose a new output folder (or a .csv file) or remove it")
+def _refuse_existing(output: Path) -> None:
+    """One rule for both outputs: an existing CSV or a folder that holds anything is kept unless
+    --overwrite (a cluster's run takes long: replacing last month's scores by a typo is costly)."""
+    if output.exists() and not (output.is_dir() and not any(output.iterdir())):
+        raise DataError(f"{output}: already exists; choose a new output, or pass --overwrite to replace it")
 
 
 @contextmanager
@@ -191,6 +200,11 @@ def _publish(staging: Path, output: Path, chunk_rows: int) -> None:
                 for table in tables.iter_table(part, None, chunk_rows):
                     writer.write(table)
         return
-    if output.is_dir():
-        output.rmdir()  # empty: checked before scoring
+    if not output.exists():
+        os.rename(staging, output)
+        return
+    # --overwrite: the new folder takes the old one's name in one rename, the old one goes after
+    old = output.with_name(f".{output.name}.replaced.tmp")
+    os.rename(output, old)
     os.rename(staging, output)
+    shutil.rmtree(old) if old.is_dir() else old.unlink()

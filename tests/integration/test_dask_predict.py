@@ -140,3 +140,20 @@ def test_inputs_that_cannot_be_scored_are_refused_before_any_cluster_starts(trai
     (tmp_path / "taken" / "keep").write_text("x")
     with pytest.raises(DataError, match="already exists"):
         distributed.predict(config, TELCO_SAMPLE, tmp_path / "taken", None, None)
+
+
+def test_an_existing_csv_or_folder_is_kept_unless_overwrite_and_then_replaced(trained, tmp_path):
+    config, _ = trained
+    (tmp_path / "scored.csv").write_text("last month\n")
+    (tmp_path / "scored").mkdir()
+    (tmp_path / "scored" / "part-00000.parquet").write_text("last month")
+    for output in (tmp_path / "scored.csv", tmp_path / "scored"):
+        with pytest.raises(DataError, match="already exists; choose a new output, or pass --overwrite"):
+            distributed.predict(config, TELCO_SAMPLE, output, None, None)
+    assert (tmp_path / "scored.csv").read_text() == "last month\n"
+    distributed.predict(config, TELCO_SAMPLE, tmp_path / "scored.csv", None, None, overwrite=True)
+    assert (tmp_path / "scored.csv").read_bytes() == local_predictions(config, SAMPLE, tmp_path).read_bytes()
+    distributed.predict(config, TELCO_SAMPLE, tmp_path / "scored", None, None, overwrite=True)
+    parts = sorted((tmp_path / "scored").glob("part-*.parquet"))
+    assert len(pd.concat([pd.read_parquet(p) for p in parts])) == len(SAMPLE)
+    assert not list(tmp_path.glob(".scored*"))  # neither the staging folder nor the old one is left

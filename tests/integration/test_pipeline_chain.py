@@ -93,3 +93,18 @@ def test_evaluate_reports_training_metrics_on_a_labelled_file(config, trained):
     assert metrics["run_id"] == trained.run_id
     assert set(trained.metrics.model_dump()) - {"cv_roc_auc_mean", "cv_roc_auc_std", "costs"} <= set(metrics)
     assert metrics["threshold"] == trained.record.threshold.value and "expected_cost" in metrics
+
+
+def test_churn_load_model_is_hash_checked_and_gives_predicts_numbers(config, trained, monkeypatch):
+    import churn
+    from churn.errors import ModelError
+
+    monkeypatch.chdir(config.paths.models_dir.parent)
+    model = churn.load_model("latest")
+    frame = pd.read_csv(config.data.path)
+    assert np.array_equal(model.predict_proba(frame)[:, 1], churn.load_model(trained.run_id).predict_proba(frame)[:, 1])
+    assert churn.load_model(trained.run_dir, models_dir="elsewhere").threshold == trained.record.threshold.value
+    with (trained.run_dir / "model.joblib").open("ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(ModelError, match="sha256"):
+        churn.load_model("latest")

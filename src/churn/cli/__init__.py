@@ -118,7 +118,8 @@ def _run_predict_dask(config: Config, args: argparse.Namespace) -> int:
         raise ChurnError("--report is not available with --engine dask; score with the local engine to get it")
     from churn import distributed  # defers pandas and pyarrow; Dask loads when the cluster starts
 
-    result = distributed.predict(config, args.input, Path(args.output), args.model, args.scheduler, _explain(args))
+    result = distributed.predict(config, args.input, Path(args.output), args.model, args.scheduler, _explain(args),
+                                 args.overwrite)  # fmt: skip
     positives = f"{result.predicted_positive} predicted to churn"
     print(f"wrote {result.rows} predictions ({positives}) from {result.parts} part(s) to {shown(result.output)}")
     return EXIT_OK

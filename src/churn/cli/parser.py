@@ -140,6 +140,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     predict.add_argument(
         "--scheduler", metavar="ADDRESS", help="with --engine dask: a running scheduler (default: a local cluster)"
     )
+    predict.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --engine dask: replace an existing output CSV or folder (else refused); local predict always "
+        "replaces its output file, atomically",
+    )
 
     evaluate = mode("evaluate", "score a labelled table with a saved model and report metrics", EVALUATE_EXAMPLES)
     evaluate.add_argument("--input", type=Path, required=True, help="labelled table to evaluate on")
