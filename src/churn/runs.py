@@ -25,7 +25,7 @@ import re
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -360,26 +360,78 @@ def list_runs(models_dir: Path) -> list[dict[str, Any]]:
 
 
 def _summary(run_dir: Path, latest: str | None) -> dict[str, Any]:
+    """A run's line: what its record says, even when a file of it changed (`problem` says which)."""
     row: dict[str, Any] = {"run_id": run_dir.name, "created": None, "model": None, "test_roc_auc": None}
-    row |= {"threshold": None, "status": "incomplete", "latest": run_dir.name == latest}
-    if not is_complete(run_dir):
+    row |= {"threshold": None, "data": None, "status": "incomplete", "latest": run_dir.name == latest}
+    row["problem"] = None
+    try:
+        record = read_record(run_dir)
+    except ModelError:
         if is_being_written(run_dir):
-            row["status"] = "training"
-        return row
-    record = read_record(run_dir)
+            return row | {"status": "training"}
+        return row | {"problem": f"no readable {METADATA}: left by a killed or failed training"}
     row |= {
         "created": record.created,
         "model": record.model.name,
         "test_roc_auc": record.metrics.roc_auc,
         "threshold": record.threshold.value,
-        "status": record.status,
+        "data": Path(record.data.path).name,
     }
-    return row
+    changed = changed_artefacts(run_dir, record)
+    if changed or not record.artefacts:
+        what = ", ".join(changed) if changed else "its artefacts are not recorded"
+        return row | {"problem": f"changed or missing since training: {what}"}
+    return row | {"status": record.status}
 
 
 def run_details(models_dir: Path, run_id: str) -> dict[str, Any]:
     """A run's record, for `models show`."""
     return read_record(resolve_run(models_dir, run_id)).to_json()
+
+
+def compare_runs(models_dir: Path, first: str | None, second: str | None) -> dict[str, Any]:
+    """Two runs side by side, for `models compare`: metrics, threshold, data, model, and every
+    config key whose value differs (dotted, as the config names it)."""
+    records = [read_record(resolve_run(models_dir, run)) for run in (first, second)]
+    figures = [_comparable(record) for record in records]
+    rows = [[label, figures[0][label], figures[1][label]] for label in figures[0]]
+    configs = [_flattened(record.config) for record in records]
+    keys = sorted(set(configs[0]) | set(configs[1]))
+    differences = [[key, configs[0].get(key), configs[1].get(key)] for key in keys
+                   if configs[0].get(key) != configs[1].get(key)]  # fmt: skip
+    return {"runs": [r.run_id for r in records], "rows": rows, "config_differences": differences}
+
+
+def _comparable(record: RunRecord) -> dict[str, Any]:
+    metrics, costs = record.metrics, record.metrics.costs
+    return {
+        "status": record.status,
+        "created": record.created,
+        "model": record.model.name,
+        "model params": json.dumps(record.model.params, sort_keys=True),
+        "threshold": record.threshold.value,
+        "test ROC AUC": metrics.roc_auc,
+        "test PR AUC": metrics.pr_auc,
+        "test precision": metrics.precision,
+        "test recall": metrics.recall,
+        "test Brier score": metrics.brier,
+        "CV ROC AUC": metrics.cv_roc_auc_mean,
+        "expected cost (test rows)": costs.expected_cost if costs else None,
+        "data file": Path(record.data.path).name,
+        "data sha256": record.data.sha256[:16],
+        "rows used (train / test)": f"{record.data.rows_used} ({record.split.train_rows} / {record.split.test_rows})",
+        "split": record.split.method,
+    }
+
+
+def _flattened(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat |= _flattened(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
+    return flat
 
 
 def promote(models_dir: Path, run_id: str) -> None:

@@ -210,3 +210,30 @@ def test_leftover_temporary_files_are_swept_except_where_a_writer_is_alive(tmp_p
         with runs.latest_lock(tmp_path):
             assert runs.sweep_leftovers(tmp_path) == []
         assert (live / ".metrics.json.x3.tmp").exists()  # its writer still holds the folder
+
+
+def test_list_shows_what_a_changed_run_still_says_and_names_the_file(tmp_path):
+    fake_run(tmp_path, run_id(1))
+    run_dir = tmp_path / run_id(1)
+    changed = next(p for p in run_dir.iterdir() if p.name != runs.METADATA)
+    changed.write_bytes(changed.read_bytes() + b"one more line\n")
+    (row,) = runs.list_runs(tmp_path)
+    assert row["status"] == "incomplete" and row["created"] is not None
+    assert row["problem"] == f"changed or missing since training: {changed.name}"
+
+
+def test_compare_puts_two_runs_side_by_side_with_their_config_differences(tmp_path):
+    fake_run(tmp_path, run_id(1))
+    fake_run(tmp_path, run_id(2), status="rejected")
+    found = runs.compare_runs(tmp_path, run_id(1), run_id(2))
+    assert found["runs"] == [run_id(1), run_id(2)]
+    rows = {label: (a, b) for label, a, b in found["rows"]}
+    assert rows["status"] == ("accepted", "rejected") and rows["test ROC AUC"] == (0.8, 0.8)
+    assert found["config_differences"] == []
+    with pytest.raises(ModelError):
+        runs.compare_runs(tmp_path, run_id(1), run_id(9))
+
+
+def test_config_keys_compare_dotted():
+    assert runs._flattened({"split": {"test_size": 0.2}, "data": {"numeric_features": ["a"]}}) == {
+        "split.test_size": 0.2, "data.numeric_features": '["a"]'}  # fmt: skip

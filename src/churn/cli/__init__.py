@@ -177,6 +177,10 @@ def _run_models(config: Config, args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2) if args.json else text.runs_table(rows))
     elif args.action == "show":
         print(json.dumps(runs.run_details(models_dir, args.run_id), indent=2))
+    elif args.action == "compare":
+        first, second = (None if run == "latest" else run for run in args.run_ids)
+        found = runs.compare_runs(models_dir, first, second)
+        print(json.dumps(found, indent=2) if args.json else text.comparison_table(found))
     elif args.action == "promote":
         runs.promote(models_dir, args.run_id)
         print(f"latest is now {args.run_id}")

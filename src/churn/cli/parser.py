@@ -187,6 +187,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "show", "a run's metadata and metrics as JSON", "python main.py models show 20261127T124807632Z-16dda2"
     )
     show.add_argument("run_id", metavar="RUN_ID")
+    compare = action(
+        "compare", "two runs side by side: metrics, threshold, data, model and config differences",
+        "python main.py models compare 20261127T124807632Z-16dda2 20261201T182607297Z-74f702",
+    )  # fmt: skip
+    compare.add_argument("run_ids", nargs=2, metavar="RUN_ID", help="the two runs (ids, folders, or latest)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     promote = action(
         "promote", "point latest at an earlier accepted run (roll back)", "python main.py models promote RUN_ID"
     )

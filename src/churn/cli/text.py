@@ -35,14 +35,14 @@ def metrics_table(metrics: Mapping[str, Any], threshold: float, cv_folds: int | 
 def runs_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no runs yet"
-    lines = [f"  {'run id':<28}{'created':<27}{'model':<24}{'ROC AUC':>8}{'thresh':>8}  status"]
+    lines = [f"  {'run id':<28}{'created':<27}{'model':<24}{'ROC AUC':>8}{'thresh':>8}  {'data':<28}status"]
     for row in rows:
         auc = f"{row['test_roc_auc']:.4f}" if row["test_roc_auc"] is not None else "-"
         threshold = f"{row['threshold']:.2f}" if row["threshold"] is not None else "-"
         status = row["status"] + ("  <- latest" if row["latest"] else "")
-        lines.append(
-            f"  {row['run_id']:<28}{row['created'] or '-':<27}{row['model'] or '-':<24}{auc:>8}{threshold:>8}  {status}"
-        )
+        lines.append(f"  {row['run_id']:<28}{row['created'] or '-':<27}{row['model'] or '-':<24}{auc:>8}"
+                     f"{threshold:>8}  {(row['data'] or '-')[:27]:<28}{status}")  # fmt: skip
+    lines += [f"  {row['run_id']}: {row['problem']}" for row in rows if row.get("problem")]
     return "\n".join(lines)
 
 
@@ -78,3 +78,26 @@ def history_table(lines: list[dict[str, Any]]) -> str:
 
 def _value(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def comparison_table(found: Mapping[str, Any]) -> str:
+    """Two runs side by side, then the config keys whose values differ."""
+    first, second = found["runs"]
+    lines = [f"  {'':<28}{first:<34}{second}"]
+    for label, a, b in found["rows"]:
+        mark = "" if a == b else "  *"
+        lines.append(f"  {label:<28}{_cell(a):<34}{_cell(b)}{mark}")
+    differences = found["config_differences"]
+    lines.append("\n  config differences:" if differences else "\n  the configs are the same")
+    lines += [f"  {key:<40}{_cell(a):<34}{_cell(b)}" for key, a, b in differences]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
+    else:
+        text = str(value)
+    return text if len(text) <= 32 else text[:31] + "…"
