@@ -41,6 +41,10 @@ MONITOR_EXAMPLES = """examples:
   python main.py monitor --history
 exit codes: 0 stable or warning, 4 alarm, 2 bad input
 """
+INIT_EXAMPLES = """examples:
+  python main.py init --data data/raw/my_customers.csv --target Churn
+  python main.py init --data crm_export.parquet --target churned --output configs/crm.yaml
+"""
 EVALUATE_EXAMPLES = """examples:
   python main.py evaluate --input data/raw/telco_customer_churn.csv
   python main.py evaluate --input labelled.csv --json
@@ -97,6 +101,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
             epilog=examples,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+
+    init = mode("init", "write a first config for a table of your own, inferring its columns", INIT_EXAMPLES)
+    init.add_argument("--data", type=Path, required=True, help="the labelled table (.csv, .csv.gz or .parquet)")
+    init.add_argument("--target", required=True, help="the column that says who churned")
+    init.add_argument(
+        "--output", type=Path, default=Path("config.yaml"), help="where to write it (default: config.yaml)"
+    )
+    init.add_argument("--force", action="store_true", help="replace --output if it exists (else refused)")
 
     train = mode("train", "train a model on a labelled table and save it as a new run", TRAIN_EXAMPLES)
     train.add_argument("--data", type=Path, help="labelled table to train on (default: data.path in the config)")
