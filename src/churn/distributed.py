@@ -1,4 +1,4 @@
-"""Scoring on a Dask cluster: `predict --engine dask` (optional: `pip install -e ".[dask]"`).
+"""Scoring on a Dask cluster: `predict --engine dask` (optional: `pip install -r requirements-dask.txt`).
 
 The input is one file, a folder of parts or a glob; each part is one task. The client loads
 and hash-checks the run once and sends it to the workers, which need the churn package but not
@@ -41,7 +41,7 @@ from churn.scoring import LoadedRun, load_run
 
 logger = logging.getLogger(__name__)
 
-INSTALL = 'pip install -e ".[dask]"'
+INSTALL = "pip install -r requirements-dask.txt"
 CONNECT_SECONDS = 10
 
 

@@ -1,4 +1,4 @@
-"""Experiment tracking with MLflow (optional: `pip install -e ".[tracking]"`).
+"""Experiment tracking with MLflow (optional: `pip install -r requirements-tracking.txt`).
 
 With `tracking.enabled`, every train is also one MLflow run named by the churn run id: the
 flattened config and the selected model's parameters, the test and CV metrics, tags, the
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INSTALL = 'pip install -e ".[tracking]"'
+INSTALL = "pip install -r requirements-tracking.txt"
 CHAMPION = "champion"
 RUN_TAG = "churn.run_id"  # on the MLflow run and on the model version: the churn run it came from
 # Logged with the model, so that an environment rebuilt from it (not `--env-manager local`)

@@ -154,3 +154,17 @@ def test_the_runtime_lock_is_complete_and_agrees_with_the_dev_lock():
                     needed.add(dependency)
                     queue.append(dependency)
     assert needed <= set(runtime), f"missing from requirements.txt: {sorted(needed - set(runtime))}"
+
+
+@pytest.mark.parametrize("extra", ["explain", "tracking", "dask"])
+def test_every_extra_has_a_lock_that_agrees_with_the_dev_lock_and_holds_the_extra(extra):
+    """`pip install -r requirements-<extra>.txt` installs the dev lock's very versions: no package
+    moves as `pip install -e ".[extra]"` would move them."""
+    lock, dev = locked(REPO / f"requirements-{extra}.txt"), locked(REPO / "requirements-dev.txt")
+    assert lock.items() <= dev.items()
+    assert locked(REPO / "requirements.txt").items() <= lock.items()  # the whole runtime too
+    for requirement in importlib.metadata.requires("churn") or ():
+        parsed = Requirement(requirement)
+        if parsed.marker is not None and parsed.marker.evaluate({"extra": extra}):
+            assert canonicalize_name(parsed.name) in lock, f"{parsed.name} is not in requirements-{extra}.txt"
+    assert f"requirements-{extra}.txt" in (REPO / "scripts" / "lock.sh").read_text()
