@@ -48,6 +48,7 @@ THRESHOLD_CURVE = "threshold_curve.csv"
 TEST_EXPLANATIONS = "test_explanations.csv"
 TRAINING_IDS = "training_ids.parquet"  # hashed ids of the training split: evaluate warns of overlap
 REFERENCE = "reference.json"  # what monitoring compares a batch with (churn.monitoring)
+TRACKING = "tracking.json"  # written after the record, once MLflow logged the run: where it went
 REPORT = "report.md"
 RUN_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]{6}$")
 RECORDED_PACKAGES = ("churn", "scikit-learn", "pandas", "numpy", "joblib", "pyyaml", "pyarrow")
@@ -387,6 +388,15 @@ def _summary(run_dir: Path, latest: str | None) -> dict[str, Any]:
 def run_details(models_dir: Path, run_id: str) -> dict[str, Any]:
     """A run's record, for `models show`."""
     return read_record(resolve_run(models_dir, run_id)).to_json()
+
+
+def read_tracking(run_dir: Path) -> dict[str, Any] | None:
+    """Where MLflow logged this run (uri, experiment, registered model), or None if it was not."""
+    try:
+        where = json.loads((run_dir / TRACKING).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return where if isinstance(where, dict) and isinstance(where.get("uri"), str) else None
 
 
 def compare_runs(models_dir: Path, first: str | None, second: str | None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import pandas as pd
 from churn import runs, tables
 from churn.config import Config
 from churn.errors import ConfigError
+from churn.files import write_json_atomic
 from churn.record import RunRecord, TestMetrics
 
 if TYPE_CHECKING:
@@ -90,12 +91,24 @@ def log_training(
         return None
 
 
-def move_champion(config: Config, run_id: str) -> None:
-    """Point the registered model's `champion` alias at the version of a churn run (promote).
+def record_where(run_dir: Path, config: Config, mlflow_run_id: str) -> None:
+    """Note in the run folder where MLflow logged it, so that `models promote` moves its champion
+    whether or not the config that promotes enables tracking (`train --track`)."""
+    where = {"uri": tracking_uri(config), "experiment": config.tracking.experiment,
+             "registered_model": config.tracking.registered_model, "mlflow_run_id": mlflow_run_id}  # fmt: skip
+    write_json_atomic(run_dir / runs.TRACKING, where)
+
+
+def move_champion(config: Config, run_id: str, where: Mapping[str, Any] | None = None) -> None:
+    """Point the registered model's `champion` alias at the version of a churn run (promote), in
+    the store the run was logged to (`where`, from its folder), else the config's.
 
     Warns instead of failing: `models promote` has already moved `latest`, the source of truth.
     """
-    name, uri = config.tracking.registered_model, tracking_uri(config)
+    if where is not None:
+        name, uri = where.get("registered_model"), str(where["uri"])
+    else:
+        name, uri = config.tracking.registered_model, tracking_uri(config)
     if name is None:
         return
     try:

@@ -168,7 +168,8 @@ def test_tracking_without_mlflow_installed_is_a_config_error_giving_the_install_
     monkeypatch.setattr(tracking.importlib.util, "find_spec", lambda name: None if name == "mlflow" else real(name))
     with pytest.raises(
         ConfigError,
-        match=r'tracking\.enabled is true but MLflow is not installed; install it with pip install -e "\.\[tracking\]"',
+        match=r"tracking\.enabled is true but MLflow is not installed; install it with pip install -r "
+        r"requirements-tracking\.txt",
     ):
         pipeline.train(config)
     assert not (tmp_path / "models").exists()  # refused before any training
@@ -182,3 +183,18 @@ def test_track_and_no_track_override_the_config(tmp_path, capfd):
     assert main(["train", "-q", "--track", "-c", str(config.source)]) == 0
     assert (tmp_path / "mlflow.db").exists()
     assert capfd.readouterr().err == ""  # -q: MLflow's own notices are kept quiet too
+
+
+def test_promote_moves_the_champion_of_runs_tracked_with_the_flag_whatever_the_config_says(tmp_path):
+    config, text = tracked_config(tmp_path)
+    untracked = tmp_path / "untracked.yaml"  # the same store in tracking.uri, but tracking.enabled false
+    untracked.write_text(text.replace("enabled: true", "enabled: false"))
+    assert main(["train", "-q", "--track", "-c", str(untracked)]) == 0
+    first = runs.read_latest(config.paths.models_dir)
+    assert main(["train", "-q", "--track", "-c", str(untracked)]) == 0
+    where = runs.read_tracking(config.paths.models_dir / first)
+    assert where["uri"] == tracking.tracking_uri(config) and where["registered_model"] == "churn"
+    client = MlflowClient(tracking.tracking_uri(config))
+    assert client.get_model_version_by_alias("churn", "champion").tags["churn.run_id"] != first
+    assert main(["models", "promote", first, "-c", str(untracked)]) == 0
+    assert client.get_model_version_by_alias("churn", "champion").tags["churn.run_id"] == first

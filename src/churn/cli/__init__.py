@@ -199,10 +199,11 @@ def _run_models(config: Config, args: argparse.Namespace) -> int:
     elif args.action == "promote":
         runs.promote(models_dir, args.run_id)
         print(f"latest is now {args.run_id}")
-        if config.tracking.enabled:
+        where = runs.read_tracking(models_dir / args.run_id)  # a run tracked with train --track
+        if config.tracking.enabled or where is not None:
             from churn import tracking  # defers pandas; MLflow loads when the alias moves
 
-            tracking.move_champion(config, args.run_id)
+            tracking.move_champion(config, args.run_id, where)
     else:
         if args.keep < 1:
             raise ChurnError(f"--keep must be at least 1, got {args.keep}")

@@ -68,7 +68,9 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
     result = TrainResult(folder.path, record, selection.leaderboard(selected.comparison.best))
     if config.tracking.enabled:  # after the local run folder, the source of truth, is complete
         with steps.step("logging the run to MLflow"):
-            tracking.log_training(config, result.run_dir, record, selected.comparison, model, source)
+            mlflow_run_id = tracking.log_training(config, result.run_dir, record, selected.comparison, model, source)
+            if mlflow_run_id is not None:
+                tracking.record_where(result.run_dir, config, mlflow_run_id)
     return result
 
 
