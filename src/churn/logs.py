@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 LEVELS = ("debug", "info", "error")
@@ -20,7 +21,14 @@ def configure_logging(level_name: str) -> None:
     logging.getLogger("churn").setLevel(level)
 
 
+def relative_paths(text: str) -> str:
+    """`text` with every absolute path under the current folder shown relative to it, as the
+    user reads paths (the config resolves its paths to absolute ones)."""
+    here = os.getcwd().rstrip(os.sep) + os.sep
+    return text.replace(here, "") if here != os.sep else text
+
+
 class _LowercaseLevelFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         record.levelname = record.levelname.lower()
-        return super().format(record)
+        return relative_paths(super().format(record))

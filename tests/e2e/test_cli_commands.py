@@ -196,3 +196,15 @@ def test_predict_writes_to_a_device_such_as_dev_null(workspace, tmp_path):
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "wrote 400 predictions" in result.stdout and "to /dev/null" in result.stdout
+
+
+def test_errors_and_log_lines_show_paths_under_the_current_folder_relative_to_it(workspace, tmp_path):
+    folder, _ = workspace
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["data"]["path"] = "data/not_here.csv"  # resolved against the config's folder: absolute inside churn
+    (folder / "moved.yaml").write_text(yaml.safe_dump(config))
+    missing = run_cli("train", "-c", "moved.yaml", cwd=folder)
+    assert_clean_error(missing, "data/not_here.csv: file not found")
+    assert str(folder) not in missing.stderr
+    trained = run_cli("train", "-c", "config.yaml", cwd=folder)
+    assert trained.returncode == 0 and "info: loading " in trained.stderr and str(folder) not in trained.stderr

@@ -21,7 +21,7 @@ from churn.cli import text
 from churn.cli.parser import build_parser, check_typos
 from churn.config import Config, load_config
 from churn.errors import ChurnError
-from churn.logs import configure_logging
+from churn.logs import configure_logging, relative_paths
 
 # 1 (internal error) is Python's own exit code for an uncaught exception; 2 is ChurnError.exit_code.
 EXIT_OK, EXIT_REJECTED, EXIT_ALARM = 0, 3, 4
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         return MODES[args.mode](config, args)
     except ChurnError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {relative_paths(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
