@@ -241,7 +241,18 @@ def _comparison_section(record: RunRecord, leaderboard: pd.DataFrame) -> str:
         )
     else:
         where = f"Candidates were compared on all {selection.training_rows:,} training rows."
+    chose = SELECTED_BY.get(selection.metric, f"the mean CV {selection.metric}")
+    where += f" The selected candidate has the best {chose} (`training.selection_metric: {selection.metric}`)."
     return "## Model comparison (cross-validation on the training rows)\n\n" + where + "\n\n" + _table(leaderboard)
+
+
+SELECTED_BY = {
+    "roc_auc": "mean CV ROC AUC",
+    "pr_auc": "mean CV PR AUC",
+    "f1": "mean CV F1",
+    "expected_cost": "expected cost: the lowest cost of its out-of-fold predictions at its own cost-optimal "
+    "threshold (`oof_expected_cost`)",
+}
 
 
 def _gate_section(record: RunRecord) -> str:

@@ -45,9 +45,17 @@ class CandidateScore:
     settings_tried: int = 1
     label: str = ""  # "random_forest [2/4]": which candidate and setting
     setting: dict[str, Any] = field(default_factory=dict)  # the config's parameters for this setting
+    oof_cost: float | None = None  # with decision costs: expected cost of the OOF predictions at their best threshold
 
     def mean(self, metric: str) -> float:
         return float(np.mean(self.fold_scores[metric]))
+
+    def merit(self, metric: str) -> float:
+        """Higher is better: the mean CV score, or minus the out-of-fold expected cost."""
+        if metric == "expected_cost":
+            assert self.oof_cost is not None
+            return -self.oof_cost
+        return self.mean(metric)
 
     def std(self, metric: str) -> float:
         return float(np.std(self.fold_scores[metric]))
@@ -266,14 +274,25 @@ def compare_candidates(
         for index, (pipeline, setting) in enumerate(zip(pipelines, settings, strict=True), start=1):
             label = f"{candidate.name} [{index}/{len(pipelines)}]"
             score = score_setting(pipeline, X, y, splits, candidate.name, label, f1_threshold, started, folds)
-            tried.append(replace(score, label=label, setting=setting))
-        best = max(tried, key=lambda score: score.mean(metric))  # first best wins a tie
+            tried.append(replace(score, label=label, setting=setting, oof_cost=_oof_cost(y, score, config.decision)))
+        best = max(tried, key=lambda score: score.merit(metric))  # first best wins a tie
         results.append(replace(best, settings_tried=len(tried)))
         everything += tried
         chosen = {key: best.params[key] for key in candidate.search.space} if candidate.search else {}
-        logger.info("%s: CV %s %.4f%s", candidate.name, metric, best.mean(metric), f" with {chosen}" if chosen else "")
+        value = f"{best.oof_cost:,.0f}" if metric == "expected_cost" else f"{best.mean(metric):.4f}"
+        logger.info("%s: CV %s %s%s", candidate.name, metric, value, f" with {chosen}" if chosen else "")
     # sorted() is stable: on a tie the candidate listed first in the config wins.
-    return Comparison(sorted(results, key=lambda score: -score.mean(metric)), everything)
+    return Comparison(sorted(results, key=lambda score: -score.merit(metric)), everything)
+
+
+def _oof_cost(y: pd.Series, score: CandidateScore, decision: DecisionConfig) -> float | None:
+    """The lowest expected cost of a setting's out-of-fold predictions over the thresholds, as
+    the threshold choice finds it (None without decision costs)."""
+    if not decision.has_costs:
+        return None
+    validated = ~np.isnan(score.oof_probabilities)  # forward-chaining folds leave the earliest rows out
+    choice = choose_threshold(y[validated], score.oof_probabilities[validated], "auto", decision)
+    return choice.oof_value
 
 
 def leaderboard(results: list[CandidateScore]) -> pd.DataFrame:
@@ -284,6 +303,8 @@ def leaderboard(results: list[CandidateScore]) -> pd.DataFrame:
         for metric in FOLD_METRICS:
             row[f"{metric}_mean"] = round(result.mean(metric), 4)
             row[f"{metric}_std"] = round(result.std(metric), 4)
+        if result.oof_cost is not None:
+            row["oof_expected_cost"] = round(result.oof_cost, 2)
         row["fit_seconds_mean"] = round(float(np.mean(result.fit_seconds)), 3)
         row["settings_tried"] = result.settings_tried
         row["selected"] = rank == 1

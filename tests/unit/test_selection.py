@@ -161,3 +161,24 @@ def test_the_comparison_is_the_same_on_one_process_or_several(write_config):
     for one, two in zip(found[1].tried, found[2].tried, strict=True):
         assert one.fold_scores == two.fold_scores and one.label == two.label
         assert np.array_equal(one.oof_probabilities, two.oof_probabilities)
+
+
+def test_expected_cost_selects_the_candidate_whose_out_of_fold_cost_is_lowest(write_config):
+    candidates = [{"name": "logistic_regression", "params": {"C": 0.0001}},  # a weak ranking: costs more
+                  {"name": "logistic_regression", "params": {"C": 1.0}}]  # fmt: skip
+    costs = {"decision.offer_cost": 10, "decision.churn_cost": 100, "decision.offer_success_rate": 0.5}
+    config = config_with(write_config, candidates, **costs, **{"training.selection_metric": "expected_cost"})
+    X, y = separable(rows=300)
+    comparison = selection.compare_candidates(config, identity_pipeline, X, y, 0.5)
+    costs_found = [score.oof_cost for score in comparison.tried]
+    assert comparison.best[0].oof_cost == min(costs_found) and comparison.best[0].setting == {"C": 1.0}
+    for score in comparison.tried:  # the cost at the threshold the threshold choice would pick
+        choice = selection.choose_threshold(y, score.oof_probabilities, "auto", config.decision)
+        assert score.oof_cost == choice.oof_value
+    board = selection.leaderboard(comparison.best)
+    assert board["oof_expected_cost"].is_monotonic_increasing
+
+
+def test_expected_cost_selection_needs_the_decision_costs(write_config):
+    with pytest.raises(ConfigError, match="training.selection_metric expected_cost needs decision.offer_cost"):
+        load_config(write_config({"training.selection_metric": "expected_cost", "decision": {}}))

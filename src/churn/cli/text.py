@@ -12,12 +12,15 @@ if TYPE_CHECKING:
 
 
 def leaderboard_table(board: pd.DataFrame) -> str:
-    lines = [f"  {'rank':<5}{'model':<25}{'ROC AUC':>18}{'PR AUC':>18}{'F1':>18}{'fit s':>8}{'tried':>7}"]
+    costs = "oof_expected_cost" in board.columns
+    head = f"  {'rank':<5}{'model':<25}{'ROC AUC':>18}{'PR AUC':>18}{'F1':>18}"
+    lines = [head + (f"{'OOF cost':>12}" if costs else "") + f"{'fit s':>8}{'tried':>7}"]
     for row in board.itertuples(index=False):
         scores = "".join(
             f"{getattr(row, m + '_mean'):>10.4f} ± {getattr(row, m + '_std'):.3f}" for m in ("roc_auc", "pr_auc", "f1")
         )
-        lines.append(f"  {row.rank:<5}{row.model:<25}{scores}{row.fit_seconds_mean:>8.2f}{row.settings_tried:>7}")
+        cost = f"{row.oof_expected_cost:>12,.0f}" if costs else ""
+        lines.append(f"  {row.rank:<5}{row.model:<25}{scores}{cost}{row.fit_seconds_mean:>8.2f}{row.settings_tried:>7}")
     return "\n".join(lines)
 
 

@@ -272,8 +272,10 @@ class TrainingConfig(_Section):
     """How the model is chosen: candidates compared by cross-validation on the training rows."""
 
     cv_folds: Annotated[Integer, Field(ge=2)] = Field(5, description="folds of the stratified cross-validation")
-    selection_metric: Literal["roc_auc", "pr_auc", "f1"] = Field(
-        "roc_auc", description="the mean CV score that picks the best candidate"
+    selection_metric: Literal["roc_auc", "pr_auc", "f1", "expected_cost"] = Field(
+        "roc_auc",
+        description="what picks the best candidate: a mean CV score, or expected_cost: the lowest expected cost "
+        "of its out-of-fold predictions at its own cost-optimal threshold (needs the decision costs)",
     )
     candidates: tuple[CandidateConfig, ...] = Field(
         (), description="the models to compare; empty: the model section is the only one"
@@ -505,6 +507,11 @@ class Config(_Section):
                 raise KeyProblem(
                     "preprocessing.fill_values", f"names {column!r}, which is not in data.numeric_features"
                 )
+        if self.training.selection_metric == "expected_cost" and not self.decision.has_costs:
+            raise KeyProblem(
+                "training.selection_metric",
+                "expected_cost needs decision.offer_cost, churn_cost and offer_success_rate",
+            )
         time_column = self.split.time_column
         if time_column is not None and time_column in (*self.data.features, self.data.target):
             raise KeyProblem(
