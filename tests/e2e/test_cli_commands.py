@@ -180,7 +180,7 @@ def test_predict_without_a_trained_model(tmp_path):
     ("argv", "fragment"),
     [
         (["predict"], "the following arguments are required: --input"),
-        (["predict", "--input", "x.csv", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["predict", "--input", "x.csv", "--frobnicate"], "unknown option --frobnicate"),
         (["serve", "--port", "http"], "argument --port: 'http' is not a whole number"),
         (["nonsense"], "invalid choice: 'nonsense'"),
     ],
