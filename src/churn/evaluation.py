@@ -82,6 +82,7 @@ def threshold_curve(
                 "precision": np.where(tp + fp > 0, tp / (tp + fp), 0.0),
                 "recall": np.where(len(positives) > 0, tp / max(len(positives), 1), 0.0),
                 "f1": np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0),
+                "contacted": tp + fp,
             }
         )
     if decision.has_costs:

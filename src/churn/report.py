@@ -14,11 +14,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve  # noqa: E402
 
 from churn import insights  # noqa: E402
+from churn.config import GATE_KEYS  # noqa: E402
 from churn.errors import ModelError  # noqa: E402
+from churn.evaluation import threshold_curve  # noqa: E402
 from churn.files import atomic_path, write_text_atomic  # noqa: E402
 from churn.record import METRIC_LABELS, RunRecord, TestMetrics  # noqa: E402
 from churn.runs import LEADERBOARD, REPORT, TEST_EXPLANATIONS, TEST_PREDICTIONS, THRESHOLD_CURVE  # noqa: E402
@@ -57,8 +60,8 @@ def write_report(run_dir: Path, record: RunRecord) -> Path:
         "threshold.png": _threshold_figure(inputs["curve"], threshold),
         "gains.png": _gains_figure(inputs["test"]),
     }
-    if "expected_cost" in inputs["curve"]:
-        figures["cost.png"] = _cost_figure(inputs["curve"], threshold)
+    if record.decision.has_costs:
+        figures["cost.png"] = _cost_figure(inputs["test"], record)
     if inputs["global"] is not None:
         figures["contributions.png"] = _contributions_figure(inputs["global"], _units(record), len(inputs["explained"]))
     for name, figure in figures.items():
@@ -108,7 +111,7 @@ def _axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Any]:
 def _roc_figure(test: pd.DataFrame) -> Figure:
     fpr, tpr, _ = roc_curve(test["y_true"], test["churn_probability"])
     figure, ax = _axes("ROC curve (test rows)", "false positive rate", "true positive rate")
-    ax.plot(fpr, tpr, label="model")
+    ax.plot(fpr, tpr, label=f"model (ROC AUC {roc_auc_score(test['y_true'], test['churn_probability']):.3f})")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
     ax.legend(loc="lower right")
     return figure
@@ -117,7 +120,8 @@ def _roc_figure(test: pd.DataFrame) -> Figure:
 def _pr_figure(test: pd.DataFrame) -> Figure:
     precision, recall, _ = precision_recall_curve(test["y_true"], test["churn_probability"])
     figure, ax = _axes("Precision-recall curve (test rows)", "recall", "precision")
-    ax.plot(recall, precision, label="model")
+    pr_auc = average_precision_score(test["y_true"], test["churn_probability"])
+    ax.plot(recall, precision, label=f"model (PR AUC {pr_auc:.3f})")
     ax.axhline(test["y_true"].mean(), linestyle="--", color="grey", label="churn rate")
     ax.legend(loc="upper right")
     return figure
@@ -136,9 +140,12 @@ def _confusion_figure(cm: dict[str, int], threshold: float) -> Figure:
     matrix = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
     figure, ax = plt.subplots(figsize=(4.5, 4))
     ax.imshow(matrix, cmap="Blues")
+    actual = matrix.sum(axis=1)
     for (row, col), count in np.ndenumerate(matrix):
         color = "white" if count > matrix.max() / 2 else "black"
-        ax.text(col, row, str(count), ha="center", va="center", color=color, fontsize=14)
+        share = count / actual[row] if actual[row] else 0.0  # of the customers who actually stayed / churned
+        ax.text(col, row, f"{count:,}\n{share:.0%} of {['stayers', 'churners'][row]}", ha="center", va="center",
+                color=color, fontsize=11)  # fmt: skip
     ax.set(
         xticks=[0, 1], yticks=[0, 1], xticklabels=["stays", "churns"], yticklabels=["stayed", "churned"],
         xlabel="predicted", ylabel="actual", title=f"Confusion matrix at threshold {threshold:.2f}",
@@ -148,9 +155,15 @@ def _confusion_figure(cm: dict[str, int], threshold: float) -> Figure:
 
 def _threshold_figure(curve: pd.DataFrame, threshold: float) -> Figure:
     figure, ax = _axes("Precision, recall, F1 vs threshold (out-of-fold)", "threshold", "score")
+    # Above the highest score nobody is contacted: precision has no value there, so the curve stops
+    nobody = curve["contacted"] == 0 if "contacted" in curve else (curve["precision"] == 0) & (curve["recall"] == 0)
+    shown = curve[~nobody]
     for column in ("precision", "recall", "f1"):
-        ax.plot(curve["threshold"], curve[column], label=column)
+        ax.plot(shown["threshold"], shown[column], label=column)
+    if nobody.any() and len(shown):
+        ax.axvspan(float(shown["threshold"].max()), 1.0, color="0.92", label="nobody contacted")
     ax.axvline(threshold, linestyle="--", color="black", label=f"chosen {threshold:.2f}")
+    ax.set_xlim(0, 1)
     ax.legend(loc="best")
     return figure
 
@@ -183,13 +196,19 @@ def _gains_figure(test: pd.DataFrame) -> Figure:
     return figure
 
 
-def _cost_figure(curve: pd.DataFrame, threshold: float) -> Figure:
-    figure, ax = _axes("Expected cost vs threshold (out-of-fold)", "threshold", "expected cost")
+def _cost_figure(test: pd.DataFrame, record: RunRecord) -> Figure:
+    """Expected cost on the test rows, the figures the report's text quotes, from zero."""
+    threshold, decision = record.threshold.value, record.decision
+    curve = threshold_curve(test["y_true"], test["churn_probability"].to_numpy(), decision)
+    unit = f" ({decision.currency})" if decision.currency else ""
+    figure, ax = _axes(f"Expected cost vs threshold ({len(test):,} test rows)", "threshold", f"expected cost{unit}")
     ax.plot(curve["threshold"], curve["expected_cost"], label="contact at or above the threshold")
     ax.axhline(curve["cost_contact_nobody"].iloc[0], linestyle=":", color="tab:red", label="contact nobody")
     ax.axhline(curve["cost_contact_everyone"].iloc[0], linestyle=":", color="tab:green", label="contact everyone")
     ax.axvline(threshold, linestyle="--", color="black", label=f"chosen {threshold:.2f}")
-    ax.legend(loc="best")
+    ax.set_ylim(bottom=0)  # from zero: a saving of a few percent looks its size
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    ax.legend(loc="lower right")
     return figure
 
 
@@ -243,7 +262,16 @@ def _comparison_section(record: RunRecord, leaderboard: pd.DataFrame) -> str:
         where = f"Candidates were compared on all {selection.training_rows:,} training rows."
     chose = SELECTED_BY.get(selection.metric, f"the mean CV {selection.metric}")
     where += f" The selected candidate has the best {chose} (`training.selection_metric: {selection.metric}`)."
-    return "## Model comparison (cross-validation on the training rows)\n\n" + where + "\n\n" + _table(leaderboard)
+    board = leaderboard.rename(columns=LEADERBOARD_HEADERS)
+    return "## Model comparison (cross-validation on the training rows)\n\n" + where + "\n\n" + _table(board)
+
+
+LEADERBOARD_HEADERS = {
+    "rank": "rank", "model": "model", "roc_auc_mean": "ROC AUC (mean)", "roc_auc_std": "ROC AUC (std)",
+    "pr_auc_mean": "PR AUC (mean)", "pr_auc_std": "PR AUC (std)", "f1_mean": "F1 (mean)", "f1_std": "F1 (std)",
+    "oof_expected_cost": "expected cost (out-of-fold)", "fit_seconds_mean": "fit seconds (mean)",
+    "settings_tried": "settings tried", "selected": "selected",
+}  # fmt: skip
 
 
 SELECTED_BY = {
@@ -259,7 +287,10 @@ def _gate_section(record: RunRecord) -> str:
     gate = record.validation
     if not gate.criteria:
         return "## Validation gate\n\nNo criteria set (`validation:` in the config): the model is accepted."
-    lines = [f"- `{key}`: {bound:g}" for key, bound in gate.criteria.items()]
+    reached = record.metrics.model_dump()
+    lines = [
+        f"- `{key}`: {bound:g}; reached {float(reached[GATE_KEYS[key]]):.4f}" for key, bound in gate.criteria.items()
+    ]
     verdict = "passed" if not gate.missed else "**failed**: " + "; ".join(gate.missed)
     return "## Validation gate\n\n" + "\n".join(lines) + f"\n\nVerdict: {verdict}."
 
@@ -313,11 +344,14 @@ def _metrics_section(metrics: TestMetrics, threshold: float, cv_folds: int) -> s
 def _threshold_section(record: RunRecord) -> str:
     text = f"## Decision threshold\n\nThreshold **{record.threshold.value:.2f}**: {record.threshold.reason}."
     if (costs := record.metrics.costs) is not None:
+        unit = f" {record.decision.currency}" if record.decision.currency else ""
+        saving = costs.saving_vs_contact_nobody / costs.cost_contact_nobody if costs.cost_contact_nobody else 0.0
         text += (
             f"\n\nOn the test rows, contacting the customers at or above this threshold has an expected cost of "
-            f"{costs.expected_cost:,.0f}, against {costs.cost_contact_nobody:,.0f} for contacting nobody "
-            f"and {costs.cost_contact_everyone:,.0f} for contacting everyone: a saving of "
-            f"{costs.saving_vs_contact_nobody:,.0f} against contacting nobody."
+            f"{costs.expected_cost:,.0f}{unit}, against {costs.cost_contact_nobody:,.0f}{unit} for contacting nobody "
+            f"and {costs.cost_contact_everyone:,.0f}{unit} for contacting everyone: a saving of "
+            f"{costs.saving_vs_contact_nobody:,.0f}{unit} ({saving:.1%}) against contacting nobody (`cost.png` plots "
+            "these test-row figures, from zero)."
         )
     return text
 

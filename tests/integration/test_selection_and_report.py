@@ -99,7 +99,8 @@ def test_costs_on_the_test_rows_are_those_of_the_saved_test_predictions(write_co
     churners = int(test["y_true"].sum())
     assert costs["cost_contact_nobody"] == 300 * churners
     assert costs["cost_contact_everyone"] == pytest.approx(50 * len(test) + 300 * 0.7 * churners)
-    assert result.record.decision.model_dump() == {"offer_cost": 50.0, "churn_cost": 300.0, "offer_success_rate": 0.3}
+    assert result.record.decision.model_dump() == {"offer_cost": 50.0, "churn_cost": 300.0, "offer_success_rate": 0.3,
+                                                   "currency": None}  # fmt: skip
 
 
 def test_a_model_missing_the_gate_is_saved_as_rejected_and_latest_stays(write_config):
@@ -191,3 +192,19 @@ def test_above_selection_rows_candidates_are_compared_on_a_sample_and_the_winner
     )
     unsampled = pipeline.train(load_config(write_config()))
     assert unsampled.record.selection.sampled is False
+
+
+def test_the_report_reads_right_for_a_manager(compared):
+    """Words for headers, the gate's values beside its limits, AUCs in the legends' terms, and the
+    cost plot of the test rows the text quotes (its figures checked in the test above)."""
+    _, result = compared
+    report = (result.run_dir / "report.md").read_text()
+    assert "| rank | model | ROC AUC (mean) | ROC AUC (std) |" in report and "roc_auc_mean" not in report
+    assert "fit seconds (mean)" in report and "expected cost (out-of-fold)" in report
+    gate = report.split("## Validation gate")[1].split("##")[0]
+    for key in result.record.validation.criteria:
+        assert f"`{key}`" in gate and "reached 0." in gate
+    assert "The selected candidate has the best mean CV ROC AUC (`training.selection_metric: roc_auc`)" in report
+    assert "`cost.png` plots these test-row figures, from zero" in report
+    curve = pd.read_csv(result.run_dir / "threshold_curve.csv")
+    assert "contacted" in curve and (curve["contacted"] == 0).any()  # the plot stops where nobody is contacted

@@ -303,6 +303,10 @@ class DecisionConfig(_Section):
         None, description="share of contacted would-be churners whom the offer keeps"
     )
 
+    currency: str | None = Field(
+        None, max_length=12, description="the unit of the costs, shown in the report (EUR, USD, ...); none by default"
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _refuse_old_keys(cls, values: Any) -> Any:
