@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -51,6 +52,7 @@ def score_table(
     explain: Explain | None = None,
     observe: Callable[[Scored, pa.Table], None] | None = None,
     keep: Sequence[str] = (),
+    more: Callable[[int, Scored], dict[str, Any]] | None = None,
 ) -> BatchResult:
     """Check a table against the run, score it chunk by chunk into `writer` (id,
     churn_probability, churn_prediction per row, in input order, and with `explain` its reason
@@ -60,7 +62,8 @@ def score_table(
     `unparsed_key` is the setting its message names (None: a reader who cannot change it).
     `inspect(chunk, first_row)` sees each chunk before it is scored (and may refuse it);
     `observe(scored, chunk)` sees it scored (monitoring's tally), the chunk with the `keep`
-    columns the table holds (a label).
+    columns the table holds (a label). `more(first_row, scored)` gives columns to write after
+    the scores (the budget's contact decisions).
 
     Raises:
         DataError: a feature column is missing, the file is unreadable, or a numeric column holds
@@ -82,7 +85,7 @@ def score_table(
     if explain is not None:
         check_explain_time(loaded, [source], explain, str(source))
         explainer = explaining.explainer_for(loaded.scorer)
-    write = _Writer(loaded, writer, id_column, quality, explainer, explain, observe)
+    write = _Writer(loaded, writer, id_column, quality, explainer, explain, observe, more)
     positives = write.all(chunks, progress or RowProgress("", quiet=True))
     # Checked on the whole input, so that the answer never depends on the chunk size; the
     # writer has published nothing yet, so a refused input leaves no output behind.
@@ -131,6 +134,8 @@ class _Writer:
     explainer: explaining.Explainer | None
     explain: Explain | None
     observe: Callable[[Scored, pa.Table], None] | None
+    more: Callable[[int, Scored], dict[str, Any]] | None
+    written: int = 0
 
     def all(self, chunks: Iterator[pa.Table], progress: RowProgress) -> int:
         positives = 0
@@ -147,6 +152,9 @@ class _Writer:
             self.observe(scored, chunk)
         columns = {self.id_column: chunk.column(self.id_column)} if self.id_column else {}
         columns |= {"churn_probability": scored.probabilities, "churn_prediction": scored.predictions}
+        if self.more is not None:
+            columns |= self.more(self.written, scored)
+        self.written += chunk.num_rows
         if self.explainer is not None and self.explain is not None:
             columns |= explaining.explanation_columns(self.explainer, scored.cleaned.features, self.explain)
         self.writer.write(pa.table(columns))

@@ -208,3 +208,16 @@ def test_errors_and_log_lines_show_paths_under_the_current_folder_relative_to_it
     assert str(folder) not in missing.stderr
     trained = run_cli("train", "-c", "config.yaml", cwd=folder)
     assert trained.returncode == 0 and "info: loading " in trained.stderr and str(folder) not in trained.stderr
+
+
+def test_predict_budget_writes_expected_saving_and_contacts_at_most_n(workspace, tmp_path):
+    folder, _ = workspace
+    result = run_cli("predict", "-c", folder / "config.yaml", "--input", TELCO_SAMPLE, "--budget", "7", "--output",
+                     tmp_path / "b.csv", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    scored = pd.read_csv(tmp_path / "b.csv")
+    assert list(scored.columns)[-2:] == ["expected_saving", "contact"]
+    assert scored["contact"].sum() == min(7, (scored["expected_saving"] > 0).sum())
+    dask = run_cli("predict", "-c", folder / "config.yaml", "--input", TELCO_SAMPLE, "--budget", "7", "--engine",
+                   "dask", "--output", tmp_path / "parts", cwd=tmp_path)  # fmt: skip
+    assert_clean_error(dask, "--budget is not available with --engine dask")

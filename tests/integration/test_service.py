@@ -383,3 +383,25 @@ def test_an_unknown_path_or_method_is_answered_in_json_with_the_request_id(clien
         assert answer.status_code in (404, 405), answer.text
         payload = answer.json()
         assert payload["detail"] and payload["request_id"] == answer.headers["x-request-id"]
+
+
+def test_a_budget_contacts_the_highest_savings_as_predict_budget_does(client, config, tmp_path):
+    rows = customers(40)
+    answer = client.post("/predict", json={"customers": rows, "budget": 2})
+    assert answer.status_code == 200
+    predictions = answer.json()["predictions"]
+    frame = pd.DataFrame(rows)
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    pipeline.predict(config, tmp_path / "rows.csv", tmp_path / "cli.csv", budget=2)
+    cli = pd.read_csv(tmp_path / "cli.csv")
+    assert (cli["expected_saving"] > 0).sum() > 2  # more customers worth contacting than the budget allows
+    assert [p["contact"] for p in predictions] == cli["contact"].tolist() and cli["contact"].sum() == 2
+    np.testing.assert_allclose([p["expected_saving"] for p in predictions], cli["expected_saving"], rtol=0, atol=1e-9)
+    chosen = cli.loc[cli["contact"] == 1, "expected_saving"]
+    assert chosen.min() >= cli.loc[cli["contact"] == 0, "expected_saving"].max()
+    decision = config.decision
+    expected = cli["churn_probability"] * decision.churn_cost * decision.offer_success_rate - decision.offer_cost
+    np.testing.assert_allclose(cli["expected_saving"], expected, rtol=0, atol=1e-9)
+    for bad in (0, "5", 2.5):
+        refused = client.post("/predict", json={"customers": rows[:2], "budget": bad})
+        assert refused.status_code == 422 and refused.json()["field"] == "budget"

@@ -119,7 +119,7 @@ def _run_predict(config: Config, args: argparse.Namespace) -> int:
         raise ChurnError("--scheduler applies to --engine dask only; add --engine dask")
     from churn import pipeline  # defers pandas and pyarrow (about 0.3 s)
 
-    result = pipeline.predict(config, args.input, args.output, args.model, args.report, _explain(args))
+    result = pipeline.predict(config, args.input, args.output, args.model, args.report, _explain(args), args.budget)
     if result.output != "-":
         positives = f"{result.predicted_positive} predicted to churn"
         print(f"wrote {result.rows} predictions ({positives}) to {shown(result.output)}")
@@ -131,6 +131,8 @@ def _run_predict_dask(config: Config, args: argparse.Namespace) -> int:
         raise ChurnError("--engine dask needs --output: a folder for Parquet parts, or a file ending in .csv")
     if args.report is not None:
         raise ChurnError("--report is not available with --engine dask; score with the local engine to get it")
+    if args.budget is not None:  # a budget ranks the whole file, which the parts never see at once
+        raise ChurnError("--budget is not available with --engine dask; score with the local engine to get it")
     from churn import distributed  # defers pandas and pyarrow; Dask loads when the cluster starts
 
     result = distributed.predict(config, args.input, Path(args.output), args.model, args.scheduler, _explain(args),

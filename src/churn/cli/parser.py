@@ -143,6 +143,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="add contribution_<column> for every input column and contribution_base (they sum to the margin)",
     )
     predict.add_argument(
+        "--budget",
+        type=_positive,
+        metavar="N",
+        help="contact at most N customers, those with the highest expected saving (needs the run's decision "
+        "costs): adds expected_saving and contact (0/1)",
+    )
+    predict.add_argument(
         "--engine",
         choices=("local", "dask"),
         default="local",

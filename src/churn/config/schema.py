@@ -303,6 +303,12 @@ class DecisionConfig(_Section):
         None, description="share of contacted would-be churners whom the offer keeps"
     )
 
+    contact_budget: Annotated[Integer, Field(ge=1)] | None = Field(
+        None,
+        description="predict contacts at most this many customers, those with the highest expected saving "
+        "(p x churn_cost x offer_success_rate - offer_cost), and writes expected_saving and contact; "
+        "predict --budget overrides it",
+    )
     currency: str | None = Field(
         None, max_length=12, description="the unit of the costs, shown in the report (EUR, USD, ...); none by default"
     )

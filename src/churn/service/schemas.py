@@ -106,6 +106,12 @@ class Prediction(BaseModel):
     reasons: list[Reason] | None = Field(
         None, description='with "explain": K, the K largest pushes towards churn, largest first (fewer when fewer push)'
     )
+    expected_saving: float | None = Field(
+        None, description='with "budget": the expected saving of contacting this customer (decision costs of the run)'
+    )
+    contact: Literal[0, 1] | None = Field(
+        None, description='with "budget": N, 1 for the N customers of the request with the highest positive saving'
+    )
 
 
 class PredictResponse(BaseModel):
@@ -156,6 +162,7 @@ def request_models(features: FeatureSchema, max_rows: int) -> dict[str, type[Bas
         "PredictRequest",
         customers=(list[customer], Field(min_length=1, max_length=max_rows)),  # type: ignore[valid-type]
         explain=(int, Field(0, ge=0, le=columns, description="reason codes per customer (0: none)")),
+        budget=(int | None, Field(None, ge=1, description="contacts for this batch: the highest expected savings")),
     )
     split = create_model(
         "DataframeSplit",

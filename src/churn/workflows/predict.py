@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from churn import batch, explaining, scoring, tables
+import numpy as np
+
+from churn import batch, decisions, explaining, scoring, tables
 from churn.config import Config
 from churn.explaining import Explain
 from churn.files import refuse_overwriting_input, write_json_atomic
 from churn.parallel import usable_cores
 from churn.progress import RowProgress
 from churn.quality import QualityTally
-from churn.scoring import LoadedRun, score
+from churn.scoring import LoadedRun, Scored, score
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,10 +60,15 @@ def predict(
     run: str | Path | None = None,
     quality_report: Path | None = None,
     explain: Explain | None = None,
+    budget: int | None = None,
 ) -> PredictResult:
     """Score a file chunk by chunk with a saved run; write id, churn_probability and
     churn_prediction per row, in input order, and with `explain` the reason codes (and
     contributions) of each. Memory stays flat however large the file.
+
+    With a contact `budget` (or `decision.contact_budget`), also `expected_saving` and `contact`
+    (1 for the `budget` customers with the highest positive expected saving): the file is scored
+    twice, once to rank every customer (8 bytes a row kept), once to write.
 
     The output is written to a temporary file and renamed when every chunk succeeded. Data
     quality against the training schema is logged as warnings and, optionally, written as JSON
@@ -74,6 +81,8 @@ def predict(
     for path in (destination, quality_report):
         if path is not None and str(path) != "-":
             Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. data/predictions on a fresh checkout
+    budget = budget or config.decision.contact_budget
+    more = _budget_columns(config, loaded, input_path, budget) if budget else None
     with tables.TableWriter(destination) as writer:
         result = batch.score_table(
             loaded,
@@ -83,12 +92,34 @@ def predict(
             config.data.max_unparsed_share,
             RowProgress("predict"),
             explain=explain,
+            more=more,
         )
     for line in result.quality.warnings():
         logger.warning("%s: %s", input_path, line)
     if quality_report is not None:
         write_json_atomic(quality_report, {"input": str(input_path), "run_id": loaded.run_id} | result.quality.report())
     return PredictResult(str(destination), result.rows, result.positives, result.quality)
+
+
+def _budget_columns(config: Config, loaded: LoadedRun, input_path: Path, budget: int) -> Any:
+    """Rank every customer of the file by expected saving (a first scoring pass), and give the
+    writer each chunk's expected_saving and contact columns."""
+    found: list[np.ndarray] = []
+    batch.score_table(loaded, input_path, batch.Discard(), config.predict.chunk_rows, config.data.max_unparsed_share,
+                      RowProgress("ranking for the budget"),
+                      observe=lambda scored, _: found.append(scored.probabilities))  # fmt: skip
+    savings = decisions.expected_savings(np.concatenate(found) if found else np.zeros(0), loaded.record.decision)
+    contact = decisions.budget_contacts(savings, budget)
+    chosen = int(contact.sum())
+    if chosen < budget:
+        logger.info("budget %s: contacting %s; contacting anyone else would lose money on average (expected "
+                    "saving not positive)", f"{budget:,}", f"{chosen:,}")  # fmt: skip
+
+    def more(first: int, scored: Scored) -> dict[str, Any]:
+        rows = slice(first, first + len(scored.probabilities))
+        return {"expected_saving": savings[rows], "contact": contact[rows]}
+
+    return more
 
 
 def score_frames(loaded: LoadedRun, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:

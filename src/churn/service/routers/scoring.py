@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from churn import batch, explaining, tables
+from churn import batch, decisions, explaining, tables
 from churn.config import Config
 from churn.explaining import Explain
 from churn.quality import QualityTally
@@ -125,7 +125,24 @@ def _predict_json(config: Config, served: ServedRun, body: bytes, info: Info, as
     answer = _predict_answer(served, rows, scored, quality)
     if explain is not None:
         _add_reasons(answer["predictions"], served, scored, explain)
+    if isinstance(payload, dict) and payload.get("budget") is not None:
+        _add_contacts(answer["predictions"], served, scored, payload["budget"])
     return answer
+
+
+def _add_contacts(predictions: list[dict[str, Any]], served: ServedRun, scored: Scored, budget: Any) -> None:
+    """Each prediction's expected_saving and contact, by the rule `predict --budget` applies."""
+    if type(budget) is not int or budget < 1:
+        shown = orjson.dumps(budget, option=orjson.OPT_NON_STR_KEYS).decode()[:40]
+        raise ClientError(422, f'"budget" must be a whole number of contacts, at least 1, got {shown}', field="budget")
+    decision = served.loaded.record.decision
+    if not decision.has_costs:
+        raise ClientError(422, f"run {served.run_id} has no decision costs: a budget cannot rank customers by "
+                               "expected saving; retrain with decision costs", field="budget")  # fmt: skip
+    savings = decisions.expected_savings(scored.probabilities, decision)
+    contact = decisions.budget_contacts(savings, budget)
+    for prediction, saving, chosen in zip(predictions, savings.tolist(), contact.tolist(), strict=True):
+        prediction["expected_saving"], prediction["contact"] = saving, chosen
 
 
 def _add_reasons(predictions: list[dict[str, Any]], served: ServedRun, scored: Scored, explain: Explain) -> None:
