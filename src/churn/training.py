@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
@@ -146,11 +147,26 @@ def fit_final(config: Config, split: Split, selected: Selected) -> Any:
     started = time.perf_counter()
     logger.info("fitting %s on all %s training rows", best.name, f"{len(split.y_train):,}")
     estimator = build_estimator(best.name, best.params, config.split.random_state)
-    with threadpool_limits(limits=usable_cores()):  # OpenMP's default is every core, not the usable ones
-        fitted = train_model(pipeline_factory(config)(estimator), split.X_train, split.y_train)
+    fitted = fit_on_cores(pipeline_factory(config)(estimator), split.X_train, split.y_train, usable_cores())
     record_training_means(fitted, split.X_train)
     logger.info("fitted in %.1f s", time.perf_counter() - started)
     return with_threshold(fitted, selected.choice.threshold)
+
+
+def fit_on_cores(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, cores: int) -> Pipeline:
+    """Fit on `cores` cores: OpenMP and BLAS limited to them (their default is every core of the
+    machine, not the usable ones), and a forest's trees grown on as many threads, the same trees
+    whatever the count (each tree's seed is drawn before any is grown). The saved forest scores
+    on one thread, so that its sum of trees keeps one order."""
+    classifier = pipeline.named_steps["classifier"]
+    threaded = isinstance(classifier, RandomForestClassifier | ExtraTreesClassifier)
+    if threaded:
+        classifier.set_params(n_jobs=cores)
+    with threadpool_limits(limits=cores):
+        fitted = train_model(pipeline, X, y)
+    if threaded:
+        fitted.named_steps["classifier"].set_params(n_jobs=None)
+    return fitted
 
 
 def record_training_means(fitted: Pipeline, X_train: pd.DataFrame) -> None:

@@ -108,3 +108,22 @@ def test_churn_load_model_is_hash_checked_and_gives_predicts_numbers(config, tra
         handle.write(b"tampered")
     with pytest.raises(ModelError, match="sha256"):
         churn.load_model("latest")
+
+
+def test_a_forest_fitted_on_two_cores_is_the_forest_of_one_and_saved_to_score_on_one():
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from churn.training import fit_on_cores
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    y = pd.Series((X["a"] + rng.normal(size=400) > 0).astype(int))
+
+    def forest():
+        return Pipeline([("clean", FunctionTransformer()), ("classifier", RandomForestClassifier(30, random_state=1))])
+
+    one, two = fit_on_cores(forest(), X, y, 1), fit_on_cores(forest(), X, y, 2)
+    assert np.array_equal(one.predict_proba(X), two.predict_proba(X))
+    assert two.named_steps["classifier"].n_jobs is None
