@@ -40,7 +40,7 @@ def test_the_live_document_lists_every_endpoint(service):
     found = {(operation.method.upper(), operation.path) for operation in operations(service)}
     assert found == {
         ("GET", "/health"), ("GET", "/ready"), ("GET", "/ping"), ("GET", "/version"), ("GET", "/model"),
-        ("GET", "/metrics"),
+        ("GET", "/metrics"), ("GET", "/monitor"),
         ("POST", "/predict"), ("POST", "/invocations"),
     }  # fmt: skip
 
