@@ -184,6 +184,17 @@ def fit_fold(
     return FoldResult(scores, seconds, probabilities)
 
 
+PARALLEL_ROW_FITS = 200_000  # below this many rows x fits, starting processes costs more than it saves
+
+
+def processes_for(fits: int, rows: int, n_jobs: int | None) -> int:
+    """How many processes a comparison runs on: training.n_jobs when set, else the usable
+    cores, except for a small comparison (the numbers are the same either way)."""
+    if n_jobs is not None:
+        return n_jobs
+    return usable_cores() if fits * rows >= PARALLEL_ROW_FITS and fits >= 2 else 1
+
+
 def fold_results(
     work: list[tuple[Pipeline, tuple[np.ndarray, np.ndarray]]],
     X: pd.DataFrame,
@@ -265,7 +276,7 @@ def compare_candidates(
     planned = [(candidate, [make_pipeline(e) for e in estimators], settings)
                for candidate, estimators, settings in build_candidates(config)]  # fmt: skip
     work = [(pipeline, split) for _, pipelines, _ in planned for pipeline in pipelines for split in splits]
-    jobs = config.training.n_jobs or usable_cores()
+    jobs = processes_for(len(work), len(y), config.training.n_jobs)
     logger.info("comparing %d settings on %d CV splits: %d fits on %d process(es), one thread each",
                 len(work) // len(splits), len(splits), len(work), min(jobs, len(work)))  # fmt: skip
     folds = fold_results(work, X, y.to_numpy(), f1_threshold, jobs)

@@ -15,6 +15,9 @@ from support import REPO, TELCO_SAMPLE, BoobyTrap, assert_clean_error, run_cli
 from churn import pipeline
 from churn.config import load_config
 
+# the registry and trust checks train several runs in subprocesses: run apart (pytest -m slow)
+pytestmark = pytest.mark.slow
+
 
 def test_predict_with_a_logistic_regression_run_never_imports_scikit_learn(workspace, tmp_path):
     folder, _ = workspace

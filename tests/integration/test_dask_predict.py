@@ -16,6 +16,9 @@ from churn import distributed, pipeline
 from churn.config import load_config
 from churn.errors import ChurnError, DataError
 
+# a local Dask cluster starts for most of them: run apart (pytest -m slow)
+pytestmark = pytest.mark.slow
+
 SAMPLE = pd.read_csv(TELCO_SAMPLE, dtype=str, keep_default_na=False)
 
 

@@ -15,6 +15,9 @@ from churn.cli import main
 from churn.config import load_config
 from churn.errors import ConfigError
 
+# MLflow tracking on a real store: trainings logged, registered and promoted; run apart (pytest -m slow)
+pytestmark = pytest.mark.slow
+
 CANDIDATES = [
     {
         "name": "logistic_regression",
