@@ -283,7 +283,8 @@ class TrainingConfig(_Section):
     n_jobs: Annotated[Integer, Field(ge=1)] | None = Field(
         None,
         description="processes the comparison fits folds and settings on, each on one OpenMP/BLAS thread; "
-        "default: the usable cores (affinity and cgroup quota); the results are the same for any value",
+        "default: the usable cores (affinity and cgroup quota), or this process alone for a comparison under "
+        "200,000 row-fits; the results are the same for any value",
     )
     selection_rows: Annotated[Integer, Field(ge=100)] | None = Field(
         50_000,
