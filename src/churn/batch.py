@@ -150,6 +150,10 @@ class _Writer:
         self.quality.add(scored.cleaned)
         if self.observe is not None:
             self.observe(scored, chunk)
+        if isinstance(self.writer, Discard):  # scored only to be observed: no columns to build
+            self.writer.rows += chunk.num_rows
+            self.written += chunk.num_rows
+            return int(scored.predictions.sum())
         columns = {self.id_column: chunk.column(self.id_column)} if self.id_column else {}
         columns |= {"churn_probability": scored.probabilities, "churn_prediction": scored.predictions}
         if self.more is not None:

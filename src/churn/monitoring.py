@@ -175,10 +175,6 @@ def psi_band(value: float, warn: float, alarm: float) -> str:
     return "major shift" if value >= alarm else "moderate shift" if value >= warn else "stable"
 
 
-def shares_dict(column: ColumnBins, counts: np.ndarray) -> dict[str, float]:
-    return dict(zip(column.labels, _shares(counts).tolist(), strict=True))
-
-
 def reference_shares(reference: Mapping[str, Any], name: str) -> np.ndarray:
     return np.asarray(reference["columns"][name]["shares"], dtype="float64")
 
