@@ -2,8 +2,9 @@
 # Recompile the locked environments from their short input lists (requirements*.in):
 #   requirements-dev.txt  everything CI installs: runtime, dev tools, the optional extras
 #   requirements.txt      the runtime alone, held to the very versions of the dev lock
-#   requirements-explain.txt, requirements-tracking.txt, requirements-dask.txt  the runtime
-#                         and one optional extra (shap, MLflow, Dask), held to them too
+#   requirements-explain.txt, requirements-tracking.txt, requirements-dask.txt,
+#   requirements-sql.txt  the runtime and one optional extra (shap, MLflow, Dask, ADBC's
+#                         database drivers), held to them too
 # Run it (make lock) after editing a .in file; add --upgrade to move every pin to the newest
 # release the ranges allow. It needs pip-tools (in the dev environment).
 set -euo pipefail
@@ -14,7 +15,7 @@ pip-compile "${options[@]}" --output-file requirements-dev.txt requirements-dev.
 grep -v '^-e ' requirements-dev.txt > .lock-constraints.txt
 trap 'rm -f .lock-constraints.txt' EXIT
 pip-compile "${options[@]}" --constraint .lock-constraints.txt --output-file requirements.txt requirements.in
-for extra in explain tracking dask; do
+for extra in explain tracking dask sql; do
     pip-compile "${options[@]}" --constraint .lock-constraints.txt --output-file "requirements-$extra.txt" \
         "requirements-$extra.in"
 done

@@ -22,6 +22,7 @@ from churn.explaining import Explain
 from churn.progress import RowProgress
 from churn.quality import QualityTally
 from churn.scoring import LoadedRun, Scored, score
+from churn.sql import RowDigest
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Discard:
 def score_table(
     loaded: LoadedRun,
     source: tables.Source,
-    writer: tables.TableWriter | Discard,
+    writer: tables.TableWriter | tables.SqlTableWriter | Discard,
     chunk_rows: int,
     max_unparsed_share: float | None,
     progress: RowProgress | None = None,
@@ -53,6 +54,7 @@ def score_table(
     observe: Callable[[Scored, pa.Table], None] | None = None,
     keep: Sequence[str] = (),
     more: Callable[[int, Scored], dict[str, Any]] | None = None,
+    digest: RowDigest | None = None,
 ) -> BatchResult:
     """Check a table against the run, score it chunk by chunk into `writer` (id,
     churn_probability, churn_prediction per row, in input order, and with `explain` its reason
@@ -63,7 +65,7 @@ def score_table(
     `inspect(chunk, first_row)` sees each chunk before it is scored (and may refuse it);
     `observe(scored, chunk)` sees it scored (monitoring's tally), the chunk with the `keep`
     columns the table holds (a label). `more(first_row, scored)` gives columns to write after
-    the scores (the budget's contact decisions).
+    the scores (the budget's contact decisions). `digest` sees every row read (a database's).
 
     Raises:
         DataError: a feature column is missing, the file is unreadable, or a numeric column holds
@@ -77,7 +79,7 @@ def score_table(
     id_column = loaded.features.id_column if loaded.features.id_column in header else None
     columns = [*spec.columns] + ([id_column] if id_column else [])
     columns += [c for c in keep if c in header and c not in columns]
-    chunks: Iterator[pa.Table] = tables.iter_table(source, columns, chunk_rows, categorical=spec.categorical)
+    chunks: Iterator[pa.Table] = tables.iter_table(source, columns, chunk_rows, spec.categorical, digest)
     quality = QualityTally(loaded.features)
     if inspect is not None:
         chunks = _inspected(chunks, inspect)
@@ -128,7 +130,7 @@ class _Writer:
     """Each chunk scored (and explained) into the writer, its data quality tallied."""
 
     loaded: LoadedRun
-    writer: tables.TableWriter | Discard
+    writer: tables.TableWriter | tables.SqlTableWriter | Discard
     id_column: str | None
     quality: QualityTally
     explainer: explaining.Explainer | None

@@ -19,9 +19,11 @@ from churn.cleaning import FeatureSpec, check_unparsed, clean_features, cleaning
 from churn.columns import TRAINING_REMEDY, require_columns
 from churn.config import DataConfig, Scalar, SplitConfig
 from churn.errors import DataError
+from churn.files import sha256_file
 from churn.labels import label_key
 from churn.record import FeatureSchema, NumericRange
-from churn.tables import read_table, table_columns
+from churn.sql import RowDigest, SqlSource
+from churn.tables import Source, read_table, table_columns
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +39,10 @@ class TrainingData:
     dropped_duplicate_ids: int
     ids: pd.Series | None = None  # the id column, row for row with X (the report names customers by it)
     times: pd.Series | None = None  # split.time_column as numbers or datetimes, row for row with X
+    sha256: str = ""  # of the file, or of the rows read from a database (churn.sql.RowDigest)
 
 
-def clean_table(frame: pd.DataFrame | pa.Table, spec: FeatureSpec, source: Path, limit: float) -> pd.DataFrame:
+def clean_table(frame: pd.DataFrame | pa.Table, spec: FeatureSpec, source: Source, limit: float) -> pd.DataFrame:
     """The cleaned features of a whole table, with what cleaning did reported against the file.
 
     Raises:
@@ -54,7 +57,7 @@ def clean_table(frame: pd.DataFrame | pa.Table, spec: FeatureSpec, source: Path,
     return cleaned.X
 
 
-def encode_target(values: pd.Series, positive_label: Scalar, name: str, source: Path) -> pd.Series:
+def encode_target(values: pd.Series, positive_label: Scalar, name: str, source: Source) -> pd.Series:
     """Map a two-valued target column to 1 (the positive label) and 0; missing stays missing.
 
     Raises:
@@ -80,9 +83,9 @@ def encode_target(values: pd.Series, positive_label: Scalar, name: str, source: 
     return encoded
 
 
-def load_training_data(path: Path, data: DataConfig, time_column: str | None = None) -> TrainingData:
-    """Read a labelled table and clean it for training (with `time_column`, also the times that
-    order its rows, never a feature).
+def load_training_data(path: Source, data: DataConfig, time_column: str | None = None) -> TrainingData:
+    """Read a labelled table (a file or a database's rows) and clean it for training (with
+    `time_column`, also the times that order its rows, never a feature), and its sha256.
 
     Rows with a missing target are dropped (warned). Duplicate ids keep their first row
     (warned): one customer is one example, and a copy on each side of the split would leak.
@@ -90,7 +93,9 @@ def load_training_data(path: Path, data: DataConfig, time_column: str | None = N
     required = list(data.features) + [data.target] + ([data.id_column] if data.id_column else [])
     required += [time_column] if time_column and time_column not in required else []
     require_columns(table_columns(path), required, path, TRAINING_REMEDY)
-    frame = read_table(path, required, categorical=data.categorical_features)
+    digest = RowDigest() if isinstance(path, SqlSource) else None
+    frame = read_table(path, required, categorical=data.categorical_features, digest=digest)
+    sha256 = digest.hexdigest() if digest is not None else sha256_file(path) if isinstance(path, Path) else ""
     rows_read = len(frame)
     target = encode_target(frame[data.target], data.positive_label, data.target, path)
     keep = target.notna()
@@ -112,10 +117,10 @@ def load_training_data(path: Path, data: DataConfig, time_column: str | None = N
         raise DataError(f"{path}: after cleaning only one class of {data.target} is left; the file needs both")
     ids = frame[data.id_column].reset_index(drop=True) if data.id_column else None
     times = time_values(frame[time_column], time_column, path).reset_index(drop=True) if time_column else None
-    return TrainingData(X, y, rows_read, dropped_target, dropped_ids, ids, times)
+    return TrainingData(X, y, rows_read, dropped_target, dropped_ids, ids, times, sha256)
 
 
-def time_values(values: pd.Series, column: str, source: Path) -> pd.Series:
+def time_values(values: pd.Series, column: str, source: Source) -> pd.Series:
     """A time column as numbers (a period index) or datetimes (dates, months as 2026-11), sortable.
 
     Raises:
@@ -124,6 +129,8 @@ def time_values(values: pd.Series, column: str, source: Path) -> pd.Series:
     missing = int(values.isna().sum() + (values.astype("str").str.strip() == "").sum())
     if missing:
         raise DataError(f"{source}: split.time_column {column} has {missing} row(s) without a time; fill or drop them")
+    if pd.api.types.is_datetime64_any_dtype(values):  # a database's timestamp column
+        return values.dt.tz_convert(None) if values.dt.tz is not None else values
     numbers = pd.to_numeric(values, errors="coerce")
     if numbers.notna().all():
         return numbers.astype("float64")

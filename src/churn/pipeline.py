@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from churn.config import Config
-from churn.workflows.predict import PredictResult, default_output_path, load_run, predict, score_frames
+from churn.tables import Source
+from churn.workflows.predict import Output, PredictResult, default_output_path, load_run, predict, score_frames
 
 if TYPE_CHECKING:
     from churn.workflows.train import TrainResult
 
 __all__ = [
+    "Output",
     "PredictResult",
+    "Source",
     "default_output_path",
     "evaluate",
     "load_run",
@@ -33,7 +36,7 @@ __all__ = [
 ]
 
 
-def train(config: Config, data_path: Path | None = None) -> TrainResult:
+def train(config: Config, data_path: Source | None = None) -> TrainResult:
     """See `churn.workflows.train.train`."""
     # Deferred, as in evaluate and rebuild_report: the training side imports scikit-learn and
     # matplotlib (about 1 s) that predict with a logistic-regression run does without.
@@ -42,7 +45,7 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
     return train_workflow(config, data_path)
 
 
-def evaluate(config: Config, input_path: Path, run: str | Path | None = None) -> dict[str, Any]:
+def evaluate(config: Config, input_path: Source, run: str | Path | None = None) -> dict[str, Any]:
     """See `churn.workflows.evaluate.evaluate`."""
     from churn.workflows.evaluate import evaluate as evaluate_workflow  # deferred: scikit-learn's metrics
 

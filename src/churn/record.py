@@ -13,6 +13,7 @@ not know is refused with an error naming it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,14 +46,24 @@ class ClassBalance(_Record):
 class DataRecord(_Record):
     """The labelled table trained on, and what loading it dropped."""
 
-    path: str
-    sha256: str
+    path: str = Field(description="the file, or a database as its URL without password and the table or (query)")
+    sha256: str = Field(description="of the file; of a database's rows, the sorted row hashes (churn.sql.RowDigest)")
+    url: str | None = Field(None, description="a database read: its URL, without password")
+    table: str | None = Field(None, description="a database read: the table")
+    query: str | None = Field(None, description="a database read: the query")
     rows_read: int
     rows_used: int
     dropped_missing_target: int
     dropped_duplicate_ids: int
     class_balance: ClassBalance
     missing_values: dict[str, int] = Field(description="missing values per feature column, after cleaning")
+
+    @property
+    def name(self) -> str:
+        """A short name: the file's, the table's, or "query"."""
+        if self.url is None:
+            return Path(self.path).name
+        return self.table or "query"
 
 
 class SplitRecord(_Record):

@@ -307,12 +307,14 @@ def _split_text(split: Any) -> str:
 def _data_section(record: RunRecord) -> str:
     data, balance, split = record.data, record.data.class_balance, record.split
     lines = [
-        f"- file: `{data.path}` (sha256 `{data.sha256[:16]}…`)",
+        f"- {'file' if data.url is None else 'database'}: `{data.path}` (sha256 `{data.sha256[:16]}…`)",
         f"- rows read {data.rows_read}, used {data.rows_used} "
         f"(dropped: {data.dropped_missing_target} missing target, {data.dropped_duplicate_ids} duplicate id)",
         f"- split: {_split_text(split)}",
         f"- class balance: {balance.positive} churned ({balance.positive_rate:.1%}), {balance.negative} stayed",
     ]
+    if data.query is not None:
+        lines.insert(1, f"- query: `{' '.join(data.query.split())}`")
     missing = {column: count for column, count in data.missing_values.items() if count > 0}
     table = pd.DataFrame({"column": list(missing), "missing values": list(missing.values())})
     missing_text = "\n\n" + _table(table) if missing else "none."

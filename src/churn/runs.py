@@ -376,7 +376,7 @@ def _summary(run_dir: Path, latest: str | None) -> dict[str, Any]:
         "model": record.model.name,
         "test_roc_auc": record.metrics.roc_auc,
         "threshold": record.threshold.value,
-        "data": Path(record.data.path).name,
+        "data": record.data.name,
     }
     changed = changed_artefacts(run_dir, record)
     if changed or not record.artefacts:
@@ -427,7 +427,7 @@ def _comparable(record: RunRecord) -> dict[str, Any]:
         "test Brier score": metrics.brier,
         "CV ROC AUC": metrics.cv_roc_auc_mean,
         "expected cost (test rows)": costs.expected_cost if costs else None,
-        "data file": Path(record.data.path).name,
+        "data file": record.data.name,
         "data sha256": record.data.sha256[:16],
         "rows used (train / test)": f"{record.data.rows_used} ({record.split.train_rows} / {record.split.test_rows})",
         "split": record.split.method,

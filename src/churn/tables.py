@@ -25,9 +25,11 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from churn import sql
 from churn.columns import require_columns
-from churn.errors import DataError, FormatError
+from churn.errors import ChurnError, DataError, FormatError
 from churn.files import atomic_path
+from churn.sql import Database, SqlSource, SqlTableWriter, SqlTarget
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,7 +57,33 @@ class CsvBytes:
         return self.name
 
 
-Source = Path | CsvBytes
+Source = Path | CsvBytes | SqlSource
+
+
+def source_of(
+    given: str | Path, table: str | None = None, query: str | None = None, password_env: str | None = None
+) -> Source:
+    """What --data or --input names: a database URL read with `table` or `query`, or a file."""
+    if sql.is_url(given):
+        if table is None and query is None:
+            raise ChurnError(f"{sql.redact(str(given))}: a database URL needs --table NAME or --query SQL")
+        return SqlSource(Database(str(given), password_env), table, query)
+    if table is not None or query is not None:
+        raise ChurnError(f"--table and --query read from a database URL; {given} is a file")
+    return Path(given)
+
+
+def open_writer(
+    destination: str | Path, table: str | None, if_exists: str, run_id: str, password_env: str | None = None
+) -> TableWriter | SqlTableWriter:
+    """The writer for predict's --output: a database table (a URL with `table`), or a file."""
+    if sql.is_url(destination):
+        if table is None:
+            raise ChurnError(f"{sql.redact(str(destination))}: writing to a database needs --output-table NAME")
+        return SqlTableWriter(SqlTarget(Database(str(destination), password_env), table), if_exists, run_id)
+    if table is not None:
+        raise ChurnError(f"--output-table writes into a database; --output {destination} is a file, give a URL")
+    return TableWriter(destination)
 
 
 def is_device(path: str | Path) -> bool:
@@ -68,9 +96,11 @@ def is_device(path: str | Path) -> bool:
 
 
 def table_format(path: Source) -> str:
-    """Return "csv" or "parquet" from the file name; anything else is a DataError."""
+    """Return "csv" or "parquet" from the file name ("sql" for a database); anything else is a DataError."""
     if isinstance(path, CsvBytes):
         return "csv"
+    if isinstance(path, SqlSource):
+        return "sql"
     name = path.name.lower()
     if name.endswith(".parquet"):
         return "parquet"
@@ -87,10 +117,13 @@ def _check_exists(path: Source) -> str:
 
 
 def table_columns(path: Source) -> list[str]:
-    """The column names of a table file, from its header (CSV) or schema (Parquet)."""
+    """The column names of a table, from its header (CSV), schema (Parquet) or a read of no rows (SQL)."""
     fmt = _check_exists(path)
     with _translate_errors(path):
-        names = list(pq.ParquetFile(path).schema_arrow.names) if fmt == "parquet" else _csv_header(path)
+        if isinstance(path, SqlSource):
+            names = sql.columns(path)
+        else:
+            names = list(pq.ParquetFile(path).schema_arrow.names) if fmt == "parquet" else _csv_header(path)
     if not names or names == [""]:
         raise DataError(f"{path}: has no columns; expected a header row naming the columns")
     if len(names) > MAX_COLUMNS:
@@ -117,41 +150,58 @@ def _csv_header(path: Source) -> list[str]:
             ) from None
 
 
-def read_table(path: Source, columns: Sequence[str] | None = None, categorical: Sequence[str] = ()) -> pd.DataFrame:
+def read_table(
+    path: Source,
+    columns: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
+    digest: sql.RowDigest | None = None,
+) -> pd.DataFrame:
     """Read a whole table into pandas (CSV columns as text, `categorical` ones as Categoricals);
-    `columns` limits what is read.
+    `columns` limits what is read, `digest` (if given) sees every row.
 
     Raises:
         DataError: the file is missing, empty, header-only, not UTF-8 or not parseable.
     """
-    (table,) = iter_table(path, columns, chunk_rows=None, categorical=categorical)
+    (table,) = iter_table(path, columns, chunk_rows=None, categorical=categorical, digest=digest)
     return table.to_pandas()
 
 
 def iter_table(
-    path: Source, columns: Sequence[str] | None, chunk_rows: int | None, categorical: Sequence[str] = ()
+    path: Source,
+    columns: Sequence[str] | None,
+    chunk_rows: int | None,
+    categorical: Sequence[str] = (),
+    digest: sql.RowDigest | None = None,
 ) -> Generator[pa.Table]:
     """Yield the table as Arrow tables of exactly `chunk_rows` rows (the last may be shorter);
-    `chunk_rows=None` yields one table.
+    `chunk_rows=None` yields one table; `digest`, if given, is updated with each.
 
     CSV columns are read as text; those named in `categorical` are dictionary-encoded while
-    parsing, which costs almost nothing and makes them pandas Categoricals.
+    parsing, which costs almost nothing and makes them pandas Categoricals. A database gives
+    its own column types.
 
     Raises:
         DataError: as read_table; a failure inside the data names the rows read before it.
     """
     header = table_columns(path)  # header problems first, with their own messages
-    require_columns(header, columns or (), path, "add them to the file")
-    if isinstance(path, Path) and table_format(path) == "parquet":
+    require_columns(header, columns or (), path, "add them to the file" if not isinstance(path, SqlSource)
+                    else "add them to the table or the query")  # fmt: skip
+    if isinstance(path, SqlSource):
+        batches = sql.batches(path, columns or header, categorical)
+    elif isinstance(path, Path) and table_format(path) == "parquet":
         batches = _parquet_batches(path, columns, chunk_rows)
     else:
         batches = _csv_batches(path, header, columns, categorical)
     done = 0
     for table in _prefetch(_rechunk(path, batches, chunk_rows)):
         done += table.num_rows
+        if digest is not None:
+            digest.update(table)
         yield table
     if done == 0:
-        raise DataError(f"{path}: has a header row but no data rows; pass a file with at least one row")
+        what = "has a header row but no data rows"
+        what = "the table or query gives no rows" if isinstance(path, SqlSource) else what
+        raise DataError(f"{path}: {what}; pass a table with at least one row")
 
 
 def _prefetch(tables: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
@@ -251,8 +301,11 @@ def _open_csv_stream(path: Source) -> Any:
 
 
 def count_rows(path: Source) -> int:
-    """Data rows of a table: exact for Parquet (its metadata); for CSV its lines less the header,
-    which counts a quoted newline inside a value as a row (an estimate, for a time estimate)."""
+    """Data rows of a table: exact for Parquet (its metadata) and SQL (a count); for CSV its lines
+    less the header, which counts a quoted newline inside a value as a row (an estimate, for a
+    time estimate)."""
+    if isinstance(path, SqlSource):
+        return sql.count_rows(path)
     if not isinstance(path, CsvBytes) and table_format(path) == "parquet":
         with _translate_errors(path):
             return int(pq.ParquetFile(path).metadata.num_rows)
@@ -285,6 +338,8 @@ def _describe(path: Source, exc: Exception, rows_read: int) -> str:
         return f"{path}: is empty; expected a CSV file with a header row and data rows"
     if "UTF8" in detail or "UTF-8" in detail:
         problem = "is not UTF-8 text; re-save it as UTF-8"
+    elif isinstance(path, SqlSource):  # the database's own errors are worded in churn.sql
+        problem = f"could not be read ({detail})"
     elif table_format(path) == "parquet":
         problem = f"is not a readable Parquet file ({detail}); re-export it"
     else:

@@ -78,7 +78,7 @@ def check_available(config: Config, asked_by: str | None = None) -> None:
 
 
 def log_training(
-    config: Config, run_dir: Path, record: RunRecord, comparison: Comparison, model: Any, source: Path
+    config: Config, run_dir: Path, record: RunRecord, comparison: Comparison, model: Any, source: tables.Source
 ) -> str | None:
     """Log a saved training to MLflow; return the MLflow run id, or None (with one warning
     line naming the URI and the cause) when the tracking store fails."""
@@ -145,7 +145,13 @@ def _mlflow(uri: str) -> Iterator[Any]:
 
 
 def _log(
-    mlflow: Any, config: Config, run_dir: Path, record: RunRecord, comparison: Comparison, model: Any, source: Path
+    mlflow: Any,
+    config: Config,
+    run_dir: Path,
+    record: RunRecord,
+    comparison: Comparison,
+    model: Any,
+    source: tables.Source,
 ) -> str:
     experiment = _experiment(mlflow, config)
     with mlflow.start_run(experiment_id=experiment, run_name=record.run_id) as parent:
@@ -256,7 +262,7 @@ def _log_candidates(mlflow: Any, experiment: str, comparison: Comparison, metric
             mlflow.set_tags({"churn.selection_metric": metric, "churn.selected": str(chosen).lower()})
 
 
-def _log_model(mlflow: Any, model: Any, record: RunRecord, source: Path) -> Any:
+def _log_model(mlflow: Any, model: Any, record: RunRecord, source: tables.Source) -> Any:
     example = _input_example(record, source)
     trusted = _skops_types(model)
     return mlflow.sklearn.log_model(
@@ -295,9 +301,15 @@ def _signature(mlflow: Any, example: pd.DataFrame, model: Any) -> Any:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def _input_example(record: RunRecord, source: Path) -> pd.DataFrame:
+def _input_example(record: RunRecord, source: tables.Source) -> pd.DataFrame:
     """A few training rows as a client sends them: the feature columns, as pandas reads the file."""
     columns = list(record.features.columns)
+    if isinstance(source, tables.SqlSource):  # the first chunk only: the table may be large
+        chunks = tables.iter_table(source, columns, EXAMPLE_ROWS)
+        try:
+            return next(chunks).to_pandas()
+        finally:
+            chunks.close()
     if tables.table_format(source) == "parquet":
         return pd.read_parquet(source, columns=columns).head(EXAMPLE_ROWS)
     return pd.read_csv(source, usecols=columns, nrows=EXAMPLE_ROWS)[columns]

@@ -29,7 +29,7 @@ from churn.compiling import export_linear_tables
 from churn.config import Config
 from churn.data_loader import TrainingData, describe_schema, split_data
 from churn.evaluation import check_gate, compute_metrics, cost_summary, threshold_curve
-from churn.files import sha256_file, write_json_atomic
+from churn.files import write_json_atomic
 from churn.model import build_estimator, build_pipeline, predict_proba, save_model, train_model, with_threshold
 from churn.parallel import usable_cores
 from churn.preprocessing import FeatureCleaner, build_preprocessor
@@ -45,6 +45,7 @@ from churn.record import (
     ThresholdRecord,
     ValidationRecord,
 )
+from churn.sql import SqlSource
 
 logger = logging.getLogger(__name__)
 MEAN_SLICE_ROWS = 100_000  # training rows transformed at a time to measure their means
@@ -263,10 +264,17 @@ def reference_profile(config: Config, split: Split, outcome: Outcome) -> dict[st
                                       float(outcome.model.threshold))  # fmt: skip
 
 
+def _database_fields(source: tables.Source) -> dict[str, str | None]:
+    """A database read's URL (without password), table and query, for the run's data record."""
+    if not isinstance(source, SqlSource):
+        return {}
+    return {"url": source.database.shown, "table": source.table, "query": source.query}
+
+
 def describe_run(
     config: Config,
     folder: runs.RunFolder,
-    source: Path,
+    source: tables.Source,
     split: Split,
     selected: Selected,
     outcome: Outcome,
@@ -284,8 +292,9 @@ def describe_run(
         config_path=str(config.source.resolve()),
         config=config.to_dict(),
         data=DataRecord(
-            path=str(source.resolve()),
-            sha256=sha256_file(source),
+            path=str(source.resolve()) if isinstance(source, Path) else str(source),
+            sha256=data.sha256,
+            **_database_fields(source),
             rows_read=data.rows_read,
             rows_used=len(data.y),
             dropped_missing_target=data.dropped_missing_target,

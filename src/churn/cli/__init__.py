@@ -86,7 +86,7 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
         from churn import tracking  # defers pandas; MLflow itself loads only when a run is logged
 
         tracking.check_available(config, asked_by="--track")
-    result = pipeline.train(config, args.data)
+    result = pipeline.train(config, _source(config, args.data, args))
     record = result.record
     print(f"trained on {shown(record.data.path)}")
     print(f"rows used {record.data.rows_used} (train {record.split.train_rows}, test {record.split.test_rows})")
@@ -119,14 +119,46 @@ def _run_predict(config: Config, args: argparse.Namespace) -> int:
         raise ChurnError("--scheduler applies to --engine dask only; add --engine dask")
     from churn import pipeline  # defers pandas and pyarrow (about 0.3 s)
 
-    result = pipeline.predict(config, args.input, args.output, args.model, args.report, _explain(args), args.budget)
+    output = pipeline.Output(args.output, args.output_table, _if_exists(args), _password_env(config))
+    source = _source(config, args.input, args)
+    result = pipeline.predict(config, source, output, args.model, args.report, _explain(args), args.budget)
     if result.output != "-":
         positives = f"{result.predicted_positive} predicted to churn"
         print(f"wrote {result.rows} predictions ({positives}) to {shown(result.output)}")
     return EXIT_OK
 
 
+def _source(config: Config, given: str | None, args: argparse.Namespace) -> Any:
+    """--data or --input as a file or a database's rows (--table, --query; the URL may come
+    from data.source.url); None when neither is given."""
+    from churn import tables  # defers pyarrow
+
+    if given is None and (args.table or args.query):
+        if config.data.source is None:
+            raise ChurnError("--table and --query read from a database: give its URL as --data/--input, or set "
+                             "data.source.url in the config")  # fmt: skip
+        given = config.data.source.url
+    return None if given is None else tables.source_of(given, args.table, args.query, _password_env(config))
+
+
+def _password_env(config: Config) -> str | None:
+    return config.data.source.password_env if config.data.source is not None else None
+
+
+def _if_exists(args: argparse.Namespace) -> str:
+    """--if-exists, with --overwrite as replace; only for an --output-table."""
+    if args.output_table is None:
+        if args.if_exists is not None:
+            raise ChurnError("--if-exists applies to --output-table; a file output is always replaced atomically")
+        return "fail"
+    if args.overwrite and args.if_exists not in (None, "replace"):
+        raise ChurnError(f"--overwrite replaces the table, --if-exists {args.if_exists} does not; give one of them")
+    return "replace" if args.overwrite else args.if_exists or "fail"
+
+
 def _run_predict_dask(config: Config, args: argparse.Namespace) -> int:
+    if args.table or args.query or args.output_table:  # a cluster reads parts of files, each task its own
+        raise ChurnError("--engine dask reads and writes files only; score a database with the local engine")
     if args.output is None or args.output == "-":
         raise ChurnError("--engine dask needs --output: a folder for Parquet parts, or a file ending in .csv")
     if args.report is not None:
@@ -135,8 +167,8 @@ def _run_predict_dask(config: Config, args: argparse.Namespace) -> int:
         raise ChurnError("--budget is not available with --engine dask; score with the local engine to get it")
     from churn import distributed  # defers pandas and pyarrow; Dask loads when the cluster starts
 
-    result = distributed.predict(config, args.input, Path(args.output), args.model, args.scheduler, _explain(args),
-                                 args.overwrite)  # fmt: skip
+    result = distributed.predict(config, Path(args.input), Path(args.output), args.model, args.scheduler,
+                                 _explain(args), args.overwrite)  # fmt: skip
     positives = f"{result.predicted_positive} predicted to churn"
     print(f"wrote {result.rows} predictions ({positives}) from {result.parts} part(s) to {shown(result.output)}")
     return EXIT_OK
@@ -154,7 +186,7 @@ def _explain(args: argparse.Namespace) -> Any:
 def _run_evaluate(config: Config, args: argparse.Namespace) -> int:
     from churn import pipeline  # defers pandas and pyarrow; pipeline.evaluate defers scikit-learn
 
-    metrics = pipeline.evaluate(config, args.input, args.model)
+    metrics = pipeline.evaluate(config, _source(config, args.input, args), args.model)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -172,9 +204,10 @@ def _run_monitor(config: Config, args: argparse.Namespace) -> int:
         lines = monitor.history(config)
         print(json.dumps(lines, indent=2) if args.json else text.history_table(lines))
         return EXIT_OK
-    if args.input is None:
-        raise ChurnError("monitor needs --input FILE (or --history)")
-    result = monitor.monitor(config, args.input, args.model, args.output)
+    source = _source(config, args.input, args)
+    if source is None:
+        raise ChurnError("monitor needs --input FILE (or a database URL with --table or --query, or --history)")
+    result = monitor.monitor(config, source, args.model, args.output)
     figures = result.figures
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -15,6 +15,9 @@ TRAIN_EXAMPLES = """examples:
   python main.py train
   python main.py train -c configs/other_table.yaml --data data/raw/2026-11.csv
   python main.py train --track
+  python main.py train --data postgresql://churn@127.0.0.1:5432/crm \
+                       --query "select * from customers where snapshot = '2026-11'"
+  python main.py train --data sqlite:///data/crm.db --table customers
 """
 PREDICT_EXAMPLES = """examples:
   python main.py predict --input data/raw/telco_customer_churn.csv
@@ -25,6 +28,9 @@ PREDICT_EXAMPLES = """examples:
   python main.py predict --input contacted.csv --explain 5 --contributions --output why.parquet
   python main.py predict --input 'data/2026-12/*.parquet' --output scored/ --engine dask
   python main.py predict --input data/2026-12/ --output scored.csv --engine dask --scheduler tcp://10.0.0.5:8786
+  python main.py predict --input sqlite:///data/crm.db --table customers --output scores.parquet
+  python main.py predict --input postgresql://churn@127.0.0.1:5432/crm --table customers_2026_12 \
+                         --output postgresql://churn@127.0.0.1:5432/crm --output-table churn_scores_2026_12
 """
 REPORT_EXAMPLES = """examples:
   python main.py report
@@ -39,6 +45,7 @@ MONITOR_EXAMPLES = """examples:
   python main.py monitor --input data/2026-12.csv
   python main.py monitor --input data/2026-12.parquet --output monitoring/2026-12/ --model 20261127T101500123Z-ab12cd
   python main.py monitor --history
+  python main.py monitor --input postgresql://churn@127.0.0.1:5432/crm --table customers_2026_12
 exit codes: 0 stable or warning, 4 alarm, 2 bad input
 """
 INIT_EXAMPLES = """examples:
@@ -48,6 +55,7 @@ INIT_EXAMPLES = """examples:
 EVALUATE_EXAMPLES = """examples:
   python main.py evaluate --input data/raw/telco_customer_churn.csv
   python main.py evaluate --input labelled.csv --json
+  python main.py evaluate --input sqlite:///data/crm.db --query "select * from customers where snapshot = '2026-10'"
 """
 
 
@@ -63,6 +71,14 @@ def program_name(argv0: str | None = None) -> str:
     """How the user started churn, for the hints: `python main.py` or the `churn` command."""
     name = Path(argv0 if argv0 is not None else sys.argv[0]).name
     return "python main.py" if name == "main.py" else "churn"
+
+
+def _add_database(parser: argparse.ArgumentParser, option: str) -> None:
+    """--table and --query: which rows of the database that `option` names as a URL."""
+    rows = parser.add_mutually_exclusive_group()
+    rows.add_argument("--table", metavar="NAME", help=f"with a database URL as {option}: the table to read "
+                      "(schema.table or table)")  # fmt: skip
+    rows.add_argument("--query", metavar="SQL", help=f"with a database URL as {option}: a SELECT giving the rows")
 
 
 def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
@@ -111,7 +127,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="replace --output if it exists (else refused)")
 
     train = mode("train", "train a model on a labelled table and save it as a new run", TRAIN_EXAMPLES)
-    train.add_argument("--data", type=Path, help="labelled table to train on (default: data.path in the config)")
+    train.add_argument(
+        "--data",
+        help="labelled table to train on: a file, or a database URL with --table or --query (default: data.source "
+        "or data.path in the config)",
+    )
+    _add_database(train, "--data")
     train.add_argument(
         "--track",
         action=argparse.BooleanOptionalAction,
@@ -119,11 +140,24 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
 
     predict = mode("predict", "score a table with a saved model", PREDICT_EXAMPLES)
-    predict.add_argument("--input", type=Path, required=True, help="table to score (.csv, .csv.gz or .parquet)")
+    predict.add_argument(
+        "--input", required=True, help="table to score: .csv, .csv.gz or .parquet, or a database URL with --table "
+        "or --query",
+    )  # fmt: skip
+    _add_database(predict, "--input")
     predict.add_argument(
         "--output",
-        help="where to write predictions; '-' for stdout (default: <predictions_dir>/<input stem>_predictions.csv)",
+        help="where to write predictions; '-' for stdout; a database URL with --output-table (default: "
+        "<predictions_dir>/<input stem>_predictions.csv)",
     )
+    predict.add_argument(
+        "--output-table", metavar="NAME", help="with a database URL as --output: the table to write, in one "
+        "transaction, with run_id and scored_at columns",
+    )  # fmt: skip
+    predict.add_argument(
+        "--if-exists", choices=("fail", "replace", "append"), help="with --output-table: an existing table is "
+        "refused (fail, the default), replaced (replace, as --overwrite) or added to (append)",
+    )  # fmt: skip
     predict.add_argument("--model", help="run folder or run id to use (default: the run models/latest names)")
     predict.add_argument(
         "--report", type=Path, help="also write data-quality figures (drift against training) as JSON here"
@@ -162,18 +196,25 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     predict.add_argument(
         "--overwrite",
         action="store_true",
-        help="with --engine dask: replace an existing output CSV or folder (else refused); local predict always "
-        "replaces its output file, atomically",
+        help="replace an existing --output-table, or with --engine dask an existing output CSV or folder (else "
+        "refused); local predict always replaces its output file, atomically",
     )
 
     evaluate = mode("evaluate", "score a labelled table with a saved model and report metrics", EVALUATE_EXAMPLES)
-    evaluate.add_argument("--input", type=Path, required=True, help="labelled table to evaluate on")
+    evaluate.add_argument(
+        "--input", required=True, help="labelled table to evaluate on: a file, or a database URL with --table or "
+        "--query",
+    )  # fmt: skip
+    _add_database(evaluate, "--input")
     evaluate.add_argument("--model", help="run folder or run id to use (default: latest)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
 
     monitor = mode("monitor", "compare a batch with the run that scores it: drift and estimated performance",
                    MONITOR_EXAMPLES)  # fmt: skip
-    monitor.add_argument("--input", type=Path, help="table to monitor (.csv, .csv.gz or .parquet)")
+    monitor.add_argument(
+        "--input", help="table to monitor: .csv, .csv.gz or .parquet, or a database URL with --table or --query"
+    )
+    _add_database(monitor, "--input")
     monitor.add_argument("--model", help="run folder or run id to use (default: latest)")
     monitor.add_argument(
         "--output", type=Path, help="folder for monitor.json and monitor.html (default: monitoring/<input stem>/)"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -117,10 +118,40 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class SourceConfig(_Section):
+    """A database to train from (and the password variable for every database URL churn opens)."""
+
+    url: str = Field(
+        description="database URL without a password: postgresql://user@host:5432/db or sqlite:///data/crm.db"
+    )
+    table: str | None = Field(None, description="the table to read (schema.table or table); or give query")
+    query: str | None = Field(None, description="a SELECT giving the rows to read; or give table")
+    password_env: str | None = Field(
+        None,
+        description="environment variable holding the password of a URL without one (else the driver's own: "
+        "PGPASSWORD, ~/.pgpass)",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> SourceConfig:
+        if self.table is not None and self.query is not None:
+            raise KeyProblem("table", "and data.source.query are both set; read a table or a query, not both")
+        if "://" not in self.url:
+            raise KeyProblem("url", f"{self.url!r} is not a database URL; write postgresql://user@host:port/db or "
+                                    "sqlite:///path.db")  # fmt: skip
+        if urlsplit(self.url).password is not None:
+            raise KeyProblem("url", "holds a password, which would end up in files and logs; remove it and set "
+                                    "data.source.password_env (or PGPASSWORD, ~/.pgpass)")  # fmt: skip
+        return self
+
+
 class DataConfig(_Section):
     """The table: where it is, which columns are features, which is the target."""
 
-    path: ConfigPath = Field(description="the labelled table to train on: .csv, .csv.gz or .parquet")
+    path: ConfigPath | None = Field(
+        None, description="the labelled table to train on: .csv, .csv.gz or .parquet (or give data.source)"
+    )
+    source: SourceConfig | None = Field(None, description="train from a database instead of data.path")
     target: str = Field(description="the column holding churn / no churn")
     positive_label: Annotated[Scalar, BeforeValidator(lambda v: _scalar(v))] = Field(
         description='the target value that means churn: "Yes", 1, true ...'
@@ -141,6 +172,11 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _columns_fit_together(self) -> DataConfig:
+        if self.path is None and self.source is None:
+            raise KeyProblem("path", "is missing; name the labelled table (or a database in data.source)")
+        names_rows = self.source is not None and (self.source.table or self.source.query) is not None
+        if self.path is not None and names_rows:
+            raise KeyProblem("source", "and data.path both name a table to train on; keep one of them")
         if not self.numeric_features and not self.categorical_features:
             raise KeyProblem(
                 "numeric_features", "and data.categorical_features are both empty; list the feature columns"

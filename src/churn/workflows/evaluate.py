@@ -14,21 +14,20 @@ from churn import runs
 from churn.config import Config, DataConfig
 from churn.data_loader import TrainingData, load_training_data
 from churn.evaluation import compute_metrics, cost_summary
-from churn.files import sha256_file
 from churn.scoring import LoadedRun, score
-from churn.tables import table_columns
+from churn.tables import Source, table_columns
 from churn.workflows.predict import load_run
 
 logger = logging.getLogger(__name__)
 
 
-def evaluate(config: Config, input_path: Path, run: str | Path | None = None) -> dict[str, Any]:
+def evaluate(config: Config, input_path: Source, run: str | Path | None = None) -> dict[str, Any]:
     """Score a labelled file with a saved run and compute the training metrics on it, warning
     when the file holds rows the run was trained on (its metrics are then optimistic)."""
     loaded = load_run(config, run)
     features = loaded.features
-    data_config = DataConfig(  # the run's own columns and label
-        path=input_path,
+    data_config = DataConfig(  # the run's own columns and label (the table is input_path)
+        path=Path("."),
         target=features.target,
         positive_label=features.positive_label,
         numeric_features=features.numeric_features,
@@ -38,7 +37,7 @@ def evaluate(config: Config, input_path: Path, run: str | Path | None = None) ->
         max_unparsed_share=config.data.max_unparsed_share,
     )
     data = load_training_data(input_path, data_config)
-    overlap = training_overlap(loaded, input_path, data)
+    overlap = training_overlap(loaded, data)
     if overlap is not None:
         logger.warning("%s: %s", input_path, overlap["message"])
     probabilities = score(loaded.scorer, data.X).probabilities
@@ -50,11 +49,11 @@ def evaluate(config: Config, input_path: Path, run: str | Path | None = None) ->
     return {"run_id": loaded.run_id, "input": str(input_path)} | metrics | {"training_overlap": overlap}
 
 
-def training_overlap(loaded: LoadedRun, input_path: Path, data: TrainingData) -> dict[str, Any] | None:
-    """How much of a labelled file the run trained on: all of it when it is the training file
+def training_overlap(loaded: LoadedRun, data: TrainingData) -> dict[str, Any] | None:
+    """How much of a labelled table the run trained on: all of it when it is the training table
     (same sha256), else the rows whose ids were in the training split. None: no overlap found."""
     record = loaded.record
-    if sha256_file(input_path) == record.data.sha256:
+    if data.sha256 == record.data.sha256:
         share = record.split.train_rows / max(record.data.rows_used, 1)
         message = (f"this is the file run {record.run_id} was trained on: {share:.0%} of its rows were training "
                    "rows, so these metrics are optimistic; the run's own test metrics are in its report")  # fmt: skip

@@ -22,6 +22,8 @@ from churn.labels import label_key
 from churn.progress import RowProgress
 from churn.record import RunRecord
 from churn.scoring import LoadedRun, Scored
+from churn.sql import RowDigest, SqlSource
+from churn.tables import Source
 from churn.workflows.predict import default_output_path, load_run
 
 logger = logging.getLogger(__name__)
@@ -52,19 +54,20 @@ def read_reference(loaded: LoadedRun) -> dict[str, Any]:
     return json.loads(runs.read_artefact(loaded.run_dir, runs.REFERENCE, loaded.record))
 
 
-def default_output(config: Config, input_path: Path) -> Path:
+def default_output(config: Config, input_path: Source) -> Path:
     """monitoring/<input stem>/ beside the config (the stem as predict's default output takes it)."""
     stem = default_output_path(config, input_path).name.removesuffix("_predictions.csv")
     return config.source.parent / "monitoring" / stem
 
 
 def monitor(
-    config: Config, input_path: Path, run: str | Path | None = None, output: Path | None = None
+    config: Config, input_path: Source, run: str | Path | None = None, output: Path | None = None
 ) -> MonitorResult:
     """Score a batch with the run as predict does, and compare it with the run's reference:
     write monitor.json and monitor.html into `output` and add the batch to the history."""
     folder = output or default_output(config, input_path)
-    refuse_overwriting_input(input_path, folder / MONITOR_JSON, folder / MONITOR_HTML)
+    if isinstance(input_path, Path):
+        refuse_overwriting_input(input_path, folder / MONITOR_JSON, folder / MONITOR_HTML)
     loaded = load_run(config, run)
     reference = read_reference(loaded)
     tally = drift_report.DriftTally(monitoring.profile_of(reference))
@@ -78,16 +81,23 @@ def monitor(
     return MonitorResult(folder, figures)
 
 
-def _score_into(tally: drift_report.DriftTally, config: Config, loaded: LoadedRun, input_path: Path) -> str | None:
+def _score_into(tally: drift_report.DriftTally, config: Config, loaded: LoadedRun, input_path: Source) -> str | None:
     """Score the batch as predict does into the tally (warning about its data quality as predict
-    does); the input file's sha256, hashed meanwhile on another thread."""
+    does); the input file's sha256, hashed meanwhile on another thread (a database's rows:
+    their digest, taken as they are read)."""
+    rows = RowDigest() if isinstance(input_path, SqlSource) else None
     with ThreadPoolExecutor(max_workers=1) as hashing:
-        digest = hashing.submit(sha256_file, input_path) if Path(input_path).is_file() else None
+        digest = None
+        if isinstance(input_path, Path) and input_path.is_file():
+            digest = hashing.submit(sha256_file, input_path)
         result = batch.score_table(loaded, input_path, batch.Discard(), config.predict.chunk_rows,
                                    config.data.max_unparsed_share, RowProgress("monitor"),
-                                   observe=_observer(tally, loaded), keep=[loaded.features.target])  # fmt: skip
+                                   observe=_observer(tally, loaded), keep=[loaded.features.target],
+                                   digest=rows)  # fmt: skip
     for line in result.quality.warnings():
         logger.warning("%s: %s", input_path, line)
+    if rows is not None:
+        return rows.hexdigest()
     return digest.result() if digest is not None else None
 
 

@@ -12,17 +12,30 @@ import numpy as np
 
 from churn import batch, decisions, explaining, scoring, tables
 from churn.config import Config
+from churn.errors import ChurnError
 from churn.explaining import Explain
 from churn.files import refuse_overwriting_input, write_json_atomic
 from churn.parallel import usable_cores
 from churn.progress import RowProgress
 from churn.quality import QualityTally
 from churn.scoring import LoadedRun, Scored, score
+from churn.sql import SqlSource, redact
 
 if TYPE_CHECKING:
     import pandas as pd
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where predict writes: a file ("-" for stdout; None for the default file), or a database
+    URL with the table to write (`if_exists`: fail, replace or append)."""
+
+    destination: str | Path | None = None
+    table: str | None = None
+    if_exists: str = "fail"
+    password_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,8 +56,9 @@ def load_run(config: Config, run: str | Path | None) -> LoadedRun:
     return scoring.load_run(config.paths.models_dir, run, usable_cores())
 
 
-def default_output_path(config: Config, input_path: Path) -> Path:
-    """data/predictions/<input stem>_predictions.csv (the stem without .csv, .csv.gz or .parquet)."""
+def default_output_path(config: Config, input_path: tables.Source) -> Path:
+    """data/predictions/<input stem>_predictions.csv (the stem without .csv, .csv.gz or .parquet;
+    a database table's name, or "query")."""
     stem = input_path.name
     for suffix in (".csv.gz", ".csv", ".parquet"):
         if stem.lower().endswith(suffix):
@@ -55,8 +69,8 @@ def default_output_path(config: Config, input_path: Path) -> Path:
 
 def predict(
     config: Config,
-    input_path: Path,
-    output: str | Path | None = None,
+    input_path: tables.Source,
+    output: str | Path | Output | None = None,
     run: str | Path | None = None,
     quality_report: Path | None = None,
     explain: Explain | None = None,
@@ -74,16 +88,17 @@ def predict(
     quality against the training schema is logged as warnings and, optionally, written as JSON
     to `quality_report`.
     """
-    destination = output if output is not None else default_output_path(config, input_path)
-    refuse_overwriting_input(input_path, destination, quality_report)
+    output = output if isinstance(output, Output) else Output(output)
+    destination = output.destination if output.destination is not None else default_output_path(config, input_path)
+    _refuse_output_is_input(input_path, destination, output, quality_report)
     loaded = load_run(config, run)
     explain = explaining.checked(explain, loaded.scorer, config.predict.max_explain_seconds, "--explain")
-    for path in (destination, quality_report):
+    for path in (None if output.table else destination, quality_report):
         if path is not None and str(path) != "-":
             Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. data/predictions on a fresh checkout
     budget = budget or config.decision.contact_budget
     more = _budget_columns(config, loaded, input_path, budget) if budget else None
-    with tables.TableWriter(destination) as writer:
+    with tables.open_writer(destination, output.table, output.if_exists, loaded.run_id, output.password_env) as writer:
         result = batch.score_table(
             loaded,
             input_path,
@@ -98,10 +113,23 @@ def predict(
         logger.warning("%s: %s", input_path, line)
     if quality_report is not None:
         write_json_atomic(quality_report, {"input": str(input_path), "run_id": loaded.run_id} | result.quality.report())
-    return PredictResult(str(destination), result.rows, result.positives, result.quality)
+    written = writer.target if isinstance(writer, tables.SqlTableWriter) else destination
+    return PredictResult(str(written), result.rows, result.positives, result.quality)
 
 
-def _budget_columns(config: Config, loaded: LoadedRun, input_path: Path, budget: int) -> Any:
+def _refuse_output_is_input(
+    source: tables.Source, destination: str | Path, output: Output, quality_report: Path | None
+) -> None:
+    """A file is never written over the input (files.refuse_overwriting_input), nor a table."""
+    if isinstance(source, Path):
+        refuse_overwriting_input(source, destination, quality_report)
+    if not isinstance(source, SqlSource):
+        return
+    if output.table is not None and redact(str(destination)) == source.database.shown and output.table == source.table:
+        raise ChurnError(f"{source}: --output-table is the input table; write the scores to another table")
+
+
+def _budget_columns(config: Config, loaded: LoadedRun, input_path: tables.Source, budget: int) -> Any:
     """Rank every customer of the file by expected saving (a first scoring pass), and give the
     writer each chunk's expected_saving and contact columns."""
     found: list[np.ndarray] = []

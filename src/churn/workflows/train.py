@@ -11,9 +11,12 @@ import pandas as pd
 from churn import runs, selection, tracking, training
 from churn.config import Config
 from churn.data_loader import load_training_data
+from churn.errors import ConfigError
 from churn.progress import Steps
 from churn.record import RunRecord, TestMetrics
 from churn.report import write_report
+from churn.sql import Database, SqlSource
+from churn.tables import Source
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +40,13 @@ class TrainResult:
         return list(self.record.validation.missed)
 
 
-def train(config: Config, data_path: Path | None = None) -> TrainResult:
+def train(config: Config, data_path: Source | None = None) -> TrainResult:
     """Compare candidates by CV on the training rows, refit the best, pick its threshold on
     out-of-fold predictions, evaluate once on the test rows, gate, and save a reported run.
 
     `latest` moves to the new run only when it passes the validation gate.
     """
-    source = data_path or config.data.path
+    source = data_path or training_source(config)
     steps = Steps()
     _check_before_training(config)
     with steps.step(f"loading {source}"):
@@ -72,6 +75,17 @@ def train(config: Config, data_path: Path | None = None) -> TrainResult:
             if mlflow_run_id is not None:
                 tracking.record_where(result.run_dir, config, mlflow_run_id)
     return result
+
+
+def training_source(config: Config) -> Source:
+    """What the config says to train on: data.source's table or query, else data.path."""
+    database = config.data.source
+    if database is not None and (database.table or database.query) is not None:
+        return SqlSource(Database(database.url, database.password_env), database.table, database.query)
+    if config.data.path is None:
+        raise ConfigError(f"{config.source}: data.source names no table or query; add data.source.table or pass "
+                          "--data URL --table NAME")  # fmt: skip
+    return config.data.path
 
 
 def _check_before_training(config: Config) -> None:
