@@ -17,14 +17,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "data" / "raw" / "telco_customer_churn.csv"
 GENERATE_BLOCK = 500_000
 
-# Run a command as a child and report its wall time and peak RSS (ru_maxrss of that child only).
+# Run a command as a child and report its wall time, peak RSS and CPU seconds (user + system)
+# (of that child only: this small process forks it, so the child starts small).
 MEASURE = """
 import resource, subprocess, sys, time
 start = time.perf_counter()
 code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
 seconds = time.perf_counter() - start
-peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(f"{code} {seconds} {peak_kib}")
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{code} {seconds} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
 """
 
 
@@ -55,10 +56,10 @@ def measure(command: list[str], allowed: tuple[int, ...] = (0,)) -> dict[str, fl
     """Wall time and peak resident memory of a command run in its own process; `allowed`: the
     exit codes that count as success (monitor's alarm is 4)."""
     result = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, check=True)
-    code, seconds, peak_kib = result.stdout.split()
+    code, seconds, peak_kib, cpu = result.stdout.split()
     if int(code) not in allowed:
         raise SystemExit(f"command failed ({code}): {' '.join(command)}")
-    return {"seconds": float(seconds), "peak_mb": int(peak_kib) / 1024}
+    return {"seconds": float(seconds), "peak_mb": int(peak_kib) / 1024, "cpu": float(cpu)}
 
 
 def bench_config(args: argparse.Namespace) -> Path:

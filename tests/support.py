@@ -67,9 +67,12 @@ def trained_copy(template: Path, folder: Path) -> Path:
     return folder / "config.yaml"
 
 
-def run_cli(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run `python main.py ARGS` from the repository in a subprocess, in folder `cwd`."""
-    env = dict(os.environ, PYTHONHASHSEED="0")
+def run_cli(
+    *args: str | Path, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python main.py ARGS` from the repository in a subprocess, in folder `cwd`; `env`
+    adds environment variables."""
+    env = dict(os.environ, PYTHONHASHSEED="0") | (env or {})
     return subprocess.run(
         [sys.executable, str(REPO / "main.py"), *map(str, args)],
         cwd=cwd,
@@ -253,3 +256,35 @@ def fake_record(run_id: str, artefacts: dict[str, str], status: str = "accepted"
         "artefacts": artefacts, "environment": {"python": "3.11.7", "packages": {}, "git_commit": None},
     }  # fmt: skip
     return RunRecord.model_validate(payload | changes)
+
+
+def typed_table(csv_path: Path) -> Any:
+    """A CSV as a database would hold it: numbers as numbers (blank TotalCharges as NULL), text as text."""
+    import pyarrow as pa
+
+    frame = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
+    for column in ("TotalCharges", "MonthlyCharges", "tenure"):
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def load_sqlite(database: Path, table: str, data: Any) -> str:
+    """Write an Arrow table into a SQLite file (replacing the table); its sqlite:/// URL."""
+    import adbc_driver_sqlite.dbapi as driver
+
+    with driver.connect(str(database)) as connection:
+        cursor = connection.cursor()
+        cursor.execute(f'DROP TABLE IF EXISTS "{table}"')
+        cursor.adbc_ingest(table, data, mode="create")
+        connection.commit()
+    return f"sqlite:///{database}"
+
+
+def read_sqlite(database: Path, sql: str) -> Any:
+    import adbc_driver_sqlite.dbapi as driver
+
+    with driver.connect(str(database)) as connection:
+        cursor = connection.cursor()
+        cursor.execute(sql)
+        return cursor.fetch_arrow_table()

@@ -344,6 +344,10 @@ class SqlTableWriter:
     the end, in the same transaction (`replace` drops the old one there): readers see the old
     table until the commit, and a failure or a kill (the server rolls an unfinished transaction
     back) leaves it as it was. `append` adds the rows inside one transaction.
+
+    On PostgreSQL a staging table gets run_id and scored_at at the end, as columns added with a
+    constant default (which PostgreSQL stores once, not per row) whose default is then dropped:
+    cheaper than sending the same two values with every row.
     """
 
     format = "table"
@@ -352,7 +356,7 @@ class SqlTableWriter:
         self.target = target
         self.if_exists = if_exists
         self.rows = 0
-        self._constants = {"run_id": run_id, "scored_at": datetime.now(UTC)}
+        self._run_id, self._scored_at = run_id, datetime.now(UTC)
         self._stack = contextlib.ExitStack()
         self._existing: list[str] | None = None
         self._staging = _staging_name(target.table)
@@ -376,10 +380,19 @@ class SqlTableWriter:
         self._connection.rollback()
         return found
 
+    @property
+    def _appending(self) -> bool:
+        return self.if_exists == "append" and self._existing is not None
+
+    @property
+    def _constants_added_at_the_end(self) -> bool:
+        return self.target.database.scheme in ("postgresql", "postgres") and not self._appending
+
     def write(self, frame: Any) -> None:
         table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
-        table = self._with_constants(table)
-        if self.rows == 0 and self._existing is not None and self.if_exists == "append":
+        if not self._constants_added_at_the_end:
+            table = self._with_constants(table)
+        if self.rows == 0 and self._appending:
             self._check_append(table.column_names)
         name, mode = self._destination()
         try:
@@ -389,14 +402,14 @@ class SqlTableWriter:
         self.rows += table.num_rows
 
     def _destination(self) -> tuple[str, str]:
-        if self.if_exists == "append" and self._existing is not None:
+        if self._appending:
             return self.target.table, "append"
         return self._staging, "create" if self.rows == 0 else "append"
 
     def _with_constants(self, table: pa.Table) -> pa.Table:
         rows = table.num_rows
-        run_id = pa.array([self._constants["run_id"]] * rows, pa.string()) if rows else pa.array([], pa.string())
-        when = pa.array([self._constants["scored_at"]] * rows, pa.timestamp("us", tz="UTC"))
+        run_id = pa.array([self._run_id] * rows, pa.string())
+        when = pa.array([self._scored_at] * rows, pa.timestamp("us", tz="UTC"))
         return table.append_column("run_id", run_id).append_column("scored_at", when)
 
     def _check_append(self, columns: list[str]) -> None:
@@ -418,7 +431,9 @@ class SqlTableWriter:
 
     def _publish(self) -> None:
         try:
-            if not (self.if_exists == "append" and self._existing is not None):
+            if self._constants_added_at_the_end:
+                self._add_constant_columns()
+            if not self._appending:
                 if self._existing is not None:  # replace: the old table goes in the same transaction
                     self._cursor.execute(f"DROP TABLE {quote_table(self.target.table)}")
                 bare = self.target.table.split(".")[-1]
@@ -429,6 +444,15 @@ class SqlTableWriter:
                 self._connection.rollback()
             raise DataError(f"{self.target}: the table was not replaced ({_one_line(self.target.database, exc)}); "
                             "it is as it was") from None  # fmt: skip
+
+    def _add_constant_columns(self) -> None:
+        staging = quote_table(self._staging)
+        run_id = self._run_id.replace("'", "''")
+        scored_at = self._scored_at.isoformat()
+        self._cursor.execute(f"ALTER TABLE {staging} ADD COLUMN run_id TEXT DEFAULT '{run_id}', "
+                             f"ADD COLUMN scored_at TIMESTAMPTZ DEFAULT '{scored_at}'")  # fmt: skip
+        self._cursor.execute(f"ALTER TABLE {staging} ALTER COLUMN run_id DROP DEFAULT, "
+                             "ALTER COLUMN scored_at DROP DEFAULT")  # fmt: skip
 
 
 def _staging_name(table: str) -> str:

@@ -48,6 +48,9 @@ def test_every_workflow_command_is_documented_in_the_deployment_page():
 def test_ci_script_runs_the_readme_test_command_word_for_word_first():
     script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     commands = [line for line in script.splitlines() if line and not line.startswith(("#", "set ", "cd ", "export "))]
+    # only the machine's prerequisites come before it: PostgreSQL's programs for the database tests
+    assert commands[0] == "bash scripts/ensure_postgres.sh"
+    commands = commands[1:]
     assert f"\n{commands[0]}\n" in README
     assert commands[0].startswith(
         "python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements-dev.txt"

@@ -87,3 +87,33 @@ def test_track_without_mlflow_names_the_flag_not_the_config(write_config, monkey
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: --track asks for MLflow tracking but MLflow is not installed; install it with "
                    f"{tracking.INSTALL}, or train without --track"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "--input", "x.csv", "--if-exists", "append"], "--if-exists applies to --output-table"),
+        (["predict", "--input", "x.csv", "--output", "sqlite:///x.db", "--output-table", "t", "--overwrite",
+          "--if-exists", "append"], "--overwrite replaces the table, --if-exists append does not"),
+        (["predict", "--input", "sqlite:///x.db", "--table", "t", "--engine", "dask", "--output", "out"],
+         "--engine dask reads and writes files only"),
+        (["train", "--table", "customers"], "--table and --query read from a database: give its URL"),
+        (["monitor", "--input", "x.csv", "--query", "select 1"], "--table and --query read from a database URL"),
+    ],
+)  # fmt: skip
+def test_database_options_that_do_not_fit_are_one_line(write_config, argv, message, capsys):
+    assert main([*argv, "-c", str(write_config())]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_table_and_query_exclude_each_other(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["train", "--data", "sqlite:///x.db", "--table", "t", "--query", "select 1"])
+    assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_table_alone_reads_the_database_data_source_names(write_config, capsys):
+    config = write_config({"data.source": {"url": "sqlite:///nowhere/crm.db", "password_env": "PW"}})
+    assert main(["train", "-c", str(config), "--table", "customers"]) == 2
+    assert "sqlite:///nowhere/crm.db: database file nowhere/crm.db not found" in capsys.readouterr().err

@@ -53,7 +53,10 @@ def log_level(args: argparse.Namespace) -> str:
 
 
 def shown(path: str | Path) -> str:
-    """A path as the user reads it: relative to the current folder when it lies under it."""
+    """A path as the user reads it: relative to the current folder when it lies under it (a
+    database URL as it is)."""
+    if "://" in str(path):
+        return str(path)
     try:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:

@@ -1,0 +1,194 @@
+"""The CLI against a real PostgreSQL server (tests/postgres.py starts a throwaway one): train from
+a query, predict into a table, the file path's bytes, a kill during the write, a wrong password,
+an unreachable port, and no password in any output."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pytest
+from postgres import PASSWORD, running_postgres
+from support import REPO, TELCO, TELCO_SAMPLE, free_port, run_cli, typed_table, write_quick_config
+
+from churn import tables
+
+QUERY = "select * from customers_by_month where snapshot = '2026-11'"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with running_postgres() as postgres:
+        postgres.load("customers", typed_table(TELCO))
+        sample = typed_table(TELCO_SAMPLE)
+        months = pa.array(["2026-11"] * len(sample))
+        later = sample.append_column("snapshot", pa.array(["2026-12"] * len(sample)))
+        by_month = pa.concat_tables([sample.append_column("snapshot", months), later])
+        postgres.load("customers_by_month", by_month)
+        yield postgres
+
+
+@pytest.fixture
+def folder(tmp_path):
+    write_quick_config(tmp_path)
+    return tmp_path
+
+
+def cli(*args, folder, password=PASSWORD, timeout=300):
+    """The CLI with the password where libpq looks for it (PGPASSWORD), never in the arguments."""
+    environment = {"PGPASSWORD": password} if password is not None else {}
+    return run_cli(*args, cwd=folder, timeout=timeout, env=environment)
+
+
+def test_train_from_a_query_and_predict_into_a_table_as_from_files(server, folder):
+    url = server.url()
+    trained = cli("train", "--data", url, "--query", QUERY, folder=folder)
+    assert trained.returncode == 0, trained.stderr
+    assert f"trained on {url} (query)" in trained.stdout
+    (run,) = (folder / "models").glob("2*")
+    data = json.loads((run / "metadata.json").read_text())["data"]
+    assert (data["url"], data["query"], data["table"], data["rows_read"]) == (url, QUERY, None, 400)
+    assert len(data["sha256"]) == 64
+    # the same 400 rows from the file train the same model
+    from_file = cli("train", "--data", TELCO_SAMPLE, folder=folder, password=None)
+    assert from_file.returncode == 0, from_file.stderr
+    runs = sorted((folder / "models").glob("2*"))
+    metrics = [json.loads((run / "metadata.json").read_text())["metrics"] for run in runs]
+    assert metrics[0] == metrics[1]
+
+    predicted = cli("predict", "--input", url, "--table", "customers", "--output", url, "--output-table", "scores",
+                    folder=folder)  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr
+    assert "wrote 7043 predictions" in predicted.stdout and f"to {url} table scores" in predicted.stdout
+    by_file = cli("predict", "--input", TELCO, "--output", folder / "from_file.csv", folder=folder, password=None)
+    assert by_file.returncode == 0, by_file.stderr
+    written = server.read("SELECT * FROM scores")
+    assert written.column_names[-2:] == ["run_id", "scored_at"]
+    assert set(written.column("run_id").to_pylist()) == {runs[-1].name}
+    assert len(set(written.column("scored_at").to_pylist())) == 1
+    tables.write_table(written.drop_columns(["run_id", "scored_at"]).to_pandas(), folder / "back.csv")
+    assert (folder / "back.csv").read_bytes() == (folder / "from_file.csv").read_bytes()
+    # a second batch, added in one transaction with its own scoring time
+    added = cli("predict", "--input", url, "--query", "select * from customers limit 100", "--output", url,
+                "--output-table", "scores", "--if-exists", "append", folder=folder)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    both = server.read("SELECT scored_at, count(*) AS n FROM scores GROUP BY scored_at ORDER BY scored_at")
+    assert both.column("n").to_pylist() == [7043, 100]
+    assert server.read("SELECT column_default FROM information_schema.columns WHERE table_name = 'scores' "
+                       "AND column_name = 'run_id'").column(0).to_pylist() == [None]  # fmt: skip
+
+
+@pytest.mark.slow  # 211,290 rows written and killed: with the slow checks (.ci/run's pytest -m slow)
+def test_a_kill_during_the_write_leaves_the_previous_table_intact(server, folder):
+    url = server.url()
+    big = pa.concat_tables([typed_table(TELCO)] * 30)  # 211,290 rows: a write that lasts
+    server.load("big", big)
+    assert cli("train", folder=folder, password=None).returncode == 0
+    first = cli("predict", "--input", url, "--table", "customers", "--output", url, "--output-table", "kept",
+                folder=folder)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    before = server.read('SELECT * FROM kept ORDER BY "customerID"')
+    command = [sys.executable, str(REPO / "main.py"), "predict", "--input", url, "--table", "big", "--output", url,
+               "--output-table", "kept", "--overwrite"]  # fmt: skip
+    writing = subprocess.Popen(command, cwd=folder, env=dict(os.environ, PGPASSWORD=PASSWORD),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        assert _wait_for(lambda: _staging_writes(server) > 0, seconds=60), "the staging table was never written"
+        writing.send_signal(signal.SIGKILL)
+    finally:
+        writing.kill()
+        writing.wait(timeout=30)
+    assert _wait_for(lambda: _staging_writes(server) == 0, seconds=30)
+    assert server.read('SELECT * FROM kept ORDER BY "customerID"').equals(before)
+    leftover = server.read("SELECT tablename FROM pg_tables WHERE tablename LIKE 'churn_staging%'")
+    assert leftover.num_rows == 0
+
+
+def _staging_writes(server) -> int:
+    found = server.read("SELECT count(*) AS n FROM pg_stat_activity WHERE query ILIKE '%churn_staging%' "
+                        "AND pid <> pg_backend_pid()")  # fmt: skip
+    return int(found.column("n")[0].as_py())
+
+
+def _wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_wrong_password_is_one_line_naming_the_server_and_not_the_password(server, folder):
+    wrong = "wrong-Pw-4471"
+    result = cli("train", "--data", server.url(), "--table", "customers", folder=folder, password=wrong)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert f"the server at 127.0.0.1:{server.port} refused the login" in lines[0]
+    assert "PGPASSWORD" in lines[0]
+    with_url = server.url().replace("churn@", f"churn:{wrong}@")
+    result = cli("train", "--data", with_url, "--table", "customers", folder=folder, password=None)
+    assert result.returncode == 2 and "refused the login" in result.stderr
+    assert wrong not in result.stderr + result.stdout
+    assert not (folder / "models").exists()
+
+
+def test_an_unreachable_port_is_exit_2_within_10_seconds_naming_host_and_port(folder):
+    port = free_port()  # nothing listens there
+    started = time.monotonic()
+    result = cli("train", "--data", f"postgresql://churn@127.0.0.1:{port}/crm", "--table", "customers", folder=folder)
+    assert time.monotonic() - started < 10
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: postgresql://churn@127.0.0.1:{port}/crm: cannot reach the server at "
+                                    f"127.0.0.1:{port} (")  # fmt: skip
+    assert "Traceback" not in result.stderr and not (folder / "models").exists()
+
+
+@pytest.mark.slow  # seven commands in a row: with the slow checks (.ci/run's pytest -m slow)
+def test_no_password_appears_in_any_output(server, folder):
+    """The password in the URL (the worst case), in data.source.password_env, and in PGPASSWORD:
+    grep every log line, metadata, report, prediction and monitoring file for it."""
+    url, with_password = server.url(), server.url(password=True)
+    outputs = []
+    for args in (
+        ("-v", "train", "--data", with_password, "--table", "customers_by_month"),
+        (
+            "-v",
+            "predict",
+            "--input",
+            with_password,
+            "--table",
+            "customers",
+            "--output",
+            with_password,
+            "--output-table",
+            "scored_with_url",
+            "--report",
+            "quality.json",
+        ),
+        ("-v", "evaluate", "--input", with_password, "--query", QUERY),
+        ("-v", "monitor", "--input", with_password, "--table", "customers"),
+        ("-v", "predict", "--input", with_password, "--table", "nosuch"),
+        ("models", "list"),
+    ):
+        result = cli(*args, folder=folder, password=None)
+        outputs.append(result.stdout + result.stderr)
+    assert "error: postgresql://churn@127.0.0.1" in outputs[4]  # the refused table, named without it
+    source = {"url": url, "table": "customers_by_month", "password_env": "CRM_PASSWORD"}
+    config = write_quick_config(folder, {"data.path": None, "data.source": source})
+    by_variable = run_cli("-v", "train", "-c", config, cwd=folder, env={"CRM_PASSWORD": PASSWORD})
+    assert by_variable.returncode == 0, by_variable.stderr
+    outputs.append(by_variable.stdout + by_variable.stderr)
+    assert "password_env" in (folder / "config.yaml").read_text()
+    files = [path for path in folder.rglob("*") if path.is_file() and path.suffix != ".db"]
+    assert any(path.name == "metadata.json" for path in files) and any(path.name == "monitor.json" for path in files)
+    for path in files:
+        assert PASSWORD.encode() not in path.read_bytes(), path
+    for text in outputs:
+        assert PASSWORD not in text
+    written = server.read("SELECT count(*) AS n FROM scored_with_url")
+    assert written.column("n")[0].as_py() == 7043

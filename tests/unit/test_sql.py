@@ -1,0 +1,102 @@
+"""churn.sql's pieces: URLs shown without passwords, names quoted, database messages in one line."""
+
+import pyarrow as pa
+import pytest
+
+from churn import sql, tables
+from churn.config import load_config
+from churn.errors import ChurnError, ConfigError
+from churn.sql import Database, RowDigest, SqlSource
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://churn:s3cr%40t@db.example:5432/crm", "postgresql://churn@db.example:5432/crm"),
+        (
+            "postgresql://churn@db/crm?sslmode=require&password=abc",
+            "postgresql://churn@db/crm?sslmode=require&password=***",
+        ),
+        ("sqlite:///data/crm.db", "sqlite:///data/crm.db"),
+        ("sqlite:////srv/crm.db", "sqlite:////srv/crm.db"),
+    ],
+)
+def test_a_url_is_shown_without_its_password(url, shown):
+    assert sql.redact(url) == shown
+    assert str(SqlSource(Database(url), table="t")) == f"{shown} table t"
+
+
+def test_the_password_from_the_named_variable_reaches_the_driver_only(monkeypatch):
+    monkeypatch.setenv("CRM_PASSWORD", "p@ss word")
+    database = Database("postgresql://churn@127.0.0.1:5432/crm", password_env="CRM_PASSWORD")
+    assert sql._uri(database) == "postgresql://churn:p%40ss%20word@127.0.0.1:5432/crm?connect_timeout=5"
+    assert "p@ss" not in str(database) and database.password == "p@ss word"
+    monkeypatch.delenv("CRM_PASSWORD")
+    with pytest.raises(ChurnError, match="data.source.password_env names CRM_PASSWORD, which is not set"):
+        sql._uri(database)
+
+
+def test_a_database_message_is_one_line_without_the_password():
+    database = Database("postgresql://churn:hunter22@127.0.0.1:5432/crm")
+    error = Exception('NOT_FOUND: Failed to prepare query: ERROR:  relation "x" does not exist\nLINE 1: select '
+                      "* from x\n              ^\n\nQuery was: select * from x. SQLSTATE: 42P01 hunter22")  # fmt: skip
+    assert sql._one_line(database, error) == 'relation "x" does not exist'
+    login = Exception('IO: [libpq] Failed to connect: connection to server at "127.0.0.1", port 5432 failed: '
+                      'FATAL:  password authentication failed for user "churn" (hunter22)\n')  # fmt: skip
+    message = sql._connect_problem(database, login)
+    assert "hunter22" not in message and "***" in message
+    assert message.startswith("postgresql://churn@127.0.0.1:5432/crm: the server at 127.0.0.1:5432 refused the login")
+
+
+def test_table_names_are_quoted_so_no_name_ends_the_statement():
+    assert sql.quote_table("crm.Customers") == '"crm"."Customers"'
+    assert sql.quote_table('x"; drop table y; --') == '"x""; drop table y; --"'
+    query = SqlSource(Database("sqlite:///x.db"), query="select * from t;  ")
+    assert sql._select(query, ["a", "b"]) == 'SELECT "a", "b" FROM (select * from t) AS churn_source'
+
+
+def test_a_source_names_a_table_or_a_query_not_both():
+    with pytest.raises(ChurnError, match="name a --table or give a --query"):
+        SqlSource(Database("sqlite:///x.db"), "t", "select 1")
+    assert isinstance(tables.source_of("data/x.csv"), type(tables.Path("x")))
+    assert tables.source_of("sqlite:///x.db", query="select 1").query == "select 1"
+
+
+def test_an_unknown_scheme_names_the_driver_it_looked_for():
+    with pytest.raises(ChurnError, match=r"no ADBC driver for mysql:// is installed \(looked for adbc_driver_mysql\)"):
+        sql.columns(SqlSource(Database("mysql://u@h/db"), "t"))
+
+
+def test_the_row_digest_is_order_and_chunk_free_and_sees_every_value():
+    table = pa.table({"b": ["x", "y", None, "z"], "a": [1.0, 2.0, 3.0, None]})
+
+    def digest(*parts):
+        rows = RowDigest()
+        for part in parts:
+            rows.update(part)
+        return rows.hexdigest()
+
+    whole = digest(table)
+    assert whole == digest(table.slice(0, 1), table.slice(1)) == digest(table.take([3, 1, 0, 2]))
+    assert whole == digest(table.select(["a", "b"]))  # columns by name, not position
+    assert whole != digest(table.slice(1)) != digest(table.set_column(1, "a", pa.array([1.0, 2.0, 3.0, 4.0])))
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"url": "postgresql://u:pw@h/db", "table": "t"}, "data.source.url holds a password"),
+        ({"url": "sqlite:///x.db", "table": "t", "query": "select 1"}, "data.source.table and data.source.query are"),
+        ({"url": "crm.db", "table": "t"}, "data.source.url 'crm.db' is not a database URL"),
+    ],
+)
+def test_a_bad_data_source_is_a_config_error(write_config, source, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write_config({"data.path": None, "data.source": source}))
+
+
+def test_data_path_and_a_data_source_with_rows_are_one_too_many(write_config):
+    with pytest.raises(ConfigError, match="data.source and data.path both name a table"):
+        load_config(write_config({"data.source": {"url": "sqlite:///x.db", "table": "t"}}))
+    only_variable = load_config(write_config({"data.source": {"url": "sqlite:///x.db", "password_env": "PW"}}))
+    assert only_variable.data.source.password_env == "PW"
