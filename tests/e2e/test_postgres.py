@@ -151,11 +151,14 @@ def test_an_unreachable_port_is_exit_2_within_10_seconds_naming_host_and_port(fo
 @pytest.mark.slow  # seven commands in a row: with the slow checks (.ci/run's pytest -m slow)
 def test_no_password_appears_in_any_output(server, folder):
     """The password in the URL (the worst case), in data.source.password_env, and in PGPASSWORD:
-    grep every log line, metadata, report, prediction and monitoring file for it."""
+    grep every log line, metadata, report, prediction and monitoring file, and MLflow's store
+    and artefacts, for it."""
     url, with_password = server.url(), server.url(password=True)
+    tracking = {"enabled": False, "uri": f"sqlite:///{folder / 'mlflow.db'}", "experiment": "churn-sql"}
+    write_quick_config(folder, tracking=tracking)
     outputs = []
     for args in (
-        ("-v", "train", "--data", with_password, "--table", "customers_by_month"),
+        ("-v", "train", "--track", "--data", with_password, "--table", "customers_by_month"),
         (
             "-v",
             "predict",
@@ -184,8 +187,9 @@ def test_no_password_appears_in_any_output(server, folder):
     assert by_variable.returncode == 0, by_variable.stderr
     outputs.append(by_variable.stdout + by_variable.stderr)
     assert "password_env" in (folder / "config.yaml").read_text()
-    files = [path for path in folder.rglob("*") if path.is_file() and path.suffix != ".db"]
-    assert any(path.name == "metadata.json" for path in files) and any(path.name == "monitor.json" for path in files)
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    names = {path.name for path in files}
+    assert {"metadata.json", "report.md", "monitor.json", "quality.json", "mlflow.db", "MLmodel"} <= names
     for path in files:
         assert PASSWORD.encode() not in path.read_bytes(), path
     for text in outputs:

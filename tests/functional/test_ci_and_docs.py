@@ -159,7 +159,7 @@ def test_the_runtime_lock_is_complete_and_agrees_with_the_dev_lock():
     assert needed <= set(runtime), f"missing from requirements.txt: {sorted(needed - set(runtime))}"
 
 
-@pytest.mark.parametrize("extra", ["explain", "tracking", "dask"])
+@pytest.mark.parametrize("extra", ["explain", "tracking", "dask", "sql"])
 def test_every_extra_has_a_lock_that_agrees_with_the_dev_lock_and_holds_the_extra(extra):
     """`pip install -r requirements-<extra>.txt` installs the dev lock's very versions: no package
     moves as `pip install -e ".[extra]"` would move them."""
