@@ -60,6 +60,7 @@ def main() -> None:
     os.environ["PGPASSWORD"] = PASSWORD  # the measured processes inherit it: never on their command line
     with running_postgres() as server:
         server.load("customers", table)
+        server.execute("VACUUM ANALYZE customers")  # now, not by autovacuum during a measured run
         url = server.url()
         predict = [sys.executable, str(REPO / "main.py"), "predict", "-q", "-c", str(args.config), "--model",
                    str(run.resolve())]  # fmt: skip

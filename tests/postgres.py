@@ -65,6 +65,12 @@ class Postgres:
             cursor.adbc_ingest(table, data, mode="create")
             connection.commit()
 
+    def execute(self, sql: str) -> None:
+        """A statement outside a transaction (VACUUM cannot run inside one)."""
+        with self.connect() as connection:
+            connection.adbc_connection.set_autocommit(True)
+            connection.cursor().execute(sql)
+
     def read(self, sql: str) -> pa.Table:
         with self.connect() as connection:
             cursor = connection.cursor()

@@ -333,9 +333,6 @@ class SqlTarget:
         return f"{self.database.shown} table {self.table}"
 
 
-IF_EXISTS = ("fail", "replace", "append")
-
-
 class SqlTableWriter:
     """Write chunks into a database table in one transaction, with a run_id and a scored_at
     column; used as `tables.TableWriter` is.
@@ -375,7 +372,7 @@ class SqlTableWriter:
         try:
             self._cursor.execute(f"SELECT * FROM {quote_table(self.target.table)} LIMIT 0")
             found = [str(item[0]) for item in self._cursor.description or ()]
-        except Exception:  # no such table; the failed statement is rolled back before writing
+        except Exception:  # taken as no such table: if it does exist, the rename at the end fails instead
             found = None
         self._connection.rollback()
         return found
@@ -395,8 +392,9 @@ class SqlTableWriter:
         if self.rows == 0 and self._appending:
             self._check_append(table.column_names)
         name, mode = self._destination()
-        try:
-            self._cursor.adbc_ingest(name, table, mode=mode)
+        *schema, bare = name.split(".")
+        try:  # the schema apart: a dotted name would be taken as one table name
+            self._cursor.adbc_ingest(bare, table, mode=mode, db_schema_name=".".join(schema) or None)
         except Exception as exc:
             raise DataError(f"{self.target}: writing failed ({_one_line(self.target.database, exc)})") from None
         self.rows += table.num_rows

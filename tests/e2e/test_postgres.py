@@ -77,8 +77,17 @@ def test_train_from_a_query_and_predict_into_a_table_as_from_files(server, folde
     assert added.returncode == 0, added.stderr
     both = server.read("SELECT scored_at, count(*) AS n FROM scores GROUP BY scored_at ORDER BY scored_at")
     assert both.column("n").to_pylist() == [7043, 100]
-    assert server.read("SELECT column_default FROM information_schema.columns WHERE table_name = 'scores' "
-                       "AND column_name = 'run_id'").column(0).to_pylist() == [None]  # fmt: skip
+    # a schema-qualified table
+    with server.connect() as connection:
+        connection.cursor().execute("CREATE SCHEMA IF NOT EXISTS crm")
+        connection.commit()
+    in_schema = cli("predict", "--input", url, "--query", "select * from customers limit 10", "--output", url,
+                    "--output-table", "crm.scores", folder=folder)  # fmt: skip
+    assert in_schema.returncode == 0, in_schema.stderr
+    assert server.read("SELECT count(*) AS n FROM crm.scores").column("n").to_pylist() == [10]
+    defaults = server.read("SELECT column_default FROM information_schema.columns WHERE table_name = 'scores' "
+                           "AND column_name IN ('run_id', 'scored_at')")  # fmt: skip
+    assert defaults.column(0).to_pylist() == [None] * 4  # in public and crm: no default left behind
 
 
 @pytest.mark.slow  # 211,290 rows written and killed: with the slow checks (.ci/run's pytest -m slow)
