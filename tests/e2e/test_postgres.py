@@ -11,10 +11,23 @@ import time
 
 import pyarrow as pa
 import pytest
+import yaml
 from postgres import PASSWORD, running_postgres
-from support import REPO, TELCO, TELCO_SAMPLE, free_port, run_cli, typed_table, write_quick_config
+from support import (
+    REPO,
+    TELCO,
+    TELCO_SAMPLE,
+    free_port,
+    make_subscriptions,
+    run_cli,
+    subscriptions_config,
+    typed_table,
+    write_quick_config,
+)
 
-from churn import tables
+from churn import pipeline, tables
+from churn.config import load_config
+from churn.sql import Database, SqlSource
 
 QUERY = "select * from customers_by_month where snapshot = '2026-11'"
 
@@ -205,3 +218,33 @@ def test_no_password_appears_in_any_output(server, folder):
         assert PASSWORD not in text
     written = server.read("SELECT count(*) AS n FROM scored_with_url")
     assert written.column("n")[0].as_py() == 7043
+
+
+def test_the_database_column_types_are_cleaned_as_a_file_s_text(server, tmp_path, monkeypatch):
+    """integer, numeric, smallint, boolean and date columns: trained on (a time split on the
+    date), and scored the same as the same rows exported to CSV."""
+    frame = make_subscriptions(600, label="bool")
+    frame["signup_month"] = [f"2026-{1 + i * 6 // len(frame):02d}-01" for i in range(len(frame))]
+    server.load("raw", pa.Table.from_pandas(frame.astype(str), preserve_index=False))
+    with server.connect() as connection:
+        cursor = connection.cursor()
+        cursor.execute("DROP TABLE IF EXISTS typed")
+        cursor.execute("CREATE TABLE typed AS SELECT account, months_active::int, monthly_fee::numeric(10, 2), "
+                       "support_calls::smallint, plan, autopay::int::boolean, region, churned::boolean, "
+                       "signup_month::date FROM raw")  # fmt: skip
+        connection.commit()
+    exported = frame.assign(autopay=frame["autopay"].map({1: "true", 0: "false"}))  # as psql would export it
+    exported.to_csv(tmp_path / "typed.csv", index=False)
+    config = subscriptions_config(tmp_path / "typed.csv", positive_label=True)
+    config["split"] = {"method": "time", "time_column": "signup_month", "test_size": 0.2, "random_state": 0}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    loaded = load_config(tmp_path / "config.yaml")
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    source = SqlSource(Database(server.url()), "typed")
+    record = pipeline.train(loaded, source).record
+    assert record.split.method == "time" and record.split.test_rows == 200  # May and June
+    assert record.split.test_period[0].startswith("2026-05-01")
+    assert record.features.categories["autopay"] == ("False", "True")
+    pipeline.predict(loaded, source, tmp_path / "from_table.csv")
+    pipeline.predict(loaded, tmp_path / "typed.csv", tmp_path / "from_file.csv")
+    assert (tmp_path / "from_table.csv").read_bytes() == (tmp_path / "from_file.csv").read_bytes()
