@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -151,3 +152,12 @@ def test_split_data_refuses_a_test_split_with_one_class():
     y = pd.Series([1] * 2 + [0] * 18)  # 10 % of 20 rows: the 2 test rows are both negatives
     with pytest.raises(DataError, match="the test split of 2 row\\(s\\) holds only one class"):
         split_data(X, y, SplitConfig(test_size=0.1, random_state=0))
+
+
+def test_a_database_timestamp_column_orders_rows_as_its_text_would():
+    from churn.data_loader import time_values
+
+    stamps = pd.Series(pd.to_datetime(["2026-11-30T23:00:00+01:00", "2026-10-01T00:00:00Z"], utc=True))
+    as_text = pd.Series(["2026-11-30T23:00:00+01:00", "2026-10-01T00:00:00Z"])
+    assert time_values(stamps, "t", Path("x")).tolist() == time_values(as_text, "t", Path("x")).tolist()
+    assert time_values(stamps, "t", Path("x")).dt.tz is None
