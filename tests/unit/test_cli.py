@@ -107,6 +107,14 @@ def test_database_options_that_do_not_fit_are_one_line(write_config, argv, messa
     assert len(err) == 1 and message in err[0]
 
 
+def test_init_names_a_database_url_instead_of_folding_it_into_a_path(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["init", "--data", "postgresql://churn@db/crm", "--target", "Churn"])
+    assert exit_info.value.code == 2 and "postgresql:// is a database; init infers a config from a file" in (
+        capsys.readouterr().err
+    )
+
+
 def test_table_and_query_exclude_each_other(capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["train", "--data", "sqlite:///x.db", "--table", "t", "--query", "select 1"])

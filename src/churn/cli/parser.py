@@ -119,7 +119,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         )
 
     init = mode("init", "write a first config for a table of your own, inferring its columns", INIT_EXAMPLES)
-    init.add_argument("--data", type=Path, required=True, help="the labelled table (.csv, .csv.gz or .parquet)")
+    init.add_argument("--data", type=_file, required=True, help="the labelled table (.csv, .csv.gz or .parquet)")
     init.add_argument("--target", required=True, help="the column that says who churned")
     init.add_argument(
         "--output", type=Path, default=Path("config.yaml"), help="where to write it (default: config.yaml)"
@@ -263,6 +263,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     prune.add_argument("--keep", type=int, required=True, metavar="N", help="how many of the newest runs to keep")
     prune.add_argument("--dry-run", action="store_true", help="list the runs it would delete, and delete nothing")
     return parser
+
+
+def _file(text: str) -> Path:
+    """A file path; a database URL is refused by name (Path would fold its // into /)."""
+    if "://" in text:
+        raise argparse.ArgumentTypeError(f"{text.split('://')[0]}:// is a database; init infers a config from a "
+                                         "file: export a sample of the table to CSV or Parquet")  # fmt: skip
+    return Path(text)
 
 
 def _port(text: str) -> int:
