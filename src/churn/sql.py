@@ -173,7 +173,7 @@ def _sqlite_path(database: Database, create: bool) -> str:
 def _uri(database: Database) -> str:
     """The URL the driver opens: with the password from `password_env`, and a connect timeout."""
     parts = urlsplit(database.url)
-    netloc = parts.netloc
+    netloc, query = parts.netloc, dict(parse_qsl(parts.query))
     if parts.password is None and database.password_env:
         password = os.environ.get(database.password_env)
         if password is None:
@@ -182,8 +182,10 @@ def _uri(database: Database) -> str:
                 "export it, or unset data.source.password_env to use PGPASSWORD or ~/.pgpass"
             )
         user, _, host = netloc.rpartition("@")
-        netloc = f"{user}:{quote(password, safe='')}@{host}" if user else netloc
-    query = dict(parse_qsl(parts.query))
+        if user:
+            netloc = f"{user}:{quote(password, safe='')}@{host}"
+        else:  # no user part to hold it: libpq's password parameter
+            query["password"] = password
     if database.scheme in ("postgresql", "postgres"):
         query.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment))

@@ -31,6 +31,8 @@ def test_the_password_from_the_named_variable_reaches_the_driver_only(monkeypatc
     database = Database("postgresql://churn@127.0.0.1:5432/crm", password_env="CRM_PASSWORD")
     assert sql._uri(database) == "postgresql://churn:p%40ss%20word@127.0.0.1:5432/crm?connect_timeout=5"
     assert "p@ss" not in str(database) and database.password == "p@ss word"
+    no_user = Database("postgresql://127.0.0.1/crm", password_env="CRM_PASSWORD")
+    assert sql._uri(no_user) == "postgresql://127.0.0.1/crm?password=p%40ss+word&connect_timeout=5"
     monkeypatch.delenv("CRM_PASSWORD")
     with pytest.raises(ChurnError, match="data.source.password_env names CRM_PASSWORD, which is not set"):
         sql._uri(database)
