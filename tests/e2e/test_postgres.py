@@ -28,6 +28,7 @@ from support import (
 from churn import pipeline, tables
 from churn.config import load_config
 from churn.sql import Database, SqlSource
+from churn.workflows.predict import Output
 
 QUERY = "select * from customers_by_month where snapshot = '2026-11'"
 
@@ -56,7 +57,7 @@ def cli(*args, folder, password=PASSWORD, timeout=300):
     return run_cli(*args, cwd=folder, timeout=timeout, env=environment)
 
 
-def test_train_from_a_query_and_predict_into_a_table_as_from_files(server, folder):
+def test_train_from_a_query_and_predict_into_a_table_as_from_files(server, folder, monkeypatch):
     url = server.url()
     trained = cli("train", "--data", url, "--query", QUERY, folder=folder)
     assert trained.returncode == 0, trained.stderr
@@ -78,20 +79,20 @@ def test_train_from_a_query_and_predict_into_a_table_as_from_files(server, folde
     assert len(set(written.column("scored_at").to_pylist())) == 1
     tables.write_table(written.drop_columns(["run_id", "scored_at"]).to_pandas(), folder / "back.csv")
     assert (folder / "back.csv").read_bytes() == (folder / "from_file.csv").read_bytes()
-    # a second batch, added in one transaction with its own scoring time
-    added = cli("predict", "--input", url, "--query", "select * from customers limit 100", "--output", url,
-                "--output-table", "scores", "--if-exists", "append", folder=folder)  # fmt: skip
-    assert added.returncode == 0, added.stderr
+    # in process from here (the CLI's wiring is checked above): a second batch, added in one
+    # transaction with its own scoring time, and a schema-qualified table
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    config = load_config(folder / "config.yaml")
+    first_100 = SqlSource(Database(url), query="select * from customers limit 100")
+    pipeline.predict(config, first_100, Output(url, "scores", "append"))
     both = server.read("SELECT scored_at, count(*) AS n FROM scores GROUP BY scored_at ORDER BY scored_at")
     assert both.column("n").to_pylist() == [7043, 100]
     # a schema-qualified table
     with server.connect() as connection:
         connection.cursor().execute("CREATE SCHEMA IF NOT EXISTS crm")
         connection.commit()
-    in_schema = cli("predict", "--input", url, "--query", "select * from customers limit 10", "--output", url,
-                    "--output-table", "crm.scores", folder=folder)  # fmt: skip
-    assert in_schema.returncode == 0, in_schema.stderr
-    assert server.read("SELECT count(*) AS n FROM crm.scores").column("n").to_pylist() == [10]
+    pipeline.predict(config, first_100, Output(url, "crm.scores"))
+    assert server.read("SELECT count(*) AS n FROM crm.scores").column("n").to_pylist() == [100]
     defaults = server.read("SELECT column_default FROM information_schema.columns WHERE table_name = 'scores' "
                            "AND column_name IN ('run_id', 'scored_at')")  # fmt: skip
     assert defaults.column(0).to_pylist() == [None] * 4  # in public and crm: no default left behind
