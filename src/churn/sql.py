@@ -13,6 +13,7 @@ it, and the database's own messages have it replaced before they are repeated.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import os
@@ -114,6 +115,12 @@ class SqlSource:
 
     def __str__(self) -> str:
         return f"{self.database.shown} " + (f"table {self.table}" if self.table else "(query)")
+
+    @functools.cached_property
+    def column_names(self) -> tuple[str, ...]:
+        """Read once per source: every door checks the columns before reading (and reading
+        checks them again), and each check would be another connection and round trip."""
+        return tuple(_read_columns(self))
 
 
 def quote_table(name: str) -> str:
@@ -232,7 +239,11 @@ def _select(source: SqlSource, columns: Sequence[str] | None, limit: int | None 
 
 
 def columns(source: SqlSource) -> list[str]:
-    """The column names the table or query gives, from a read of no rows."""
+    """The column names the table or query gives, from a read of no rows (once per source)."""
+    return list(source.column_names)
+
+
+def _read_columns(source: SqlSource) -> list[str]:
     with connect(source.database) as connection:
         cursor = connection.cursor()
         try:

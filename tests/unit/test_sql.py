@@ -64,6 +64,20 @@ def test_a_source_names_a_table_or_a_query_not_both():
     assert tables.source_of("sqlite:///x.db", query="select 1").query == "select 1"
 
 
+def test_the_columns_are_read_once_per_source(tmp_path, monkeypatch):
+    from support import load_sqlite
+
+    url = load_sqlite(tmp_path / "crm.db", "t", pa.table({"a": [1, 2], "b": ["x", "y"]}))
+    connected = []
+    real_connect = sql.connect
+    monkeypatch.setattr(sql, "connect", lambda *args, **kwargs: connected.append(1) or real_connect(*args, **kwargs))
+    source = SqlSource(Database(url), "t")
+    (table,) = tables.iter_table(source, ["a"], None)
+    assert tables.table_columns(source) == ["a", "b"] and table.column_names == ["a"]
+    assert len(connected) == 2  # the columns once, the rows once
+    assert tables.table_columns(SqlSource(Database(url), "t")) == ["a", "b"] and len(connected) == 3
+
+
 def test_an_unknown_scheme_names_the_driver_it_looked_for():
     with pytest.raises(ChurnError, match=r"no ADBC driver for mysql:// is installed \(looked for adbc_driver_mysql\)"):
         sql.columns(SqlSource(Database("mysql://u@h/db"), "t"))
