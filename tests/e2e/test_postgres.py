@@ -30,6 +30,11 @@ from churn.config import load_config
 from churn.sql import Database, SqlSource
 from churn.workflows.predict import Output
 
+# A server of its own and a dozen commands: with the slow checks (.ci/run's `pytest -m slow`, the CI
+# workflow's e2e step), so that the set-up test command needs no PostgreSQL and keeps its budget;
+# the SQLite tests (tests/integration/test_sql_sources.py) cover the database code in every run.
+pytestmark = pytest.mark.slow
+
 QUERY = "select * from customers_by_month where snapshot = '2026-11'"
 
 
@@ -98,7 +103,6 @@ def test_train_from_a_query_and_predict_into_a_table_as_from_files(server, folde
     assert defaults.column(0).to_pylist() == [None] * 4  # in public and crm: no default left behind
 
 
-@pytest.mark.slow  # 211,290 rows written and killed: with the slow checks (.ci/run's pytest -m slow)
 def test_a_kill_during_the_write_leaves_the_previous_table_intact(server, folder):
     url = server.url()
     big = pa.concat_tables([typed_table(TELCO)] * 30)  # 211,290 rows: a write that lasts
@@ -163,7 +167,6 @@ def test_an_unreachable_port_is_exit_2_within_10_seconds_naming_host_and_port(fo
     assert "Traceback" not in result.stderr and not (folder / "models").exists()
 
 
-@pytest.mark.slow  # seven commands in a row: with the slow checks (.ci/run's pytest -m slow)
 def test_no_password_appears_in_any_output(server, folder):
     """The password in the URL (the worst case), in data.source.password_env, and in PGPASSWORD:
     grep every log line, metadata, report, prediction and monitoring file, and MLflow's store
