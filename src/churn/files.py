@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -85,3 +86,57 @@ def refuse_overwriting_input(inputs: Path | Sequence[Path], *outputs: str | Path
     for output in outputs:
         if output is not None and str(output) != "-" and Path(output).resolve() in sources:
             raise DataError(f"{output}: --output is the input file; choose another output path")
+
+
+def prepare_output(path: str | Path, option: str) -> None:
+    """Make sure a file can be written at `path` before any input is read: not a URL, not a
+    folder, its folder created when missing and taking a new file (a probe file, removed).
+    stdout ("-") and devices (/dev/null) pass.
+
+    Raises:
+        DataError: naming the path, what is wrong and the option to change.
+    """
+    if str(path) == "-" or is_device(path):
+        return
+    if "://" in str(path):
+        raise DataError(f"{option} {path}: a URL is not a file path; give a file, or a database URL with "
+                        "--output-table")  # fmt: skip
+    target = Path(path)
+    if target.is_dir():
+        raise DataError(f"{target}: is a folder; {option} names a file (for example {target / 'out.csv'})")
+    prepare_folder(target.parent, option)
+
+
+def prepare_folder(folder: Path, option: str, create: bool = True) -> None:
+    """Check that `folder` takes a new file, creating it (and its parents) when missing, or
+    without `create` only checking the nearest folder that exists (created when written).
+
+    Raises:
+        DataError: a part of the path is a file, or the folder cannot be created or written.
+    """
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DataError(f"{folder}: {existing} is a file, not a folder; choose another {option}")
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"{folder}: cannot be created ({exc.strerror}); choose another {option}") from None
+        existing = folder
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".churn-probe-", dir=existing)
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot be written here ({exc.strerror}); choose another {option}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def is_device(path: str | Path) -> bool:
+    """A character device or a pipe (/dev/null, a FIFO): no temporary file and rename there."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)

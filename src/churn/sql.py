@@ -18,10 +18,8 @@ import hashlib
 import importlib
 import os
 import re
-import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -29,6 +27,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 import numpy as np
 import pyarrow as pa
 
+from churn import sql_text
 from churn.errors import ChurnError, DataError
 
 INSTALL = "pip install -r requirements-sql.txt (or pip install -e '.[sql]')"
@@ -38,12 +37,64 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _POSTGRES = "adbc_driver_postgresql"
 _DRIVERS = {"postgresql": _POSTGRES, "postgres": _POSTGRES, "sqlite": "adbc_driver_sqlite"}
 # pyarrow's names for what ADBC's SQLite driver says when a column changes type part-way
+_PASSWORD_PARAMETER = re.compile(r"((?:^|[?&])password=).*", re.IGNORECASE)
+_SQLITE_RENAMED = re.compile(r"(.+):\d+")
 _SQLITE_MISMATCH = re.compile(r"Type mismatch in column (\d+): expected (\S+) but got (\S+)")
 
 
 def is_url(text: str | Path) -> bool:
     """A database URL (scheme://...) rather than a file path."""
     return isinstance(text, str) and bool(_URL.match(text))
+
+
+def scheme_of(url: str) -> str:
+    """The URL's scheme, lower case, without a driver suffix (postgresql+adbc -> postgresql)."""
+    return url.split("://", 1)[0].split("+")[0].lower()
+
+
+def redact(url: str) -> str:
+    """The URL without its password, whether or not it parses: anything between `//` and the
+    last `@` but the user name is hidden, and so is everything after a password= parameter."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    at = rest.rfind("@")
+    if at >= 0 and not rest.startswith("/"):
+        user = rest[:at].split(":", 1)[0]
+        hidden = ":***" if ":" in rest[:at] else ""
+        rest = ("***" if any(c in user for c in "/?#[]") else user) + hidden + rest[at:]
+    return f"{scheme}://" + _PASSWORD_PARAMETER.sub(r"\1***", rest)
+
+
+def has_password(url: str) -> bool:
+    """A password in the URL: after the user name, or as a password= parameter (libpq's)."""
+    rest = url.partition("://")[2]
+    at = rest.rfind("@")
+    in_user_part = at >= 0 and not rest.startswith("/") and ":" in rest[:at]
+    return in_user_part or bool(_PASSWORD_PARAMETER.search(rest))
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL that does not parse the way churn reads it, naming only its scheme: a
+    message must not show a password that a stray `/`, `?`, `#` or `@` moved out of place.
+
+    Raises:
+        ChurnError: the URL does not parse, or (SQLite) holds a user or password.
+    """
+    scheme = scheme_of(url)
+    fix = ("percent-encode the user name and password (/ as %2F, ? as %3F, # as %23, @ as %40) and check the "
+           "host and port")  # fmt: skip
+    try:
+        parts = urlsplit(url)
+        _ = parts.hostname, parts.port
+    except ValueError:
+        raise ChurnError(f"a {scheme}:// URL could not be read; {fix}") from None
+    rest = url.partition("://")[2]
+    if rest.rfind("@") >= len(parts.netloc) and not rest.startswith("/"):
+        raise ChurnError(f"a {scheme}:// URL could not be read (an @ after the host); {fix}")
+    if scheme == "sqlite" and parts.netloc:
+        raise ChurnError("a sqlite:// URL names a file and takes no user, password or host; write "
+                         "sqlite:///relative/path.db or sqlite:////absolute/path.db")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,9 +104,16 @@ class Database:
     url: str
     password_env: str | None = None
 
+    def __post_init__(self) -> None:
+        check_url(self.url)
+
     @property
     def scheme(self) -> str:
-        return urlsplit(self.url).scheme.split("+")[0].lower()
+        return scheme_of(self.url)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.scheme in ("postgresql", "postgres")
 
     @property
     def shown(self) -> str:
@@ -70,31 +128,21 @@ class Database:
     @property
     def password(self) -> str | None:
         """The password this URL is opened with, if churn knows one (the driver may find its own)."""
-        given = urlsplit(self.url).password
-        if given is not None:
-            return unquote(given)
+        parts = urlsplit(self.url)
+        if parts.password is not None:
+            return unquote(parts.password)
+        given = [value for key, value in parse_qsl(parts.query) if key.lower() == "password"]
+        if given:
+            return given[0]
         return os.environ.get(self.password_env) if self.password_env else None
 
     def __str__(self) -> str:
         return self.shown
 
 
-def redact(url: str) -> str:
-    """The URL without its password: the user part keeps the user, a password= parameter shows ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, host = netloc.rsplit("@", 1)
-        netloc = f"{user.split(':', 1)[0]}@{host}"
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*")
-    # spelled out rather than urlunsplit, which drops the empty host of sqlite:///file.db
-    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
-
-
 @dataclass(frozen=True)
 class SqlSource:
-    """Rows of a database: a table (`schema.table` or `table`) or a query."""
+    """Rows of a database: a table (`schema.table` or `table`) or a query (one statement)."""
 
     database: Database
     table: str | None = None
@@ -103,30 +151,34 @@ class SqlSource:
     def __post_init__(self) -> None:
         if (self.table is None) == (self.query is None):
             raise ChurnError(f"{self.database}: name a --table or give a --query (one of them)")
+        _ = self.select  # a bad name or query is refused before anything connects
+
+    @functools.cached_property
+    def parts(self) -> tuple[str, ...]:
+        """The table's name as the database holds it (schema and table); () for a query."""
+        if self.table is None:
+            return ()
+        return sql_text.table_name(self.table, self.database.scheme, "--table")
 
     @property
     def name(self) -> str:
         """A short name, for default output file names: the table's, or "query"."""
-        return (self.table or "query").split(".")[-1]
+        return self.parts[-1] if self.parts else "query"
 
-    @property
+    @functools.cached_property
     def select(self) -> str:
-        return self.query.strip().rstrip(";") if self.query else f"SELECT * FROM {quote_table(self.table or '')}"
+        if self.query is not None:
+            return sql_text.one_statement(self.query)
+        return f"SELECT * FROM {sql_text.quoted(self.parts)}"
 
     def __str__(self) -> str:
-        return f"{self.database.shown} " + (f"table {self.table}" if self.table else "(query)")
+        return f"{self.database.shown} " + (f"table {sql_text.shown(self.table)}" if self.table else "(query)")
 
     @functools.cached_property
     def column_names(self) -> tuple[str, ...]:
         """Read once per source: every door checks the columns before reading (and reading
         checks them again), and each check would be another connection and round trip."""
         return tuple(_read_columns(self))
-
-
-def quote_table(name: str) -> str:
-    """`schema.table` as "schema"."table": names are quoted, so their case is kept and no
-    name can end the statement."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
 def _driver(database: Database) -> Any:
@@ -151,7 +203,7 @@ def connect(database: Database, create: bool = False) -> Iterator[Any]:
     driver = _driver(database)
     try:
         if database.scheme == "sqlite":
-            connection = driver.connect(_sqlite_path(database, create))
+            connection = driver.connect(sqlite_path(database, create))
         else:
             connection = driver.connect(_uri(database))
     except ChurnError:
@@ -165,7 +217,8 @@ def connect(database: Database, create: bool = False) -> Iterator[Any]:
             connection.close()
 
 
-def _sqlite_path(database: Database, create: bool) -> str:
+def sqlite_path(database: Database, create: bool) -> str:
+    """The file a sqlite:// URL names (relative to the current folder after sqlite:///)."""
     path = database.url.split("://", 1)[1]
     path = path[1:] if path.startswith("/") else path  # sqlite:///relative.db, sqlite:////absolute.db
     if not path:
@@ -181,7 +234,7 @@ def _uri(database: Database) -> str:
     """The URL the driver opens: with the password from `password_env`, and a connect timeout."""
     parts = urlsplit(database.url)
     netloc, query = parts.netloc, dict(parse_qsl(parts.query))
-    if parts.password is None and database.password_env:
+    if parts.password is None and "password" not in query and database.password_env:
         password = os.environ.get(database.password_env)
         if password is None:
             raise ChurnError(
@@ -193,13 +246,13 @@ def _uri(database: Database) -> str:
             netloc = f"{user}:{quote(password, safe='')}@{host}"
         else:  # no user part to hold it: libpq's password parameter
             query["password"] = password
-    if database.scheme in ("postgresql", "postgres"):
+    if database.is_postgres:
         query.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def _connect_problem(database: Database, exc: Exception) -> str:
-    detail = _one_line(database, exc)
+    detail = one_line(database, exc)
     where = f"the server at {database.address}"
     if "password authentication failed" in detail or "no password supplied" in detail:
         return (f"{database}: {where} refused the login ({detail}); give the password in PGPASSWORD, ~/.pgpass or "
@@ -209,7 +262,7 @@ def _connect_problem(database: Database, exc: Exception) -> str:
     return f"{database}: cannot connect ({detail})"
 
 
-def _one_line(database: Database, exc: Exception) -> str:
+def one_line(database: Database, exc: Exception) -> str:
     """The database's message, one line, the password (if churn knows it) replaced."""
     text = str(exc)
     for prefix in ("IO: [libpq] Failed to connect: ", "[libpq] Failed to connect: "):
@@ -227,15 +280,20 @@ def _one_line(database: Database, exc: Exception) -> str:
 
 
 def _query_problem(source: SqlSource, exc: Exception) -> DataError:
-    detail = _one_line(source.database, exc)
+    detail = one_line(source.database, exc)
+    if "database is locked" in detail or "database is busy" in detail:
+        return DataError(f"{source}: the database is busy (another connection holds a lock on it); retry when "
+                         "that write is done")  # fmt: skip
     fix = "fix --query (or data.source.query)" if source.query else "check --table (or data.source.table)"
     return DataError(f"{source}: the database refused the read ({detail}); {fix}")
 
 
-def _select(source: SqlSource, columns: Sequence[str] | None, limit: int | None = None) -> str:
-    picked = ", ".join(quote_table(column) for column in columns) if columns else "*"
+def select_of(source: SqlSource, columns: Sequence[str] | None, limit: int | None = None) -> str:
+    """The read, the source inside parentheses on lines of their own: a trailing comment in
+    a query ends at its line instead of swallowing the closing parenthesis."""
+    picked = ", ".join(sql_text.quoted([column]) for column in columns) if columns else "*"
     tail = f" LIMIT {limit}" if limit is not None else ""
-    return f"SELECT {picked} FROM ({source.select}) AS churn_source{tail}"
+    return f"SELECT {picked} FROM (\n{source.select}\n) AS churn_source{tail}"
 
 
 def columns(source: SqlSource) -> list[str]:
@@ -247,17 +305,26 @@ def _read_columns(source: SqlSource) -> list[str]:
     with connect(source.database) as connection:
         cursor = connection.cursor()
         try:
-            cursor.execute(_select(source, None, limit=0))
-            return [str(item[0]) for item in cursor.description or ()]
+            cursor.execute(select_of(source, None, limit=0))
+            names = [str(item[0]) for item in cursor.description or ()]
         except Exception as exc:
             raise _query_problem(source, exc) from None
+    return _sqlite_duplicates_named(names) if source.database.scheme == "sqlite" else names
+
+
+def _sqlite_duplicates_named(names: list[str]) -> list[str]:
+    """SQLite renames a repeated column of a subquery `name:1`, `name:2`, ...: named back, so
+    that the duplicate is refused as a file's or PostgreSQL's is."""
+    present = set(names)
+    return [match.group(1) if (match := _SQLITE_RENAMED.fullmatch(name)) and match.group(1) in present else name
+            for name in names]  # fmt: skip
 
 
 def count_rows(source: SqlSource) -> int:
     with connect(source.database) as connection:
         cursor = connection.cursor()
         try:
-            cursor.execute(f"SELECT count(*) FROM ({source.select}) AS churn_source")
+            cursor.execute(f"SELECT count(*) FROM (\n{source.select}\n) AS churn_source")
             return int(cursor.fetchone()[0])
         except Exception as exc:
             raise _query_problem(source, exc) from None
@@ -272,7 +339,7 @@ def batches(
     with connect(source.database) as connection:
         cursor = connection.cursor()
         try:
-            cursor.execute(_select(source, columns))
+            cursor.execute(select_of(source, columns))
             reader = cursor.fetch_record_batch()
         except Exception as exc:
             raise _query_problem(source, exc) from None
@@ -296,7 +363,7 @@ def _read_problem(source: SqlSource, columns: Sequence[str] | None, exc: Excepti
             f"{source}: column {column} holds {mismatch.group(2)} values and then {mismatch.group(3)} ones (after "
             f"row {rows:,}); SQLite keeps any type in any row: CAST the column to one type in --query"
         )
-    return DataError(f"{source}: reading failed after {rows:,} rows ({_one_line(source.database, exc)})")
+    return DataError(f"{source}: reading failed after {rows:,} rows ({one_line(source.database, exc)})")
 
 
 def _plain(batch: pa.RecordBatch, categorical: set[str]) -> pa.RecordBatch:
@@ -333,141 +400,3 @@ class RowDigest:
     def hexdigest(self) -> str:
         hashes = np.sort(np.concatenate(self._hashes)) if self._hashes else np.zeros(0, dtype="uint64")
         return hashlib.sha256(hashes.astype("<u8").tobytes()).hexdigest()
-
-
-@dataclass(frozen=True)
-class SqlTarget:
-    """A table to write scores into."""
-
-    database: Database
-    table: str
-
-    def __str__(self) -> str:
-        return f"{self.database.shown} table {self.table}"
-
-
-class SqlTableWriter:
-    """Write chunks into a database table in one transaction, with a run_id and a scored_at
-    column; used as `tables.TableWriter` is.
-
-    A new or replaced table is built as a staging table beside it and renamed into place at
-    the end, in the same transaction (`replace` drops the old one there): readers see the old
-    table until the commit, and a failure or a kill (the server rolls an unfinished transaction
-    back) leaves it as it was. `append` adds the rows inside one transaction.
-
-    On PostgreSQL a staging table gets run_id and scored_at at the end, as columns added with a
-    constant default (which PostgreSQL stores once, not per row) whose default is then dropped:
-    cheaper than sending the same two values with every row.
-    """
-
-    format = "table"
-
-    def __init__(self, target: SqlTarget, if_exists: str, run_id: str) -> None:
-        self.target = target
-        self.if_exists = if_exists
-        self.rows = 0
-        self._run_id, self._scored_at = run_id, datetime.now(UTC)
-        self._stack = contextlib.ExitStack()
-        self._existing: list[str] | None = None
-        self._staging = _staging_name(target.table)
-
-    def __enter__(self) -> SqlTableWriter:
-        self._connection = self._stack.enter_context(connect(self.target.database, create=True))
-        self._cursor = self._connection.cursor()
-        self._existing = self._existing_columns()
-        if self._existing is not None and self.if_exists == "fail":
-            raise DataError(
-                f"{self.target}: the table exists; pass --overwrite to replace it, or --if-exists append to add rows"
-            )
-        return self
-
-    def _existing_columns(self) -> list[str] | None:
-        try:
-            self._cursor.execute(f"SELECT * FROM {quote_table(self.target.table)} LIMIT 0")
-            found = [str(item[0]) for item in self._cursor.description or ()]
-        except Exception:  # taken as no such table: if it does exist, the rename at the end fails instead
-            found = None
-        self._connection.rollback()
-        return found
-
-    @property
-    def _appending(self) -> bool:
-        return self.if_exists == "append" and self._existing is not None
-
-    @property
-    def _constants_added_at_the_end(self) -> bool:
-        return self.target.database.scheme in ("postgresql", "postgres") and not self._appending
-
-    def write(self, frame: Any) -> None:
-        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
-        if not self._constants_added_at_the_end:
-            table = self._with_constants(table)
-        if self.rows == 0 and self._appending:
-            self._check_append(table.column_names)
-        name, mode = self._destination()
-        *schema, bare = name.split(".")
-        try:  # the schema apart: a dotted name would be taken as one table name
-            self._cursor.adbc_ingest(bare, table, mode=mode, db_schema_name=".".join(schema) or None)
-        except Exception as exc:
-            raise DataError(f"{self.target}: writing failed ({_one_line(self.target.database, exc)})") from None
-        self.rows += table.num_rows
-
-    def _destination(self) -> tuple[str, str]:
-        if self._appending:
-            return self.target.table, "append"
-        return self._staging, "create" if self.rows == 0 else "append"
-
-    def _with_constants(self, table: pa.Table) -> pa.Table:
-        rows = table.num_rows
-        run_id = pa.array([self._run_id] * rows, pa.string())
-        when = pa.array([self._scored_at] * rows, pa.timestamp("us", tz="UTC"))
-        return table.append_column("run_id", run_id).append_column("scored_at", when)
-
-    def _check_append(self, columns: list[str]) -> None:
-        if self._existing != columns:
-            raise DataError(
-                f"{self.target}: --if-exists append needs the table's columns to be {', '.join(columns)}; it has "
-                f"{', '.join(self._existing or [])}; write to a new table or pass --overwrite"
-            )
-
-    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
-        try:
-            if exc_type is None:
-                self._publish()
-            else:
-                with contextlib.suppress(Exception):
-                    self._connection.rollback()
-        finally:
-            self._stack.close()
-
-    def _publish(self) -> None:
-        try:
-            if self._constants_added_at_the_end:
-                self._add_constant_columns()
-            if not self._appending:
-                if self._existing is not None:  # replace: the old table goes in the same transaction
-                    self._cursor.execute(f"DROP TABLE {quote_table(self.target.table)}")
-                bare = self.target.table.split(".")[-1]
-                self._cursor.execute(f"ALTER TABLE {quote_table(self._staging)} RENAME TO {quote_table(bare)}")
-            self._connection.commit()
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                self._connection.rollback()
-            raise DataError(f"{self.target}: the table was not replaced ({_one_line(self.target.database, exc)}); "
-                            "it is as it was") from None  # fmt: skip
-
-    def _add_constant_columns(self) -> None:
-        staging = quote_table(self._staging)
-        run_id = self._run_id.replace("'", "''")
-        scored_at = self._scored_at.isoformat()
-        self._cursor.execute(f"ALTER TABLE {staging} ADD COLUMN run_id TEXT DEFAULT '{run_id}', "
-                             f"ADD COLUMN scored_at TIMESTAMPTZ DEFAULT '{scored_at}'")  # fmt: skip
-        self._cursor.execute(f"ALTER TABLE {staging} ALTER COLUMN run_id DROP DEFAULT, "
-                             "ALTER COLUMN scored_at DROP DEFAULT")  # fmt: skip
-
-
-def _staging_name(table: str) -> str:
-    """churn_staging_<table>_<random>, in the target's schema, within PostgreSQL's 63 characters."""
-    *schema, bare = table.split(".")
-    name = f"churn_staging_{bare[:32]}_{secrets.token_hex(4)}"
-    return ".".join([*schema, name])

@@ -10,10 +10,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
 import queue
-import stat
 import sys
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Generator, Iterator, Sequence
@@ -28,8 +27,9 @@ import pyarrow.parquet as pq
 from churn import sql
 from churn.columns import require_columns
 from churn.errors import ChurnError, DataError, FormatError
-from churn.files import atomic_path
-from churn.sql import Database, SqlSource, SqlTableWriter, SqlTarget
+from churn.files import atomic_path, is_device
+from churn.sql import Database, SqlSource
+from churn.sql_writer import SqlTableWriter, SqlTarget
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,15 +84,6 @@ def open_writer(
     if table is not None:
         raise ChurnError(f"--output-table writes into a database; --output {destination} is a file, give a URL")
     return TableWriter(destination)
-
-
-def is_device(path: str | Path) -> bool:
-    """A character device or a pipe (/dev/null, a FIFO): no temporary file and rename there."""
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):
-        return False
-    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def table_format(path: Source) -> str:
@@ -426,3 +417,42 @@ def write_table(frame: pd.DataFrame, destination: str | Path) -> None:
     """Write one DataFrame atomically as CSV or Parquet by file name; "-" writes CSV to stdout."""
     with TableWriter(destination) as writer:
         writer.write(frame)
+
+
+class Spill:
+    """Chunks kept on disk between two passes over them (Arrow IPC in a temporary folder, removed
+    on exit): a budget ranks every customer before the first row is written, yet the input is
+    read once, so every row's rank belongs to that very row."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self._schema: pa.Schema | None = None
+        self.rows = 0
+
+    def __enter__(self) -> Spill:
+        folder = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="churn-spill-"))
+        self._path = Path(folder) / "chunks.arrows"
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pa.ipc.new_stream(str(self._path), table.schema)
+        self._writer.write_table(table if table.schema == self._schema else table.cast(self._schema))
+        self.rows += table.num_rows
+
+    def replay(self) -> Iterator[pa.Table]:
+        """The chunks in the order written, each as it was."""
+        if self._writer is None:
+            return
+        self._writer.close()
+        with pa.memory_map(str(self._path)) as source, pa.ipc.open_stream(source) as reader:
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+
+    def __exit__(self, *exc_info: Any) -> None:
+        with contextlib.suppress(pa.ArrowException):
+            if self._writer is not None:
+                self._writer.close()
+        self._stack.close()

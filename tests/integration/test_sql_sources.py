@@ -144,7 +144,7 @@ def test_an_existing_table_is_refused_replaced_or_added_to(work):
     pipeline.predict(config, small, Output(url, "scores", "append"))
     assert read_sqlite(folder / "crm.db", "SELECT count(*) AS n FROM scores").column("n")[0].as_py() == 35
     with pytest.raises(DataError, match="append needs the table's columns to be customerID, churn_probability"):
-        pipeline.predict(config, small, Output(url, "customers", "append"))
+        pipeline.predict(config, small, Output(url, "sample", "append"))
     assert _tables(folder) == ["customers", "sample", "scores"]
 
 
@@ -209,5 +209,109 @@ def test_a_missing_database_file_or_a_wrong_pairing_is_refused(work, tmp_path):
         tables.source_of("customers.csv", table="customers")
     with pytest.raises(ChurnError, match="writing to a database needs --output-table NAME"):
         pipeline.predict(config, source(url, "customers"), Output(url))
-    with pytest.raises(ChurnError, match="--output-table is the input table"):
+    with pytest.raises(ChurnError, match="--output-table is customers, which the input reads"):
         pipeline.predict(config, source(url, "customers"), Output(url, "customers", "replace"))
+
+
+def _count(folder, table="customers"):
+    return read_sqlite(folder / "crm.db", f'SELECT count(*) AS n FROM "{table}"').column("n")[0].as_py()
+
+
+def test_the_input_table_is_never_written_however_it_is_spelled(work, monkeypatch):
+    config, url, folder = work
+    monkeypatch.chdir(folder)
+    reads = [source(url, "customers"), source("sqlite:///./crm.db", "customers"),
+             source(url, query="select * from customers -- the whole table"),
+             source(url, query="SELECT c.* FROM sample s JOIN Customers c USING (customerID)")]  # fmt: skip
+    writes = [(url, "CUSTOMERS"), ("sqlite:///crm.db", "customers"), (f"sqlite:///{folder}/./crm.db", "main.customers"),
+              (url, '"customers"')]  # fmt: skip
+    for read in reads:
+        for destination, table in writes:
+            for if_exists in ("replace", "append"):
+                with pytest.raises(ChurnError, match="which the input reads; write the scores to another table"):
+                    pipeline.predict(config, read, Output(destination, table, if_exists))
+    assert _count(folder) == 7043 and _tables(folder) == ["customers", "sample"]
+    with pytest.raises(ChurnError, match="--output is the input file"):  # nor the database file itself
+        pipeline.predict(config, source(url, "sample"), folder / "crm.db", quality_report=None)
+    with pytest.raises(ChurnError, match="--output is the input file"):
+        pipeline.predict(config, source(url, "sample"), folder / "out.csv", quality_report=folder / "crm.db")
+
+
+def test_a_view_over_the_input_is_seen_through(work):
+    config, url, folder = work
+    import sqlite3
+
+    with sqlite3.connect(folder / "crm.db") as connection:
+        connection.execute("CREATE VIEW recent AS SELECT * FROM customers WHERE tenure < 12")
+    with pytest.raises(ChurnError, match="--output-table is customers, which the input reads"):
+        pipeline.predict(config, source(url, "recent"), Output(url, "Customers", "replace"))
+    assert _count(folder) == 7043
+
+
+def test_append_compares_types_too(work):
+    config, url, folder = work
+    small = source(url, query="SELECT * FROM customers LIMIT 10")
+    pipeline.predict(config, small, Output(url, "scores"))
+    pipeline.predict(config, small, Output(url, "scores", "append"))  # the table churn wrote takes its own rows
+    assert _count(folder, "scores") == 20
+    import sqlite3
+
+    with sqlite3.connect(folder / "crm.db") as connection:
+        connection.execute("CREATE TABLE texts (customerID TEXT, churn_probability TEXT, churn_prediction INTEGER, "
+                           "run_id TEXT, scored_at TEXT)")  # fmt: skip
+    with pytest.raises(DataError, match="column churn_probability is string in the table, and predict writes floating"):
+        pipeline.predict(config, small, Output(url, "texts", "append"))
+    assert _count(folder, "texts") == 0
+
+
+def test_main_dot_a_table_and_the_time_written_as_iso_text(work):
+    config, url, folder = work
+    pipeline.predict(config, source(url, query="SELECT * FROM customers LIMIT 5"), Output(url, "main.scores"))
+    import sqlite3
+
+    with sqlite3.connect(folder / "crm.db") as connection:
+        declared = {row[1]: row[2] for row in connection.execute("PRAGMA table_info(scores)")}
+        (scored_at,) = connection.execute("SELECT DISTINCT scored_at FROM scores").fetchone()
+    assert declared["scored_at"] == "TEXT" and declared["churn_probability"] == "REAL"
+    assert scored_at.endswith("+00:00") and "T" in scored_at
+    with pytest.raises(ChurnError, match="a SQLite file has one schema, main; give table or main.table"):
+        pipeline.predict(config, source(url, "sample"), Output(url, "crm.scores"))
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELECT * FROM customers) x; DELETE FROM customers; SELECT * FROM (SELECT 1", "closes a parenthesis"),
+        ("SELECT * FROM customers; DELETE FROM customers", "holds more than one statement"),
+        ("SELECT customerID, tenure, tenure, * FROM customers", "appear more than once; rename them"),
+    ],
+)
+def test_a_query_that_is_not_one_select_with_distinct_columns_is_refused(work, query, message):
+    config, url, folder = work
+    with pytest.raises(ChurnError, match=message):
+        pipeline.predict(config, source(url, query=query), folder / "out.csv")
+    assert _count(folder) == 7043 and not (folder / "out.csv").exists()
+
+
+def test_a_trailing_comment_or_semicolon_keeps_the_query_whole(work):
+    config, url, folder = work
+    for query in ("SELECT * FROM sample -- November", "SELECT * FROM sample; -- November\n", "SELECT * FROM sample;;"):
+        assert pipeline.predict(config, source(url, query=query), folder / "out.csv").rows == 400
+
+
+def test_a_locked_database_is_named_busy(work):
+    config, url, folder = work
+    import subprocess
+    import sys
+
+    # another process: SQLite's locks are POSIX locks, which one process never conflicts with itself on
+    hold = "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); " \
+           "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(60)"  # fmt: skip
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(folder / "crm.db")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DataError, match="the database is busy"):
+            pipeline.predict(config, source(url, "sample"), folder / "out.csv")
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

@@ -12,7 +12,7 @@ from churn.sql import Database, RowDigest, SqlSource
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("postgresql://churn:s3cr%40t@db.example:5432/crm", "postgresql://churn@db.example:5432/crm"),
+        ("postgresql://churn:s3cr%40t@db.example:5432/crm", "postgresql://churn:***@db.example:5432/crm"),
         (
             "postgresql://churn@db/crm?sslmode=require&password=abc",
             "postgresql://churn@db/crm?sslmode=require&password=***",
@@ -42,19 +42,21 @@ def test_a_database_message_is_one_line_without_the_password():
     database = Database("postgresql://churn:hunter22@127.0.0.1:5432/crm")
     error = Exception('NOT_FOUND: Failed to prepare query: ERROR:  relation "x" does not exist\nLINE 1: select '
                       "* from x\n              ^\n\nQuery was: select * from x. SQLSTATE: 42P01 hunter22")  # fmt: skip
-    assert sql._one_line(database, error) == 'relation "x" does not exist'
+    assert sql.one_line(database, error) == 'relation "x" does not exist'
     login = Exception('IO: [libpq] Failed to connect: connection to server at "127.0.0.1", port 5432 failed: '
                       'FATAL:  password authentication failed for user "churn" (hunter22)\n')  # fmt: skip
     message = sql._connect_problem(database, login)
     assert "hunter22" not in message and "***" in message
-    assert message.startswith("postgresql://churn@127.0.0.1:5432/crm: the server at 127.0.0.1:5432 refused the login")
+    shown = "postgresql://churn:***@127.0.0.1:5432/crm"
+    assert message.startswith(f"{shown}: the server at 127.0.0.1:5432 refused the login")
 
 
 def test_table_names_are_quoted_so_no_name_ends_the_statement():
-    assert sql.quote_table("crm.Customers") == '"crm"."Customers"'
-    assert sql.quote_table('x"; drop table y; --') == '"x""; drop table y; --"'
+    assert SqlSource(Database("sqlite:///x.db"), "crm.Customers").select == 'SELECT * FROM "crm"."Customers"'
+    hostile = SqlSource(Database("sqlite:///x.db"), '"x""; drop table y; --"')
+    assert hostile.parts == ('x"; drop table y; --',) and hostile.select == 'SELECT * FROM "x""; drop table y; --"'
     query = SqlSource(Database("sqlite:///x.db"), query="select * from t;  ")
-    assert sql._select(query, ["a", "b"]) == 'SELECT "a", "b" FROM (select * from t) AS churn_source'
+    assert sql.select_of(query, ["a", "b.c"]) == 'SELECT "a", "b.c" FROM (\nselect * from t\n) AS churn_source'
 
 
 def test_a_source_names_a_table_or_a_query_not_both():
@@ -116,3 +118,75 @@ def test_data_path_and_a_data_source_with_rows_are_one_too_many(write_config):
         load_config(write_config({"data.source": {"url": "sqlite:///x.db", "table": "t"}}))
     only_variable = load_config(write_config({"data.source": {"url": "sqlite:///x.db", "password_env": "PW"}}))
     assert only_variable.data.source.password_env == "PW"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # a / ? or # in a password moves the rest of it out of the user part: hidden all the same
+        ("postgresql://churn:Sec/retPW@127.0.0.1:5432/crm", "postgresql://churn:***@127.0.0.1:5432/crm"),
+        ("postgresql://churn:Se?cret#PW@127.0.0.1:5432/crm", "postgresql://churn:***@127.0.0.1:5432/crm"),
+        ("sqlite://churn:SecretPW@/crm.db", "sqlite://churn:***@/crm.db"),
+        ("postgresql://u:pw@[::1:55432/crm", "postgresql://u:***@[::1:55432/crm"),
+        ("postgresql://churn@db/crm?password=a&b#c&sslmode=x", "postgresql://churn@db/crm?password=***"),
+    ],
+)
+def test_a_password_is_hidden_even_where_the_url_does_not_parse(url, shown):
+    assert sql.redact(url) == shown
+    assert sql.has_password(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://churn:Sec/retPW@127.0.0.1:5432/crm",
+        "postgresql://u:pw@[::1:55432/crm",
+        "postgresql://u:pw@[zz]:55432/crm",
+        "postgresql://churn:pw@127.0.0.1:99999/crm",
+        "sqlite://churn:SecretPW@/crm.db",
+    ],
+)
+def test_a_url_that_does_not_parse_is_refused_naming_only_its_scheme(url):
+    with pytest.raises(ChurnError) as error:
+        Database(url)
+    message = str(error.value)
+    assert message.startswith(("a postgresql:// URL", "a sqlite:// URL")) and "pw" not in message.lower()
+    assert "Sec" not in message and "retPW" not in message and "::1" not in message
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("select * from t; drop table t", "more than one statement"),
+        ("select * from t) x; delete from t; select (1", "closes a parenthesis it never opened"),
+        ("select 1 from (select 2", "parenthesis(es) open"),
+        ("select 'it''s", "unclosed quote"),
+        ("select 1 /* never closed", "unclosed comment"),
+        (" ; -- nothing", "is empty"),
+    ],
+)
+def test_a_query_must_be_one_statement(query, problem):
+    with pytest.raises(ChurnError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        SqlSource(Database("sqlite:///x.db"), query=query)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["select * from t -- latest rows", "select * from t; -- latest rows", "select ';' as a, $$;$$ as b from t;;\n"],
+)
+def test_trailing_semicolons_and_comments_are_not_part_of_the_query(query):
+    source = SqlSource(Database("sqlite:///x.db"), query=query)
+    assert ";" not in source.select.replace("';'", "").replace("$$;$$", "") and "--" not in source.select
+
+
+def test_names_in_messages_are_shortened_escaped_and_checked():
+    with pytest.raises(ChurnError, match="is not a table name"):
+        SqlSource(Database("sqlite:///x.db"), "")
+    with pytest.raises(ChurnError) as long_name:
+        SqlSource(Database("sqlite:///x.db"), "t" * 100_000 + ".x.y")
+    assert len(str(long_name.value)) < 300
+    with pytest.raises(ChurnError, match=r"\\x1b"):
+        SqlSource(Database("sqlite:///x.db"), "bad\x1bname")
+    with pytest.raises(ChurnError, match="longer than the 63 bytes PostgreSQL keeps of a name: it would use 'aaa"):
+        SqlSource(Database("postgresql://churn@127.0.0.1/crm"), "a" * 64)
+    assert SqlSource(Database("sqlite:///x.db"), '"customers"').parts == ("customers",)
