@@ -1,107 +1,131 @@
-"""Scoring a whole table with a run, chunk by chunk, into a writer: the one implementation
-behind `predict`, the service's CSV answers and every part scored on a Dask cluster.
+"""The scoring core: a whole table scored with a run, chunk by chunk, as an iterator of typed
+scored chunks. Every door composes it with its own writer and its own rules: `predict` (and
+its budget), `monitor`, the service's CSV answers and every part scored on a Dask cluster.
 
 Memory stays flat however large the table: chunks of `chunk_rows` rows are read ahead in a
-background thread, cleaned and scored with the run's scorer, and written in input order. The
-data quality of the whole table comes back as data (`churn.quality.QualityTally`); each door
-words it.
+background thread, cleaned, scored with the run's scorer (and explained), and handed over in
+input order. The data quality of each chunk comes with it, and of the whole table at the end
+(`ScoredTable.quality`); each door words it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from churn import explaining, tables
+from churn import decisions, explaining, tables
 from churn.cleaning import check_unparsed, clean_features
 from churn.columns import SCORING_REMEDY, require_columns
 from churn.explaining import Explain
-from churn.progress import RowProgress
 from churn.quality import QualityTally
-from churn.scoring import LoadedRun, Scored, score
-from churn.sql import RowDigest
+from churn.scoring import LoadedRun, Scored, predict_labels, score
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class BatchResult:
-    rows: int
-    positives: int  # rows predicted to churn
+class UnparsedLimit:
+    """The largest share of a numeric column's values that may fail to parse, and the setting
+    a refusal names (None: one the reader cannot change, as a service's client)."""
+
+    share: float
+    setting: str | None = "data.max_unparsed_share"
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """How a table is scored: its chunk size, the check on values that are not numbers (None:
+    the caller checks, as for one part of a larger input), explanations, and columns to carry
+    along beside the features and the id (a label)."""
+
+    chunk_rows: int
+    unparsed: UnparsedLimit | None = None
+    explain: Explain | None = None
+    keep: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """One chunk of a table, scored: the rows as read (features, id, kept columns), their
+    scores and decisions, their explanations (empty unless asked for) and data quality."""
+
+    first_row: int
+    rows: pa.Table
+    scored: Scored
+    id_column: str | None
     quality: QualityTally
+    explanations: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return self.scored.probabilities
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.scored.predictions
+
+    def __len__(self) -> int:
+        return self.rows.num_rows
+
+    def output(self, extra: Mapping[str, Any] | None = None) -> pa.Table:
+        """What `predict` writes for these rows: the id, churn_probability, churn_prediction,
+        then `extra` columns (a budget's), then the explanations."""
+        columns: dict[str, Any] = {self.id_column: self.rows.column(self.id_column)} if self.id_column else {}
+        columns |= {"churn_probability": self.probabilities, "churn_prediction": self.predictions}
+        return pa.table(columns | dict(extra or {}) | dict(self.explanations))
 
 
-class Discard:
-    """A writer that keeps nothing but the row count: scoring only to observe (monitor)."""
+class ScoredTable:
+    """A table scored chunk by chunk: iterate it (once) for `ScoredChunk`s in input order.
 
-    rows = 0
+    The checks that need the whole table run when the last chunk has been handed over, so a
+    door that publishes only after the loop publishes nothing for a refused table.
 
-    def write(self, table: pa.Table) -> None:
-        self.rows += table.num_rows
-
-
-def score_table(
-    loaded: LoadedRun,
-    source: tables.Source,
-    writer: tables.TableWriter | tables.SqlTableWriter | Discard,
-    chunk_rows: int,
-    max_unparsed_share: float | None,
-    progress: RowProgress | None = None,
-    inspect: Callable[[pa.Table, int], None] | None = None,
-    unparsed_key: str | None = "data.max_unparsed_share",
-    explain: Explain | None = None,
-    observe: Callable[[Scored, pa.Table], None] | None = None,
-    keep: Sequence[str] = (),
-    more: Callable[[int, Scored], dict[str, Any]] | None = None,
-    digest: RowDigest | None = None,
-) -> BatchResult:
-    """Check a table against the run, score it chunk by chunk into `writer` (id,
-    churn_probability, churn_prediction per row, in input order, and with `explain` its reason
-    codes and contributions), and tally its data quality.
-
-    `max_unparsed_share` None leaves that check to the caller (a part of a larger input);
-    `unparsed_key` is the setting its message names (None: a reader who cannot change it).
-    `inspect(chunk, first_row)` sees each chunk before it is scored (and may refuse it);
-    `observe(scored, chunk)` sees it scored (monitoring's tally), the chunk with the `keep`
-    columns the table holds (a label). `more(first_row, scored)` gives columns to write after
-    the scores (the budget's contact decisions). `digest` sees every row read (a database's).
-
-    Raises:
-        DataError: a feature column is missing, the file is unreadable, or a numeric column holds
-            more values that are not numbers than `max_unparsed_share` allows.
-        ExplainTooSlowError: a forest's explanations would take longer than `explain.max_seconds`
-            (None: the caller checked, as the cluster's client does for all the parts at once).
+    Raises (while iterating):
+        DataError: a feature column is missing, the table is unreadable, or a numeric column
+            holds more values that are not numbers than `options.unparsed` allows.
+        ExplainTooSlowError: a forest's explanations would take longer than `explain.max_seconds`.
     """
-    spec = loaded.scorer.spec
-    header = tables.table_columns(source)
-    require_columns(header, spec.columns, source, SCORING_REMEDY)
-    id_column = loaded.features.id_column if loaded.features.id_column in header else None
-    columns = [*spec.columns] + ([id_column] if id_column else [])
-    columns += [c for c in keep if c in header and c not in columns]
-    chunks: Iterator[pa.Table] = tables.iter_table(source, columns, chunk_rows, spec.categorical, digest)
-    quality = QualityTally(loaded.features)
-    if inspect is not None:
-        chunks = _inspected(chunks, inspect)
-    explainer = None
-    if explain is not None:
-        check_explain_time(loaded, [source], explain, str(source))
-        explainer = explaining.explainer_for(loaded.scorer)
-    write = _Writer(loaded, writer, id_column, quality, explainer, explain, observe, more)
-    positives = write.all(chunks, progress or RowProgress("", quiet=True))
-    # Checked on the whole input, so that the answer never depends on the chunk size; the
-    # writer has published nothing yet, so a refused input leaves no output behind.
-    if max_unparsed_share is not None:
-        check_unparsed(quality.unparsed(), source, max_unparsed_share, unparsed_key)
-    return BatchResult(writer.rows, positives, quality)
 
+    def __init__(self, run: LoadedRun, source: tables.Source, options: ScoreOptions) -> None:
+        self.run, self.source, self.options = run, source, options
+        self.quality = QualityTally(run.features)
+        header = tables.table_columns(source)
+        require_columns(header, run.scorer.spec.columns, source, SCORING_REMEDY)
+        id_column = run.features.id_column
+        self.id_column = id_column if id_column in header else None
+        columns = [*run.scorer.spec.columns] + ([self.id_column] if self.id_column else [])
+        self.columns = columns + [c for c in options.keep if c in header and c not in columns]
 
-def _inspected(chunks: Iterator[pa.Table], inspect: Callable[[pa.Table, int], None]) -> Iterator[pa.Table]:
-    first = 0
-    for chunk in chunks:
-        inspect(chunk, first)
-        first += chunk.num_rows
-        yield chunk
+    @property
+    def rows(self) -> int:
+        return self.quality.rows
+
+    def __iter__(self) -> Iterator[ScoredChunk]:
+        spec, explain = self.run.scorer.spec, self.options.explain
+        explainer = None
+        if explain is not None:
+            check_explain_time(self.run, [self.source], explain, str(self.source))
+            explainer = explaining.explainer_for(self.run.scorer)
+        first = 0
+        for rows in tables.iter_table(self.source, self.columns, self.options.chunk_rows, spec.categorical):
+            scored = score(self.run.scorer, rows)
+            quality = QualityTally(self.run.features)
+            quality.add(scored.cleaned)
+            self.quality.merge(quality)
+            explanations = {}
+            if explainer is not None and explain is not None:
+                explanations = explaining.explanation_columns(explainer, scored.cleaned.features, explain)
+            yield ScoredChunk(first, rows, scored, self.id_column, quality, explanations)
+            first += rows.num_rows
+        # On the whole table, so that the answer never depends on the chunk size.
+        if (limit := self.options.unparsed) is not None:
+            check_unparsed(self.quality.unparsed(), self.source, limit.share, limit.setting)
 
 
 def check_explain_time(loaded: LoadedRun, sources: Sequence[tables.Source], explain: Explain, what: str) -> None:
@@ -125,43 +149,40 @@ def check_explain_time(loaded: LoadedRun, sources: Sequence[tables.Source], expl
         explaining.check_time(explainer, probe, sum(tables.count_rows(s) for s in sources), explain, what)
 
 
-@dataclass
-class _Writer:
-    """Each chunk scored (and explained) into the writer, its data quality tallied."""
+def write_chunks(chunks: Iterable[ScoredChunk], writer: tables.TableWriter | tables.SqlTableWriter) -> int:
+    """Each chunk's output into the writer, in order; the number predicted to churn."""
+    positives = 0
+    for chunk in chunks:
+        writer.write(chunk.output())
+        positives += int(chunk.predictions.sum())
+    return positives
 
-    loaded: LoadedRun
-    writer: tables.TableWriter | tables.SqlTableWriter | Discard
-    id_column: str | None
-    quality: QualityTally
-    explainer: explaining.Explainer | None
-    explain: Explain | None
-    observe: Callable[[Scored, pa.Table], None] | None
-    more: Callable[[int, Scored], dict[str, Any]] | None
-    written: int = 0
 
-    def all(self, chunks: Iterator[pa.Table], progress: RowProgress) -> int:
-        positives = 0
+def write_with_budget(
+    chunks: Iterable[ScoredChunk], writer: tables.TableWriter | tables.SqlTableWriter, run: LoadedRun, budget: int
+) -> tuple[int, int]:
+    """Each chunk's output, with expected_saving and contact (`decisions`' rule) after the
+    decisions: the chunks are kept aside on disk while every customer is ranked (8 bytes a row
+    in memory), then written; one read, so every rank belongs to its own row. Returns the
+    number predicted to churn and the number contacted."""
+    probabilities: list[np.ndarray] = []
+    with tables.Spill() as spill:
         for chunk in chunks:
-            positives += self.one(chunk)
-            progress.update(chunk.num_rows)
-        progress.finish()
-        return positives
-
-    def one(self, chunk: pa.Table) -> int:
-        scored = score(self.loaded.scorer, chunk)
-        self.quality.add(scored.cleaned)
-        if self.observe is not None:
-            self.observe(scored, chunk)
-        if isinstance(self.writer, Discard):  # scored only to be observed: no columns to build
-            self.writer.rows += chunk.num_rows
-            self.written += chunk.num_rows
-            return int(scored.predictions.sum())
-        columns = {self.id_column: chunk.column(self.id_column)} if self.id_column else {}
-        columns |= {"churn_probability": scored.probabilities, "churn_prediction": scored.predictions}
-        if self.more is not None:
-            columns |= self.more(self.written, scored)
-        self.written += chunk.num_rows
-        if self.explainer is not None and self.explain is not None:
-            columns |= explaining.explanation_columns(self.explainer, scored.cleaned.features, self.explain)
-        self.writer.write(pa.table(columns))
-        return int(scored.predictions.sum())
+            spill.write(chunk.output())
+            probabilities.append(chunk.probabilities)
+        everyone = np.concatenate(probabilities) if probabilities else np.zeros(0)
+        predictions = predict_labels(everyone, run.scorer.threshold)
+        savings = decisions.expected_savings(everyone, run.record.decision)
+        contact = decisions.budget_contacts(savings, predictions, budget)
+        first = 0
+        for table in spill.replay():
+            rows = slice(first, first + table.num_rows)
+            at = table.column_names.index("churn_prediction") + 1
+            table = table.add_column(at, "expected_saving", pa.array(savings[rows]))
+            writer.write(table.add_column(at + 1, "contact", pa.array(contact[rows])))
+            first += table.num_rows
+    chosen = int(contact.sum())
+    if chosen < budget:
+        logger.info("budget %s: contacting %s, every customer predicted to churn (contacting anyone else would lose "
+                    "money on average)", f"{budget:,}", f"{chosen:,}")  # fmt: skip
+    return int(predictions.sum()), chosen

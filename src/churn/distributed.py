@@ -119,14 +119,25 @@ def predict(
     return DaskResult(str(output), len(parts), rows, positives, quality)
 
 
+@dataclass(frozen=True)
+class PartResult:
+    """One part scored: its rows, how many are predicted to churn, and its data quality."""
+
+    rows: int
+    positives: int
+    quality: QualityTally
+
+
 def score_part(
     config: Config, loaded: LoadedRun, source: Path, target: Path, explain: Explain | None = None
-) -> batch.BatchResult:
+) -> PartResult:
     """One task, on a worker: the part scored (and explained) by local predict's code into a
     Parquet part. The data-quality figures come back with the result; the client adds them up
-    and reports them."""
+    (and checks values that are not numbers over the whole input) and reports them."""
+    chunks = batch.ScoredTable(loaded, source, batch.ScoreOptions(config.predict.chunk_rows, explain=explain))
     with tables.TableWriter(target) as writer:
-        return batch.score_table(loaded, source, writer, config.predict.chunk_rows, None, explain=explain)
+        positives = batch.write_chunks(chunks, writer)
+    return PartResult(chunks.rows, positives, chunks.quality)
 
 
 def _refuse_existing(output: Path) -> None:
@@ -168,7 +179,7 @@ def _client(config: Config, scheduler: str | None) -> Iterator[Any]:
 
 def _score_parts(
     client: Any, config: Config, loaded: LoadedRun, parts: list[Path], staging: Path, explain: Explain | None
-) -> list[batch.BatchResult]:
+) -> list[PartResult]:
     """Submit one task per part; gather them in input order, with progress; the first
     failure cancels the rest."""
     from distributed import as_completed

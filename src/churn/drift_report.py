@@ -8,14 +8,16 @@ run's reference profile and test metrics; `verdict` says stable, warning or alar
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from churn import monitoring
 from churn.config import MonitorConfig
@@ -23,24 +25,43 @@ from churn.costs import decision_cost
 from churn.files import write_text_atomic
 from churn.record import RunRecord
 
+if TYPE_CHECKING:
+    from churn.batch import ScoredChunk
+
+logger = logging.getLogger(__name__)
+
 HISTORY = "monitor_history.jsonl"  # in the models folder: one line per monitored batch
 
 
 class DriftTally:
-    """A batch's bin counts per column, its probabilities (and labels, when it has them)."""
+    """A batch's bin counts per column against a reference profile, its probabilities (unless
+    `keep_probabilities` is off: predict's warnings need the columns only) and its labels."""
 
-    def __init__(self, profile: monitoring.Profile) -> None:
-        self.profile = profile
-        self.counts = [np.zeros(c.size, dtype="int64") for c in profile.columns]
+    def __init__(self, reference: monitoring.Reference, keep_probabilities: bool = True) -> None:
+        self.reference, self.profile = reference, reference.profile
+        self.counts = [np.zeros(c.size, dtype="int64") for c in self.profile.columns]
+        self.keep_probabilities = keep_probabilities
         self.probabilities: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
+
+    def add(self, chunk: ScoredChunk, labels: np.ndarray | None = None) -> None:
+        """A scored chunk's rows."""
+        self.add_bins(self.profile.bin_rows(chunk.scored.cleaned.features), chunk.probabilities, labels)
 
     def add_bins(self, bins: np.ndarray, probabilities: np.ndarray, labels: np.ndarray | None = None) -> None:
         for total, counts in zip(self.counts, self.profile.column_counts(bins), strict=True):
             total += counts
-        self.probabilities.append(np.asarray(probabilities, dtype="float64"))
+        if self.keep_probabilities:
+            self.probabilities.append(np.asarray(probabilities, dtype="float64"))
         if labels is not None:
             self.labels.append(np.asarray(labels, dtype="float64"))
+
+    def column_psi(self) -> dict[str, float]:
+        """Each input column's PSI against the training rows, as monitor.json gives it."""
+        return {
+            column.name: monitoring.psi(self.reference.shares(column.name), counts)
+            for column, counts in zip(self.profile.columns, self.counts, strict=True)
+        }
 
     @property
     def all_probabilities(self) -> np.ndarray:
@@ -56,17 +77,17 @@ class Window:
     """The bins and probabilities of the last `size` rows scored (the service's), thread-safe:
     requests add to it on several threads while /monitor and /metrics read it."""
 
-    def __init__(self, profile: monitoring.Profile, size: int) -> None:
-        self.profile, self.size = profile, size
-        self._bins = np.zeros((size, len(profile.columns)), dtype="int16")
+    def __init__(self, reference: monitoring.Reference, size: int) -> None:
+        self.reference, self.profile, self.size = reference, reference.profile, size
+        self._bins = np.zeros((size, len(self.profile.columns)), dtype="int16")
         self._probabilities = np.zeros(size)
         self._next, self._filled = 0, 0
         self._lock = threading.Lock()
 
     def add(self, bins: np.ndarray, probabilities: np.ndarray) -> None:
         bins, probabilities = bins[-self.size :], probabilities[-self.size :]
-        positions = (self._next + np.arange(len(probabilities))) % self.size
-        with self._lock:
+        with self._lock:  # the positions too: two requests adding at once must not take the same slots
+            positions = (self._next + np.arange(len(probabilities))) % self.size
             self._bins[positions], self._probabilities[positions] = bins, probabilities
             self._next = int((self._next + len(probabilities)) % self.size)
             self._filled = min(self._filled + len(probabilities), self.size)
@@ -74,7 +95,7 @@ class Window:
     def tally(self) -> DriftTally:
         with self._lock:
             bins, probabilities = self._bins[: self._filled].copy(), self._probabilities[: self._filled].copy()
-        tally = DriftTally(self.profile)
+        tally = DriftTally(self.reference)
         tally.add_bins(bins, probabilities)
         return tally
 
@@ -88,7 +109,7 @@ class Batch:
 
 
 def report(
-    reference: Mapping[str, Any],
+    reference: monitoring.Reference,
     record: RunRecord,
     tally: DriftTally,
     settings: MonitorConfig,
@@ -99,7 +120,7 @@ def report(
     `realised`: the metrics on the batch's labels, when it had them."""
     probabilities = tally.all_probabilities
     threshold = record.threshold.value
-    columns = sorted(_column_figures(reference, tally, settings), key=lambda c: -c["psi"])
+    columns = sorted(_column_figures(tally, settings), key=lambda c: -c["psi"])
     figures: dict[str, Any] = {
         "run_id": record.run_id,
         "input": batch.input,
@@ -119,12 +140,12 @@ def report(
     return figures
 
 
-def _column_figures(reference: Mapping[str, Any], tally: DriftTally, settings: MonitorConfig) -> list[dict[str, Any]]:
-    out = []
+def _column_figures(tally: DriftTally, settings: MonitorConfig) -> list[dict[str, Any]]:
+    out, psi = [], tally.column_psi()
     for column, counts in zip(tally.profile.columns, tally.counts, strict=True):
-        then = monitoring.reference_shares(reference, column.name)
+        then = tally.reference.shares(column.name)
         now = counts / counts.sum() if counts.sum() else counts.astype("float64")
-        value = monitoring.psi(then, counts)
+        value = psi[column.name]
         figures = {
             "column": column.name,
             "kind": column.kind,
@@ -144,21 +165,21 @@ def _column_figures(reference: Mapping[str, Any], tally: DriftTally, settings: M
 
 
 def _prediction_figures(
-    reference: Mapping[str, Any],
+    reference: monitoring.Reference,
     profile: monitoring.Profile,
     probabilities: np.ndarray,
     threshold: float,
     settings: MonitorConfig,
 ) -> dict[str, Any]:
-    then = np.asarray(reference["probabilities"]["shares"], dtype="float64")
+    then = np.asarray(reference.probabilities.shares, dtype="float64")
     counts = profile.probability_counts(probabilities)
     value = monitoring.psi(then, counts)
     return {
         "psi": value,
         "band": monitoring.psi_band(value, settings.psi_warn, settings.psi_alarm),
-        "mean_then": reference["probabilities"]["mean"],
+        "mean_then": reference.probabilities.mean,
         "mean_now": float(probabilities.mean()) if len(probabilities) else None,
-        "contacted_share_then": reference["probabilities"].get("contacted_share"),
+        "contacted_share_then": reference.probabilities.contacted_share,
         "contacted_share_now": float((probabilities >= threshold).mean()) if len(probabilities) else None,
         "edges": list(profile.probability_edges),
         "shares_then": then.tolist(),
@@ -190,11 +211,11 @@ def _test_figures(record: RunRecord) -> dict[str, Any]:
     return figures
 
 
-def _calibration(reference: Mapping[str, Any], settings: MonitorConfig) -> dict[str, Any]:
-    error = float(reference["calibration"]["expected_calibration_error"])
+def _calibration(reference: monitoring.Reference, settings: MonitorConfig) -> dict[str, Any]:
+    error = reference.calibration.expected_calibration_error
     return {"expected_calibration_error": error, "max_calibration_error": settings.max_calibration_error,
             "estimate_trusted": error <= settings.max_calibration_error,
-            "bins": reference["calibration"]["bins"]}  # fmt: skip
+            "bins": [b.model_dump() for b in reference.calibration.bins]}  # fmt: skip
 
 
 def verdict(figures: Mapping[str, Any], settings: MonitorConfig) -> tuple[str, list[str]]:
@@ -243,16 +264,63 @@ def history_line(figures: Mapping[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def drift_warnings(tally: DriftTally, settings: MonitorConfig) -> list[str]:
+    """One line per input column whose PSI against the training rows reaches monitor.psi_alarm
+    (the figure monitor.json gives), largest first."""
+    found = sorted(((value, name) for name, value in tally.column_psi().items() if value >= settings.psi_alarm),
+                   reverse=True)  # fmt: skip
+    return [f"column {name} has drifted from the training rows: PSI {value:.2f}, at or above monitor.psi_alarm "
+            f"({settings.psi_alarm:g}); check the batch, or run monitor on it" for value, name in found]  # fmt: skip
+
+
 def append_history(models_dir: Path, figures: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Add the batch to the history, atomically: the whole file rewritten beside and renamed,
-    so a kill mid-write leaves the history as it was. Returns the history with it."""
+    so a kill mid-write leaves the history as it was (lines that could not be read are left
+    out, each named once by read_history). Returns the history with it."""
     lines = read_history(models_dir) + [history_line(figures)]
     write_text_atomic(models_dir / HISTORY, "".join(json.dumps(line) + "\n" for line in lines))
     return lines
 
 
+class HistoryLine(BaseModel):
+    """One monitored batch as the history keeps it (history_line's keys and kinds)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    run_id: str
+    input: str
+    input_sha256: str | None = None
+    created: str
+    rows: int
+    verdict: Literal["stable", "warning", "alarm"]
+    top_psi: dict[str, float]
+    prediction_psi: float
+    estimated_roc_auc: float | None
+    contacted_share: float | None
+    realised_roc_auc: float | None = None
+
+
 def read_history(models_dir: Path) -> list[dict[str, Any]]:
+    """The history's batches, oldest first. A line that is not a batch (garbage, a truncated
+    write, bytes that are not UTF-8, a record missing a key) is skipped with one warning naming
+    its line number; the others are kept."""
     path = models_dir / HISTORY
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    found = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if not raw.strip():
+            continue
+        line = _history_line(raw)
+        if line is None:
+            logger.warning("%s: line %d is not a monitored batch; skipped (it is dropped when the next batch is added)",
+                           path, number)  # fmt: skip
+        else:
+            found.append(line)
+    return found
+
+
+def _history_line(raw: bytes) -> dict[str, Any] | None:
+    try:
+        return HistoryLine.model_validate_json(raw).model_dump()
+    except (ValidationError, ValueError, RecursionError):
+        return None

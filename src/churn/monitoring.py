@@ -22,12 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from churn import runs
 from churn.cleaning import FeatureTable
 from churn.codes import Coded
+from churn.errors import ModelError
+from churn.record import RunRecord
 
 SCHEMA_VERSION = 1
 DECILES = np.linspace(0.1, 0.9, 9)
@@ -175,17 +180,95 @@ def psi_band(value: float, warn: float, alarm: float) -> str:
     return "major shift" if value >= alarm else "moderate shift" if value >= warn else "stable"
 
 
-def reference_shares(reference: Mapping[str, Any], name: str) -> np.ndarray:
-    return np.asarray(reference["columns"][name]["shares"], dtype="float64")
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def profile_of(reference: Mapping[str, Any]) -> Profile:
-    """The bins a saved reference profile was counted in."""
-    columns = tuple(
-        ColumnBins(name, spec["kind"], tuple(spec.get("edges", ())), tuple(spec.get("categories", ())))
-        for name, spec in reference["columns"].items()
-    )
-    return Profile(columns, tuple(reference["probabilities"]["edges"]))
+class ColumnReference(_Part):
+    """One input column's bins and their shares over the training rows."""
+
+    kind: Literal["numeric", "categorical"]
+    edges: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+    labels: tuple[str, ...]
+    shares: tuple[float, ...]
+    missing_share: float
+
+    @model_validator(mode="after")
+    def _bins_fit(self) -> ColumnReference:
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("edges must increase")
+        bins = ColumnBins("", self.kind, self.edges, self.categories)
+        if len(self.shares) != bins.size or len(self.labels) != bins.size:
+            raise ValueError(f"{bins.size} bins, but {len(self.shares)} shares and {len(self.labels)} labels")
+        if any(share < 0 for share in self.shares) or abs(sum(self.shares) - 1) > 1e-6:
+            raise ValueError("shares must be at least 0 and add up to 1")
+        return self
+
+
+class ProbabilityReference(_Part):
+    """The test rows' churn probabilities: decile edges, shares, mean and share contacted."""
+
+    edges: tuple[float, ...]
+    shares: tuple[float, ...]
+    mean: float | None
+    contacted_share: float | None = None
+    test_rows: int
+
+    @model_validator(mode="after")
+    def _bins_fit(self) -> ProbabilityReference:
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("edges must increase")
+        if len(self.shares) != len(self.edges) + 1:
+            raise ValueError(f"{len(self.edges) + 1} bins, but {len(self.shares)} shares")
+        return self
+
+
+class CalibrationBin(_Part):
+    lower: float
+    upper: float
+    rows: int
+    mean_probability: float
+    churn_rate: float
+
+
+class CalibrationReference(_Part):
+    bins: tuple[CalibrationBin, ...]
+    expected_calibration_error: float
+
+
+class Reference(_Part):
+    """A run's reference profile (`reference.json`): what monitoring compares a batch with."""
+
+    schema_version: Literal[1]
+    training_rows: int
+    columns: dict[str, ColumnReference]
+    probabilities: ProbabilityReference
+    calibration: CalibrationReference
+
+    def shares(self, name: str) -> np.ndarray:
+        return np.asarray(self.columns[name].shares, dtype="float64")
+
+    @property
+    def profile(self) -> Profile:
+        """The bins this profile was counted in."""
+        columns = tuple(ColumnBins(name, c.kind, c.edges, c.categories) for name, c in self.columns.items())
+        return Profile(columns, self.probabilities.edges)
+
+
+def parse_reference(text: str | bytes, where: object) -> Reference:
+    """A saved reference profile, checked whole.
+
+    Raises:
+        ModelError: naming `where` and the first problem: the run must be retrained.
+    """
+    try:
+        return Reference.model_validate_json(text)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        at = ".".join(str(part) for part in problem["loc"]) or "the file"
+        raise ModelError(f"{where}: not a reference profile churn can read ({at}: {problem['msg']}); retrain "
+                         "the run") from None  # fmt: skip
 
 
 def build_reference(
@@ -194,7 +277,7 @@ def build_reference(
     test_labels: np.ndarray,
     test_probabilities: np.ndarray,
     threshold: float,
-) -> dict[str, Any]:
+) -> Reference:
     """The reference profile of a run: its training rows' columns, its test rows' probabilities
     (their deciles, the share at or above the threshold, their calibration)."""
     columns = [column_bins(n, v) for n, v in features.numbers.items()]
@@ -203,19 +286,21 @@ def build_reference(
     profile = Profile(tuple(columns), tuple(float(e) for e in edges))
     counts = profile.column_counts(profile.bin_rows(features))
     table, ece = calibration_table(np.asarray(test_labels, dtype="float64"), test_probabilities)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "training_rows": len(features),
-        "columns": {c.name: _column_reference(c, n) for c, n in zip(profile.columns, counts, strict=True)},
-        "probabilities": {
-            "edges": list(profile.probability_edges),
-            "shares": _shares(profile.probability_counts(test_probabilities)).tolist(),
-            "mean": float(np.mean(test_probabilities)) if len(test_probabilities) else None,
-            "contacted_share": float(np.mean(test_probabilities >= threshold)) if len(test_probabilities) else None,
-            "test_rows": len(test_probabilities),
-        },
-        "calibration": {"bins": table, "expected_calibration_error": ece},
-    }
+    return Reference.model_validate(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "training_rows": len(features),
+            "columns": {c.name: _column_reference(c, n) for c, n in zip(profile.columns, counts, strict=True)},
+            "probabilities": {
+                "edges": list(profile.probability_edges),
+                "shares": _shares(profile.probability_counts(test_probabilities)).tolist(),
+                "mean": float(np.mean(test_probabilities)) if len(test_probabilities) else None,
+                "contacted_share": float(np.mean(test_probabilities >= threshold)) if len(test_probabilities) else None,
+                "test_rows": len(test_probabilities),
+            },
+            "calibration": {"bins": table, "expected_calibration_error": ece},
+        }
+    )
 
 
 def _column_reference(column: ColumnBins, counts: np.ndarray) -> dict[str, Any]:
@@ -226,3 +311,14 @@ def _column_reference(column: ColumnBins, counts: np.ndarray) -> dict[str, Any]:
         spec["categories"] = list(column.categories)
     shares = _shares(counts)
     return spec | {"labels": column.labels, "shares": shares.tolist(), "missing_share": float(shares[-1])}
+
+
+def read_reference(run_dir: Path, record: RunRecord) -> Reference | None:
+    """A run's reference profile, hash-checked and validated (None: trained before churn saved one).
+
+    Raises:
+        ModelError: it differs from its digest, or is not a profile churn can read.
+    """
+    if runs.REFERENCE not in record.artefacts:
+        return None
+    return parse_reference(runs.read_artefact(run_dir, runs.REFERENCE, record), run_dir / runs.REFERENCE)

@@ -119,7 +119,7 @@ class ThresholdRecord(_Record):
     """The decision threshold: churn_prediction is 1 where the churn probability reaches `value`."""
 
     value: float
-    objective: Literal["fixed", "max_f1", "min_cost"]
+    objective: Literal["fixed", "max_f1", "break_even", "min_cost"]  # min_cost: runs of before 2026-12
     reason: str
     oof_value: float | None = Field(None, description="the objective's value on the out-of-fold predictions")
 

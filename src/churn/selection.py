@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from churn.config import Candidate, Config, DecisionConfig
+from churn.costs import decision_cost
 from churn.errors import ConfigError, DataError
 from churn.evaluation import threshold_curve
 from churn.model import build_estimator
@@ -64,7 +65,7 @@ class CandidateScore:
 @dataclass(frozen=True)
 class ThresholdChoice:
     threshold: float
-    objective: str  # "fixed", "max_f1" or "min_cost"
+    objective: str  # "fixed", "max_f1" or "break_even" ("min_cost": runs before the break-even rule)
     reason: str
     oof_value: float | None = None  # the objective's value on the out-of-fold predictions
 
@@ -297,8 +298,8 @@ def compare_candidates(
 
 
 def _oof_cost(y: pd.Series, score: CandidateScore, decision: DecisionConfig) -> float | None:
-    """The lowest expected cost of a setting's out-of-fold predictions over the thresholds, as
-    the threshold choice finds it (None without decision costs)."""
+    """The expected cost of a setting's out-of-fold predictions at the threshold the threshold
+    choice gives (None without decision costs)."""
     if not decision.has_costs:
         return None
     validated = ~np.isnan(score.oof_probabilities)  # forward-chaining folds leave the earliest rows out
@@ -326,23 +327,30 @@ def leaderboard(results: list[CandidateScore]) -> pd.DataFrame:
 def choose_threshold(
     y: pd.Series, oof_probabilities: np.ndarray, setting: float | str, decision: DecisionConfig
 ) -> ThresholdChoice:
-    """The decision threshold: as configured, or ("auto") the best on out-of-fold predictions.
+    """The decision threshold: as configured, or ("auto") the rule the costs give.
 
-    "auto" minimises expected cost when decision costs are given, else maximises F1, over
-    thresholds 0.01 ... 0.99. Only the training rows' out-of-fold predictions are used, never
-    the test rows. On a tie the lowest threshold wins.
+    With decision costs, "auto" is the break-even probability (`DecisionConfig.break_even`):
+    churn_prediction is then exactly "the expected saving of contacting this customer is
+    positive", the one contact rule of every door; its out-of-fold cost is recorded. Without
+    costs it maximises F1 on the out-of-fold predictions over thresholds 0.01 ... 0.99 (on a
+    tie the lowest). Only the training rows' out-of-fold predictions are used, never the test rows.
     """
     if setting != "auto":
         return ThresholdChoice(float(setting), "fixed", f"set in the config (model.threshold: {setting})")
-    curve = threshold_curve(y, oof_probabilities, decision)
     if decision.has_costs:
-        best = curve.loc[curve["expected_cost"].idxmin()]
+        threshold = decision.break_even
+        y_values = np.asarray(y, dtype="int64")
+        contacted = oof_probabilities >= threshold
+        cost = decision_cost(int(contacted.sum()), int((contacted & (y_values == 1)).sum()), int(y_values.sum()),
+                             decision)  # fmt: skip
         reason = (
-            "minimises expected cost on out-of-fold predictions of the training rows "
-            f"(offer {decision.offer_cost:g} per customer contacted, {decision.churn_cost:g} per churner lost, "
-            f"offer keeps {decision.offer_success_rate:.0%} of contacted churners)"
+            f"break-even probability: the expected saving of an offer is positive above it (offer "
+            f"{decision.offer_cost:g} per customer contacted, {decision.churn_cost:g} per churner lost, offer keeps "
+            f"{decision.offer_success_rate:.0%} of contacted churners: {decision.offer_cost:g} / "
+            f"({decision.churn_cost:g} x {decision.offer_success_rate:g}))"
         )
-        return ThresholdChoice(float(best["threshold"]), "min_cost", reason, float(best["expected_cost"]))
+        return ThresholdChoice(threshold, "break_even", reason, float(cost))
+    curve = threshold_curve(y, oof_probabilities, decision)
     best = curve.loc[curve["f1"].idxmax()]
     reason = "maximises F1 on out-of-fold predictions of the training rows"
     return ThresholdChoice(float(best["threshold"]), "max_f1", reason, float(best["f1"]))

@@ -233,7 +233,7 @@ def write_run_files(
     if scorer_tables is not None:
         write_json_atomic(folder.path / runs.SCORER, scorer_tables)
     write_json_atomic(folder.path / runs.METRICS, outcome.metrics.model_dump(mode="json"))
-    write_json_atomic(folder.path / runs.REFERENCE, reference_profile(config, split, outcome))
+    write_json_atomic(folder.path / runs.REFERENCE, reference_profile(config, split, outcome).model_dump(mode="json"))
     test = pd.DataFrame({"y_true": split.y_test.to_numpy(), "churn_probability": outcome.test_probabilities})
     contents = {
         runs.LEADERBOARD: selection.leaderboard(selected.comparison.best),
@@ -254,7 +254,7 @@ def hash_ids(ids: pd.Series) -> np.ndarray:
     return pd.util.hash_pandas_object(ids.astype("str").str.strip(), index=False).to_numpy()
 
 
-def reference_profile(config: Config, split: Split, outcome: Outcome) -> dict[str, Any]:
+def reference_profile(config: Config, split: Split, outcome: Outcome) -> monitoring.Reference:
     """What monitoring compares a batch with: the training rows' columns, the test rows' scores."""
     X, data = split.X_train, config.data
     features = FeatureTable({c: X[c].to_numpy("float64") for c in data.numeric_features},

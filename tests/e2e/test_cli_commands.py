@@ -23,7 +23,7 @@ def test_train_with_default_paths_prints_a_summary_and_saves_a_run(workspace):
     assert {"model.joblib", "metrics.json", "metadata.json", "report.md", "leaderboard.csv", "roc.png"} <= files
     assert "leaderboard (3-fold CV on the training rows, best first)" in result.stdout
     assert "logistic_regression" in result.stdout and "random_forest" in result.stdout
-    assert "minimises expected cost" in result.stdout and "saving" in result.stdout
+    assert "break-even probability" in result.stdout and "saving" in result.stdout
     assert "fold 3/3" in result.stderr  # progress per candidate and fold
 
 
@@ -217,7 +217,8 @@ def test_predict_budget_writes_expected_saving_and_contacts_at_most_n(workspace,
     assert result.returncode == 0, result.stderr
     scored = pd.read_csv(tmp_path / "b.csv")
     assert list(scored.columns)[-2:] == ["expected_saving", "contact"]
-    assert scored["contact"].sum() == min(7, (scored["expected_saving"] > 0).sum())
+    assert scored["contact"].sum() == min(7, scored["churn_prediction"].sum())
+    assert (scored["churn_prediction"] >= scored["contact"]).all()  # one rule: a contact is a predicted churner
     dask = run_cli("predict", "-c", folder / "config.yaml", "--input", TELCO_SAMPLE, "--budget", "7", "--engine",
                    "dask", "--output", tmp_path / "parts", cwd=tmp_path)  # fmt: skip
     assert_clean_error(dask, "--budget is not available with --engine dask")

@@ -81,7 +81,7 @@ def test_threshold_is_chosen_without_looking_at_the_test_rows(write_config, tmp_
     raw.to_csv(scrambled, index=False)
     second = pipeline.train(config, scrambled)
     assert second.record.threshold == first.record.threshold
-    assert second.record.threshold.objective == "min_cost"
+    assert second.record.threshold.objective == "break_even"
     pd.testing.assert_frame_equal(
         second.leaderboard.drop(columns="fit_seconds_mean"), first.leaderboard.drop(columns="fit_seconds_mean")
     )

@@ -1,4 +1,5 @@
-"""The budget rule: the N highest positive expected savings, ties to the row first in order."""
+"""The contact rule: the customers predicted to churn, the N highest expected savings of them on a
+budget, ties to the row first in order; with costs, the threshold is the break-even probability."""
 
 import numpy as np
 import pytest
@@ -17,12 +18,23 @@ def test_expected_saving_by_hand():
 
 def test_the_budget_goes_to_the_highest_savings_ties_in_input_order():
     savings = np.array([5.0, 9.0, 5.0, 1.0, 5.0])
-    assert decisions.budget_contacts(savings, 3).tolist() == [1, 1, 1, 0, 0]  # 9, then the first two 5s
+    predicted = np.ones(5, dtype="int8")
+    assert decisions.budget_contacts(savings, predicted, 3).tolist() == [1, 1, 1, 0, 0]  # 9, then the first two 5s
 
 
-def test_no_contact_that_loses_money_whatever_the_budget():
-    savings = np.array([3.0, -1.0, 0.0, 2.0])
-    assert decisions.budget_contacts(savings, 10).tolist() == [1, 0, 0, 1]
+def test_only_customers_predicted_to_churn_are_contacted_whatever_the_budget():
+    savings = np.array([3.0, -1.0, 0.0, 2.0, 4.0])
+    predicted = np.array([1, 0, 0, 1, 0], dtype="int8")  # a fixed threshold may leave a saving out
+    assert decisions.budget_contacts(savings, predicted, 10).tolist() == [1, 0, 0, 1, 0]
+
+
+def test_the_break_even_probability_is_where_the_expected_saving_turns_positive():
+    threshold = COSTS.break_even
+    assert threshold == pytest.approx(50 / (300 * 0.3))
+    probabilities = np.array([threshold - 1e-9, threshold + 1e-9])
+    assert (decisions.expected_savings(probabilities, COSTS) > 0).tolist() == [False, True]
+    never = DecisionConfig(offer_cost=100, churn_cost=100, offer_success_rate=0.5)
+    assert never.break_even == 1.0  # an offer that costs more than it can save: nobody below certainty
 
 
 def test_a_budget_needs_the_decision_costs():

@@ -118,22 +118,23 @@ def test_compare_candidates_logs_candidate_setting_fold_and_time_since_the_start
     assert elapsed == sorted(elapsed)  # one clock for the whole comparison: it never starts again
 
 
-def test_choose_threshold_fixed_max_f1_and_min_cost():
+def test_choose_threshold_fixed_max_f1_and_break_even():
     y = pd.Series([0, 0, 0, 0, 1, 1])
     oof = np.array([0.1, 0.2, 0.3, 0.6, 0.35, 0.9])
     fixed = selection.choose_threshold(y, oof, 0.5, DecisionConfig())
     assert fixed.threshold == 0.5 and fixed.objective == "fixed"
     best_f1 = selection.choose_threshold(y, oof, "auto", DecisionConfig())
     assert best_f1.objective == "max_f1" and 0.3 < best_f1.threshold <= 0.35  # catches both churners, one FP
-    # an offer that always works and costs 1 % of a lost churner: contact everyone down to the lowest churner
-    cheap = DecisionConfig(offer_cost=1.0, churn_cost=100.0, offer_success_rate=1.0)
+    # an offer that costs a third of what it saves: worth it from p = 1/3 (rows 0.35, 0.6 and 0.9)
+    cheap = DecisionConfig(offer_cost=10.0, churn_cost=60.0, offer_success_rate=0.5)
     cheap_offers = selection.choose_threshold(y, oof, "auto", cheap)
-    assert cheap_offers.objective == "min_cost" and cheap_offers.threshold == 0.31  # lowest of the tied best
-    assert cheap_offers.oof_value == 3.0  # hand-computed: rows 0.35, 0.6 and 0.9 contacted, no churner lost
-    # an offer dearer than the churn it prevents: contacting anyone costs more, so contact nobody
+    assert cheap_offers.objective == "break_even" and cheap_offers.threshold == pytest.approx(1 / 3)
+    # hand-computed: 3 offers, and both churners contacted, each kept with probability 0.5
+    assert cheap_offers.oof_value == pytest.approx(3 * 10 + 2 * 0.5 * 60)
+    # an offer dearer than the churn it prevents: contact nobody (the threshold is 1)
     dear = DecisionConfig(offer_cost=100.0, churn_cost=1.0, offer_success_rate=1.0)
     dear_offers = selection.choose_threshold(y, oof, "auto", dear)
-    assert dear_offers.threshold == 0.91 and dear_offers.oof_value == 2.0  # both churners lost, no offer
+    assert dear_offers.threshold == 1.0 and dear_offers.oof_value == 2.0  # both churners lost, no offer
 
 
 def test_selection_sample_is_stratified_repeatable_and_only_above_the_limit():

@@ -330,7 +330,7 @@ class TrainingConfig(_Section):
 
 
 class DecisionConfig(_Section):
-    """The retention team's cost model; with it, `model.threshold: auto` minimises expected cost."""
+    """The retention team's cost model; with it, `model.threshold: auto` is the break-even probability."""
 
     offer_cost: Annotated[Number, Field(gt=0)] | None = Field(
         None, description="cost of one retention offer, paid for every customer contacted"
@@ -379,6 +379,14 @@ class DecisionConfig(_Section):
     @property
     def has_costs(self) -> bool:
         return self.offer_cost is not None
+
+    @property
+    def break_even(self) -> float:
+        """The churn probability above which an offer's expected saving is positive:
+        offer_cost / (churn_cost x offer_success_rate), at most 1 (an offer never worth it)."""
+        if self.offer_cost is None or self.churn_cost is None or not self.offer_success_rate:
+            return 1.0
+        return min(self.offer_cost / (self.churn_cost * self.offer_success_rate), 1.0)
 
 
 class ValidationConfig(_Section):

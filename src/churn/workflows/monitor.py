@@ -3,7 +3,6 @@ scores it (drift per column and of the scores, performance estimated without lab
 
 from __future__ import annotations
 
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,14 +13,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churn import batch, drift_report, monitoring, runs
+from churn import drift_report, monitoring, runs
+from churn.batch import ScoredTable, ScoreOptions, UnparsedLimit
 from churn.config import Config
 from churn.errors import ModelError
-from churn.files import refuse_overwriting_input, sha256_file, write_json_atomic
+from churn.files import prepare_folder, refuse_overwriting_input, sha256_file, write_json_atomic
 from churn.labels import label_key
 from churn.progress import RowProgress
 from churn.record import RunRecord
-from churn.scoring import LoadedRun, Scored
+from churn.scoring import LoadedRun
 from churn.sql import RowDigest, SqlSource
 from churn.tables import Source
 from churn.workflows.predict import default_output_path, load_run
@@ -40,18 +40,19 @@ class MonitorResult:
         return str(self.figures["verdict"])
 
 
-def read_reference(loaded: LoadedRun) -> dict[str, Any]:
-    """The run's reference profile, hash-checked.
+def read_reference(loaded: LoadedRun) -> monitoring.Reference:
+    """The run's reference profile, hash-checked and validated.
 
     Raises:
-        ModelError: the run was trained before churn saved one.
+        ModelError: the run was trained before churn saved one, or it is not one churn can read.
     """
-    if runs.REFERENCE not in loaded.record.artefacts:
+    reference = monitoring.read_reference(loaded.run_dir, loaded.record)
+    if reference is None:
         raise ModelError(
             f"{loaded.run_dir}: run {loaded.run_id} was trained before churn saved a reference profile "
             f"({runs.REFERENCE}); retrain it to monitor its batches"
         )
-    return json.loads(runs.read_artefact(loaded.run_dir, runs.REFERENCE, loaded.record))
+    return reference
 
 
 def default_output(config: Config, input_path: Source) -> Path:
@@ -68,9 +69,10 @@ def monitor(
     folder = output or default_output(config, input_path)
     if isinstance(input_path, Path):
         refuse_overwriting_input(input_path, folder / MONITOR_JSON, folder / MONITOR_HTML)
+    prepare_folder(folder, "--output", create=False)  # before the batch is read, without leaving a folder
     loaded = load_run(config, run)
     reference = read_reference(loaded)
-    tally = drift_report.DriftTally(monitoring.profile_of(reference))
+    tally = drift_report.DriftTally(reference)
     digest = _score_into(tally, config, loaded, input_path)
     labels = tally.all_labels
     realised = realised_metrics(labels, tally.all_probabilities, loaded.record) if labels is not None else None
@@ -86,30 +88,26 @@ def _score_into(tally: drift_report.DriftTally, config: Config, loaded: LoadedRu
     does); the input file's sha256, hashed meanwhile on another thread (a database's rows:
     their digest, taken as they are read)."""
     rows = RowDigest() if isinstance(input_path, SqlSource) else None
+    target, positive = loaded.features.target, label_key(loaded.features.positive_label)
+    options = ScoreOptions(config.predict.chunk_rows, UnparsedLimit(config.data.max_unparsed_share), keep=(target,))
+    chunks = ScoredTable(loaded, input_path, options)
+    progress = RowProgress("monitor")
     with ThreadPoolExecutor(max_workers=1) as hashing:
         digest = None
         if isinstance(input_path, Path) and input_path.is_file():
             digest = hashing.submit(sha256_file, input_path)
-        result = batch.score_table(loaded, input_path, batch.Discard(), config.predict.chunk_rows,
-                                   config.data.max_unparsed_share, RowProgress("monitor"),
-                                   observe=_observer(tally, loaded), keep=[loaded.features.target],
-                                   digest=rows)  # fmt: skip
-    for line in result.quality.warnings():
+        for chunk in chunks:
+            if rows is not None:
+                rows.update(chunk.rows)
+            labeled = target in chunk.rows.column_names
+            tally.add(chunk, _labels(chunk.rows.column(target), positive) if labeled else None)
+            progress.update(len(chunk))
+        progress.finish()
+    for line in chunks.quality.warnings():
         logger.warning("%s: %s", input_path, line)
     if rows is not None:
         return rows.hexdigest()
     return digest.result() if digest is not None else None
-
-
-def _observer(tally: drift_report.DriftTally, loaded: LoadedRun) -> Any:
-    target, positive = loaded.features.target, label_key(loaded.features.positive_label)
-    profile = tally.profile
-
-    def observe(scored: Scored, chunk: pa.Table) -> None:
-        labels = _labels(chunk.column(target), positive) if target in chunk.column_names else None
-        tally.add_bins(profile.bin_rows(scored.cleaned.features), scored.probabilities, labels)
-
-    return observe
 
 
 def _labels(column: pa.ChunkedArray, positive: str) -> np.ndarray:
@@ -129,7 +127,9 @@ def realised_metrics(labels: np.ndarray, probabilities: np.ndarray, record: RunR
     known = ~np.isnan(labels)
     y, p = labels[known].astype("int64"), probabilities[known]
     if len(np.unique(y)) < 2:
-        return {"rows": int(known.sum()), "note": "the labels hold one class only: no ROC AUC"}
+        only = "churners" if len(y) and y[0] == 1 else f"rows whose label is not {record.features.positive_label!r}"
+        return {"rows": int(known.sum()), "note": f"the labels hold one class only ({only}; the positive label is "
+                f"{record.features.positive_label!r}): no ROC AUC"}  # fmt: skip
     threshold = record.threshold.value
     metrics = compute_metrics(y, p, threshold)
     figures: dict[str, Any] = {"rows": int(known.sum())}

@@ -8,18 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from churn import batch, decisions, explaining, scoring, tables
+from churn import batch, decisions, drift_report, explaining, monitoring, scoring, sql, tables
+from churn.batch import ScoredTable, ScoreOptions, UnparsedLimit
 from churn.config import Config
 from churn.errors import ChurnError
 from churn.explaining import Explain
-from churn.files import refuse_overwriting_input, write_json_atomic
+from churn.files import prepare_output, refuse_overwriting_input, write_json_atomic
 from churn.parallel import usable_cores
 from churn.progress import RowProgress
 from churn.quality import QualityTally
-from churn.scoring import LoadedRun, Scored, score
-from churn.sql import SqlSource, redact
+from churn.scoring import LoadedRun, score
+from churn.sql import Database, SqlSource
+from churn.sql_writer import SqlTarget, refuse_writing_into_read
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,6 +44,7 @@ class PredictResult:
     rows: int
     predicted_positive: int
     quality: QualityTally
+    contacted: int | None = None  # with a budget
 
     @property
     def unseen_categories(self) -> dict[str, int]:
@@ -52,8 +53,14 @@ class PredictResult:
 
 def load_run(config: Config, run: str | Path | None) -> LoadedRun:
     """The run (default: the one `latest` names) in the config's models folder, ready to score
-    on the cores this process may use."""
-    return scoring.load_run(config.paths.models_dir, run, usable_cores())
+    on the cores this process may use; a run given by name that its gate rejected is scored
+    with a warning naming its status."""
+    loaded = scoring.load_run(config.paths.models_dir, run, usable_cores())
+    record = loaded.record
+    if run is not None and not record.accepted:
+        logger.warning("run %s is %s by its validation gate (%s); scoring with it because --model names it",
+                       loaded.run_id, record.status, "; ".join(record.validation.missed))  # fmt: skip
+    return loaded
 
 
 def default_output_path(config: Config, input_path: tables.Source) -> Path:
@@ -76,78 +83,86 @@ def predict(
     explain: Explain | None = None,
     budget: int | None = None,
 ) -> PredictResult:
-    """Score a file chunk by chunk with a saved run; write id, churn_probability and
+    """Score a table chunk by chunk with a saved run; write id, churn_probability and
     churn_prediction per row, in input order, and with `explain` the reason codes (and
-    contributions) of each. Memory stays flat however large the file.
+    contributions) of each. Memory stays flat however large the table.
 
     With a contact `budget` (or `decision.contact_budget`), also `expected_saving` and `contact`
-    (1 for the `budget` customers with the highest positive expected saving): the file is scored
-    twice, once to rank every customer (8 bytes a row kept), once to write.
+    (1 for the `budget` customers predicted to churn with the highest expected saving): the
+    scored chunks are kept in a temporary file while every customer is ranked (8 bytes a row in
+    memory), then written; the input is read once.
 
-    The output is written to a temporary file and renamed when every chunk succeeded. Data
-    quality against the training schema is logged as warnings and, optionally, written as JSON
-    to `quality_report`.
+    Every output location is checked before the first row is read; the output is written to a
+    temporary file (or table) and published when every chunk succeeded. Data quality and drift
+    against the run are logged as warnings and, optionally, written as JSON to `quality_report`.
     """
     output = output if isinstance(output, Output) else Output(output)
     destination = output.destination if output.destination is not None else default_output_path(config, input_path)
-    _refuse_output_is_input(input_path, destination, output, quality_report)
+    _check_outputs(input_path, destination, output, quality_report)
     loaded = load_run(config, run)
     explain = explaining.checked(explain, loaded.scorer, config.predict.max_explain_seconds, "--explain")
-    for path in (None if output.table else destination, quality_report):
-        if path is not None and str(path) != "-":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. data/predictions on a fresh checkout
     budget = budget or config.decision.contact_budget
-    more = _budget_columns(config, loaded, input_path, budget) if budget else None
+    if budget:
+        decisions.require_costs(loaded.record.decision)
+    options = ScoreOptions(config.predict.chunk_rows, UnparsedLimit(config.data.max_unparsed_share), explain)
+    chunks = ScoredTable(loaded, input_path, options)
+    drift = _drift_tally(loaded)
     with tables.open_writer(destination, output.table, output.if_exists, loaded.run_id, output.password_env) as writer:
-        result = batch.score_table(
-            loaded,
-            input_path,
-            writer,
-            config.predict.chunk_rows,
-            config.data.max_unparsed_share,
-            RowProgress("predict"),
-            explain=explain,
-            more=more,
-        )
-    for line in result.quality.warnings():
-        logger.warning("%s: %s", input_path, line)
+        scored = _progress(chunks, drift, RowProgress("predict"))
+        positives, contacted = batch.write_with_budget(scored, writer, loaded, budget) if budget else (
+            batch.write_chunks(scored, writer), None)  # fmt: skip
+    _warn(input_path, chunks.quality, drift, config)
     if quality_report is not None:
-        write_json_atomic(quality_report, {"input": str(input_path), "run_id": loaded.run_id} | result.quality.report())
+        write_json_atomic(quality_report, {"input": str(input_path), "run_id": loaded.run_id} | chunks.quality.report())
     written = writer.target if isinstance(writer, tables.SqlTableWriter) else destination
-    return PredictResult(str(written), result.rows, result.positives, result.quality)
+    return PredictResult(str(written), chunks.rows, positives, chunks.quality, contacted)
 
 
-def _refuse_output_is_input(
-    source: tables.Source, destination: str | Path, output: Output, quality_report: Path | None
-) -> None:
-    """A file is never written over the input (files.refuse_overwriting_input), nor a table."""
-    if isinstance(source, Path):
-        refuse_overwriting_input(source, destination, quality_report)
-    if not isinstance(source, SqlSource):
-        return
-    if output.table is not None and redact(str(destination)) == source.database.shown and output.table == source.table:
-        raise ChurnError(f"{source}: --output-table is the input table; write the scores to another table")
+def _check_outputs(source: tables.Source, destination: str | Path, output: Output, quality_report: Path | None) -> None:
+    """Before anything is read: no output over an input (a file, a SQLite file, a table the read
+    touches), every output file's folder there (created) and writable, no URL taken for a path."""
+    inputs = [source] if isinstance(source, Path) else []
+    if isinstance(source, SqlSource) and source.database.scheme == "sqlite":
+        inputs.append(Path(sql.sqlite_path(source.database, create=False)))
+    files = [quality_report] + ([] if output.table is not None else [destination])
+    refuse_overwriting_input(inputs, *files)
+    if output.table is not None:
+        if not sql.is_url(destination):
+            raise ChurnError(f"--output-table writes into a database; --output {destination} is a file, give a URL")
+        target = SqlTarget(Database(str(destination), output.password_env), output.table)
+        if isinstance(source, SqlSource):
+            refuse_writing_into_read(source, target)
+    elif sql.is_url(destination):
+        raise ChurnError(f"{sql.redact(str(destination))}: writing to a database needs --output-table NAME")
+    for path, option in ((None if output.table else destination, "--output"), (quality_report, "--report")):
+        if path is not None:
+            prepare_output(path, option)
 
 
-def _budget_columns(config: Config, loaded: LoadedRun, input_path: tables.Source, budget: int) -> Any:
-    """Rank every customer of the file by expected saving (a first scoring pass), and give the
-    writer each chunk's expected_saving and contact columns."""
-    found: list[np.ndarray] = []
-    batch.score_table(loaded, input_path, batch.Discard(), config.predict.chunk_rows, config.data.max_unparsed_share,
-                      RowProgress("ranking for the budget"),
-                      observe=lambda scored, _: found.append(scored.probabilities))  # fmt: skip
-    savings = decisions.expected_savings(np.concatenate(found) if found else np.zeros(0), loaded.record.decision)
-    contact = decisions.budget_contacts(savings, budget)
-    chosen = int(contact.sum())
-    if chosen < budget:
-        logger.info("budget %s: contacting %s; contacting anyone else would lose money on average (expected "
-                    "saving not positive)", f"{budget:,}", f"{chosen:,}")  # fmt: skip
+def _drift_tally(loaded: LoadedRun) -> drift_report.DriftTally | None:
+    """The bins of the rows scored, counted as monitor counts them (None: a run without a profile)."""
+    reference = monitoring.read_reference(loaded.run_dir, loaded.record)
+    return drift_report.DriftTally(reference, keep_probabilities=False) if reference is not None else None
 
-    def more(first: int, scored: Scored) -> dict[str, Any]:
-        rows = slice(first, first + len(scored.probabilities))
-        return {"expected_saving": savings[rows], "contact": contact[rows]}
 
-    return more
+def _progress(
+    chunks: ScoredTable, drift: drift_report.DriftTally | None, progress: RowProgress
+) -> Iterator[batch.ScoredChunk]:
+    for chunk in chunks:
+        if drift is not None:
+            drift.add(chunk)
+        progress.update(len(chunk))
+        yield chunk
+    progress.finish()
+
+
+def _warn(source: tables.Source, quality: QualityTally, drift: drift_report.DriftTally | None, config: Config) -> None:
+    """The data-quality lines, then one per column whose PSI reaches monitor.psi_alarm."""
+    lines = quality.warnings()
+    if drift is not None and quality.rows:
+        lines += drift_report.drift_warnings(drift, config.monitor)
+    for line in lines:
+        logger.warning("%s: %s", source, line)
 
 
 def score_frames(loaded: LoadedRun, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
