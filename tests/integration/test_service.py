@@ -172,7 +172,10 @@ def test_an_unseen_category_is_scored_with_a_warning_naming_column_and_value(cli
     ("body", "status", "row", "field", "detail"),
     [
         (b"{not json", 400, None, None, "not valid JSON"),
-        (b'{"rows": []}', 422, None, "customers", '{"customers": [{...}, ...]}'),
+        (b'{"rows": []}', 422, None, "rows", "unknown key 'rows' in the body; the body takes customers, explain"),
+        (b'{"customer": []}', 422, None, "customer", "(did you mean customers?)"),
+        (b'{"customers": [], "contributions": true}', 422, None, "contributions", "CSV answers only"),
+        (b"[]", 422, None, "customers", '{"customers": [{...}, ...]}'),
         (b'{"customers": []}', 422, None, None, "at least one customer"),
         (b'{"customers": [1]}', 422, 0, None, "row 0 must be a JSON object"),
     ],
@@ -405,3 +408,50 @@ def test_a_budget_contacts_the_highest_savings_as_predict_budget_does(client, co
     for bad in (0, "5", 2.5):
         refused = client.post("/predict", json={"customers": rows[:2], "budget": bad})
         assert refused.status_code == 422 and refused.json()["field"] == "budget"
+
+
+def test_the_csv_door_takes_a_budget_as_predict_does(client, config, tmp_path):
+    frame = pd.DataFrame(customers(40))
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    pipeline.predict(config, tmp_path / "rows.csv", tmp_path / "cli.csv", budget=3)
+    answer = client.post("/predict?budget=3", content=(tmp_path / "rows.csv").read_bytes(),
+                         headers={"content-type": "text/csv"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.content == (tmp_path / "cli.csv").read_bytes()  # byte for byte, budget columns included
+    assert pd.read_csv(tmp_path / "cli.csv")["contact"].sum() == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "detail"),
+    [
+        ("?budget=abc", "query budget must be a whole number of contacts, at least 1"),
+        ("?explian=3", "unknown query parameter 'explian' (did you mean explain?)"),
+        ("?explain=3&explain=4", "query parameter explain is given 2 times; give it once"),
+        ("?budget=2&budget=3", "query parameter budget is given 2 times"),
+    ],
+)
+def test_unknown_repeated_or_bad_query_parameters_are_refused(client, query, detail):
+    for body, kind in ((SAMPLE.head(3).to_csv(index=False).encode(), "text/csv"),
+                       (json.dumps({"customers": customers(3)}).encode(), "application/json")):  # fmt: skip
+        answer = client.post(f"/predict{query}", content=body, headers={"content-type": kind})
+        assert answer.status_code == 422 and detail in answer.json()["detail"], (kind, answer.text)
+
+
+def test_a_refused_request_adds_nothing_to_monitoring_or_the_metrics(config, trained):
+    with TestClient(create_app(config)) as client:  # a window and metrics of its own
+        assert wait_for(lambda: client.get("/ready").status_code == 200)
+        refused = [
+            client.post("/predict", json={"customers": customers(9), "budget": 0}),
+            client.post("/predict", json={"customers": customers(9), "explain": 99}),
+            client.post(
+                "/predict?budget=x",
+                content=SAMPLE.head(9).to_csv(index=False).encode(),
+                headers={"content-type": "text/csv"},
+            ),  # fmt: skip
+        ]
+        assert [answer.status_code for answer in refused] == [422, 422, 422]
+        assert client.get("/monitor").status_code == 404  # nothing scored yet
+        assert "churn_rows_scored_total 0.0" in client.get("/metrics").text
+        client.post("/predict", json={"customers": customers(4), "budget": 2})
+        assert client.get("/monitor").json()["rows"] == 4
+        assert "churn_rows_scored_total 4.0" in client.get("/metrics").text

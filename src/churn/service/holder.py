@@ -9,7 +9,6 @@ not retried until `latest` names another; the old run keeps serving.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -40,7 +39,7 @@ class ServedRun:
     digest: str | None  # of its metadata.json when it was loaded: a rewritten run is a new run
     explainer: explaining.Explainer | None = None
     cannot_explain: str | None = None  # why explainer is None: shap missing, or a run to retrain
-    reference: dict[str, Any] | None = None  # its reference profile (None: trained before monitoring)
+    reference: monitoring.Reference | None = None  # its reference profile (None: trained before monitoring)
     window: drift_report.Window | None = None  # the last serve.monitor_rows rows it scored, binned
 
     def observe(self, features: FeatureTable, probabilities: np.ndarray) -> None:
@@ -97,10 +96,8 @@ def load_served_run(config: Config, run: str | None) -> ServedRun:
     except ChurnError as error:
         explainer, cannot_explain = None, str(error)
         logger.warning("run %s serves without explanations: %s", loaded.run_id, error)
-    reference, window = None, None
-    if runs.REFERENCE in loaded.record.artefacts:
-        reference = json.loads(runs.read_artefact(loaded.run_dir, runs.REFERENCE, loaded.record))
-        window = drift_report.Window(monitoring.profile_of(reference), config.serve.monitor_rows)
+    reference = monitoring.read_reference(loaded.run_dir, loaded.record)
+    window = drift_report.Window(reference, config.serve.monitor_rows) if reference is not None else None
     digest = runs.record_digest(loaded.run_dir)
     return ServedRun(loaded, digest, explainer, cannot_explain, reference, window)
 

@@ -5,7 +5,10 @@ the scoring threads (`churn.service.work`), small ones on the event loop."""
 
 from __future__ import annotations
 
+import difflib
 import io
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +22,7 @@ from fastapi.responses import Response
 from churn import batch, decisions, explaining, tables
 from churn.config import Config
 from churn.explaining import Explain
-from churn.quality import QualityTally
+from churn.quality import QualityTally, shorten
 from churn.scoring import Scored, score
 from churn.service import bodies, parsing, schemas
 from churn.service.bodies import CSV, JSON
@@ -67,9 +70,15 @@ async def predict(
         'its "explain" key takes precedence',
     ),
     contributions: bool = Query(False, description="CSV only: also contribution_<column> and contribution_base"),
+    budget: str | None = Query(
+        None,
+        description="contacts for a CSV body (expected_saving and contact columns, as predict --budget); for a "
+        'JSON body, its "budget" key',
+    ),
 ) -> Response:
-    kind, body = await bodies.read(request, state.config.serve)
-    asked = Asked(explain, contributions)
+    _check_query(request, PREDICT_QUERY)
+    kind, body = await bodies.read(request, state.config.serve, state.config.serve.max_rows)
+    asked = Asked(explain, contributions, budget)
     if kind == CSV:
         content, warnings = await state.work.run(len(body), _score_csv, state.config, served, body, info, asked)
         headers = {"x-churn-warnings": orjson.dumps(warnings).decode()} if warnings else {}
@@ -84,7 +93,7 @@ async def predict(
     openapi_extra=_body(*MLFLOW_BODIES),
 )
 async def invocations(request: Request, state: State, served: ServedRunDep, info: Info) -> Response:
-    kind, body = await bodies.read(request, state.config.serve)
+    kind, body = await bodies.read(request, state.config.serve, state.config.serve.max_rows)
     answer = await state.work.run(len(body), _invocations, state.config, served, kind, body, info)
     return json_response(answer)
 
@@ -95,10 +104,62 @@ def _limits(config: Config) -> parsing.Limits:
 
 @dataclass(frozen=True)
 class Asked:
-    """What a /predict request asks for beyond the scores: `explain` as the query sent it."""
+    """What a /predict request's query asks for beyond the scores, as the query sent it."""
 
     explain: str | None
     contributions: bool
+    budget: str | None = None
+
+
+PREDICT_QUERY = ("explain", "contributions", "budget")
+PREDICT_KEYS = ("customers", "explain", "budget")  # a JSON body's
+
+
+def _check_query(request: Request, known: tuple[str, ...]) -> None:
+    """422 for a query parameter the endpoint does not take (naming the closest it does), or
+    one given twice."""
+    given = Counter(key for key, _ in request.query_params.multi_items())
+    for key, count in given.items():
+        if key not in known:
+            raise ClientError(422, f"unknown query parameter {_name(key)}{_closest(key, known)}; this endpoint "
+                                   f"takes {', '.join(known)}", field=key[:40])  # fmt: skip
+        if count > 1:
+            raise ClientError(422, f"query parameter {key} is given {count} times; give it once", field=key)
+
+
+def _check_keys(payload: dict[str, Any], known: tuple[str, ...]) -> None:
+    for key in payload:
+        if key not in known:
+            hint = "; contributions are in CSV answers only (?contributions=true)" if key == "contributions" else ""
+            raise ClientError(422, f"unknown key {_name(key)} in the body{_closest(key, known)}; the body takes "
+                                   f"{', '.join(known)}{hint}", field=key[:40])  # fmt: skip
+
+
+def _name(key: str) -> str:
+    return repr(shorten(key))
+
+
+def _closest(key: str, known: tuple[str, ...]) -> str:
+    found = difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.6)
+    return f" (did you mean {found[0]}?)" if found else ""
+
+
+def _budget(value: Any, where: str) -> int | None:
+    """A budget of contacts: a whole number, at least 1 (a query sends it as text); None: none asked."""
+    if value is None:
+        return None
+    if where.startswith("query") and isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if type(value) is not int or value < 1:
+        shown = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()[:40]
+        raise ClientError(422, f"{where} must be a whole number of contacts, at least 1, got {shown}", field="budget")
+    return value
+
+
+def _require_costs(served: ServedRun) -> None:
+    if not served.loaded.record.decision.has_costs:
+        raise ClientError(422, f"run {served.run_id} has no decision costs: a budget cannot rank customers by "
+                               "expected saving; retrain with decision costs", field="budget")  # fmt: skip
 
 
 def _explain(config: Config, served: ServedRun, value: Any, where: str, contributions: bool = False) -> Explain | None:
@@ -113,34 +174,36 @@ def _explain(config: Config, served: ServedRun, value: Any, where: str, contribu
 
 
 def _predict_json(config: Config, served: ServedRun, body: bytes, info: Info, asked: Asked) -> dict[str, Any]:
+    """Every check first (keys, explain, budget, rows), then the scores; the rows count as
+    scored (the window, the metrics) only once the answer is whole."""
     payload = parsing.parse_json(body)
+    if isinstance(payload, dict):
+        _check_keys(payload, PREDICT_KEYS)
     sent = payload.get("explain") if isinstance(payload, dict) else None
     explain = (
         _explain(config, served, sent, '"explain"')
         if sent is not None
         else _explain(config, served, asked.explain, "query parameter explain")
     )
+    sent_budget = payload.get("budget") if isinstance(payload, dict) else None
+    budget = _budget(sent_budget, '"budget"') if sent_budget is not None else _budget(asked.budget, "query budget")
+    if budget is not None:
+        _require_costs(served)
     rows = parsing.customers(payload, served.loaded.scorer.spec, served.id_column, _limits(config))
-    scored, quality = _score_rows(served, rows, info)
+    scored, quality = _score_rows(served, rows)
     answer = _predict_answer(served, rows, scored, quality)
     if explain is not None:
         _add_reasons(answer["predictions"], served, scored, explain)
-    if isinstance(payload, dict) and payload.get("budget") is not None:
-        _add_contacts(answer["predictions"], served, scored, payload["budget"])
+    if budget is not None:
+        _add_contacts(answer["predictions"], served, scored, budget)
+    _count(served, info, scored)
     return answer
 
 
-def _add_contacts(predictions: list[dict[str, Any]], served: ServedRun, scored: Scored, budget: Any) -> None:
+def _add_contacts(predictions: list[dict[str, Any]], served: ServedRun, scored: Scored, budget: int) -> None:
     """Each prediction's expected_saving and contact, by the rule `predict --budget` applies."""
-    if type(budget) is not int or budget < 1:
-        shown = orjson.dumps(budget, option=orjson.OPT_NON_STR_KEYS).decode()[:40]
-        raise ClientError(422, f'"budget" must be a whole number of contacts, at least 1, got {shown}', field="budget")
-    decision = served.loaded.record.decision
-    if not decision.has_costs:
-        raise ClientError(422, f"run {served.run_id} has no decision costs: a budget cannot rank customers by "
-                               "expected saving; retrain with decision costs", field="budget")  # fmt: skip
-    savings = decisions.expected_savings(scored.probabilities, decision)
-    contact = decisions.budget_contacts(savings, budget)
+    savings = decisions.expected_savings(scored.probabilities, served.loaded.record.decision)
+    contact = decisions.budget_contacts(savings, scored.predictions, budget)
     for prediction, saving, chosen in zip(predictions, savings.tolist(), contact.tolist(), strict=True):
         prediction["expected_saving"], prediction["contact"] = saving, chosen
 
@@ -168,11 +231,13 @@ def _invocations(config: Config, served: ServedRun, kind: str, body: bytes, info
     else:
         payload = parsing.parse_json(body, allow_nan=True)  # MLflow's client sends NaN for missing values
     rows = parsing.mlflow_frame(payload, served.loaded.scorer.spec, served.id_column, _limits(config))
-    probabilities = _score_rows(served, rows, info)[0].probabilities
+    scored = _score_rows(served, rows)[0]
+    _count(served, info, scored)
+    probabilities = scored.probabilities
     return {"predictions": np.column_stack([1.0 - probabilities, probabilities]).tolist()}
 
 
-def _score_rows(served: ServedRun, rows: parsing.Rows, info: Info) -> tuple[Scored, QualityTally]:
+def _score_rows(served: ServedRun, rows: parsing.Rows) -> tuple[Scored, QualityTally]:
     scored = score(served.loaded.scorer, rows.table)
     for column, bad in scored.cleaned.unparsed.items():  # one door, one rule: JSON rows are named one by one
         row = int(bad.rows[0])
@@ -180,9 +245,13 @@ def _score_rows(served: ServedRun, rows: parsing.Rows, info: Info) -> tuple[Scor
         raise ClientError(422, f"row {row} field {column} must be a number, got {value!r}", row=row, field=column)
     quality = QualityTally(served.features)
     quality.add(scored.cleaned)
+    return scored, quality
+
+
+def _count(served: ServedRun, info: Info, scored: Scored) -> None:
+    """Rows answered: into the monitoring window and the request's count (churn_rows_scored_total)."""
     served.observe(scored.cleaned.features, scored.probabilities)
     info.rows = len(scored.probabilities)
-    return scored, quality
 
 
 def _predict_answer(served: ServedRun, rows: parsing.Rows, scored: Scored, quality: QualityTally) -> dict[str, Any]:
@@ -199,33 +268,45 @@ def _predict_answer(served: ServedRun, rows: parsing.Rows, scored: Scored, quali
 
 
 def _score_csv(config: Config, served: ServedRun, body: bytes, info: Info, asked: Asked) -> tuple[bytes, list[str]]:
-    """The CSV `python main.py predict` writes for this file (`?explain=K`: with `--explain K`),
-    and its warnings."""
+    """The CSV `python main.py predict` writes for this file (`?explain=K`: with `--explain K`;
+    `?budget=N`: with `--budget N`), and its warnings. The rows count as scored (the window,
+    the metrics) only once the whole body is answered."""
     explain = _explain(config, served, asked.explain, "query parameter explain", asked.contributions)
-    out = io.BytesIO()
-    categorical, max_chars = served.loaded.scorer.spec.categorical, config.serve.max_value_chars
-
-    def inspect(chunk: pa.Table, first_row: int) -> None:
-        _refuse_long_values(chunk, categorical, max_chars, first_row)
-
+    budget = _budget(asked.budget, "query budget")
+    if budget is not None:
+        _require_costs(served)
+    options = batch.ScoreOptions(config.predict.chunk_rows, batch.UnparsedLimit(config.data.max_unparsed_share, None),
+                                 explain)  # fmt: skip
+    chunks = batch.ScoredTable(served.loaded, tables.CsvBytes(body), options)
     pending: list[tuple[np.ndarray, np.ndarray]] = []  # monitored once the whole body is accepted
-
-    def observe(scored: Scored, chunk: pa.Table) -> None:
-        if (bins := served.binned(scored.cleaned.features)) is not None:
-            pending.append((bins, scored.probabilities))
-
+    out = io.BytesIO()
     try:
         with tables.TableWriter(out) as writer:
-            result = batch.score_table(served.loaded, tables.CsvBytes(body), writer, config.predict.chunk_rows,
-                                       config.data.max_unparsed_share, inspect=inspect, unparsed_key=None,
-                                       explain=explain, observe=observe)  # fmt: skip
+            checked = _checked_chunks(chunks, served, config.serve.max_value_chars, pending)
+            if budget is not None:
+                batch.write_with_budget(checked, writer, served.loaded, budget)
+            else:
+                batch.write_chunks(checked, writer)
     except explaining.ExplainTooSlowError as error:
         raise ClientError(422, str(error), field="explain") from None
     if served.window is not None:
         for bins, probabilities in pending:
             served.window.add(bins, probabilities)
-    info.rows = result.rows
-    return out.getvalue(), result.quality.warnings()
+    info.rows = chunks.rows
+    return out.getvalue(), chunks.quality.warnings()
+
+
+def _checked_chunks(
+    chunks: batch.ScoredTable, served: ServedRun, max_chars: int, pending: list[tuple[np.ndarray, np.ndarray]]
+) -> Iterator[batch.ScoredChunk]:
+    """The chunks, each refused (422) when a text value is longer than serve.max_value_chars,
+    their bins kept aside for the window."""
+    categorical = served.loaded.scorer.spec.categorical
+    for chunk in chunks:
+        _refuse_long_values(chunk.rows, categorical, max_chars, chunk.first_row)
+        if (bins := served.binned(chunk.scored.cleaned.features)) is not None:
+            pending.append((bins, chunk.probabilities))
+        yield chunk
 
 
 def _refuse_long_values(chunk: pa.Table, columns: tuple[str, ...], max_chars: int, first_row: int) -> None:
