@@ -139,6 +139,10 @@ class QualityTally:
     def warnings(self) -> list[str]:
         """What a user should hear about these rows, one line each (without the source)."""
         lines = cleaning_warnings(self.unparsed(), self.infinite)
+        for column in self.schema.columns:
+            if self.rows and self.missing[column] == self.rows:
+                lines.append(f"column {column} is missing in every row; scored as missing throughout "
+                             "(check the export)")  # fmt: skip
         for column, count in self.unseen.items():
             if count:
                 shown = ", ".join(map(repr, self.unseen_examples.get(column, [])))

@@ -1,5 +1,6 @@
-"""SQL as text: a query checked to be one statement, table names parsed as the database reads
-them, and names shortened and escaped for messages. A leaf module (standard library only).
+"""SQL as text: database URLs shown without their password, a query checked to be one
+statement, table names parsed as the database reads them, and names shortened and escaped for
+messages. A leaf module (standard library only): the config checks its URLs with it.
 
 A query is lexed, not parsed: quotes ('...', "...", PostgreSQL's $tag$...$tag$), comments
 (-- to the end of the line, /* ... */) and parentheses are followed, which is enough to find a
@@ -9,12 +10,71 @@ second statement or a `)` that would close churn's own `SELECT ... FROM (<query>
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from churn.errors import ChurnError
 
 SHOWN_CHARS = 80  # a name or query longer than this is shortened in messages
 POSTGRES_NAME_BYTES = 63  # PostgreSQL keeps this many bytes of a name (NAMEDATALEN - 1)
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_PASSWORD_PARAMETER = re.compile(r"((?:^|[?&])password=).*", re.IGNORECASE)
+
+
+def is_url(text: str | Path) -> bool:
+    """A database URL (scheme://...) rather than a file path."""
+    return isinstance(text, str) and bool(_URL.match(text))
+
+
+def scheme_of(url: str) -> str:
+    """The URL's scheme, lower case, without a driver suffix (postgresql+adbc -> postgresql)."""
+    return url.split("://", 1)[0].split("+")[0].lower()
+
+
+def redact(url: str) -> str:
+    """The URL without its password, whether or not it parses: anything between `//` and the
+    last `@` but the user name is hidden, and so is everything after a password= parameter."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    at = rest.rfind("@")
+    if at >= 0 and not rest.startswith("/"):
+        user = rest[:at].split(":", 1)[0]
+        hidden = ":***" if ":" in rest[:at] else ""
+        rest = ("***" if any(c in user for c in "/?#[]") else user) + hidden + rest[at:]
+    return f"{scheme}://" + _PASSWORD_PARAMETER.sub(r"\1***", rest)
+
+
+def has_password(url: str) -> bool:
+    """A password in the URL: after the user name, or as a password= parameter (libpq's)."""
+    rest = url.partition("://")[2]
+    at = rest.rfind("@")
+    in_user_part = at >= 0 and not rest.startswith("/") and ":" in rest[:at]
+    return in_user_part or bool(_PASSWORD_PARAMETER.search(rest))
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL that does not parse the way churn reads it, naming only its scheme: a
+    message must not show a password that a stray `/`, `?`, `#` or `@` moved out of place.
+
+    Raises:
+        ChurnError: the URL does not parse, or (SQLite) holds a user or password.
+    """
+    scheme = scheme_of(url)
+    fix = ("percent-encode the user name and password (/ as %2F, ? as %3F, # as %23, @ as %40) and check the "
+           "host and port")  # fmt: skip
+    try:
+        parts = urlsplit(url)
+        _ = parts.hostname, parts.port
+    except ValueError:
+        raise ChurnError(f"a {scheme}:// URL could not be read; {fix}") from None
+    rest = url.partition("://")[2]
+    if rest.rfind("@") >= len(parts.netloc) and not rest.startswith("/"):
+        raise ChurnError(f"a {scheme}:// URL could not be read (an @ after the host); {fix}")
+    if scheme == "sqlite" and parts.netloc:
+        raise ChurnError("a sqlite:// URL names a file and takes no user, password or host; write "
+                         "sqlite:///relative/path.db or sqlite:////absolute/path.db")  # fmt: skip
 
 
 def shown(text: str) -> str:

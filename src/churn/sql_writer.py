@@ -251,7 +251,10 @@ class SqlTableWriter:
     def _with_constants(self, table: pa.Table) -> pa.Table:
         rows = table.num_rows
         run_id = pa.array([self._run_id] * rows, pa.string())
-        when = pa.array([self._scored_at.isoformat()] * rows, pa.string())
+        if self.target.database.is_postgres:  # appending: a timestamptz, as the table churn made has
+            when = pa.array([self._scored_at] * rows, pa.timestamp("us", tz="UTC"))
+        else:  # no time type (SQLite): ISO 8601 text with its offset
+            when = pa.array([self._scored_at.isoformat()] * rows, pa.string())
         return table.append_column("run_id", run_id).append_column("scored_at", when)
 
     def _conformed(self, table: pa.Table) -> pa.Table:

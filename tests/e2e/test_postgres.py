@@ -150,7 +150,8 @@ def test_a_wrong_password_is_one_line_naming_the_server_and_not_the_password(ser
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"error: {server.url()}: the server at 127.0.0.1:{server.port} refused the login")
+    shown = server.url().replace("churn@", "churn:***@")
+    assert lines[0].startswith(f"error: {shown}: the server at 127.0.0.1:{server.port} refused the login")
     assert "PGPASSWORD" in lines[0]
     assert wrong not in result.stderr + result.stdout
     assert not (folder / "models").exists()
@@ -195,10 +196,13 @@ def test_no_password_appears_in_any_output(server, folder):
         ("-v", "monitor", "--input", with_password, "--table", "customers"),
         ("-v", "predict", "--input", with_password, "--table", "nosuch"),
         ("models", "list"),
+        ("-v", "predict", "--input", f"{url}?password={PASSWORD}", "--table", "customers", "--output", "q.csv"),
+        ("-v", "predict", "--input", f"{url}?password={PASSWORD}", "--table", "nosuch"),
     ):
         result = cli(*args, folder=folder, password=None)
         outputs.append(result.stdout + result.stderr)
-    assert "error: postgresql://churn@127.0.0.1" in outputs[4]  # the refused table, named without it
+    assert "error: postgresql://churn:***@127.0.0.1" in outputs[4]  # the refused table, named without it
+    assert "error: postgresql://churn@127.0.0.1" in outputs[7] and "?password=***" in outputs[7]
     source = {"url": url, "table": "customers_by_month", "password_env": "CRM_PASSWORD"}
     config = write_quick_config(folder, {"data.path": None, "data.source": source})
     by_variable = run_cli("-v", "train", "-c", config, cwd=folder, env={"CRM_PASSWORD": PASSWORD})

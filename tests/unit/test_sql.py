@@ -104,6 +104,10 @@ def test_the_row_digest_is_order_and_chunk_free_and_sees_every_value():
     ("source", "message"),
     [
         ({"url": "postgresql://u:pw@h/db", "table": "t"}, "data.source.url holds a password"),
+        ({"url": "postgresql://u@h/db?password=S3cr3t", "table": "t"}, "data.source.url holds a password"),
+        ({"url": "postgresql://u@h/db?sslmode=require&PASSWORD=S3cr3t", "table": "t"}, "holds a password"),
+        ({"url": "postgresql://u:Sec/ret@h/db", "table": "t"}, "data.source.url holds a password"),
+        ({"url": "postgresql://u@[::1:5432/db", "table": "t"}, "data.source.url a postgresql:// URL could not be"),
         ({"url": "sqlite:///x.db", "table": "t", "query": "select 1"}, "data.source.table and data.source.query are"),
         ({"url": "crm.db", "table": "t"}, "data.source.url 'crm.db' is not a database URL"),
     ],

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +27,9 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
+
+from churn.errors import ChurnError
+from churn.sql_text import check_url, has_password
 
 Scalar = str | int | float | bool
 
@@ -139,9 +141,13 @@ class SourceConfig(_Section):
         if "://" not in self.url:
             raise KeyProblem("url", f"{self.url!r} is not a database URL; write postgresql://user@host:port/db or "
                                     "sqlite:///path.db")  # fmt: skip
-        if urlsplit(self.url).password is not None:
+        if has_password(self.url):  # in the user part or as a password= parameter, parsed or not
             raise KeyProblem("url", "holds a password, which would end up in files and logs; remove it and set "
                                     "data.source.password_env (or PGPASSWORD, ~/.pgpass)")  # fmt: skip
+        try:
+            check_url(self.url)
+        except ChurnError as error:
+            raise KeyProblem("url", str(error)) from None
         return self
 
 
@@ -451,7 +457,7 @@ class ServeConfig(_Section):
         10.0, description="a client must send a request's headers, and then its body, within this many seconds"
     )
     max_connections: Annotated[Integer, Field(ge=1)] = Field(
-        256, description="open connections a worker keeps; another is answered 503 and closed"
+        256, description="connections (and requests in flight) a worker serves at once; past it uvicorn answers 503"
     )
     threads: Annotated[Integer, Field(ge=1)] = Field(
         1, description="threads a worker scores large requests on, and its OpenMP/BLAS threads"

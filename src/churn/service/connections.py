@@ -6,8 +6,8 @@ open network needs, at the level where it can be done before the application run
 - a client must send a request's headers within `serve.read_timeout_s` (from its first byte,
   or from the connection when nothing comes), and then its body within as long again; past
   that it gets a JSON 408 and the connection is closed (a slow client holds no worker);
-- at most `serve.max_connections` connections are served: a request on another is answered
-  with a JSON 503 and its connection closed;
+- (the bound of `serve.max_connections` connections is uvicorn's own public `limit_concurrency`,
+  set in `churn.service.server`: past it, uvicorn answers 503 in plain text);
 - a request that is not valid HTTP (a bad `Content-Length`, say) gets a JSON 400, not
   uvicorn's plain text;
 - on shutdown, every connection gets a moment for a request already on its way (its bytes sent,
@@ -35,23 +35,20 @@ class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol with read timeouts, a connection bound and JSON errors."""
 
     read_timeout: ClassVar[float] = 10.0
-    max_connections: ClassVar[int] = 256
 
     @classmethod
     def configure(cls, serve: ServeConfig) -> None:
         """Take the limits of this process's service (set before the server starts)."""
-        cls.read_timeout, cls.max_connections = serve.read_timeout_s, serve.max_connections
+        cls.read_timeout = serve.read_timeout_s
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._reading = False  # between a request's first byte and its last
-        self._over = False  # a connection beyond serve.max_connections: its request gets a 503
         self._closing = False  # shutdown began: answer what arrives, then close
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._over = len(self.connections) > self.max_connections
         self._arm()  # the first request's headers must come in time, even if nothing comes
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -64,10 +61,6 @@ class GuardedProtocol(HttpToolsProtocol):
         self._arm()
 
     def on_headers_complete(self) -> None:
-        if self._over:  # answered once its request is read, so that the client reads the answer
-            self._disarm()
-            self._answer(503, "the service has as many connections as it takes; retry shortly", {b"retry-after": b"1"})
-            return
         super().on_headers_complete()
         if self._closing and self.cycle is not None:
             self.cycle.keep_alive = False

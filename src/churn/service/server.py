@@ -104,6 +104,8 @@ def _uvicorn_config(app: Any, config: Config, **options: Any) -> uvicorn.Config:
         access_log=False,  # one access line per request comes from the service itself
         timeout_graceful_shutdown=config.serve.shutdown_timeout_s,  # type: ignore[arg-type]  # a float works: wait_for
         lifespan="on",
+        # uvicorn counts the new connection itself: serve.max_connections are served, the next is refused
+        limit_concurrency=config.serve.max_connections + 1,
         **options,
     )
 

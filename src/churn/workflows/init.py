@@ -24,7 +24,7 @@ import yaml
 
 from churn.config import load_config
 from churn.errors import ConfigError, DataError
-from churn.files import write_text_atomic
+from churn.files import prepare_output, refuse_overwriting_input, write_text_atomic
 from churn.labels import label_key
 from churn.tables import read_table, table_columns
 
@@ -53,8 +53,12 @@ def init(data: Path, target: str, output: Path, force: bool = False) -> Inferred
         ConfigError: `output` exists and not `force`.
         DataError: the table cannot be read, lacks the target, or the target is not two-valued.
     """
+    refuse_overwriting_input(data, output)
+    if output.is_dir():
+        raise ConfigError(f"{output}: is a folder; --output names the config file to write (as {output}/crm.yaml)")
     if output.exists() and not force:
         raise ConfigError(f"{output}: already exists; choose another --output or pass --force to replace it")
+    prepare_output(output, "--output")  # its folder created (configs/ on a fresh checkout) and writable
     if target not in table_columns(data):
         raise DataError(f"{data}: no column {target!r}; --target names the column that says who churned")
     frame = read_table(data, None).head(SAMPLE_ROWS)
