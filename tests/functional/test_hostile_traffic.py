@@ -106,6 +106,48 @@ def test_distinct_huge_values_are_refused_and_distinct_long_ones_keep_memory_fla
     assert quoted and max(map(len, quoted)) <= 41  # a warning echoes at most a short prefix
 
 
+def vm_mb(pid, field):
+    status = open(f"/proc/{pid}/status").read()
+    return int(re.search(rf"{field}:\s+(\d+)", status).group(1)) / 1024
+
+
+def stream_body(port, body, timeout=30.0):
+    """POST `body` in 64 KiB pieces, as a client uploading it; the answer's status line, once the
+    server answers (it may close before the rest is sent)."""
+    head = (f"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(head)
+        for start in range(0, len(body), 1 << 16):  # bounded: the body's own length
+            try:
+                connection.sendall(body[start : start + (1 << 16)])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        try:
+            return connection.recv(4096).split(b"\r\n", 1)[0]
+        except ConnectionResetError:
+            return b""
+
+
+def test_a_body_of_more_rows_than_max_rows_is_refused_before_it_is_parsed(workspace):
+    """Ten bodies of 100,000 customers, within serve.max_body_mb but ten times serve.max_rows:
+    each refused while it streams in (413), so the server's memory stays flat."""
+    config = workspace.read_text().replace("max_body_mb: 20", "max_body_mb: 100")
+    workspace.write_text(config)
+    body = json.dumps({"customers": [customer()] * 100_000}).encode()
+    with Service(workspace) as service:
+        post(service.url + "/predict", {"customers": [customer()]})
+        pid = service.process.pid
+        rss, peak = vm_mb(pid, "VmRSS"), vm_mb(pid, "VmHWM")
+        answers = [stream_body(service.port, body) for _ in range(10)]
+        assert http("GET", service.url + "/health")[0] == 200
+        grown_rss, grown_peak = vm_mb(pid, "VmRSS") - rss, vm_mb(pid, "VmHWM") - peak
+    print(f"ten {len(body) / 1e6:.0f} MB bodies of 100,000 rows: RSS {rss:.0f} MB before, +{grown_rss:.1f} MB after, "
+          f"peak +{grown_peak:.1f} MB")  # fmt: skip
+    assert all(answer.startswith(b"HTTP/1.1 413") for answer in answers), answers
+    assert grown_rss < 50 and grown_peak < 50
+
+
 # 2. large bodies are read, parsed and scored off the event loop
 
 
