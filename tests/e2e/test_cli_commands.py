@@ -97,6 +97,7 @@ def test_evaluate_reports_the_metrics_of_the_predictions_it_makes(workspace):
     assert metrics["expected_cost"] == pytest.approx(50 * contacted + 300 * (truth.sum() - kept_from + 0.7 * kept_from))
     table = run_cli("evaluate", "--input", data, cwd=folder)
     assert table.returncode == 0 and f"{metrics['roc_auc']:.4f}" in table.stdout
+    assert f"expected cost on these rows {metrics['expected_cost']:,.0f} vs " in table.stdout  # as the docs say
 
 
 def test_evaluate_after_training_without_costs(workspace):

@@ -114,6 +114,44 @@ def test_every_mode_and_option_has_its_page(mode, parser):
                 assert f"`{option}`" in text or f"{option} " in text, f"{mode}: {option} is not documented"
 
 
+@pytest.mark.parametrize(("mode", "parser"), list(modes()), ids=lambda value: value if isinstance(value, str) else "")
+def test_every_mode_s_usage_line_lists_every_option(mode, parser):
+    """The first line of a mode's page names every option its parser takes (the table below it
+    explains them)."""
+    usage = next(line for line in page(f"modes/{mode.split()[0]}.md").splitlines()
+                 if line.startswith(f"python main.py {mode}"))  # fmt: skip
+    for action in parser._actions:
+        for option in action.option_strings:
+            if option.startswith("--") and option not in COMMON:
+                assert re.search(rf"{re.escape(option)}\b", usage), f"{mode}: {option} is not in the usage line {usage}"
+
+
+def fence_problems(text: str) -> list[str]:
+    """Code fences that do not pair up as Markdown pairs them: a closing fence is backticks
+    alone on their line (text after them leaves the fence open), and every fence closes."""
+    problems, open_at = [], None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped.startswith("```"):
+            continue
+        if open_at is None:
+            open_at = number
+        elif stripped.strip("`") == "":
+            open_at = None
+        else:
+            problems.append(f"line {number}: a fence followed by text inside the fence opened on line {open_at}")
+    if open_at is not None:
+        problems.append(f"the fence opened on line {open_at} never closes")
+    return problems
+
+
+def test_every_page_s_code_fences_pair_up():
+    assert fence_problems("```\ncode\n``` text\n") and fence_problems("```\ncode\n")  # the check can fail
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    found = {str(path.relative_to(REPO)): fence_problems(path.read_text()) for path in pages}
+    assert not {name: problems for name, problems in found.items() if problems}
+
+
 def test_the_options_every_mode_takes_are_documented_once():
     home = page("index.md")
     for option in (*COMMON, "--version", "-c", "-v", "-q"):

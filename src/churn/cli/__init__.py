@@ -99,9 +99,7 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
     print(text.metrics_table(record.metrics.model_dump(), record.threshold.value, record.selection.cv_folds))
     print(f"threshold {record.threshold.value:.2f}: {record.threshold.reason}")
     if (costs := record.metrics.costs) is not None:
-        print(f"expected cost on the test rows {costs.expected_cost:,.0f} vs {costs.cost_contact_nobody:,.0f} "
-              f"contacting nobody and {costs.cost_contact_everyone:,.0f} contacting everyone "
-              f"(saving {costs.saving_vs_contact_nobody:,.0f} against contacting nobody)")  # fmt: skip
+        print(text.cost_line("the test rows", costs.model_dump()))
     print(f"report: {shown(result.run_dir / runs.REPORT)}")
     if result.gate_missed:
         print(f"saved run {result.run_id} to {shown(result.run_dir)} as rejected; latest not moved")
@@ -195,6 +193,8 @@ def _run_evaluate(config: Config, args: argparse.Namespace) -> int:
     else:
         print(f"run {metrics['run_id']} on {shown(metrics['input'])} ({metrics['rows']} rows)")
         print(text.metrics_table(metrics, metrics["threshold"]))
+        if "expected_cost" in metrics:  # the run was trained with decision costs
+            print(text.cost_line("these rows", metrics))
     return EXIT_OK
 
 

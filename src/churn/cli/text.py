@@ -104,3 +104,10 @@ def _cell(value: Any) -> str:
     else:
         text = str(value)
     return text if len(text) <= 32 else text[:31] + "…"
+
+
+def cost_line(rows: str, costs: Mapping[str, Any]) -> str:
+    """The expected cost of the run's decisions on `rows`, against contacting nobody and everyone."""
+    return (f"expected cost on {rows} {costs['expected_cost']:,.0f} vs {costs['cost_contact_nobody']:,.0f} "
+            f"contacting nobody and {costs['cost_contact_everyone']:,.0f} contacting everyone "
+            f"(saving {costs['saving_vs_contact_nobody']:,.0f} against contacting nobody)")  # fmt: skip

@@ -513,16 +513,13 @@ class TrackingConfig(_Section):
 class PathsConfig(_Section):
     """Where runs and predictions go; relative paths resolve against the config file's folder."""
 
-    models_dir: ConfigPath = Field(description="run folders and the latest pointer (default: models)")
-    predictions_dir: ConfigPath = Field(description="default folder of predict's output (default: data/predictions)")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults_resolve_too(cls, values: Any) -> Any:
-        # Defaults are not validated, so they are filled in here to resolve beside the config.
-        if isinstance(values, Mapping):
-            return {"models_dir": "models", "predictions_dir": "data/predictions"} | dict(values)
-        return values
+    # validate_default: a default resolves beside the config file too, as a given path does
+    models_dir: ConfigPath = Field(
+        Path("models"), validate_default=True, description="run folders and the latest pointer"
+    )
+    predictions_dir: ConfigPath = Field(
+        Path("data/predictions"), validate_default=True, description="default folder of predict's output"
+    )
 
 
 class Config(_Section):
