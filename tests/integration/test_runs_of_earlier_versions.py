@@ -1,5 +1,7 @@
-"""Runs written by churn before the typed record (schema_version 1, kept under tests/data/runs_v1
-as that version wrote them) still load, score the same bytes, list, show and report."""
+"""Runs written by earlier churns, kept under tests/data/earlier_runs as they wrote them, still
+load, score the same bytes, list, show and report: two of before the typed record (schema_version
+1), and two of the main branch of 2026-12-02 (schema_version 2, thresholds chosen by the
+out-of-fold cost grid, before the break-even rule and the scoring core)."""
 
 import json
 import shutil
@@ -14,14 +16,15 @@ from churn.config import load_config
 from churn.errors import ModelError
 from churn.explaining import Explain
 
-V1 = REPO / "tests" / "data" / "runs_v1"
+V1 = REPO / "tests" / "data" / "earlier_runs"
 LINEAR, TREES = "20261201T144531441Z-184de1", "20261201T144535085Z-c26da7"
+V2_LINEAR, V2_TREES = "20261202T145355351Z-20c1e6", "20261202T145356526Z-998943"
 
 
 @pytest.fixture
 def models(tmp_path):
     """A models folder holding copies of both version-1 runs, and a config pointing at it."""
-    for run_id in (LINEAR, TREES):
+    for run_id in (LINEAR, TREES, V2_LINEAR, V2_TREES):
         shutil.copytree(V1 / run_id, tmp_path / "models" / run_id)
     return load_config(write_quick_config(tmp_path, paths={"models_dir": "models", "predictions_dir": "out"}))
 
@@ -85,3 +88,27 @@ def test_a_version_1_report_says_to_retrain_for_explanations(models):
     report = pipeline.rebuild_report(models, TREES).read_text()
     assert "trained before churn explained its predictions; retrain" in report
     assert not (models.paths.models_dir / TREES / "contributions.png").exists()
+
+
+@pytest.mark.parametrize("run_id", [V2_LINEAR, V2_TREES])
+def test_a_run_of_the_main_branch_before_the_scoring_core_predicts_the_same_bytes(models, run_id, tmp_path):
+    record = runs.read_record(models.paths.models_dir / run_id)
+    assert record.schema_version == 2 and record.threshold.objective == "min_cost"
+    pipeline.predict(models, TELCO_SAMPLE, tmp_path / "p.csv", run=run_id)
+    assert (tmp_path / "p.csv").read_bytes() == (V1 / f"{run_id}.predictions.csv").read_bytes()
+    pipeline.predict(models, TELCO_SAMPLE, tmp_path / "b.csv", run=run_id, budget=5)
+    budget = pd.read_csv(tmp_path / "b.csv")  # its own threshold still decides: contacts are predicted churners
+    assert budget["contact"].sum() == 5 and (budget["churn_prediction"] >= budget["contact"]).all()
+
+
+@pytest.mark.parametrize("run_id", [V2_LINEAR, V2_TREES])
+def test_a_run_of_the_main_branch_before_the_scoring_core_explains_and_is_monitored(models, run_id, tmp_path):
+    from churn.workflows import monitor
+
+    pipeline.predict(models, TELCO_SAMPLE, tmp_path / "p.csv", run=run_id, explain=Explain(3, contributions=True))
+    explained = pd.read_csv(tmp_path / "p.csv")
+    contributions = explained.filter(like="contribution_").sum(axis=1).to_numpy()
+    margin = np.log(explained["churn_probability"] / (1 - explained["churn_probability"])).to_numpy()
+    assert np.abs(contributions - margin).max() < 1e-9
+    figures = monitor.monitor(models, TELCO_SAMPLE, run=run_id, output=tmp_path / "monitor").figures
+    assert figures["run_id"] == run_id and figures["rows"] == 400  # its reference.json read as the typed profile
