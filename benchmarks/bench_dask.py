@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from common import REPO, SHIPPED, add_common_options, find_or_train_model, generate_once, measure
 
-from churn import runs
+from churn.store import runs
 
 
 def generate_parts(rows: int, parts: int, folder: Path, seed: int) -> None:

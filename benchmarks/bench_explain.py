@@ -40,9 +40,9 @@ SHAP_RUN = """
 import sys, time
 from pathlib import Path
 import numpy as np, pyarrow.csv as pc, shap
-from churn import runs
+from churn.store import runs
 from churn.cleaning import clean_features
-from churn.compiling import FastScorer
+from churn.scoring.compiling import FastScorer
 from churn.model import load_model
 run, source = Path(sys.argv[1]), sys.argv[2]
 scorer = FastScorer(load_model(run, runs.read_record(run)))

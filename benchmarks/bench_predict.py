@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from common import REPO, add_common_options, find_or_train_model, generate, generate_once, measure
 
-from churn import runs
+from churn.store import runs
 
 TOLERANCE = 1e-9
 

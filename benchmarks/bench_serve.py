@@ -41,7 +41,7 @@ import pandas as pd
 import yaml
 from common import REPO, SHIPPED, add_common_options, generate, generate_once
 
-from churn import runs
+from churn.store import runs
 
 DEADLINE_SECONDS = 1200  # the whole benchmark stops past this, whatever the counts
 KINDS = ("default", "logistic_regression", "hist_gradient_boosting", "random_forest", "gradient_boosting")

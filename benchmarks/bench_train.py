@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 from common import GENERATE_BLOCK, REPO, SHIPPED, generate_once, measure
 
-from churn import runs
+from churn.store import runs
 
 ACCOUNT = ["tenure", "MonthlyCharges", "TotalCharges"]
 DEMOGRAPHICS = ["gender", "SeniorCitizen", "Partner", "Dependents"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn import runs
 from churn.config import load_config
-from churn.record import METRIC_LABELS
+from churn.store import runs
+from churn.store.record import METRIC_LABELS
 
 
 def summary(run_dir: Path) -> str:

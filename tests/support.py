@@ -234,7 +234,7 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], *fragments: str
 
 def fake_record(run_id: str, artefacts: dict[str, str], status: str = "accepted", **changes: Any) -> Any:
     """A valid run record with made-up figures, for tests of the run registry."""
-    from churn.record import RunRecord
+    from churn.store.record import RunRecord
 
     metrics = {"rows": 10, "positive_rate": 0.3, "roc_auc": 0.8, "pr_auc": 0.6, "accuracy": 0.7, "precision": 0.5,
                "recall": 0.5, "f1": 0.5, "brier": 0.2, "confusion_matrix": {"tn": 5, "fp": 2, "fn": 1, "tp": 2},

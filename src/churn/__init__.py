@@ -20,8 +20,9 @@ def load_model(run: str | Path = "latest", models_dir: str | Path = "models") ->
     Raises:
         churn.errors.ModelError: no such run, or the file changed after training.
     """
-    from churn import runs  # deferred: `import churn` stays instant
+    # deferred: `import churn` stays instant
     from churn.model import load_model as load_verified
+    from churn.store import runs
 
     run_dir = runs.resolve_run(Path(models_dir), None if str(run) == "latest" else run)
     return load_verified(run_dir, runs.read_record(run_dir))
@@ -30,7 +31,9 @@ def load_model(run: str | Path = "latest", models_dir: str | Path = "models") ->
 def explain(model: Any, frame: pd.DataFrame, top: int = 3, contributions: bool = True) -> pd.DataFrame:
     """Each raw row's churn probability, decision, `top` reason codes and (with `contributions`)
     every input column's contribution, from a loaded `model.joblib`: what `predict --explain TOP
-    --contributions` writes. See `churn.explaining.explain`."""
-    from churn.explaining import explain as explain_rows  # defers numpy and pyarrow: `import churn` stays instant
+    --contributions` writes. See `churn.explain.explainers.explain`."""
+    from churn.explain.explainers import (
+        explain as explain_rows,  # defers numpy and pyarrow: `import churn` stays instant
+    )
 
     return explain_rows(model, frame, top, contributions)

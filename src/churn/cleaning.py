@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn.codes import Coded
-from churn.columns import require_columns
 from churn.errors import DataError
+from churn.io.columns import require_columns
 
 if TYPE_CHECKING:
     import pandas as pd

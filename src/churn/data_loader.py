@@ -1,4 +1,4 @@
-"""Loading, cleaning, checking and splitting labelled tables (file formats live in `churn.tables`).
+"""Loading, cleaning, checking and splitting labelled tables (file formats live in `churn.io.tables`).
 
 This is the data edge of training: every problem with an input file is a `DataError` naming
 the file (and the column or rows) and a fix.
@@ -16,14 +16,14 @@ import pyarrow as pa
 from sklearn.model_selection import train_test_split
 
 from churn.cleaning import FeatureSpec, check_unparsed, clean_features, cleaning_warnings
-from churn.columns import TRAINING_REMEDY, require_columns
 from churn.config import DataConfig, Scalar, SplitConfig
 from churn.errors import DataError
-from churn.files import sha256_file
+from churn.io.columns import TRAINING_REMEDY, require_columns
+from churn.io.sql import RowDigest, SqlSource
+from churn.io.tables import Source, read_table, table_columns
 from churn.labels import label_key
-from churn.record import FeatureSchema, NumericRange
-from churn.sql import RowDigest, SqlSource
-from churn.tables import Source, read_table, table_columns
+from churn.store.files import sha256_file
+from churn.store.record import FeatureSchema, NumericRange
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class TrainingData:
     dropped_duplicate_ids: int
     ids: pd.Series | None = None  # the id column, row for row with X (the report names customers by it)
     times: pd.Series | None = None  # split.time_column as numbers or datetimes, row for row with X
-    sha256: str = ""  # of the file, or of the rows read from a database (churn.sql.RowDigest)
+    sha256: str = ""  # of the file, or of the rows read from a database (churn.io.sql.RowDigest)
 
 
 def clean_table(frame: pd.DataFrame | pa.Table, spec: FeatureSpec, source: Source, limit: float) -> pd.DataFrame:

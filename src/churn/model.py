@@ -24,11 +24,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 
-from churn import runs
 from churn.errors import ConfigError, ModelError
-from churn.files import atomic_path, sha256_file
 from churn.preprocessing import FeatureCleaner
-from churn.record import RunRecord
+from churn.store import runs
+from churn.store.files import atomic_path, sha256_file
+from churn.store.record import RunRecord
 
 ESTIMATORS: Mapping[str, type[BaseEstimator]] = {
     "logistic_regression": LogisticRegression,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from churn.config import Config
-from churn.tables import Source
+from churn.io.tables import Source
 from churn.workflows.predict import Output, PredictResult, default_output_path, load_run, predict, score_frames
 
 if TYPE_CHECKING:

@@ -53,7 +53,25 @@ def build_preprocessor(
         steps.append((f"numeric_fill_{len(steps)}", _numeric_steps(imputer, scale_numeric), columns))
     if categorical:
         steps.append(("categorical", _categorical_steps(), list(categorical)))
-    return ColumnTransformer(steps, remainder="drop", verbose_feature_names_out=True)
+    return Preprocessor(steps, remainder="drop", verbose_feature_names_out=True)
+
+
+MEAN_SLICE_ROWS = 100_000  # output rows summed at a time when the training means are taken
+
+
+class Preprocessor(ColumnTransformer):
+    """scikit-learn's ColumnTransformer that also learns, when fitted, each output column's mean
+    over the rows it was fitted on (`training_means_`): a linear model's explanations are
+    measured from them (`churn.explain.explainers`), and `clone` + `fit` learns them again."""
+
+    def fit_transform(self, X: Any, y: Any = None, **params: Any) -> Any:
+        out = super().fit_transform(X, y, **params)
+        dense = out.toarray() if hasattr(out, "toarray") else np.asarray(out)
+        sums = sum(
+            dense[start : start + MEAN_SLICE_ROWS].sum(axis=0) for start in range(0, len(dense), MEAN_SLICE_ROWS)
+        )
+        self.training_means_ = np.asarray(sums, dtype="float64") / max(len(dense), 1)
+        return out
 
 
 def _numeric_steps(imputer: SimpleImputer, scale: bool) -> Pipeline:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from support import REPO, TELCO_SAMPLE, write_quick_config
 
-from churn import pipeline, runs
+from churn import pipeline
 from churn.config import load_config
+from churn.store import runs
 
 pytestmark = pytest.mark.slow  # twelve trainings killed at chosen moments, and two at once
 

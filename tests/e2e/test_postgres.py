@@ -25,9 +25,10 @@ from support import (
     write_quick_config,
 )
 
-from churn import pipeline, tables
+from churn import pipeline
 from churn.config import load_config
-from churn.sql import Database, SqlSource
+from churn.io import tables
+from churn.io.sql import Database, SqlSource
 from churn.workflows.predict import Output
 
 # A server of its own and a dozen commands: with the slow checks (.ci/run's `pytest -m slow`, the CI

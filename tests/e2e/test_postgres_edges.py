@@ -14,7 +14,7 @@ from support import TELCO, typed_table, write_quick_config
 from churn import pipeline
 from churn.config import load_config
 from churn.errors import ChurnError, DataError
-from churn.sql import Database, SqlSource
+from churn.io.sql import Database, SqlSource
 from churn.workflows.predict import Output
 
 pytestmark = pytest.mark.slow  # a server of its own: with the slow checks, as tests/e2e/test_postgres.py

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import TELCO_SAMPLE, write_quick_config
 
-from churn import runs
 from churn.cli import main
+from churn.store import runs
 
 SAMPLE_ROWS = list(csv.DictReader(TELCO_SAMPLE.open(encoding="utf-8")))[:40]
 HEADER = list(SAMPLE_ROWS[0])

@@ -11,9 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from support import TELCO_SAMPLE, assert_clean_error, run_cli, write_quick_config
 
-from churn import explaining, runs
 from churn.config import load_config
+from churn.explain import explainers
 from churn.service.app import create_app
+from churn.store import runs
 
 SAMPLE = pd.read_csv(TELCO_SAMPLE, dtype=str, keep_default_na=False).drop(columns="Churn")
 
@@ -50,7 +51,7 @@ def workspace(tmp_path_factory):
     customers.to_csv(folder / "customers.csv", index=False)
     customers.to_parquet(folder / "customers.parquet")
     model_dir = runs.resolve_run(load_config(config).paths.models_dir, None)
-    notebook = explaining.explain(joblib.load(model_dir / "model.joblib"), customers, top=3)
+    notebook = explainers.explain(joblib.load(model_dir / "model.joblib"), customers, top=3)
     notebook.insert(0, "customerID", customers["customerID"].to_numpy())
     return folder, config, customers, notebook
 

@@ -7,7 +7,7 @@ from support import TELCO, write_telco_config
 
 from churn import pipeline
 from churn.config import load_config
-from churn.scoring import score
+from churn.scoring.scorers import score
 
 pytestmark = pytest.mark.slow  # three candidates, twelve settings and sixty fits on 7,043 rows
 

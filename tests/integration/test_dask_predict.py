@@ -12,9 +12,10 @@ import pytest
 from distributed import Client, LocalCluster
 from support import TELCO_SAMPLE, free_port, write_quick_config
 
-from churn import distributed, pipeline
+from churn import pipeline
 from churn.config import load_config
 from churn.errors import ChurnError, DataError
+from churn.scoring import distributed
 
 # a local Dask cluster starts for most of them: run apart (pytest -m slow)
 pytestmark = pytest.mark.slow

@@ -11,11 +11,12 @@ import pytest
 import shap
 from support import TELCO, write_quick_config
 
-from churn import explaining, pipeline
+from churn import pipeline
 from churn.config import load_config
 from churn.data_loader import load_training_data, split_data
 from churn.errors import ConfigError
-from churn.explaining import Explain
+from churn.explain import explainers
+from churn.explain.explainers import Explain
 from churn.model import load_model, unwrap
 
 KINDS = {
@@ -67,7 +68,7 @@ def contributions_of(frame):
 def test_contributions_add_up_to_the_margin(trained, kind, rows):
     _, _, model = trained[kind]
     frame = SHIPPED if rows == "shipped" else damaged(SHIPPED)
-    explained = explaining.explain(model, frame, top=3)
+    explained = explainers.explain(model, frame, top=3)
     total = contributions_of(explained).sum(axis=1) + explained["contribution_base"]
     assert np.abs(total.to_numpy() - margin(model, frame, kind)).max() < 1e-9
     assert list(contributions_of(explained).columns) == [f"contribution_{c}" for c in unwrap(model)[0].spec_.columns]
@@ -77,8 +78,8 @@ def test_an_unseen_category_contributes_as_the_model_scores_it(trained):
     _, _, model = trained["logistic_regression"]
     frame = damaged(SHIPPED)
     unseen = (frame["InternetService"] == "Satellite").to_numpy()
-    explained = explaining.explain(model, frame)
-    tables = explaining.scorer_of(model).tables
+    explained = explainers.explain(model, frame)
+    tables = explainers.scorer_of(model).tables
     shares = next(item for item in tables["categorical"] if item["column"] == "InternetService")
     item = next(item for item in tables["categorical"] if item["column"] == "InternetService")
     expected = -float(np.dot(item["coef"], shares["training_share"]))  # a one-hot of zeros, less its mean
@@ -94,9 +95,9 @@ def test_tree_models_equal_shaps_tree_explainer(trained, kind):
     reference = shap.TreeExplainer(pipe[-1], feature_perturbation="tree_path_dependent")
     values = np.asarray(reference.shap_values(transformed, check_additivity=False))
     values = values[..., 1] if values.ndim == 3 else values
-    column_of = explaining.column_of_transformed(explaining.scorer_of(model))
+    column_of = explainers.column_of_transformed(explainers.scorer_of(model))
     summed = np.stack([values[:, column_of == j].sum(axis=1) for j in range(column_of.max() + 1)], axis=1)
-    explained = explaining.explain(model, frame)
+    explained = explainers.explain(model, frame)
     assert np.abs(contributions_of(explained).to_numpy() - summed).max() < 1e-6
     assert explained["contribution_base"].iloc[0] == pytest.approx(np.ravel(reference.expected_value)[-1], abs=1e-6)
 
@@ -115,7 +116,7 @@ def test_logistic_regression_equals_the_closed_form(trained):
     owner = [next(c for c in columns if name.split("__", 1)[1] == c or name.split("__", 1)[1].startswith(f"{c}_"))
              for name in names]  # fmt: skip
     closed = np.stack([terms[:, [o == c for o in owner]].sum(axis=1) for c in columns], axis=1)
-    explained = explaining.explain(model, frame)
+    explained = explainers.explain(model, frame)
     assert np.abs(contributions_of(explained).to_numpy() - closed).max() < 1e-12
     base = pipe[-1].intercept_[0] + pipe[-1].coef_[0] @ means
     assert explained["contribution_base"].iloc[0] == pytest.approx(base, abs=1e-12)
@@ -123,7 +124,7 @@ def test_logistic_regression_equals_the_closed_form(trained):
 
 def test_reason_codes_are_the_top_positive_contributions_in_order(trained):
     _, _, model = trained["hist_gradient_boosting"]
-    explained = explaining.explain(model, SHIPPED.head(300), top=4)
+    explained = explainers.explain(model, SHIPPED.head(300), top=4)
     contributions = contributions_of(explained)
     names = [c.removeprefix("contribution_") for c in contributions.columns]
     for row in range(len(explained)):
@@ -146,7 +147,7 @@ def test_the_notebook_function_equals_predict_explain(trained, kind, suffix, tmp
     pipeline.predict(config, source, output, explain=Explain(3, contributions=True))
     written = pd.read_parquet(output) if suffix == ".parquet" else pd.read_csv(output, keep_default_na=False,
                                                                               na_values=[""])  # fmt: skip
-    notebook = explaining.explain(model, frame, top=3)
+    notebook = explainers.explain(model, frame, top=3)
     assert list(written.columns) == ["customerID", *notebook.columns]
     for column in notebook.columns:
         if notebook[column].dtype.kind == "f":
@@ -162,7 +163,7 @@ def test_a_forest_asked_for_more_rows_than_its_time_allows_is_refused_with_the_e
     source = tmp_path / "customers.csv"
     SHIPPED.to_csv(source, index=False)
     with pytest.raises(
-        explaining.ExplainTooSlowError,
+        explainers.ExplainTooSlowError,
         match=r"explaining 7,043 rows .* would take about .* a row, "
         r"timed on 16 rows.*predict.max_explain_seconds",
     ):
@@ -180,9 +181,9 @@ def test_a_forest_without_shap_installed_says_how_to_install_it(trained, monkeyp
         match=r"needs the shap package; install it with pip install -r "
         r"requirements-explain.txt",
     ):
-        explaining.explain(model, SHIPPED.head(5))
+        explainers.explain(model, SHIPPED.head(5))
     _, _, boosted = trained["hist_gradient_boosting"]
-    assert len(explaining.explain(boosted, SHIPPED.head(5))) == 5  # boosting and linear models need no shap
+    assert len(explainers.explain(boosted, SHIPPED.head(5))) == 5  # boosting and linear models need no shap
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

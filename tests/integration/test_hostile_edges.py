@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 from support import TELCO_SAMPLE, run_cli, trained_copy, write_quick_config
 
-from churn import drift_report, monitoring, pipeline, runs
+from churn import pipeline
 from churn.config import load_config
 from churn.errors import ChurnError, DataError, ModelError
-from churn.files import sha256_file
+from churn.monitoring import journal, profiles, tallies
+from churn.store import runs
+from churn.store.files import sha256_file
 from churn.workflows import monitor
 from churn.workflows.init import init
 
@@ -120,7 +122,7 @@ def test_predict_refuses_an_output_it_cannot_write_before_reading(work, option, 
 def test_a_bad_history_line_is_skipped_with_a_warning_and_dropped_at_the_next_batch(work, bad, caplog):
     config, folder = work
     monitor.monitor(config, TELCO_SAMPLE, output=folder / "one")
-    history = config.paths.models_dir / drift_report.HISTORY
+    history = config.paths.models_dir / journal.HISTORY
     good = history.read_bytes()
     history.write_bytes(good + bad + b"\n")
     with caplog.at_level(logging.WARNING, logger="churn"):
@@ -229,9 +231,9 @@ def test_monitor_names_the_positive_label_when_the_labels_hold_one_class(work):
 def test_the_window_takes_every_row_of_two_threads_in_its_own_slot(work):
     config, folder = work
     loaded = pipeline.load_run(config, None)
-    reference = monitoring.read_reference(loaded.run_dir, loaded.record)
+    reference = profiles.read_reference(loaded.run_dir, loaded.record)
     size, adds, rows = 120_000, 400, 150  # two threads x 400 adds x 150 rows = 120,000 rows: every slot once
-    window = drift_report.Window(reference, size)
+    window = tallies.Window(reference, size)
     columns = len(reference.profile.columns)
 
     def add(thread):

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 from support import REPO, TELCO, run_cli, write_telco_config
 
-from churn import drift_report, pipeline, runs
+from churn import pipeline
 from churn.config import load_config
 from churn.data_loader import load_training_data, split_data
 from churn.errors import ModelError
+from churn.monitoring import journal
+from churn.store import runs
 from churn.workflows import monitor
 
 RAW = pd.read_csv(TELCO, dtype=str, keep_default_na=False)
@@ -158,12 +160,13 @@ def test_the_history_grows_one_line_per_batch_and_the_page_draws_the_trend(train
 KILL_MID_WRITE = """
 import os, signal, sys
 from pathlib import Path
-from churn import drift_report, files
+from churn.monitoring import journal
+from churn.store import files
 def killed(*args):
     os.kill(os.getpid(), signal.SIGKILL)
 files.os.replace = killed  # the new history is written beside, and the process dies before the rename
-lines = drift_report.read_history(Path(sys.argv[1]))
-drift_report.append_history(Path(sys.argv[1]), {**lines[-1], "columns": [], "prediction": {"psi": 0.0,
+lines = journal.read_history(Path(sys.argv[1]))
+journal.append_history(Path(sys.argv[1]), {**lines[-1], "columns": [], "prediction": {"psi": 0.0,
     "contacted_share_now": 0.1}, "estimated": {"roc_auc": 0.8}})
 """
 
@@ -173,7 +176,7 @@ def test_the_history_survives_a_kill_mid_write(trained, tmp_path):
     source = tmp_path / "one.csv"
     test_rows.head(300).to_csv(source, index=False)
     monitor.monitor(config, source, output=tmp_path / "one")
-    history = config.paths.models_dir / drift_report.HISTORY
+    history = config.paths.models_dir / journal.HISTORY
     before = history.read_bytes()
     killed = subprocess.run([sys.executable, "-c", KILL_MID_WRITE, str(config.paths.models_dir)], cwd=REPO,
                             capture_output=True, timeout=60, check=False)  # fmt: skip

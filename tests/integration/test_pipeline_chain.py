@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 from support import TELCO_SAMPLE
 
-from churn import pipeline, runs
+from churn import pipeline
 from churn.config import load_config
 from churn.data_loader import load_training_data, split_data
 from churn.model import load_model, predict_proba, unwrap
-from churn.scoring import score
+from churn.scoring.scorers import score
+from churn.store import runs
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ def test_a_forest_fitted_on_two_cores_is_the_forest_of_one_and_saved_to_score_on
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    from churn.training import fit_on_cores
+    from churn.training.stages import fit_on_cores
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})

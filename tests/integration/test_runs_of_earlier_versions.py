@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 from support import REPO, TELCO_SAMPLE, write_quick_config
 
-from churn import pipeline, runs
+from churn import pipeline
 from churn.config import load_config
 from churn.errors import ModelError
-from churn.explaining import Explain
+from churn.explain.explainers import Explain
+from churn.store import runs
 
 V1 = REPO / "tests" / "data" / "earlier_runs"
 LINEAR, TREES = "20261201T144531441Z-184de1", "20261201T144535085Z-c26da7"

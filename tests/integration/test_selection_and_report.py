@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 from support import TELCO_SAMPLE, trained_copy, write_quick_config
 
-from churn import pipeline, runs
+from churn import pipeline
 from churn.config import load_config
 from churn.data_loader import load_training_data, split_data
 from churn.errors import ModelError
-from churn.evaluation import cost_summary
 from churn.model import load_model, unwrap
-from churn.report import CONTRIBUTIONS_PLOT, COST_PLOT, PLOTS
+from churn.store import runs
+from churn.training.evaluation import cost_summary
+from churn.training.report import CONTRIBUTIONS_PLOT, COST_PLOT, PLOTS
 
 CANDIDATES = [
     {

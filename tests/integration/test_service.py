@@ -14,9 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from support import TELCO_SAMPLE, BoobyTrap, write_quick_config
 
-from churn import pipeline, runs
+from churn import pipeline
 from churn.config import load_config
 from churn.service.app import create_app
+from churn.store import runs
 
 SAMPLE = pd.read_csv(TELCO_SAMPLE, dtype=str, keep_default_na=False)
 

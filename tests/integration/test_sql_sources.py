@@ -8,10 +8,11 @@ import pyarrow.compute as pc
 import pytest
 from support import TELCO, TELCO_SAMPLE, load_sqlite, read_sqlite, trained_copy, typed_table, write_quick_config
 
-from churn import pipeline, tables
+from churn import pipeline
 from churn.config import load_config
 from churn.errors import ChurnError, DataError
-from churn.sql import Database, RowDigest, SqlSource
+from churn.io import tables
+from churn.io.sql import Database, RowDigest, SqlSource
 from churn.workflows.predict import Output
 
 

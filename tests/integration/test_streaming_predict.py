@@ -99,7 +99,7 @@ def test_parquet_and_gzip_inputs_and_parquet_output(trained, scoring_file, tmp_p
 
 
 def test_a_bad_chunk_mid_file_leaves_no_output_and_names_the_rows(trained, tmp_path, monkeypatch):
-    monkeypatch.setattr("churn.tables.READ_BLOCK_BYTES", 1 << 12)
+    monkeypatch.setattr("churn.io.tables.READ_BLOCK_BYTES", 1 << 12)
     lines = TELCO_SAMPLE.read_text().splitlines()
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(lines[:300] + [lines[300] + ",extra"] + lines[301:]) + "\n")

@@ -8,10 +8,11 @@ import pytest
 import yaml
 from support import TELCO, make_subscriptions, run_cli, subscriptions_config, write_telco_config
 
-from churn import pipeline, runs
+from churn import pipeline
 from churn.config import load_config
 from churn.errors import ConfigError, DataError
-from churn.selection import fold_splits
+from churn.store import runs
+from churn.training.selection import fold_splits
 
 MONTHS = [f"2026-{m:02d}" for m in range(1, 13)]
 

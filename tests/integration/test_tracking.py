@@ -10,10 +10,12 @@ import pytest
 from mlflow import MlflowClient
 from support import TELCO_SAMPLE, run_cli, write_quick_config
 
-from churn import insights, pipeline, runs, tracking
+from churn import pipeline
 from churn.cli import main
 from churn.config import load_config
 from churn.errors import ConfigError
+from churn.store import runs, tracking
+from churn.training import insights
 
 # MLflow tracking on a real store: trainings logged, registered and promoted; run apart (pytest -m slow)
 pytestmark = pytest.mark.slow

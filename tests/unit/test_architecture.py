@@ -1,7 +1,11 @@
-"""The package's import graph: no cycles, the scoring side apart from the training side, and no
-function-local import of the package's own modules without a comment saying what it defers."""
+"""The package's import graph and layout: no cycles; the layers in the folder list (scoring,
+explain, monitoring, io and store never reach the training side; only the entry points import the
+workflows); at most 15 modules at the top; every function of at most 7 parameters; the
+architecture page's module list the real one; and no function-local import of the package's own
+modules without a comment saying what it defers."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -9,11 +13,17 @@ from support import REPO
 
 PACKAGE = REPO / "src" / "churn"
 # What scoring a file or a request goes through; none of it may reach the training side.
-SCORING_SIDE = ("churn.workflows.predict", "churn.batch", "churn.service.app", "churn.distributed")
-TRAINING_SIDE = ("churn.training", "churn.selection", "churn.evaluation", "churn.report", "churn.data_loader")
+SCORING_SIDE = ("churn.workflows.predict", "churn.service.app")
+SCORING_LAYERS = ("churn.scoring", "churn.explain", "churn.monitoring", "churn.io", "churn.store")
+TRAINING_SIDE = ("churn.training", "churn.data_loader")
+# The only importers of the workflows: the entry points.
+ENTRY_POINTS = ("churn.pipeline", "churn.cli", "churn.service", "churn.workflows")
+# The modules the design card names, and those every saved model pickles by path, stay on top.
+TOP_LEVEL = ("pipeline", "data_loader", "preprocessing", "model", "cleaning", "codes")
+MAX_TOP_LEVEL, MAX_PARAMETERS = 15, 7
 # The saved model's own steps: loaded wherever the model is, they read no file and no config.
 MODEL_STEPS = ("churn.preprocessing", "churn.cleaning")
-FILE_OR_CONFIG_READERS = ("churn.config", "churn.tables", "churn.runs", "churn.data_loader")
+FILE_OR_CONFIG_READERS = ("churn.config", "churn.io.tables", "churn.store.runs", "churn.data_loader")
 
 
 def module_name(path: Path) -> str:
@@ -42,14 +52,17 @@ def ancestors(name: str) -> list[str]:
 
 def imports(name: str) -> list[tuple[str, ast.stmt, bool]]:
     """(imported module, statement, whether inside a function) for every import of the package's
-    modules; ancestors of the imported module are imported too (Python runs their __init__ first),
-    except those of the importer itself, which are always initialised before it."""
+    modules that runs (not those under `if TYPE_CHECKING:`); ancestors of the imported module are
+    imported too (Python runs their __init__ first), except those of the importer itself, which
+    are always initialised before it."""
     tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
     local = {id(node) for func in ast.walk(tree) if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef))
              for node in ast.walk(func)}  # fmt: skip
+    typing_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and ast.unparse(block.test) == "TYPE_CHECKING" for node in ast.walk(block)}  # fmt: skip
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in typing_only:  # those never run
             for target in resolve(node):
                 for module in [*ancestors(target), target]:
                     if module in MODULES and module != name and module not in ancestors(name):
@@ -76,16 +89,73 @@ def test_the_import_graph_has_no_cycle():
 
 
 def test_a_cycle_would_be_found():
-    GRAPH["churn.errors"].add("churn.runs")  # runs imports errors: this closes a loop
+    GRAPH["churn.errors"].add("churn.store.runs")  # runs imports errors: this closes a loop
     try:
         assert "churn.errors" in reachable("churn.errors")
     finally:
-        GRAPH["churn.errors"].discard("churn.runs")
+        GRAPH["churn.errors"].discard("churn.store.runs")
 
 
-@pytest.mark.parametrize("module", SCORING_SIDE)
+def under(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == package or name.startswith(package + ".") for package in packages)
+
+
+@pytest.mark.parametrize("module", [*SCORING_SIDE, *(m for m in MODULES if under(m, SCORING_LAYERS))])
 def test_the_scoring_side_never_imports_the_training_side(module):
-    assert not reachable(module) & set(TRAINING_SIDE), sorted(reachable(module) & set(TRAINING_SIDE))
+    reached = sorted(m for m in reachable(module) if under(m, TRAINING_SIDE))
+    assert not reached, f"{module} reaches {reached}"
+
+
+def test_only_the_entry_points_import_the_workflows():
+    found = sorted(f"{name} imports {target}" for name, targets in GRAPH.items() for target in targets
+                   if under(target, ("churn.workflows",)) and not under(name, ENTRY_POINTS))  # fmt: skip
+    assert not found, found
+
+
+def test_the_folder_shows_the_layers():
+    top = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__")
+    assert len(top) <= MAX_TOP_LEVEL and set(TOP_LEVEL) <= set(top), top
+    packages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert {
+        "training",
+        "scoring",
+        "explain",
+        "monitoring",
+        "store",
+        "io",
+        "config",
+        "cli",
+        "workflows",
+        "service",
+    } <= packages
+
+
+def test_no_function_takes_more_than_seven_parameters():
+    wide = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                arguments = node.args
+                names = [a.arg for a in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]]
+                names += [a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None]
+                count = len([n for n in names if n not in ("self", "cls")])
+                if count > MAX_PARAMETERS:
+                    wide.append(f"{name}.{node.name} ({count})")
+    assert not wide, wide
+
+
+def test_the_architecture_page_lists_every_module_and_no_other():
+    page = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^src/churn/(\S+\.py)\b", page, flags=re.M))
+    folders = set(re.findall(r"^src/churn/(\w+)/\s", page, flags=re.M))
+    real = {str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"}
+    described = {module for module in real if module in listed or module.split("/")[0] in folders - DETAILED}
+    assert real == described, sorted(real - described)
+    assert listed <= real, sorted(listed - real)
+
+
+# Packages whose every module the page lists one by one; the others are described as one folder.
+DETAILED = {"training", "scoring", "explain", "monitoring", "store", "io"}
 
 
 @pytest.mark.parametrize("module", MODEL_STEPS)

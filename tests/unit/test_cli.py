@@ -79,7 +79,7 @@ def test_the_help_hint_names_the_command_the_user_typed(argv0, expected, capsys)
 
 
 def test_track_without_mlflow_names_the_flag_not_the_config(write_config, monkeypatch, capsys):
-    from churn import tracking
+    from churn.store import tracking
 
     real = tracking.importlib.util.find_spec
     monkeypatch.setattr(tracking.importlib.util, "find_spec", lambda name: None if name == "mlflow" else real(name))

@@ -2,8 +2,8 @@
 
 import pytest
 
-from churn.columns import SCORING_REMEDY, TRAINING_REMEDY, require_columns
 from churn.errors import DataError
+from churn.io.columns import SCORING_REMEDY, TRAINING_REMEDY, require_columns
 
 
 def test_every_missing_column_is_named_with_the_source_and_the_remedy(tmp_path):

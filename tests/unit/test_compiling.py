@@ -8,12 +8,12 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder
 
 from churn.cleaning import FeatureSpec, clean_features
-from churn.compiling import FastScorer, _CategoricalBlock, export_linear_tables
 from churn.config import DataConfig, PreprocessingConfig
 from churn.errors import ModelError
 from churn.model import build_pipeline, unwrap, with_threshold
 from churn.preprocessing import FeatureCleaner, build_preprocessor
-from churn.scoring import LinearScorer
+from churn.scoring.compiling import FastScorer, _CategoricalBlock, export_linear_tables
+from churn.scoring.scorers import LinearScorer
 
 
 def raw(rows=300, seed=0, c1_values=("a", "b", "c", "")):

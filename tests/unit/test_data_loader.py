@@ -16,7 +16,7 @@ from churn.data_loader import (
     split_data,
 )
 from churn.errors import DataError
-from churn.quality import QualityTally
+from churn.scoring.quality import QualityTally
 
 
 def small_data_config(path, **overrides):

@@ -4,15 +4,15 @@ budget, ties to the row first in order; with costs, the threshold is the break-e
 import numpy as np
 import pytest
 
-from churn import decisions
 from churn.config import DecisionConfig
 from churn.errors import ConfigError
+from churn.scoring import decisions
 
-COSTS = DecisionConfig(offer_cost=50, churn_cost=300, offer_success_rate=0.3)
+COSTS = decisions.Costs(offer_cost=50, churn_cost=300, offer_success_rate=0.3)
 
 
 def test_expected_saving_by_hand():
-    savings = decisions.expected_savings(np.array([0.0, 0.5, 1.0]), COSTS)
+    savings = COSTS.savings(np.array([0.0, 0.5, 1.0]))
     assert savings.tolist() == pytest.approx([-50.0, 0.5 * 300 * 0.3 - 50, 300 * 0.3 - 50])
 
 
@@ -32,11 +32,19 @@ def test_the_break_even_probability_is_where_the_expected_saving_turns_positive(
     threshold = COSTS.break_even
     assert threshold == pytest.approx(50 / (300 * 0.3))
     probabilities = np.array([threshold - 1e-9, threshold + 1e-9])
-    assert (decisions.expected_savings(probabilities, COSTS) > 0).tolist() == [False, True]
-    never = DecisionConfig(offer_cost=100, churn_cost=100, offer_success_rate=0.5)
+    assert (COSTS.savings(probabilities) > 0).tolist() == [False, True]
+    never = decisions.Costs(offer_cost=100, churn_cost=100, offer_success_rate=0.5)
     assert never.break_even == 1.0  # an offer that costs more than it can save: nobody below certainty
+    assert decisions.Costs(offer_cost=1, churn_cost=100, offer_success_rate=0.0).break_even == 1.0
+
+
+def test_the_cost_of_a_rule_by_hand():
+    # 10 contacted of whom 4 churners (the offer keeps 30 % of them), 6 churners not contacted
+    assert COSTS.cost(10, 4, 10) == pytest.approx(50 * 10 + 300 * (6 + 0.7 * 4))
+    assert decisions.Costs.of(DecisionConfig()) is None
+    assert decisions.Costs.of(DecisionConfig(offer_cost=50, churn_cost=300, offer_success_rate=0.3)) == COSTS
 
 
 def test_a_budget_needs_the_decision_costs():
     with pytest.raises(ConfigError, match="needs the run's decision costs"):
-        decisions.expected_savings(np.array([0.5]), DecisionConfig())
+        decisions.Costs.required(DecisionConfig())

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from churn.config import DecisionConfig, ValidationConfig
-from churn.evaluation import check_gate, compute_metrics, cost_summary, threshold_curve
+from churn.training.evaluation import check_gate, compute_metrics, cost_summary, threshold_curve
 
 
 def test_compute_metrics_on_a_hand_checked_example():
@@ -72,7 +72,7 @@ def test_threshold_curve_spans_thresholds_with_costs_when_set():
 def test_threshold_curve_agrees_with_scikit_learn_metrics():
     from sklearn.metrics import f1_score, precision_score, recall_score
 
-    from churn.scoring import predict_labels
+    from churn.scoring.scorers import predict_labels
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 500)

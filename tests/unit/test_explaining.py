@@ -8,12 +8,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from churn import explaining, treeshap
 from churn.cleaning import FeatureTable
 from churn.codes import Coded
 from churn.errors import ConfigError, ModelError
-from churn.explaining import Explain, LinearExplainer, reason_columns, value_text
-from churn.scoring import LinearScorer
+from churn.explain import explainers, treeshap
+from churn.explain.explainers import Explain, LinearExplainer, reason_columns, value_text
+from churn.scoring.scorers import LinearScorer
 from churn.service.errors import ClientError
 from churn.service.parsing import explain_count
 
@@ -186,7 +186,7 @@ def test_values_are_shown_as_cleaning_left_them():
 
 def test_contributions_columns_follow_the_reasons_and_end_with_the_base():
     explainer = LinearExplainer(LinearScorer(linear_tables()))
-    columns = explaining.explanation_columns(explainer, features([40.0], [0]), Explain(2, contributions=True))
+    columns = explainers.explanation_columns(explainer, features([40.0], [0]), Explain(2, contributions=True))
     reasons = [f"reason_{k}{part}" for k in (1, 2) for part in ("", "_value", "_effect")]
     assert list(columns) == [*reasons, "contribution_tenure", "contribution_plan", "contribution_base"]
     assert columns["contribution_base"][0] == explainer.base
@@ -195,7 +195,7 @@ def test_contributions_columns_follow_the_reasons_and_end_with_the_base():
 def test_more_reason_codes_than_input_columns_names_the_option():
     explainer = LinearExplainer(LinearScorer(linear_tables()))
     with pytest.raises(ConfigError, match=r"--explain 3: this run has 2 input columns"):
-        explaining.check_top(3, explainer, "--explain")
+        explainers.check_top(3, explainer, "--explain")
 
 
 class SlowExplainer:
@@ -214,9 +214,9 @@ class SlowExplainer:
 def test_a_slow_explainer_is_timed_and_refused_with_its_estimate():
     probe = FeatureTable({"a": np.zeros(100)}, {}, 100)
     explain = Explain(3, max_seconds=60.0)
-    with pytest.raises(explaining.ExplainTooSlowError, match=r"about \d+ min .*over predict.max_explain_seconds"):
-        explaining.check_time(SlowExplainer(0.005), probe, 1_000_000, explain, "big.csv")
-    explaining.check_time(SlowExplainer(0.005), probe, 100, explain, "small.csv")  # about 0.5 s: allowed
+    with pytest.raises(explainers.ExplainTooSlowError, match=r"about \d+ min .*over predict.max_explain_seconds"):
+        explainers.check_time(SlowExplainer(0.005), probe, 1_000_000, explain, "big.csv")
+    explainers.check_time(SlowExplainer(0.005), probe, 100, explain, "small.csv")  # about 0.5 s: allowed
 
 
 @pytest.mark.parametrize("value", [-1, 2.5, True, "3", None, [1], 20])

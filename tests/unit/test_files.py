@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from churn.files import atomic_path, sha256_file, write_json_atomic
+from churn.store.files import atomic_path, sha256_file, write_json_atomic
 
 
 def test_atomic_path_replaces_the_target_only_on_success(tmp_path):
@@ -43,7 +43,7 @@ def test_the_file_then_its_folder_are_flushed_after_the_rename(tmp_path, monkeyp
         events.append("rename")
         real_replace(source, target)
 
-    monkeypatch.setattr("churn.files.os.fsync", fsync)
-    monkeypatch.setattr("churn.files.os.replace", replace)
+    monkeypatch.setattr("churn.store.files.os.fsync", fsync)
+    monkeypatch.setattr("churn.store.files.os.replace", replace)
     write_json_atomic(tmp_path / "latest.json", {"run": "r1"})
     assert events == ["fsync file", "rename", "fsync folder"]

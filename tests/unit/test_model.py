@@ -21,7 +21,7 @@ from churn.model import (
     with_threshold,
 )
 from churn.preprocessing import FeatureCleaner, build_preprocessor
-from churn.scoring import predict_labels
+from churn.scoring.scorers import predict_labels
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))

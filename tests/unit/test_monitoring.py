@@ -5,33 +5,33 @@ import math
 import numpy as np
 import pytest
 
-from churn import monitoring
 from churn.codes import Coded
 from churn.config import MonitorConfig
-from churn.drift_report import verdict
-from churn.monitoring import ColumnBins
+from churn.monitoring import profiles
+from churn.monitoring.profiles import ColumnBins
+from churn.monitoring.verdicts import verdict
 
 
 def test_psi_of_two_bins_by_hand():
     expected = 0.5 * math.log(0.5 / 0.5) + (0.7 - 0.3) * math.log(0.7 / 0.3) + (0.3 - 0.7) * math.log(0.3 / 0.7)
-    assert monitoring.psi(np.array([0.3, 0.7]), np.array([0.7, 0.3])) == pytest.approx(expected)
+    assert profiles.psi(np.array([0.3, 0.7]), np.array([0.7, 0.3])) == pytest.approx(expected)
 
 
 def test_psi_takes_counts_and_is_zero_for_the_same_shares():
-    assert monitoring.psi(np.array([1, 3]), np.array([10, 30])) == 0.0
+    assert profiles.psi(np.array([1, 3]), np.array([10, 30])) == 0.0
 
 
 def test_an_empty_bin_is_floored_so_psi_stays_finite():
-    floor = monitoring.SHARE_FLOOR
-    found = monitoring.psi(np.array([0.5, 0.5, 0.0]), np.array([0.4, 0.4, 0.2]))
+    floor = profiles.SHARE_FLOOR
+    found = profiles.psi(np.array([0.5, 0.5, 0.0]), np.array([0.4, 0.4, 0.2]))
     by_hand = 2 * (0.4 - 0.5) * math.log(0.4 / 0.5) + (0.2 - floor) * math.log(0.2 / floor)
     assert found == pytest.approx(by_hand)
-    assert math.isfinite(monitoring.psi(np.array([1.0, 0.0]), np.array([0.0, 1.0])))
+    assert math.isfinite(profiles.psi(np.array([1.0, 0.0]), np.array([0.0, 1.0])))
 
 
 def test_numeric_bins_put_each_value_in_its_decile_and_missing_last():
     values = np.arange(100, dtype="float64")
-    column = monitoring.column_bins("x", values)
+    column = profiles.column_bins("x", values)
     assert column.edges == tuple(float(v) for v in range(9, 90, 10))  # lower deciles: training values
     bins = column.bins_of(np.array([-5.0, 9.0, 9.5, 89.0, 1e9, np.nan]))
     assert bins.tolist() == [0, 1, 1, 9, 9, column.size - 1]
@@ -39,7 +39,7 @@ def test_numeric_bins_put_each_value_in_its_decile_and_missing_last():
 
 
 def test_a_column_of_few_values_gets_a_bin_per_value():
-    column = monitoring.column_bins("senior", np.array([0.0] * 84 + [1.0] * 16))
+    column = profiles.column_bins("senior", np.array([0.0] * 84 + [1.0] * 16))
     assert column.edges == (0.0, 1.0)
     assert column.labels[1:3] == ["[0, 1)", "[1, inf)"]
 
@@ -57,7 +57,7 @@ def test_unseen_categories_raise_psi():
     then = np.array([0.5, 0.5, 0.0, 0.0])
     now = np.bincount(column.bins_of(Coded(np.array([0, 1, 2, 2]), ("a", "b", "new"))), minlength=column.size)
     assert now.tolist() == [1, 1, 2, 0]
-    assert monitoring.psi(then, now) > 0.25
+    assert profiles.psi(then, now) > 0.25
 
 
 def test_expected_roc_auc_by_hand():
@@ -66,18 +66,18 @@ def test_expected_roc_auc_by_hand():
     p = np.array([0.9, 0.5, 0.2])
     q = 1 - p
     above = p[0] * (q[1] + q[2]) + p[1] * q[2] + 0.5 * sum(p * q)
-    assert monitoring.expected_roc_auc(p) == pytest.approx(above / (p.sum() * q.sum()))
+    assert profiles.expected_roc_auc(p) == pytest.approx(above / (p.sum() * q.sum()))
 
 
 def test_expected_roc_auc_is_none_without_churners_or_stayers():
-    assert monitoring.expected_roc_auc(np.zeros(5)) is None
-    assert monitoring.expected_roc_auc(np.ones(5)) is None
+    assert profiles.expected_roc_auc(np.zeros(5)) is None
+    assert profiles.expected_roc_auc(np.ones(5)) is None
 
 
 def test_expected_confusion_by_hand():
-    confusion = monitoring.expected_confusion(np.array([0.9, 0.6, 0.3, 0.1]), threshold=0.5)
+    confusion = profiles.expected_confusion(np.array([0.9, 0.6, 0.3, 0.1]), threshold=0.5)
     assert confusion == pytest.approx({"tp": 1.5, "fp": 0.5, "fn": 0.4, "tn": 1.6})
-    assert monitoring.rates(confusion) == pytest.approx({"precision": 0.75, "recall": 1.5 / 1.9})
+    assert profiles.rates(confusion) == pytest.approx({"precision": 0.75, "recall": 1.5 / 1.9})
 
 
 def test_on_calibrated_scores_the_estimate_is_within_002_of_the_realised_roc_auc():
@@ -88,14 +88,14 @@ def test_on_calibrated_scores_the_estimate_is_within_002_of_the_realised_roc_auc
     for _ in range(200):
         p = 1 / (1 + np.exp(-rng.normal(-1.2, 1.3, size=2000)))  # calibrated by construction
         y = rng.random(2000) < p
-        errors.append(abs(monitoring.expected_roc_auc(p) - roc_auc_score(y, p)))
+        errors.append(abs(profiles.expected_roc_auc(p) - roc_auc_score(y, p)))
     assert np.mean(errors) < 0.02 and np.quantile(errors, 0.95) < 0.03
 
 
 def test_calibration_table_and_error_by_hand():
     labels = np.array([0, 0, 1, 1, 1])
     probabilities = np.array([0.05, 0.15, 0.15, 0.95, 0.85])
-    table, error = monitoring.calibration_table(labels, probabilities)
+    table, error = profiles.calibration_table(labels, probabilities)
     assert [row["rows"] for row in table] == [1, 2, 1, 1]
     # bins: 0.05 -> rate 0; 0.15 (x2) -> 0.5; 0.85 -> 1; 0.95 -> 1
     assert error == pytest.approx((0.05 + 2 * 0.35 + 0.15 + 0.05) / 5)

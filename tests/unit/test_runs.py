@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 import pytest
 from support import fake_record
 
-from churn import runs
 from churn.errors import ModelError
-from churn.files import sha256_file, write_text_atomic
+from churn.store import runs
+from churn.store.files import sha256_file, write_text_atomic
 
 
 def test_run_ids_sort_by_time_and_do_not_collide():

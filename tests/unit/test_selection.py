@@ -9,9 +9,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from churn import selection
 from churn.config import DecisionConfig, load_config
 from churn.errors import ConfigError, DataError
+from churn.training import selection
 
 
 def config_with(write_config, candidates, **changes):
@@ -74,7 +74,9 @@ def separable(rows=120, seed=0):
 def test_score_setting_gives_out_of_fold_predictions_for_every_row():
     X, y = separable()
     splits = selection.fold_splits(y, 4, seed=0)
-    score = selection.score_setting(identity_pipeline(LogisticRegression()), X, y, splits, "lr", "lr", 0.5)
+    score = selection.score_setting(
+        identity_pipeline(LogisticRegression()), selection.Folds(X, y, splits, 0.5), "lr", "lr"
+    )
     assert not np.isnan(score.oof_probabilities).any()
     assert len(score.fold_scores["roc_auc"]) == 4 and len(score.fit_seconds) == 4
     assert score.mean("roc_auc") > 0.8
@@ -108,7 +110,7 @@ def test_compare_candidates_logs_candidate_setting_fold_and_time_since_the_start
     X, y = separable(rows=200)
     ticks = itertools.count()  # a clock that moves one second per reading, so elapsed times differ
     monkeypatch.setattr(selection.time, "perf_counter", lambda: float(next(ticks)))
-    with caplog.at_level(logging.INFO, logger="churn.selection"):
+    with caplog.at_level(logging.INFO, logger="churn.training.selection"):
         selection.compare_candidates(config, identity_pipeline, X, y, 0.5)
     pattern = r"logistic_regression \[1/1\] fold (\d)/(\d): ROC AUC [\d.]+ \(fit [\d.]+ s, elapsed ([\d.]+) s\)"
     lines = [re.fullmatch(pattern, record.getMessage()) for record in caplog.records if "fold" in record.getMessage()]

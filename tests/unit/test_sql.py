@@ -1,12 +1,12 @@
-"""churn.sql's pieces: URLs shown without passwords, names quoted, database messages in one line."""
+"""churn.io.sql's pieces: URLs shown without passwords, names quoted, database messages in one line."""
 
 import pyarrow as pa
 import pytest
 
-from churn import sql, tables
 from churn.config import load_config
 from churn.errors import ChurnError, ConfigError
-from churn.sql import Database, RowDigest, SqlSource
+from churn.io import sql, tables
+from churn.io.sql import Database, RowDigest, SqlSource
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from churn.errors import DataError
-from churn.tables import TableWriter, iter_table, read_table, table_columns, write_table
+from churn.io.tables import TableWriter, iter_table, read_table, table_columns, write_table
 
 
 def write(tmp_path, text, name="t.csv"):
@@ -117,7 +117,7 @@ def test_categorical_columns_are_read_as_categoricals_with_nulls(tmp_path):
 
 
 def test_a_bad_row_deep_in_a_file_names_the_rows_read_before_it(tmp_path, monkeypatch):
-    monkeypatch.setattr("churn.tables.READ_BLOCK_BYTES", 1 << 10)  # many small blocks
+    monkeypatch.setattr("churn.io.tables.READ_BLOCK_BYTES", 1 << 10)  # many small blocks
     lines = ["id,v"] + [f"r{i},{i}" for i in range(2000)] + ["oops,1,2"] + [f"s{i},{i}" for i in range(100)]
     path = write(tmp_path, "\n".join(lines) + "\n")
     seen = []

@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from churn import runs
 from churn.cli import text
 from churn.cli.parser import build_parser, check_typos
 from churn.config import Config, load_config
 from churn.errors import ChurnError
 from churn.logs import configure_logging, relative_paths
+from churn.store import runs
 
 # 1 (internal error) is Python's own exit code for an uncaught exception; 2 is ChurnError.exit_code.
 EXIT_OK, EXIT_REJECTED, EXIT_ALARM = 0, 3, 4
@@ -86,7 +86,7 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
     if args.track is not None:
         config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"enabled": args.track})})
     if args.track:  # named here: the config may say false, and the message must name what asked
-        from churn import tracking  # defers pandas; MLflow itself loads only when a run is logged
+        from churn.store import tracking  # defers pandas; MLflow itself loads only when a run is logged
 
         tracking.check_available(config, asked_by="--track")
     result = pipeline.train(config, _source(config, args.data, args))
@@ -132,7 +132,7 @@ def _run_predict(config: Config, args: argparse.Namespace) -> int:
 def _source(config: Config, given: str | None, args: argparse.Namespace) -> Any:
     """--data or --input as a file or a database's rows (--table, --query; the URL may come
     from data.source.url); None when neither is given."""
-    from churn import tables  # defers pyarrow
+    from churn.io import tables  # defers pyarrow
 
     if given is None and (args.table or args.query):
         if config.data.source is None:
@@ -166,7 +166,7 @@ def _run_predict_dask(config: Config, args: argparse.Namespace) -> int:
         raise ChurnError("--report is not available with --engine dask; score with the local engine to get it")
     if args.budget is not None:  # a budget ranks the whole file, which the parts never see at once
         raise ChurnError("--budget is not available with --engine dask; score with the local engine to get it")
-    from churn import distributed  # defers pandas and pyarrow; Dask loads when the cluster starts
+    from churn.scoring import distributed  # defers pandas and pyarrow; Dask loads when the cluster starts
 
     result = distributed.predict(config, Path(args.input), Path(args.output), args.model, args.scheduler,
                                  _explain(args), args.overwrite)  # fmt: skip
@@ -176,10 +176,10 @@ def _run_predict_dask(config: Config, args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> Any:
-    """predict's --explain K and --contributions, as churn.explaining.Explain (None: neither)."""
+    """predict's --explain K and --contributions, as churn.explain.explainers.Explain (None: neither)."""
     if args.explain is None and not args.contributions:
         return None
-    from churn.explaining import Explain  # defers numpy and pyarrow, as the workflows do
+    from churn.explain.explainers import Explain  # defers numpy and pyarrow, as the workflows do
 
     return Explain(top=args.explain or 0, contributions=args.contributions)
 
@@ -239,7 +239,7 @@ def _run_models(config: Config, args: argparse.Namespace) -> int:
         print(f"latest is now {args.run_id}")
         where = runs.read_tracking(models_dir / args.run_id)  # a run tracked with train --track
         if config.tracking.enabled or where is not None:
-            from churn import tracking  # defers pandas; MLflow loads when the alias moves
+            from churn.store import tracking  # defers pandas; MLflow loads when the alias moves
 
             tracking.move_champion(config, args.run_id, where)
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from churn.record import METRIC_LABELS
+from churn.store.record import METRIC_LABELS
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from churn.errors import ChurnError
-from churn.sql_text import check_url, has_password
+from churn.io.sql_text import check_url, has_password
 
 Scalar = str | int | float | bool
 
@@ -385,14 +385,6 @@ class DecisionConfig(_Section):
     @property
     def has_costs(self) -> bool:
         return self.offer_cost is not None
-
-    @property
-    def break_even(self) -> float:
-        """The churn probability above which an offer's expected saving is positive:
-        offer_cost / (churn_cost x offer_success_rate), at most 1 (an offer never worth it)."""
-        if self.offer_cost is None or self.churn_cost is None or not self.offer_success_rate:
-            return 1.0
-        return min(self.offer_cost / (self.churn_cost * self.offer_success_rate), 1.0)
 
 
 class ValidationConfig(_Section):

@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from churn import drift_report, explaining, monitoring, runs
 from churn.cleaning import FeatureTable
 from churn.config import Config
 from churn.errors import ChurnError, ModelError
-from churn.record import FeatureSchema, TestMetrics
-from churn.scoring import LoadedRun, load_run, score
+from churn.explain import explainers
+from churn.monitoring import profiles, tallies
+from churn.scoring.scorers import LoadedRun, load_run, score
+from churn.store import runs
+from churn.store.record import FeatureSchema, TestMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +39,10 @@ class ServedRun:
 
     loaded: LoadedRun
     digest: str | None  # of its metadata.json when it was loaded: a rewritten run is a new run
-    explainer: explaining.Explainer | None = None
+    explainer: explainers.Explainer | None = None
     cannot_explain: str | None = None  # why explainer is None: shap missing, or a run to retrain
-    reference: monitoring.Reference | None = None  # its reference profile (None: trained before monitoring)
-    window: drift_report.Window | None = None  # the last serve.monitor_rows rows it scored, binned
+    reference: profiles.Reference | None = None  # its reference profile (None: trained before monitoring)
+    window: tallies.Window | None = None  # the last serve.monitor_rows rows it scored, binned
 
     def observe(self, features: FeatureTable, probabilities: np.ndarray) -> None:
         """Add scored rows to the monitoring window."""
@@ -92,12 +94,12 @@ def load_served_run(config: Config, run: str | None) -> ServedRun:
     if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
         raise ModelError(f"{loaded.run_dir}: the probe row scored {probability}, not a probability; retrain")
     try:  # built here, so that the first request that asks for reasons does not wait for it
-        explainer, cannot_explain = explaining.explainer_for(loaded.scorer), None
+        explainer, cannot_explain = explainers.explainer_for(loaded.scorer), None
     except ChurnError as error:
         explainer, cannot_explain = None, str(error)
         logger.warning("run %s serves without explanations: %s", loaded.run_id, error)
-    reference = monitoring.read_reference(loaded.run_dir, loaded.record)
-    window = drift_report.Window(reference, config.serve.monitor_rows) if reference is not None else None
+    reference = profiles.read_reference(loaded.run_dir, loaded.record)
+    window = tallies.Window(reference, config.serve.monitor_rows) if reference is not None else None
     digest = runs.record_digest(loaded.run_dir)
     return ServedRun(loaded, digest, explainer, cannot_explain, reference, window)
 

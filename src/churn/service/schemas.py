@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from churn.record import FeatureSchema, TestMetrics
+from churn.store.record import FeatureSchema, TestMetrics
 
 # Numeric text as predict parses it: optional sign, digits, decimal point, exponent; or blank.
 NUMERIC_TEXT = r"^\s*([+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)?\s*$"

@@ -33,7 +33,7 @@ from uvicorn.supervisors import Multiprocess
 from churn.config import Config, load_config
 from churn.errors import ChurnError
 from churn.logs import configure_logging
-from churn.scoring import load_run
+from churn.scoring.scorers import load_run
 from churn.service.app import create_app
 from churn.service.connections import GuardedProtocol
 from churn.service.deps import TOKEN_VARIABLE

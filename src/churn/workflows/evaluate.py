@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from churn import runs
 from churn.config import Config, DataConfig
 from churn.data_loader import TrainingData, load_training_data
-from churn.evaluation import compute_metrics, cost_summary
-from churn.scoring import LoadedRun, score
-from churn.tables import Source, table_columns
+from churn.io.tables import Source, table_columns
+from churn.scoring.scorers import LoadedRun, score
+from churn.store import runs
+from churn.training.evaluation import compute_metrics, cost_summary
 from churn.workflows.predict import load_run
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,9 @@ def training_overlap(loaded: LoadedRun, data: TrainingData) -> dict[str, Any] | 
         return {"kind": "training file", "rows": record.split.train_rows, "share": share, "message": message}
     if data.ids is None or runs.TRAINING_IDS not in record.artefacts:
         return None
-    from churn.training import hash_ids  # deferred: the training side (scikit-learn is loaded anyway here)
+    from churn.training.stages import (
+        hash_ids,  # deferred: the training side (scikit-learn is loaded anyway here)
+    )
 
     trained = pq.read_table(io.BytesIO(runs.read_artefact(loaded.run_dir, runs.TRAINING_IDS, record)))
     seen = np.isin(hash_ids(data.ids), trained.column("id_hash").to_numpy())

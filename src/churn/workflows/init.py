@@ -24,9 +24,9 @@ import yaml
 
 from churn.config import load_config
 from churn.errors import ConfigError, DataError
-from churn.files import prepare_output, refuse_overwriting_input, write_text_atomic
+from churn.io.tables import read_table, table_columns
 from churn.labels import label_key
-from churn.tables import read_table, table_columns
+from churn.store.files import prepare_output, refuse_overwriting_input, write_text_atomic
 
 SAMPLE_ROWS = 200_000  # the kinds are read off this many rows at most
 ID_SHARE = 0.95  # distinct values over rows above which a text column is an id

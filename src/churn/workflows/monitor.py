@@ -13,17 +13,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churn import drift_report, monitoring, runs
-from churn.batch import ScoredTable, ScoreOptions, UnparsedLimit
 from churn.config import Config
 from churn.errors import ModelError
-from churn.files import prepare_folder, refuse_overwriting_input, sha256_file, write_json_atomic
+from churn.io.sql import RowDigest, SqlSource
+from churn.io.tables import Source
 from churn.labels import label_key
+from churn.monitoring import journal, profiles, tallies, verdicts
 from churn.progress import RowProgress
-from churn.record import RunRecord
-from churn.scoring import LoadedRun
-from churn.sql import RowDigest, SqlSource
-from churn.tables import Source
+from churn.scoring.core import ScoredTable, ScoreOptions, UnparsedLimit
+from churn.scoring.scorers import LoadedRun
+from churn.store import runs
+from churn.store.files import prepare_folder, refuse_overwriting_input, sha256_file, write_json_atomic
+from churn.store.record import RunRecord
 from churn.workflows.predict import default_output_path, load_run
 
 logger = logging.getLogger(__name__)
@@ -40,13 +41,13 @@ class MonitorResult:
         return str(self.figures["verdict"])
 
 
-def read_reference(loaded: LoadedRun) -> monitoring.Reference:
+def read_reference(loaded: LoadedRun) -> profiles.Reference:
     """The run's reference profile, hash-checked and validated.
 
     Raises:
         ModelError: the run was trained before churn saved one, or it is not one churn can read.
     """
-    reference = monitoring.read_reference(loaded.run_dir, loaded.record)
+    reference = profiles.read_reference(loaded.run_dir, loaded.record)
     if reference is None:
         raise ModelError(
             f"{loaded.run_dir}: run {loaded.run_id} was trained before churn saved a reference profile "
@@ -72,18 +73,18 @@ def monitor(
     prepare_folder(folder, "--output", create=False)  # before the batch is read, without leaving a folder
     loaded = load_run(config, run)
     reference = read_reference(loaded)
-    tally = drift_report.DriftTally(reference)
+    tally = tallies.DriftTally(reference)
     digest = _score_into(tally, config, loaded, input_path)
     labels = tally.all_labels
     realised = realised_metrics(labels, tally.all_probabilities, loaded.record) if labels is not None else None
-    batch_of = drift_report.Batch(str(input_path), digest)
-    figures = drift_report.report(reference, loaded.record, tally, config.monitor, batch_of, realised)
-    history = drift_report.append_history(config.paths.models_dir, figures)
+    batch_of = verdicts.Batch(str(input_path), digest)
+    figures = verdicts.report(reference, loaded.record, tally, config.monitor, batch_of, realised)
+    history = journal.append_history(config.paths.models_dir, figures)
     write_outputs(folder, figures, history)
     return MonitorResult(folder, figures)
 
 
-def _score_into(tally: drift_report.DriftTally, config: Config, loaded: LoadedRun, input_path: Source) -> str | None:
+def _score_into(tally: tallies.DriftTally, config: Config, loaded: LoadedRun, input_path: Source) -> str | None:
     """Score the batch as predict does into the tally (warning about its data quality as predict
     does); the input file's sha256, hashed meanwhile on another thread (a database's rows:
     their digest, taken as they are read)."""
@@ -122,7 +123,7 @@ def _labels(column: pa.ChunkedArray, positive: str) -> np.ndarray:
 
 def realised_metrics(labels: np.ndarray, probabilities: np.ndarray, record: RunRecord) -> dict[str, Any]:
     """The run's metrics on the batch's labelled rows, as evaluate computes them."""
-    from churn.evaluation import compute_metrics, cost_summary  # deferred: scikit-learn's metrics
+    from churn.training.evaluation import compute_metrics, cost_summary  # deferred: scikit-learn's metrics
 
     known = ~np.isnan(labels)
     y, p = labels[known].astype("int64"), probabilities[known]
@@ -142,7 +143,7 @@ def realised_metrics(labels: np.ndarray, probabilities: np.ndarray, record: RunR
 
 def write_outputs(folder: Path, figures: dict[str, Any], history: list[dict[str, Any]]) -> None:
     """monitor.html, then monitor.json, each written whole and renamed into place."""
-    from churn.monitor_page import write_page  # deferred: matplotlib, for the page only
+    from churn.monitoring.page import write_page  # deferred: matplotlib, for the page only
 
     folder.mkdir(parents=True, exist_ok=True)
     write_page(folder / MONITOR_HTML, figures, history)
@@ -151,4 +152,4 @@ def write_outputs(folder: Path, figures: dict[str, Any], history: list[dict[str,
 
 def history(config: Config) -> list[dict[str, Any]]:
     """Every monitored batch of the models folder, oldest first."""
-    return drift_report.read_history(config.paths.models_dir)
+    return journal.read_history(config.paths.models_dir)

@@ -8,18 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from churn import batch, decisions, drift_report, explaining, monitoring, scoring, sql, tables
-from churn.batch import ScoredTable, ScoreOptions, UnparsedLimit
 from churn.config import Config
 from churn.errors import ChurnError
-from churn.explaining import Explain
-from churn.files import prepare_output, refuse_overwriting_input, write_json_atomic
+from churn.explain import explainers
+from churn.explain.explainers import Explain
+from churn.io import sql, tables
+from churn.io.sql import Database, SqlSource
+from churn.io.sql_writer import SqlTarget, refuse_writing_into_read
+from churn.monitoring import profiles, tallies, verdicts
 from churn.parallel import usable_cores
 from churn.progress import RowProgress
-from churn.quality import QualityTally
-from churn.scoring import LoadedRun, score
-from churn.sql import Database, SqlSource
-from churn.sql_writer import SqlTarget, refuse_writing_into_read
+from churn.scoring import core, decisions, scorers
+from churn.scoring.core import ScoredTable, ScoreOptions, UnparsedLimit
+from churn.scoring.quality import QualityTally
+from churn.scoring.scorers import LoadedRun, score
+from churn.store.files import prepare_output, refuse_overwriting_input, write_json_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,7 +58,7 @@ def load_run(config: Config, run: str | Path | None) -> LoadedRun:
     """The run (default: the one `latest` names) in the config's models folder, ready to score
     on the cores this process may use; a run given by name that its gate rejected is scored
     with a warning naming its status."""
-    loaded = scoring.load_run(config.paths.models_dir, run, usable_cores())
+    loaded = scorers.load_run(config.paths.models_dir, run, usable_cores())
     record = loaded.record
     if run is not None and not record.accepted:
         logger.warning("run %s is %s by its validation gate (%s); scoring with it because --model names it",
@@ -100,17 +103,17 @@ def predict(
     destination = output.destination if output.destination is not None else default_output_path(config, input_path)
     _check_outputs(input_path, destination, output, quality_report)
     loaded = load_run(config, run)
-    explain = explaining.checked(explain, loaded.scorer, config.predict.max_explain_seconds, "--explain")
+    explain = explainers.checked(explain, loaded.scorer, config.predict.max_explain_seconds, "--explain")
     budget = budget or config.decision.contact_budget
     if budget:
-        decisions.require_costs(loaded.record.decision)
+        decisions.Costs.required(loaded.record.decision)  # refused before anything is read
     options = ScoreOptions(config.predict.chunk_rows, UnparsedLimit(config.data.max_unparsed_share), explain)
     chunks = ScoredTable(loaded, input_path, options)
     drift = _drift_tally(loaded)
     with tables.open_writer(destination, output.table, output.if_exists, loaded.run_id, output.password_env) as writer:
         scored = _progress(chunks, drift, RowProgress("predict"))
-        positives, contacted = batch.write_with_budget(scored, writer, loaded, budget) if budget else (
-            batch.write_chunks(scored, writer), None)  # fmt: skip
+        positives, contacted = core.write_with_budget(scored, writer, loaded, budget) if budget else (
+            core.write_chunks(scored, writer), None)  # fmt: skip
     _warn(input_path, chunks.quality, drift, config)
     if quality_report is not None:
         write_json_atomic(quality_report, {"input": str(input_path), "run_id": loaded.run_id} | chunks.quality.report())
@@ -139,15 +142,15 @@ def _check_outputs(source: tables.Source, destination: str | Path, output: Outpu
             prepare_output(path, option)
 
 
-def _drift_tally(loaded: LoadedRun) -> drift_report.DriftTally | None:
+def _drift_tally(loaded: LoadedRun) -> tallies.DriftTally | None:
     """The bins of the rows scored, counted as monitor counts them (None: a run without a profile)."""
-    reference = monitoring.read_reference(loaded.run_dir, loaded.record)
-    return drift_report.DriftTally(reference, keep_probabilities=False) if reference is not None else None
+    reference = profiles.read_reference(loaded.run_dir, loaded.record)
+    return tallies.DriftTally(reference, keep_probabilities=False) if reference is not None else None
 
 
 def _progress(
-    chunks: ScoredTable, drift: drift_report.DriftTally | None, progress: RowProgress
-) -> Iterator[batch.ScoredChunk]:
+    chunks: ScoredTable, drift: tallies.DriftTally | None, progress: RowProgress
+) -> Iterator[core.ScoredChunk]:
     for chunk in chunks:
         if drift is not None:
             drift.add(chunk)
@@ -156,11 +159,11 @@ def _progress(
     progress.finish()
 
 
-def _warn(source: tables.Source, quality: QualityTally, drift: drift_report.DriftTally | None, config: Config) -> None:
+def _warn(source: tables.Source, quality: QualityTally, drift: tallies.DriftTally | None, config: Config) -> None:
     """The data-quality lines, then one per column whose PSI reaches monitor.psi_alarm."""
     lines = quality.warnings()
     if drift is not None and quality.rows:
-        lines += drift_report.drift_warnings(drift, config.monitor)
+        lines += verdicts.drift_warnings(drift, config.monitor)
     for line in lines:
         logger.warning("%s: %s", source, line)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from churn import runs
 from churn.config import Config
 from churn.errors import ModelError
-from churn.report import write_report
+from churn.store import runs
+from churn.training.report import write_report
 
 
 def rebuild_report(config: Config, run: str | Path | None) -> Path:

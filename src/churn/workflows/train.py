@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn import runs, selection, tracking, training
 from churn.config import Config
 from churn.data_loader import load_training_data
 from churn.errors import ConfigError
+from churn.io.sql import Database, SqlSource
+from churn.io.tables import Source
 from churn.progress import Steps
-from churn.record import RunRecord, TestMetrics
-from churn.report import write_report
-from churn.sql import Database, SqlSource
-from churn.tables import Source
+from churn.store import runs, tracking
+from churn.store.record import RunRecord, TestMetrics
+from churn.training import insights, selection, stages
+from churn.training.report import write_report
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +50,24 @@ def train(config: Config, data_path: Source | None = None) -> TrainResult:
     source = data_path or training_source(config)
     steps = Steps()
     _check_before_training(config)
+    seed = config.split.random_state
     with steps.step(f"loading {source}"):
-        split = training.make_split(config, load_training_data(source, config.data, config.split.time_column))
+        split = stages.make_split(config.split, load_training_data(source, config.data, config.split.time_column))
     with steps.step("comparing candidates"):
-        selected = training.select_model(config, split)
+        selected = stages.select_model(config, split)
     with steps.step("fitting the selected model on every training row"):
-        model = training.fit_final(config, split, selected)
+        make = stages.pipeline_factory(config.data, config.preprocessing)
+        model = stages.fit_final(make, seed, split, selected)
     with steps.step(f"scoring the {len(split.y_test):,} test rows"):
-        outcome = training.judge(config, model, *training.score_test_rows(config, split, model, selected))
+        outcome = stages.judge(
+            config.validation, model, *stages.score_test_rows(config.decision, split, model, selected)
+        )
     with steps.step("explaining test rows for the report"):
-        explained = training.explain_test_rows(config, split, outcome)
+        trained = stages.Trained(split, selected, outcome, stages.explain_test_rows(seed, split, outcome))
     with runs.creating_run(config.paths.models_dir) as folder:
         with steps.step("writing the run folder"):
-            training.write_run_files(folder, config, split, selected, outcome, explained)
-            record = training.describe_run(config, folder, source, split, selected, outcome, steps.total(), explained)
+            stages.write_run_files(folder, trained, config.data, config.decision)
+            record = stages.describe_run(config, folder, source, trained, steps.total())
         with steps.step("drawing the report"):
             write_report(folder.path, record)
         folder.finish(record)  # written last: it marks the run complete
@@ -71,7 +76,9 @@ def train(config: Config, data_path: Source | None = None) -> TrainResult:
     result = TrainResult(folder.path, record, selection.leaderboard(selected.comparison.best))
     if config.tracking.enabled:  # after the local run folder, the source of truth, is complete
         with steps.step("logging the run to MLflow"):
-            mlflow_run_id = tracking.log_training(config, result.run_dir, record, selected.comparison, model, source)
+            logged = tracking.TrainedRun(result.run_dir, record, model, source, selected.comparison,
+                                         global_contributions(result.run_dir, record))  # fmt: skip
+            mlflow_run_id = tracking.log_training(config, logged)
             if mlflow_run_id is not None:
                 tracking.record_where(result.run_dir, config, mlflow_run_id)
     return result
@@ -94,3 +101,11 @@ def _check_before_training(config: Config) -> None:
     if config.tracking.enabled:
         tracking.check_available(config)
     selection.build_candidates(config)
+
+
+def global_contributions(run_dir: Path, record: RunRecord) -> pd.DataFrame | None:
+    """The report's global view of the contributions, from the run's explained test rows."""
+    if record.explanations is None or not record.explanations.rows:
+        return None
+    explained = insights.read_explanations(run_dir / runs.TEST_EXPLANATIONS)
+    return insights.global_contributions(explained, set(record.features.numeric_features))

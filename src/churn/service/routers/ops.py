@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from churn import __version__, drift_report
+from churn import __version__
+from churn.monitoring import tallies, verdicts
 from churn.service import openapi, schemas
 from churn.service.deps import ServedRunDep, ServiceState, State
 from churn.service.errors import ClientError, json_response
@@ -133,12 +134,12 @@ async def monitor(state: State, served: ServedRunDep) -> Response:
     return json_response(window_report(state, served, tally))
 
 
-def window_report(state: ServiceState, served: ServedRun, tally: drift_report.DriftTally) -> dict[str, Any]:
+def window_report(state: ServiceState, served: ServedRun, tally: tallies.DriftTally) -> dict[str, Any]:
     """The window's monitor.json, by the code `monitor` uses."""
     assert served.reference is not None
     rows = len(tally.all_probabilities)
-    batch = drift_report.Batch(f"the last {rows:,} rows scored by this worker (serve.monitor_rows)", None)
-    return drift_report.report(served.reference, served.loaded.record, tally, state.config.monitor, batch)
+    batch = verdicts.Batch(f"the last {rows:,} rows scored by this worker (serve.monitor_rows)", None)
+    return verdicts.report(served.reference, served.loaded.record, tally, state.config.monitor, batch)
 
 
 @router.get("/openapi.json", include_in_schema=False)

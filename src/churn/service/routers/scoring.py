@@ -19,11 +19,13 @@ import pyarrow.compute as pc
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from churn import batch, decisions, explaining, tables
 from churn.config import Config
-from churn.explaining import Explain
-from churn.quality import QualityTally, shorten
-from churn.scoring import Scored, score
+from churn.explain import explainers
+from churn.explain.explainers import Explain
+from churn.io import tables
+from churn.scoring import core, decisions
+from churn.scoring.quality import QualityTally, shorten
+from churn.scoring.scorers import Scored, score
 from churn.service import bodies, parsing, schemas
 from churn.service.bodies import CSV, JSON
 from churn.service.deps import Info, ServedRunDep, State
@@ -157,7 +159,7 @@ def _budget(value: Any, where: str) -> int | None:
 
 
 def _require_costs(served: ServedRun) -> None:
-    if not served.loaded.record.decision.has_costs:
+    if decisions.Costs.of(served.loaded.record.decision) is None:
         raise ClientError(422, f"run {served.run_id} has no decision costs: a budget cannot rank customers by "
                                "expected saving; retrain with decision costs", field="budget")  # fmt: skip
 
@@ -202,7 +204,7 @@ def _predict_json(config: Config, served: ServedRun, body: bytes, info: Info, as
 
 def _add_contacts(predictions: list[dict[str, Any]], served: ServedRun, scored: Scored, budget: int) -> None:
     """Each prediction's expected_saving and contact, by the rule `predict --budget` applies."""
-    savings = decisions.expected_savings(scored.probabilities, served.loaded.record.decision)
+    savings = decisions.Costs.required(served.loaded.record.decision).savings(scored.probabilities)
     contact = decisions.budget_contacts(savings, scored.predictions, budget)
     for prediction, saving, chosen in zip(predictions, savings.tolist(), contact.tolist(), strict=True):
         prediction["expected_saving"], prediction["contact"] = saving, chosen
@@ -213,10 +215,10 @@ def _add_reasons(predictions: list[dict[str, Any]], served: ServedRun, scored: S
     assert served.explainer is not None
     features = scored.cleaned.features
     try:
-        explaining.check_time(served.explainer, features, len(features), explain, "request")
-    except explaining.ExplainTooSlowError as error:
+        explainers.check_time(served.explainer, features, len(features), explain, "request")
+    except explainers.ExplainTooSlowError as error:
         raise ClientError(422, str(error), field="explain") from None
-    columns = explaining.explanation_columns(served.explainer, features, explain)
+    columns = explainers.explanation_columns(served.explainer, features, explain)
     found = [[(name, value, effect) for name, value, effect in zip(*(columns[f"reason_{k}{part}"].to_pylist()
               for part in ("", "_value", "_effect")), strict=True)] for k in range(1, explain.top + 1)]  # fmt: skip
     for row, prediction in enumerate(predictions):
@@ -275,19 +277,19 @@ def _score_csv(config: Config, served: ServedRun, body: bytes, info: Info, asked
     budget = _budget(asked.budget, "query budget")
     if budget is not None:
         _require_costs(served)
-    options = batch.ScoreOptions(config.predict.chunk_rows, batch.UnparsedLimit(config.data.max_unparsed_share, None),
+    options = core.ScoreOptions(config.predict.chunk_rows, core.UnparsedLimit(config.data.max_unparsed_share, None),
                                  explain)  # fmt: skip
-    chunks = batch.ScoredTable(served.loaded, tables.CsvBytes(body), options)
+    chunks = core.ScoredTable(served.loaded, tables.CsvBytes(body), options)
     pending: list[tuple[np.ndarray, np.ndarray]] = []  # monitored once the whole body is accepted
     out = io.BytesIO()
     try:
         with tables.TableWriter(out) as writer:
             checked = _checked_chunks(chunks, served, config.serve.max_value_chars, pending)
             if budget is not None:
-                batch.write_with_budget(checked, writer, served.loaded, budget)
+                core.write_with_budget(checked, writer, served.loaded, budget)
             else:
-                batch.write_chunks(checked, writer)
-    except explaining.ExplainTooSlowError as error:
+                core.write_chunks(checked, writer)
+    except explainers.ExplainTooSlowError as error:
         raise ClientError(422, str(error), field="explain") from None
     if served.window is not None:
         for bins, probabilities in pending:
@@ -297,8 +299,8 @@ def _score_csv(config: Config, served: ServedRun, body: bytes, info: Info, asked
 
 
 def _checked_chunks(
-    chunks: batch.ScoredTable, served: ServedRun, max_chars: int, pending: list[tuple[np.ndarray, np.ndarray]]
-) -> Iterator[batch.ScoredChunk]:
+    chunks: core.ScoredTable, served: ServedRun, max_chars: int, pending: list[tuple[np.ndarray, np.ndarray]]
+) -> Iterator[core.ScoredChunk]:
     """The chunks, each refused (422) when a text value is longer than serve.max_value_chars,
     their bins kept aside for the window."""
     categorical = served.loaded.scorer.spec.categorical

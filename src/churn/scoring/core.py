@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from churn import decisions, explaining, tables
 from churn.cleaning import check_unparsed, clean_features
-from churn.columns import SCORING_REMEDY, require_columns
-from churn.explaining import Explain
-from churn.quality import QualityTally
-from churn.scoring import LoadedRun, Scored, predict_labels, score
+from churn.explain import explainers
+from churn.explain.explainers import Explain
+from churn.io import tables
+from churn.io.columns import SCORING_REMEDY, require_columns
+from churn.scoring import decisions
+from churn.scoring.quality import QualityTally
+from churn.scoring.scorers import LoadedRun, Scored, predict_labels, score
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ class ScoredTable:
         explainer = None
         if explain is not None:
             check_explain_time(self.run, [self.source], explain, str(self.source))
-            explainer = explaining.explainer_for(self.run.scorer)
+            explainer = explainers.explainer_for(self.run.scorer)
         first = 0
         for rows in tables.iter_table(self.source, self.columns, self.options.chunk_rows, spec.categorical):
             scored = score(self.run.scorer, rows)
@@ -120,7 +122,7 @@ class ScoredTable:
             self.quality.merge(quality)
             explanations = {}
             if explainer is not None and explain is not None:
-                explanations = explaining.explanation_columns(explainer, scored.cleaned.features, explain)
+                explanations = explainers.explanation_columns(explainer, scored.cleaned.features, explain)
             yield ScoredChunk(first, rows, scored, self.id_column, quality, explanations)
             first += rows.num_rows
         # On the whole table, so that the answer never depends on the chunk size.
@@ -135,18 +137,18 @@ def check_explain_time(loaded: LoadedRun, sources: Sequence[tables.Source], expl
     Raises:
         ExplainTooSlowError: the estimate is over the setting.
     """
-    explainer = explaining.explainer_for(loaded.scorer)
+    explainer = explainers.explainer_for(loaded.scorer)
     if not explainer.slow or explain.max_seconds is None:
         return
     spec = loaded.scorer.spec
-    chunks = tables.iter_table(sources[0], list(spec.columns), explaining.PROBE_ROWS, categorical=spec.categorical)
+    chunks = tables.iter_table(sources[0], list(spec.columns), explainers.PROBE_ROWS, categorical=spec.categorical)
     try:
         first = next(chunks, None)
     finally:
         chunks.close()
     if first is not None:
         probe = clean_features(first, spec).features
-        explaining.check_time(explainer, probe, sum(tables.count_rows(s) for s in sources), explain, what)
+        explainers.check_time(explainer, probe, sum(tables.count_rows(s) for s in sources), explain, what)
 
 
 def write_chunks(chunks: Iterable[ScoredChunk], writer: tables.TableWriter | tables.SqlTableWriter) -> int:
@@ -172,7 +174,7 @@ def write_with_budget(
             probabilities.append(chunk.probabilities)
         everyone = np.concatenate(probabilities) if probabilities else np.zeros(0)
         predictions = predict_labels(everyone, run.scorer.threshold)
-        savings = decisions.expected_savings(everyone, run.record.decision)
+        savings = decisions.Costs.required(run.record.decision).savings(everyone)
         contact = decisions.budget_contacts(savings, predictions, budget)
         first = 0
         for table in spill.replay():

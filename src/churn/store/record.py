@@ -47,7 +47,7 @@ class DataRecord(_Record):
     """The labelled table trained on, and what loading it dropped."""
 
     path: str = Field(description="the file, or a database as its URL without password and the table or (query)")
-    sha256: str = Field(description="of the file; of a database's rows, the sorted row hashes (churn.sql.RowDigest)")
+    sha256: str = Field(description="of the file; of a database's rows, the sorted row hashes (churn.io.sql.RowDigest)")
     url: str | None = Field(None, description="a database read: its URL, without password")
     table: str | None = Field(None, description="a database read: the table")
     query: str | None = Field(None, description="a database read: the query")

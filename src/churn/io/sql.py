@@ -27,9 +27,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 import numpy as np
 import pyarrow as pa
 
-from churn import sql_text
 from churn.errors import ChurnError, DataError
-from churn.sql_text import check_url, has_password, is_url, redact, scheme_of  # noqa: F401 - churn.sql's face
+from churn.io import sql_text
+from churn.io.sql_text import check_url, has_password, is_url, redact, scheme_of  # noqa: F401 - churn.io.sql's face
 
 INSTALL = "pip install -r requirements-sql.txt (or pip install -e '.[sql]')"
 # libpq waits this long for a server that does not answer (an unreachable host), in seconds.

@@ -11,7 +11,7 @@ over its training rows.
 - Logistic regression: coefficient x (transformed value - its mean over the training rows),
   summed over the one-hot columns of each original column; exact by construction. Read from
   the run's lookup tables (`scorer.json`), which hold those means.
-- Tree models: path-dependent TreeSHAP (`churn.treeshap`), summed per original column.
+- Tree models: path-dependent TreeSHAP (`churn.explain.treeshap`), summed per original column.
 
 A reason code is one of the `top` largest contributions that push towards churn (positive),
 with the customer's value as cleaning left it.
@@ -33,12 +33,12 @@ import pyarrow as pa
 from churn.cleaning import FeatureTable
 from churn.codes import Coded, category_codes
 from churn.errors import ChurnError, ConfigError, ModelError
-from churn.scoring import LinearScorer, Scorer, score
+from churn.scoring.scorers import LinearScorer, Scorer, score
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from churn.compiling import FastScorer
+    from churn.scoring.compiling import FastScorer
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class TreeExplainer:
     """A tree model: TreeSHAP of its transformed columns, summed per original column."""
 
     def __init__(self, scorer: FastScorer) -> None:
-        from churn import treeshap  # deferred: only tree runs need it (and forests need shap)
+        from churn.explain import treeshap  # deferred: only tree runs need it (and forests need shap)
 
         self.scorer, self.columns = scorer, scorer.spec.columns
         classifier = scorer.classifier
@@ -320,7 +320,10 @@ def scorer_of(model: Any) -> Scorer:
     """The scorer `predict` would use for this model: its lookup tables for a logistic regression."""
     if hasattr(model, "scorer"):  # a LoadedRun
         return model.scorer
-    from churn.compiling import FastScorer, export_linear_tables  # deferred: scikit-learn, for a joblib model
+    from churn.scoring.compiling import (  # deferred: scikit-learn, for a joblib model
+        FastScorer,
+        export_linear_tables,
+    )
 
     tables = export_linear_tables(model)
     return LinearScorer(tables) if tables is not None else FastScorer(model)

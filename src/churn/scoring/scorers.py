@@ -9,7 +9,7 @@ A logistic-regression run carries `scorer.json`: its whole fitted model as looku
 per training category). `LinearScorer` evaluates them with numpy; importing and unpickling
 scikit-learn is skipped, which saves over a second per run, and nothing is unpickled, so no
 code runs on load. Other models load the saved model and score through
-`churn.compiling.FastScorer`. Both are tested equal to the saved model's `predict_proba`.
+`churn.scoring.compiling.FastScorer`. Both are tested equal to the saved model's `predict_proba`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from churn import runs
 from churn.cleaning import CleanedFeatures, FeatureSpec, FeatureTable, clean_features
 from churn.codes import category_codes
-from churn.record import FeatureSchema, RunRecord
+from churn.store import runs
+from churn.store.record import FeatureSchema, RunRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,8 +110,8 @@ def load_scorer(run_dir: Path, record: RunRecord, threads: int = 1) -> Scorer:
         return LinearScorer(json.loads(runs.read_artefact(run_dir, runs.SCORER, record)))
     # Deferred: these import scikit-learn (about 0.6 s), which a logistic-regression run's
     # lookup tables score without.
-    from churn.compiling import FastScorer
     from churn.model import load_model
+    from churn.scoring.compiling import FastScorer
 
     return FastScorer(load_model(run_dir, record), threads)
 

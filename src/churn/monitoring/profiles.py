@@ -28,11 +28,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from churn import runs
 from churn.cleaning import FeatureTable
 from churn.codes import Coded
 from churn.errors import ModelError
-from churn.record import RunRecord
+from churn.store import runs
+from churn.store.record import RunRecord
 
 SCHEMA_VERSION = 1
 DECILES = np.linspace(0.1, 0.9, 9)

@@ -8,7 +8,7 @@ leaf: `LeafTables`. Random forests grow trees far too deep for per-leaf tables; 
 explained by the `shap` package, an optional extra (`ShapTrees`).
 
 Both give the contributions of the model's transformed columns (one-hot columns included);
-`churn.explaining` sums them per original input column.
+`churn.explain.explainers` sums them per original input column.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import numpy as np
 
 from churn.cleaning import CleanedFeatures, UnparsedNumbers, cleaning_warnings
 from churn.codes import count_unseen, unseen_values
-from churn.record import FeatureSchema
+from churn.store.record import FeatureSchema
 
 EXAMPLES = 3  # unseen values named per column
 # The drift line names a column from this many values outside training and this share of its

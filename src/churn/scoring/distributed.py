@@ -3,7 +3,7 @@
 The input is one file, a folder of parts or a glob; each part is one task. The client loads
 and hash-checks the run once and sends it to the workers, which need the churn package but not
 the models folder. Each worker scores its part with the very code of local predict
-(`churn.batch.score_table`) into a Parquet part of a staging folder beside the output, and
+(`churn.scoring.core.score_table`) into a Parquet part of a staging folder beside the output, and
 returns the part's data-quality tally; the client adds them up, checks and reports them once,
 as predict does for one file. Only when every part has succeeded is the output published: the
 folder renamed into place, or the parts assembled in input order into one CSV. A bad part stops
@@ -29,15 +29,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from churn import batch, explaining, tables
 from churn.cleaning import check_unparsed
 from churn.config import Config
 from churn.errors import ChurnError, ConfigError, DataError
-from churn.explaining import Explain
-from churn.files import refuse_overwriting_input
+from churn.explain import explainers
+from churn.explain.explainers import Explain
+from churn.io import tables
 from churn.parallel import usable_cores
-from churn.quality import QualityTally
-from churn.scoring import LoadedRun, load_run
+from churn.scoring import core
+from churn.scoring.quality import QualityTally
+from churn.scoring.scorers import LoadedRun, load_run
+from churn.store.files import refuse_overwriting_input
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +99,9 @@ def predict(
     if not overwrite:
         _refuse_existing(output)
     loaded = load_run(config.paths.models_dir, run)  # hash-checked once, here; the workers get it from us
-    explain = explaining.checked(explain, loaded.scorer, config.predict.max_explain_seconds, "--explain")
+    explain = explainers.checked(explain, loaded.scorer, config.predict.max_explain_seconds, "--explain")
     if explain is not None:  # timed here on the whole input, once; the parts are not timed again
-        batch.check_explain_time(loaded, parts, explain, str(spec))
+        core.check_explain_time(loaded, parts, explain, str(spec))
         explain = replace(explain, max_seconds=None)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
@@ -134,9 +136,9 @@ def score_part(
     """One task, on a worker: the part scored (and explained) by local predict's code into a
     Parquet part. The data-quality figures come back with the result; the client adds them up
     (and checks values that are not numbers over the whole input) and reports them."""
-    chunks = batch.ScoredTable(loaded, source, batch.ScoreOptions(config.predict.chunk_rows, explain=explain))
+    chunks = core.ScoredTable(loaded, source, core.ScoreOptions(config.predict.chunk_rows, explain=explain))
     with tables.TableWriter(target) as writer:
-        positives = batch.write_chunks(chunks, writer)
+        positives = core.write_chunks(chunks, writer)
     return PartResult(chunks.rows, positives, chunks.quality)
 
 

@@ -22,18 +22,20 @@ from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from churn import insights, monitoring, runs, selection, tables
 from churn.cleaning import FeatureTable
 from churn.codes import Coded
-from churn.compiling import export_linear_tables
-from churn.config import Config
+from churn.config import Config, DataConfig, DecisionConfig, PreprocessingConfig, SplitConfig, ValidationConfig
 from churn.data_loader import TrainingData, describe_schema, split_data
-from churn.evaluation import check_gate, compute_metrics, cost_summary, threshold_curve
-from churn.files import write_json_atomic
+from churn.io import tables
+from churn.io.sql import SqlSource
 from churn.model import build_estimator, build_pipeline, predict_proba, save_model, train_model, with_threshold
+from churn.monitoring import profiles
 from churn.parallel import usable_cores
 from churn.preprocessing import FeatureCleaner, build_preprocessor
-from churn.record import (
+from churn.scoring.compiling import export_linear_tables
+from churn.store import runs
+from churn.store.files import write_json_atomic
+from churn.store.record import (
     ClassBalance,
     DataRecord,
     ExplanationsRecord,
@@ -45,10 +47,10 @@ from churn.record import (
     ThresholdRecord,
     ValidationRecord,
 )
-from churn.sql import SqlSource
+from churn.training import insights, selection
+from churn.training.evaluation import check_gate, compute_metrics, cost_summary, threshold_curve
 
 logger = logging.getLogger(__name__)
-MEAN_SLICE_ROWS = 100_000  # training rows transformed at a time to measure their means
 
 
 @dataclass(frozen=True)
@@ -76,18 +78,17 @@ def _period(times: pd.Series) -> tuple[str, str]:
     return text(times.min()), text(times.max())
 
 
-def make_split(config: Config, data: TrainingData) -> Split:
-    split = Split(data, *split_data(data.X, data.y, config.split, data.times))
+def make_split(settings: SplitConfig, data: TrainingData) -> Split:
+    split = Split(data, *split_data(data.X, data.y, settings, data.times))
     logger.info("%d rows used: %d train / %d test", len(data.y), len(split.y_train), len(split.y_test))
     if (periods := split.periods()) is not None:
-        logger.info("time split on %s: training %s to %s, test %s to %s", config.split.time_column,
+        logger.info("time split on %s: training %s to %s, test %s to %s", settings.time_column,
                     *periods[0], *periods[1])  # fmt: skip
     return split
 
 
-def pipeline_factory(config: Config) -> selection.PipelineFactory:
+def pipeline_factory(data: DataConfig, options: PreprocessingConfig) -> selection.PipelineFactory:
     """Cleaning, preprocessing and a given classifier: the pipeline every candidate is fitted as."""
-    data, options = config.data, config.preprocessing
 
     def make(estimator: ClassifierMixin) -> Pipeline:
         cleaner = FeatureCleaner(data.numeric_features, data.categorical_features, data.max_unparsed_share)
@@ -118,7 +119,9 @@ class Selected:
 
 def select_model(config: Config, split: Split) -> Selected:
     """Compare the candidates by cross-validation (on a sample of the training rows when there
-    are many) and choose the threshold on the winner's out-of-fold predictions."""
+    are many) and choose the threshold on the winner's out-of-fold predictions. (The whole config:
+    the candidates come from `model` and `training`, the folds from `split`, the threshold from
+    `model` and `decision`, the pipeline from `data` and `preprocessing`.)"""
     X_compared, y_compared = selection.selection_sample(
         split.X_train, split.y_train, config.training.selection_rows, config.split.random_state
     )
@@ -130,9 +133,8 @@ def select_model(config: Config, split: Split) -> Selected:
         logger.info("comparing candidates on a stratified sample of %s of the %s training rows", f"{len(y_compared):,}",
                     f"{len(split.y_train):,}")  # fmt: skip
     fixed = config.model.threshold if config.model.threshold != "auto" else 0.5
-    comparison = selection.compare_candidates(
-        config, pipeline_factory(config), X_compared, y_compared, float(fixed), time_ordered
-    )
+    make = pipeline_factory(config.data, config.preprocessing)
+    comparison = selection.compare_candidates(config, make, X_compared, y_compared, float(fixed), time_ordered)
     validated = ~np.isnan(comparison.best[0].oof_probabilities)
     if not validated.all():  # forward-chaining folds never validate the earliest rows
         comparison, y_compared = selection.validated_only(comparison, validated), y_compared[validated]
@@ -142,14 +144,13 @@ def select_model(config: Config, split: Split) -> Selected:
     return Selected(comparison, choice, y_compared)
 
 
-def fit_final(config: Config, split: Split, selected: Selected) -> Any:
+def fit_final(make_pipeline: selection.PipelineFactory, seed: int, split: Split, selected: Selected) -> Any:
     """The selected candidate fitted on every training row, with its threshold: the saved model."""
     best = selected.best
     started = time.perf_counter()
     logger.info("fitting %s on all %s training rows", best.name, f"{len(split.y_train):,}")
-    estimator = build_estimator(best.name, best.params, config.split.random_state)
-    fitted = fit_on_cores(pipeline_factory(config)(estimator), split.X_train, split.y_train, usable_cores())
-    record_training_means(fitted, split.X_train)
+    estimator = build_estimator(best.name, best.params, seed)
+    fitted = fit_on_cores(make_pipeline(estimator), split.X_train, split.y_train, usable_cores())
     logger.info("fitted in %.1f s", time.perf_counter() - started)
     return with_threshold(fitted, selected.choice.threshold)
 
@@ -170,18 +171,9 @@ def fit_on_cores(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, cores: int) 
     return fitted
 
 
-def record_training_means(fitted: Pipeline, X_train: pd.DataFrame) -> None:
-    """Keep, on the fitted preprocessing, each transformed column's mean over the training rows:
-    a linear model's explanations are measured from them (`churn.explaining`)."""
-    preprocessor, clean = fitted.named_steps["preprocess"], fitted.named_steps["clean"]
-    sums = None
-    for start in range(0, len(X_train), MEAN_SLICE_ROWS):  # a slice at a time: memory stays flat
-        part = np.asarray(preprocessor.transform(clean.transform(X_train.iloc[start : start + MEAN_SLICE_ROWS])))
-        sums = part.sum(axis=0) if sums is None else sums + part.sum(axis=0)
-    preprocessor.training_means_ = np.asarray(sums, dtype="float64") / len(X_train)
-
-
-def score_test_rows(config: Config, split: Split, model: Any, selected: Selected) -> tuple[TestMetrics, np.ndarray]:
+def score_test_rows(
+    decision: DecisionConfig, split: Split, model: Any, selected: Selected
+) -> tuple[TestMetrics, np.ndarray]:
     """The final model's metrics on the test rows (and their probabilities, for the report)."""
     probabilities = predict_proba(model, split.X_test)
     threshold = selected.choice.threshold
@@ -189,8 +181,8 @@ def score_test_rows(config: Config, split: Split, model: Any, selected: Selected
     metrics.pop("threshold")  # the record keeps it in one place: record.threshold
     best = selected.best
     metrics |= {"cv_roc_auc_mean": best.mean("roc_auc"), "cv_roc_auc_std": best.std("roc_auc")}
-    if config.decision.has_costs:
-        metrics["costs"] = cost_summary(split.y_test, probabilities, threshold, config.decision)
+    if decision.has_costs:
+        metrics["costs"] = cost_summary(split.y_test, probabilities, threshold, decision)
     return TestMetrics.model_validate(metrics), probabilities
 
 
@@ -204,9 +196,9 @@ class Outcome:
     missed: list[str]  # validation criteria the metrics miss
 
 
-def judge(config: Config, model: Any, metrics: TestMetrics, probabilities: np.ndarray) -> Outcome:
+def judge(validation: ValidationConfig, model: Any, metrics: TestMetrics, probabilities: np.ndarray) -> Outcome:
     """The validation gate on the test metrics."""
-    return Outcome(model, metrics, probabilities, check_gate(metrics.model_dump(), config.validation))
+    return Outcome(model, metrics, probabilities, check_gate(metrics.model_dump(), validation))
 
 
 @dataclass(frozen=True)
@@ -217,28 +209,36 @@ class Explained:
     record: ExplanationsRecord
 
 
-def explain_test_rows(config: Config, split: Split, outcome: Outcome) -> Explained:
+def explain_test_rows(seed: int, split: Split, outcome: Outcome) -> Explained:
     ids = split.data.ids.loc[split.X_test.index] if split.data.ids is not None else None
-    return Explained(*insights.explain_test_rows(outcome.model, split.X_test, outcome.test_probabilities, ids,
-                                                 config.split.random_state))  # fmt: skip
+    return Explained(*insights.explain_test_rows(outcome.model, split.X_test, outcome.test_probabilities, ids, seed))
 
 
-def write_run_files(
-    folder: runs.RunFolder, config: Config, split: Split, selected: Selected, outcome: Outcome, explained: Explained
-) -> None:
+@dataclass(frozen=True)
+class Trained:
+    """Everything a training measured and made, before its run folder is written."""
+
+    split: Split
+    selected: Selected
+    outcome: Outcome
+    explained: Explained
+
+
+def write_run_files(folder: runs.RunFolder, trained: Trained, data: DataConfig, decision: DecisionConfig) -> None:
     """Everything the record will list: the model (and its lookup tables for a linear one), the
     metrics, and the tables the report is drawn from, so `report` can rebuild it from the folder."""
+    split, selected, outcome, explained = trained.split, trained.selected, trained.outcome, trained.explained
     save_model(outcome.model, folder.path / runs.MODEL)
     scorer_tables = export_linear_tables(outcome.model)
     if scorer_tables is not None:
         write_json_atomic(folder.path / runs.SCORER, scorer_tables)
     write_json_atomic(folder.path / runs.METRICS, outcome.metrics.model_dump(mode="json"))
-    write_json_atomic(folder.path / runs.REFERENCE, reference_profile(config, split, outcome).model_dump(mode="json"))
+    write_json_atomic(folder.path / runs.REFERENCE, reference_profile(data, split, outcome).model_dump(mode="json"))
     test = pd.DataFrame({"y_true": split.y_test.to_numpy(), "churn_probability": outcome.test_probabilities})
     contents = {
         runs.LEADERBOARD: selection.leaderboard(selected.comparison.best),
         runs.TEST_PREDICTIONS: test,
-        runs.THRESHOLD_CURVE: threshold_curve(selected.y_compared, selected.best.oof_probabilities, config.decision),
+        runs.THRESHOLD_CURVE: threshold_curve(selected.y_compared, selected.best.oof_probabilities, decision),
     }
     if explained.table is not None:
         contents[runs.TEST_EXPLANATIONS] = explained.table
@@ -254,13 +254,13 @@ def hash_ids(ids: pd.Series) -> np.ndarray:
     return pd.util.hash_pandas_object(ids.astype("str").str.strip(), index=False).to_numpy()
 
 
-def reference_profile(config: Config, split: Split, outcome: Outcome) -> monitoring.Reference:
+def reference_profile(data: DataConfig, split: Split, outcome: Outcome) -> profiles.Reference:
     """What monitoring compares a batch with: the training rows' columns, the test rows' scores."""
-    X, data = split.X_train, config.data
+    X = split.X_train
     features = FeatureTable({c: X[c].to_numpy("float64") for c in data.numeric_features},
                             {c: Coded.of(X[c]) for c in data.categorical_features}, len(X))  # fmt: skip
     categories = describe_schema(X, data).categories
-    return monitoring.build_reference(features, categories, split.y_test.to_numpy(), outcome.test_probabilities,
+    return profiles.build_reference(features, categories, split.y_test.to_numpy(), outcome.test_probabilities,
                                       float(outcome.model.threshold))  # fmt: skip
 
 
@@ -272,17 +272,11 @@ def _database_fields(source: tables.Source) -> dict[str, str | None]:
 
 
 def describe_run(
-    config: Config,
-    folder: runs.RunFolder,
-    source: tables.Source,
-    split: Split,
-    selected: Selected,
-    outcome: Outcome,
-    train_seconds: float,
-    explained: Explained,
+    config: Config, folder: runs.RunFolder, source: tables.Source, trained: Trained, train_seconds: float
 ) -> RunRecord:
     """The run's record, from every file already in its folder (their digests) and what training
-    measured."""
+    measured. (The whole config: the record keeps all of it.)"""
+    split, selected, outcome = trained.split, trained.selected, trained.outcome
     data, best = split.data, selected.best
     positives = int(data.y.sum())
     return RunRecord(
@@ -333,7 +327,7 @@ def describe_run(
         train_seconds=train_seconds,
         artefacts=folder.digests(),
         environment=runs.environment_info(),
-        explanations=explained.record,
+        explanations=trained.explained.record,
     )
 
 

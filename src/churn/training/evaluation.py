@@ -18,8 +18,8 @@ from sklearn.metrics import (
 )
 
 from churn.config import GATE_KEYS, DecisionConfig, ValidationConfig
-from churn.costs import decision_cost
-from churn.scoring import predict_labels
+from churn.scoring.decisions import Costs
+from churn.scoring.scorers import predict_labels
 
 
 def compute_metrics(y_true: pd.Series | np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -47,12 +47,13 @@ def cost_summary(
 ) -> dict[str, float]:
     """Expected cost of contacting the customers at or above the threshold, against contacting
     nobody and everyone, and the saving against contacting nobody."""
+    costs = Costs.required(decision)
     y = np.asarray(y_true, dtype="int64")
     contact = predict_labels(probabilities, threshold) == 1
     churners = int(y.sum())
-    cost = float(decision_cost(int(contact.sum()), int((contact & (y == 1)).sum()), churners, decision))
-    nobody = float(decision_cost(0, 0, churners, decision))
-    everyone = float(decision_cost(len(y), churners, churners, decision))
+    cost = float(costs.cost(int(contact.sum()), int((contact & (y == 1)).sum()), churners))
+    nobody = float(costs.cost(0, 0, churners))
+    everyone = float(costs.cost(len(y), churners, churners))
     return {
         "expected_cost": cost,
         "cost_contact_nobody": nobody,
@@ -85,11 +86,11 @@ def threshold_curve(
                 "contacted": tp + fp,
             }
         )
-    if decision.has_costs:
+    if (costs := Costs.of(decision)) is not None:
         churners = len(positives)
-        curve["expected_cost"] = decision_cost(tp + fp, tp, churners, decision)
-        curve["cost_contact_nobody"] = decision_cost(0, 0, churners, decision)
-        curve["cost_contact_everyone"] = decision_cost(len(y), churners, churners, decision)
+        curve["expected_cost"] = costs.cost(tp + fp, tp, churners)
+        curve["cost_contact_nobody"] = costs.cost(0, 0, churners)
+        curve["cost_contact_everyone"] = costs.cost(len(y), churners, churners)
     return curve
 
 

@@ -24,12 +24,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from churn import sql
-from churn.columns import require_columns
 from churn.errors import ChurnError, DataError, FormatError
-from churn.files import atomic_path, is_device
-from churn.sql import Database, SqlSource
-from churn.sql_writer import SqlTableWriter, SqlTarget
+from churn.io import sql
+from churn.io.columns import require_columns
+from churn.io.sql import Database, SqlSource
+from churn.io.sql_writer import SqlTableWriter, SqlTarget
+from churn.store.files import atomic_path, is_device
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -329,7 +329,7 @@ def _describe(path: Source, exc: Exception, rows_read: int) -> str:
         return f"{path}: is empty; expected a CSV file with a header row and data rows"
     if "UTF8" in detail or "UTF-8" in detail:
         problem = "is not UTF-8 text; re-save it as UTF-8"
-    elif isinstance(path, SqlSource):  # the database's own errors are worded in churn.sql
+    elif isinstance(path, SqlSource):  # the database's own errors are worded in churn.io.sql
         problem = f"could not be read ({detail})"
     elif table_format(path) == "parquet":
         problem = f"is not a readable Parquet file ({detail}); re-export it"

@@ -18,13 +18,13 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve  # noqa: E402
 
-from churn import insights  # noqa: E402
 from churn.config import GATE_KEYS  # noqa: E402
 from churn.errors import ModelError  # noqa: E402
-from churn.evaluation import threshold_curve  # noqa: E402
-from churn.files import atomic_path, write_text_atomic  # noqa: E402
-from churn.record import METRIC_LABELS, RunRecord, TestMetrics  # noqa: E402
-from churn.runs import LEADERBOARD, REPORT, TEST_EXPLANATIONS, TEST_PREDICTIONS, THRESHOLD_CURVE  # noqa: E402
+from churn.store.files import atomic_path, write_text_atomic  # noqa: E402
+from churn.store.record import METRIC_LABELS, RunRecord, TestMetrics  # noqa: E402
+from churn.store.runs import LEADERBOARD, REPORT, TEST_EXPLANATIONS, TEST_PREDICTIONS, THRESHOLD_CURVE  # noqa: E402
+from churn.training import insights  # noqa: E402
+from churn.training.evaluation import threshold_curve  # noqa: E402
 
 PLOTS = {
     "roc.png": "ROC curve (test rows)",

@@ -19,20 +19,22 @@ import io
 import logging
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from churn import runs, tables
 from churn.config import Config
 from churn.errors import ConfigError
-from churn.files import write_json_atomic
-from churn.record import RunRecord, TestMetrics
+from churn.io import tables
+from churn.store import runs
+from churn.store.files import write_json_atomic
+from churn.store.record import ExplanationsRecord, RunRecord, TestMetrics
 
 if TYPE_CHECKING:
-    from churn.selection import Comparison
+    from churn.training.selection import Comparison
 
 logger = logging.getLogger(__name__)
 
@@ -77,17 +79,30 @@ def check_available(config: Config, asked_by: str | None = None) -> None:
         )
 
 
-def log_training(
-    config: Config, run_dir: Path, record: RunRecord, comparison: Comparison, model: Any, source: tables.Source
-) -> str | None:
+@dataclass(frozen=True)
+class TrainedRun:
+    """What one training leaves to log: the saved run folder and record, the fitted model and
+    what it was trained from, the comparison, and the report's global view of the contributions
+    (`churn.training.insights`; None when no test row was explained)."""
+
+    run_dir: Path
+    record: RunRecord
+    model: Any
+    source: tables.Source
+    comparison: Comparison
+    contributions: pd.DataFrame | None
+
+
+def log_training(config: Config, trained: TrainedRun) -> str | None:
     """Log a saved training to MLflow; return the MLflow run id, or None (with one warning
     line naming the URI and the cause) when the tracking store fails."""
     uri = tracking_uri(config)
     try:
         with _mlflow(uri) as mlflow:
-            return _log(mlflow, config, run_dir, record, comparison, model, source)
+            return _log(mlflow, config, trained)
     except Exception as error:  # noqa: BLE001 - a failing store must not fail a training saved locally
-        logger.warning("tracking: run %s not logged to %s (%s); it is saved locally", record.run_id, uri, _cause(error))
+        run_id = trained.record.run_id
+        logger.warning("tracking: run %s not logged to %s (%s); it is saved locally", run_id, uri, _cause(error))
         return None
 
 
@@ -144,25 +159,19 @@ def _mlflow(uri: str) -> Iterator[Any]:
         mlflow.set_tracking_uri(previous)
 
 
-def _log(
-    mlflow: Any,
-    config: Config,
-    run_dir: Path,
-    record: RunRecord,
-    comparison: Comparison,
-    model: Any,
-    source: tables.Source,
-) -> str:
+def _log(mlflow: Any, config: Config, trained: TrainedRun) -> str:
+    record = trained.record
     experiment = _experiment(mlflow, config)
     with mlflow.start_run(experiment_id=experiment, run_name=record.run_id) as parent:
         mlflow.log_params(_params(config, record))
         mlflow.log_metrics(_metrics(record.metrics, record.threshold.value, record.train_seconds))
         mlflow.set_tags(_tags(record))
-        for path in _run_files(run_dir):
+        for path in _run_files(trained.run_dir):
             mlflow.log_artifact(str(path), artifact_path="churn_run")
-        _log_global_contributions(mlflow, run_dir, record)
-        _log_candidates(mlflow, experiment, comparison, config.training.selection_metric)
-        info = _log_model(mlflow, model, record, source)
+        if trained.contributions is not None and record.explanations is not None:
+            _log_global_contributions(mlflow, trained.contributions, record.explanations)
+        _log_candidates(mlflow, experiment, trained.comparison, config.training.selection_metric)
+        info = _log_model(mlflow, trained.model, record, trained.source)
         _register(mlflow, config, info.model_uri, record)
         logger.info(
             "tracking: logged run %s to %s (MLflow run %s)", record.run_id, tracking_uri(config), parent.info.run_id
@@ -225,18 +234,10 @@ def _run_files(run_dir: Path) -> list[Path]:
                   and not path.name.startswith("."))  # fmt: skip
 
 
-def _log_global_contributions(mlflow: Any, run_dir: Path, record: RunRecord) -> None:
+def _log_global_contributions(mlflow: Any, table: pd.DataFrame, explanations: ExplanationsRecord) -> None:
     """The report's global view: each input column's mean |contribution| on the explained test
     rows as a metric `mean_abs_contribution.<column>`, and the whole table (with the direction
     of each effect) as churn_run/global_contributions.json."""
-    explanations = record.explanations
-    if explanations is None or not explanations.rows:
-        return
-    from churn import insights  # deferred: reads the run's explained test rows with pandas, already loaded
-
-    table = insights.global_contributions(
-        insights.read_explanations(run_dir / runs.TEST_EXPLANATIONS), set(record.features.numeric_features)
-    )
     pairs = zip(table["column"], table["mean_abs_contribution"], strict=True)
     mlflow.log_metrics({f"mean_abs_contribution.{_metric_name(column)}": value for column, value in pairs})
     summary = {"margin": explanations.margin, "base": explanations.base, "rows": explanations.rows}

@@ -1,7 +1,7 @@
 """Run folders under the models folder, and the `latest` pointer between them.
 
 A run folder `models/<run_id>/` holds `model.joblib`, `metrics.json`, the report's tables and,
-written last, `metadata.json`: the run's record (`churn.record.RunRecord`), which holds the
+written last, `metadata.json`: the run's record (`churn.store.record.RunRecord`), which holds the
 sha256 of every artefact. A run is complete when its record is there and readable and every
 artefact it records is there with that hash; anything else is an incomplete run and is never
 loaded. This module owns writing a run folder (`creating_run`, `RunFolder`) and reading one
@@ -34,8 +34,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from churn.errors import ModelError
-from churn.files import sha256_file, write_json_atomic, write_text_atomic
-from churn.record import RunRecord, UnknownVersion, parse_record
+from churn.store.files import sha256_file, write_json_atomic, write_text_atomic
+from churn.store.record import RunRecord, UnknownVersion, parse_record
 
 LATEST = "latest"
 METADATA = "metadata.json"
@@ -47,7 +47,7 @@ TEST_PREDICTIONS = "test_predictions.csv"
 THRESHOLD_CURVE = "threshold_curve.csv"
 TEST_EXPLANATIONS = "test_explanations.csv"
 TRAINING_IDS = "training_ids.parquet"  # hashed ids of the training split: evaluate warns of overlap
-REFERENCE = "reference.json"  # what monitoring compares a batch with (churn.monitoring)
+REFERENCE = "reference.json"  # what monitoring compares a batch with (churn.monitoring.profiles)
 TRACKING = "tracking.json"  # written after the record, once MLflow logged the run: where it went
 REPORT = "report.md"
 RUN_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]{6}$")

@@ -21,12 +21,12 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from churn.config import Candidate, Config, DecisionConfig
-from churn.costs import decision_cost
 from churn.errors import ConfigError, DataError
-from churn.evaluation import threshold_curve
 from churn.model import build_estimator
 from churn.parallel import usable_cores
-from churn.scoring import predict_labels
+from churn.scoring.decisions import Costs
+from churn.scoring.scorers import predict_labels
+from churn.training.evaluation import threshold_curve
 
 logger = logging.getLogger(__name__)
 
@@ -196,17 +196,24 @@ def processes_for(fits: int, rows: int, n_jobs: int | None) -> int:
     return usable_cores() if fits * rows >= PARALLEL_ROW_FITS and fits >= 2 else 1
 
 
+@dataclass(frozen=True)
+class Folds:
+    """The rows a comparison fits on, its CV splits, and the threshold its folds' F1 is taken at."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    f1_threshold: float
+
+
 def fold_results(
-    work: list[tuple[Pipeline, tuple[np.ndarray, np.ndarray]]],
-    X: pd.DataFrame,
-    y_values: np.ndarray,
-    f1_threshold: float,
-    n_jobs: int,
+    work: list[tuple[Pipeline, tuple[np.ndarray, np.ndarray]]], folds: Folds, n_jobs: int
 ) -> Iterator[FoldResult]:
     """Each (pipeline, fold) of `work` fitted and scored, in order, on `n_jobs` processes
     (1: in this process). The results do not depend on n_jobs: every fit is seeded and runs on
     one thread wherever it runs."""
-    calls = [delayed(fit_fold)(pipeline, X, y_values, fit_rows, val_rows, f1_threshold)
+    y_values = folds.y.to_numpy()
+    calls = [delayed(fit_fold)(pipeline, folds.X, y_values, fit_rows, val_rows, folds.f1_threshold)
              for pipeline, (fit_rows, val_rows) in work]  # fmt: skip
     if n_jobs == 1 or len(calls) == 1:
         for function, args, kwargs in calls:
@@ -218,28 +225,26 @@ def fold_results(
 
 def score_setting(
     pipeline: Pipeline,
-    X: pd.DataFrame,
-    y: pd.Series,
-    splits: list[tuple[np.ndarray, np.ndarray]],
+    folds: Folds,
     name: str,
     label: str,
-    f1_threshold: float,
+    results: Iterator[FoldResult] | None = None,
     started: float | None = None,
-    folds: Iterator[FoldResult] | None = None,
 ) -> CandidateScore:
     """Fit a clone on each fold's training part; score and keep its predictions on the rest
-    (`folds`: those results already under way elsewhere, in fold order).
+    (`results`: those fits already under way elsewhere, in fold order).
 
     Each fold logs the time elapsed since `started` (the comparison's start), so a long
     comparison shows how far along it is."""
     scores: dict[str, list[float]] = {metric: [] for metric in FOLD_METRICS}
     fit_seconds = []
-    oof = np.full(len(y), np.nan)
+    splits = folds.splits
+    oof = np.full(len(folds.y), np.nan)
     started = time.perf_counter() if started is None else started
-    if folds is None:
-        folds = fold_results([(pipeline, split) for split in splits], X, y.to_numpy(), f1_threshold, 1)
-    # zip stops at the last split before taking a result: the rest of `folds` is the next setting's
-    for fold, ((_, val_rows), result) in enumerate(zip(splits, folds, strict=False), start=1):
+    if results is None:
+        results = fold_results([(pipeline, split) for split in splits], folds, 1)
+    # zip stops at the last split before taking a result: the rest of `results` is the next setting's
+    for fold, ((_, val_rows), result) in enumerate(zip(splits, results, strict=False), start=1):
         oof[val_rows] = result.probabilities
         for metric in FOLD_METRICS:
             scores[metric].append(result.scores[metric])
@@ -271,6 +276,7 @@ def compare_candidates(
     """Score every setting of every candidate on the same folds; rank each candidate's best.
     `time_ordered`: the rows are in time order, and the folds chain forward."""
     splits = fold_splits(y, config.training.cv_folds, config.split.random_state, time_ordered)
+    folds = Folds(X, y, splits, f1_threshold)
     metric = config.training.selection_metric
     results, everything = [], []
     started = time.perf_counter()
@@ -280,12 +286,12 @@ def compare_candidates(
     jobs = processes_for(len(work), len(y), config.training.n_jobs)
     logger.info("comparing %d settings on %d CV splits: %d fits on %d process(es), one thread each",
                 len(work) // len(splits), len(splits), len(work), min(jobs, len(work)))  # fmt: skip
-    folds = fold_results(work, X, y.to_numpy(), f1_threshold, jobs)
+    fitted = fold_results(work, folds, jobs)
     for candidate, pipelines, settings in planned:
         tried = []
         for index, (pipeline, setting) in enumerate(zip(pipelines, settings, strict=True), start=1):
             label = f"{candidate.name} [{index}/{len(pipelines)}]"
-            score = score_setting(pipeline, X, y, splits, candidate.name, label, f1_threshold, started, folds)
+            score = score_setting(pipeline, folds, candidate.name, label, fitted, started)
             tried.append(replace(score, label=label, setting=setting, oof_cost=_oof_cost(y, score, config.decision)))
         best = max(tried, key=lambda score: score.merit(metric))  # first best wins a tie
         results.append(replace(best, settings_tried=len(tried)))
@@ -329,7 +335,7 @@ def choose_threshold(
 ) -> ThresholdChoice:
     """The decision threshold: as configured, or ("auto") the rule the costs give.
 
-    With decision costs, "auto" is the break-even probability (`DecisionConfig.break_even`):
+    With decision costs, "auto" is the break-even probability (`Costs.break_even`):
     churn_prediction is then exactly "the expected saving of contacting this customer is
     positive", the one contact rule of every door; its out-of-fold cost is recorded. Without
     costs it maximises F1 on the out-of-fold predictions over thresholds 0.01 ... 0.99 (on a
@@ -337,20 +343,19 @@ def choose_threshold(
     """
     if setting != "auto":
         return ThresholdChoice(float(setting), "fixed", f"set in the config (model.threshold: {setting})")
-    if decision.has_costs:
-        threshold = decision.break_even
-        y_values = np.asarray(y, dtype="int64")
+    if (costs := Costs.of(decision)) is not None:
+        threshold, y_values = costs.break_even, np.asarray(y, dtype="int64")
         contacted = oof_probabilities >= threshold
-        cost = decision_cost(int(contacted.sum()), int((contacted & (y_values == 1)).sum()), int(y_values.sum()),
-                             decision)  # fmt: skip
-        reason = (
-            f"break-even probability: the expected saving of an offer is positive above it (offer "
-            f"{decision.offer_cost:g} per customer contacted, {decision.churn_cost:g} per churner lost, offer keeps "
-            f"{decision.offer_success_rate:.0%} of contacted churners: {decision.offer_cost:g} / "
-            f"({decision.churn_cost:g} x {decision.offer_success_rate:g}))"
-        )
-        return ThresholdChoice(threshold, "break_even", reason, float(cost))
+        cost = costs.cost(int(contacted.sum()), int((contacted & (y_values == 1)).sum()), int(y_values.sum()))
+        return ThresholdChoice(threshold, "break_even", _break_even_reason(costs), float(cost))
     curve = threshold_curve(y, oof_probabilities, decision)
     best = curve.loc[curve["f1"].idxmax()]
     reason = "maximises F1 on out-of-fold predictions of the training rows"
     return ThresholdChoice(float(best["threshold"]), "max_f1", reason, float(best["f1"]))
+
+
+def _break_even_reason(costs: Costs) -> str:
+    offer, churn, rate = costs.offer_cost, costs.churn_cost, costs.offer_success_rate
+    return (f"break-even probability: the expected saving of an offer is positive above it (offer {offer:g} per "
+            f"customer contacted, {churn:g} per churner lost, offer keeps {rate:.0%} of contacted churners: "
+            f"{offer:g} / ({churn:g} x {rate:g}))")  # fmt: skip

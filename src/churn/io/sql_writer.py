@@ -22,9 +22,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from churn import sql_text
 from churn.errors import ChurnError, DataError
-from churn.sql import Database, SqlSource, connect, one_line, select_of, sqlite_path
+from churn.io import sql_text
+from churn.io.sql import Database, SqlSource, connect, one_line, select_of, sqlite_path
 
 Key = tuple[str, ...]  # a table as the database names it: (schema, table) or, in SQLite, (table,)
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from churn.files import write_text_atomic
+from churn.store.files import write_text_atomic
 
 COLOURS = {"stable": "#1b7f3b", "warning": "#b26a00", "alarm": "#b00020"}
 THEN, NOW = "#7f8c99", "#d2691e"

@@ -6,7 +6,7 @@ The saved artefact is a `FixedThresholdClassifier` around a `Pipeline` of `Featu
 `churn.cleaning` code), replays what the fitted ColumnTransformer learned with numpy and
 category codes, writing every block straight into one preallocated matrix, then calls the
 fitted classifier on cache-sized slices. `export_linear_tables` goes further for logistic
-regression: it turns the whole model into lookup tables that `churn.scoring.LinearScorer`
+regression: it turns the whole model into lookup tables that `churn.scoring.scorers.LinearScorer`
 evaluates without scikit-learn at all. Anything unrecognised falls back to the pipeline's own
 steps, so the result is always the model's own.
 """
@@ -47,7 +47,7 @@ class _NumericBlock:
 
     def tables(self, coef: np.ndarray, training_means: np.ndarray | None) -> list[dict[str, Any]]:
         """Each column's fill, scaling, coefficient and training mean (of the scaled value; for
-        explanations, when the model holds them), for `churn.scoring.LinearScorer`."""
+        explanations, when the model holds them), for `churn.scoring.scorers.LinearScorer`."""
         found = [
             {
                 "column": column,
@@ -178,7 +178,7 @@ class FastScorer:
 
 
 def export_linear_tables(model: FixedThresholdClassifier) -> dict[str, Any] | None:
-    """The saved model as lookup tables for `churn.scoring.LinearScorer`, or None when it is
+    """The saved model as lookup tables for `churn.scoring.scorers.LinearScorer`, or None when it is
     not a binary logistic regression over preprocessing that FastScorer compiles."""
     pipeline = unwrap(model)
     classifier = pipeline.named_steps["classifier"]

@@ -1,5 +1,5 @@
 """The run's global view of why customers churn, built from the per-customer contributions that
-`predict --explain` gives (`churn.explaining`), on the test rows.
+`predict --explain` gives (`churn.explain.explainers`), on the test rows.
 
 Training explains up to `EXPLAINED_ROWS` test rows (the ten riskiest among them) into the run
 folder's `test_explanations.csv`: each row's cleaned values, contributions and reason codes.
@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from churn import explaining
 from churn.cleaning import clean_features
 from churn.errors import ChurnError
-from churn.record import ExplanationsRecord
+from churn.explain import explainers
+from churn.store.record import ExplanationsRecord
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +36,9 @@ def explain_test_rows(
 ) -> tuple[pd.DataFrame | None, ExplanationsRecord]:
     """The test rows' explanations (None when the model cannot be explained here) and their
     record; `ids` (indexed as X_test's rows are) names the customers."""
-    scorer = explaining.scorer_of(model)
+    scorer = explainers.scorer_of(model)
     try:
-        explainer = explaining.explainer_for(scorer)
+        explainer = explainers.explainer_for(scorer)
     except ChurnError as error:
         logger.warning("the report has no explanations: %s", error)
         return None, ExplanationsRecord(margin=_margin_of(model), base=None, rows=0, unavailable=str(error))
@@ -46,12 +46,12 @@ def explain_test_rows(
     rows = X_test.iloc[chosen]
     features = clean_features(rows, scorer.spec).features
     started = time.perf_counter()
-    columns = explaining.explanation_columns(explainer, features, explaining.Explain(TOP_REASONS, True))
+    columns = explainers.explanation_columns(explainer, features, explainers.Explain(TOP_REASONS, True))
     logger.info("explained %d test rows in %.1f s", len(chosen), time.perf_counter() - started)
     frame = pd.DataFrame({"test_row": chosen, "churn_probability": probabilities[chosen]})
     if ids is not None:
         frame.insert(0, str(ids.name), ids.loc[rows.index].to_numpy())
-    values = {f"value_{c}": explaining.value_text(features, c) for c in explainer.columns}
+    values = {f"value_{c}": explainers.value_text(features, c) for c in explainer.columns}
     frame = pd.concat([frame, pa.table(values | columns).to_pandas()], axis=1)
     return frame, ExplanationsRecord(margin=explainer.margin, base=explainer.base, rows=len(chosen))
 
@@ -62,11 +62,11 @@ def _margin_of(model: Any) -> str:
     return "log-odds" if hasattr(unwrap(model).named_steps["classifier"], "decision_function") else "probability"
 
 
-def _budget_rows(explainer: explaining.Explainer, scorer: Any, X_test: pd.DataFrame) -> int:
+def _budget_rows(explainer: explainers.Explainer, scorer: Any, X_test: pd.DataFrame) -> int:
     """EXPLAINED_ROWS, or fewer for a slow explainer: as many as SLOW_BUDGET_SECONDS allow."""
     if not explainer.slow:
         return EXPLAINED_ROWS
-    probe = clean_features(X_test.head(explaining.PROBE_ROWS), scorer.spec).features
+    probe = clean_features(X_test.head(explainers.PROBE_ROWS), scorer.spec).features
     started = time.perf_counter()
     explainer.contributions(probe)
     per_row = (time.perf_counter() - started) / max(len(probe), 1)

@@ -1,0 +1,1 @@
+"""Explanations: contributions per input column and reason codes, exact TreeSHAP. Scoring side."""
