@@ -292,11 +292,6 @@ def _floats(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
 
 
-def normalise_categories(values: pd.Series, spelling: tuple[str, str] | None = None) -> pd.Series:
-    """A column's cleaned categories as a pandas Categorical of text (see `code_categories`)."""
-    return code_categories(values, spelling).to_series(values.index).rename(values.name)
-
-
 def code_categories(values: Column, spelling: tuple[str, str] | None = None) -> Coded:
     """Category labels as codes into cleaned text labels: stripped, blank as missing, "1.0"-style
     whole numbers spelled "1", and true/false spelled as `spelling` (training's) gives them.

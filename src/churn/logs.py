@@ -6,8 +6,6 @@ import logging
 import os
 import sys
 
-LEVELS = ("debug", "info", "error")
-
 
 def configure_logging(level_name: str) -> None:
     """Log lines `level: message` on stderr: the package's at `level_name` (debug, info or

@@ -158,8 +158,10 @@ class FeatureCleaner(TransformerMixin, BaseEstimator):
         """The input as a table with column names, and whether the names came with it."""
         if isinstance(X, pa.Table) or (isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns)):
             if len(X) == 0:
-                raise ValueError(f"Found array with 0 sample(s) (shape=({len(X)}, {len(X.columns)})) "
-                                 "while a minimum of 1 is required.")  # fmt: skip
+                raise ValueError(
+                    f"Found array with 0 sample(s) (shape=({len(X)}, {len(X.columns)})) "
+                    "while a minimum of 1 is required."
+                )
             return X, True  # extra columns are ignored, so scikit-learn's name check does not apply
         if fitted and hasattr(self, "feature_names_in_"):
             raise ValueError(

@@ -12,13 +12,19 @@ from churn.cleaning import (
     FeatureSpec,
     bool_spelling,
     clean_features,
+    code_categories,
     describe_unparsed,
-    normalise_categories,
     parse_numbers,
 )
 from churn.errors import DataError
 
 SPEC = FeatureSpec(("n",), ("c",))
+
+
+
+def normalise_categories(values, spelling=None):
+    """The cleaned categories of a pandas column, as a Categorical of text (what cleaning codes)."""
+    return code_categories(values, spelling).to_series(values.index).rename(values.name)
 
 
 def numbers(values):

@@ -235,5 +235,5 @@ def test_compare_puts_two_runs_side_by_side_with_their_config_differences(tmp_pa
 
 
 def test_config_keys_compare_dotted():
-    assert runs._flattened({"split": {"test_size": 0.2}, "data": {"numeric_features": ["a"]}}) == {
+    assert runs.flatten({"split": {"test_size": 0.2}, "data": {"numeric_features": ["a"]}}) == {
         "split.test_size": 0.2, "data.numeric_features": '["a"]'}  # fmt: skip

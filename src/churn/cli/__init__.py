@@ -71,9 +71,11 @@ def _run_init(args: argparse.Namespace) -> int:
     from churn.workflows.init import init  # defers pandas and pyarrow
 
     inferred = init(args.data, args.target, args.output, args.force)
-    print(f"wrote {shown(args.output)}: {len(inferred.numeric)} numeric, {len(inferred.categorical)} categorical "
-          f"feature(s); id column {inferred.id_column or 'none'}; positive label {inferred.positive_label!r} "
-          f"({inferred.why_positive})")  # fmt: skip
+    print(
+        f"wrote {shown(args.output)}: {len(inferred.numeric)} numeric, {len(inferred.categorical)} categorical "
+        f"feature(s); id column {inferred.id_column or 'none'}; positive label {inferred.positive_label!r} "
+        f"({inferred.why_positive})"
+    )
     for column, why in inferred.left_out.items():
         print(f"  left out {column}: {why}")
     print(f"review it, then: python main.py train -c {shown(args.output)}")
@@ -136,8 +138,10 @@ def _source(config: Config, given: str | None, args: argparse.Namespace) -> Any:
 
     if given is None and (args.table or args.query):
         if config.data.source is None:
-            raise ChurnError("--table and --query read from a database: give its URL as --data/--input, or set "
-                             "data.source.url in the config")  # fmt: skip
+            raise ChurnError(
+                "--table and --query read from a database: give its URL as --data/--input, or set "
+                "data.source.url in the config"
+            )
         given = config.data.source.url
     return None if given is None else tables.source_of(given, args.table, args.query, _password_env(config))
 
@@ -168,8 +172,9 @@ def _run_predict_dask(config: Config, args: argparse.Namespace) -> int:
         raise ChurnError("--budget is not available with --engine dask; score with the local engine to get it")
     from churn.scoring import distributed  # defers pandas and pyarrow; Dask loads when the cluster starts
 
-    result = distributed.predict(config, Path(args.input), Path(args.output), args.model, args.scheduler,
-                                 _explain(args), args.overwrite)  # fmt: skip
+    result = distributed.predict(
+        config, Path(args.input), Path(args.output), args.model, args.scheduler, _explain(args), args.overwrite
+    )
     positives = f"{result.predicted_positive} predicted to churn"
     print(f"wrote {result.rows} predictions ({positives}) from {result.parts} part(s) to {shown(result.output)}")
     return EXIT_OK

@@ -76,8 +76,9 @@ def program_name(argv0: str | None = None) -> str:
 def _add_database(parser: argparse.ArgumentParser, option: str) -> None:
     """--table and --query: which rows of the database that `option` names as a URL."""
     rows = parser.add_mutually_exclusive_group()
-    rows.add_argument("--table", metavar="NAME", help=f"with a database URL as {option}: the table to read "
-                      "(schema.table or table)")  # fmt: skip
+    rows.add_argument(
+        "--table", metavar="NAME", help=f"with a database URL as {option}: the table to read (schema.table or table)"
+    )
     rows.add_argument("--query", metavar="SQL", help=f"with a database URL as {option}: a SELECT giving the rows")
 
 
@@ -85,14 +86,19 @@ def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
     """-c, -v and -q; accepted before the mode and after it (`default` SUPPRESS on the modes, so
     that a value given before the mode is not reset by the mode's own default)."""
     parser.add_argument(
-        "-c", "--config", type=Path, default=Path("config.yaml") if default is None else default,
+        "-c",
+        "--config",
+        type=Path,
+        default=Path("config.yaml") if default is None else default,
         help="config file (default: ./config.yaml)",
-    )  # fmt: skip
+    )
     loudness = parser.add_mutually_exclusive_group()
-    loudness.add_argument("-v", "--verbose", action="store_true", default=default or False,
-                          help="also log debug detail on stderr")  # fmt: skip
-    loudness.add_argument("-q", "--quiet", action="store_true", default=default or False,
-                          help="log only errors on stderr")  # fmt: skip
+    loudness.add_argument(
+        "-v", "--verbose", action="store_true", default=default or False, help="also log debug detail on stderr"
+    )
+    loudness.add_argument(
+        "-q", "--quiet", action="store_true", default=default or False, help="log only errors on stderr"
+    )
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -141,9 +147,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     predict = mode("predict", "score a table with a saved model", PREDICT_EXAMPLES)
     predict.add_argument(
-        "--input", required=True, help="table to score: .csv, .csv.gz or .parquet, or a database URL with --table "
-        "or --query",
-    )  # fmt: skip
+        "--input",
+        required=True,
+        help="table to score: .csv, .csv.gz or .parquet, or a database URL with --table or --query",
+    )
     _add_database(predict, "--input")
     predict.add_argument(
         "--output",
@@ -151,13 +158,17 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "<predictions_dir>/<input stem>_predictions.csv)",
     )
     predict.add_argument(
-        "--output-table", metavar="NAME", help="with a database URL as --output: the table to write, in one "
+        "--output-table",
+        metavar="NAME",
+        help="with a database URL as --output: the table to write, in one "
         "transaction, with run_id and scored_at columns",
-    )  # fmt: skip
+    )
     predict.add_argument(
-        "--if-exists", choices=("fail", "replace", "append"), help="with --output-table: an existing table is "
+        "--if-exists",
+        choices=("fail", "replace", "append"),
+        help="with --output-table: an existing table is "
         "refused (fail, the default), replaced (replace, as --overwrite) or added to (append)",
-    )  # fmt: skip
+    )
     predict.add_argument("--model", help="run folder or run id to use (default: the run models/latest names)")
     predict.add_argument(
         "--report", type=Path, help="also write data-quality figures (drift against training) as JSON here"
@@ -202,15 +213,17 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     evaluate = mode("evaluate", "score a labelled table with a saved model and report metrics", EVALUATE_EXAMPLES)
     evaluate.add_argument(
-        "--input", required=True, help="labelled table to evaluate on: a file, or a database URL with --table or "
-        "--query",
-    )  # fmt: skip
+        "--input",
+        required=True,
+        help="labelled table to evaluate on: a file, or a database URL with --table or --query",
+    )
     _add_database(evaluate, "--input")
     evaluate.add_argument("--model", help="run folder or run id to use (default: latest)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
 
-    monitor = mode("monitor", "compare a batch with the run that scores it: drift and estimated performance",
-                   MONITOR_EXAMPLES)  # fmt: skip
+    monitor = mode(
+        "monitor", "compare a batch with the run that scores it: drift and estimated performance", MONITOR_EXAMPLES
+    )
     monitor.add_argument(
         "--input", help="table to monitor: .csv, .csv.gz or .parquet, or a database URL with --table or --query"
     )
@@ -231,15 +244,22 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     report = mode("report", "rebuild report.md and its plots for a saved run", REPORT_EXAMPLES)
     report.add_argument("--model", help="run folder or run id (default: latest)")
 
-    registry = modes.add_parser("models", help="list, show, promote (roll back) or prune saved runs",
-                                description="The runs in the config's models folder.")  # fmt: skip
+    registry = modes.add_parser(
+        "models",
+        help="list, show, promote (roll back) or prune saved runs",
+        description="The runs in the config's models folder.",
+    )
     actions = registry.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def action(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
         return actions.add_parser(
-            name, parents=[common], help=help_text, description=help_text, epilog=f"example:\n  {example}",
+            name,
+            parents=[common],
+            help=help_text,
+            description=help_text,
+            epilog=f"example:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
-        )  # fmt: skip
+        )
 
     listing = action("list", "one line per run, newest first", "python main.py models list -c other.yaml")
     listing.add_argument("--json", action="store_true", help="print the runs as JSON")
@@ -248,9 +268,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     show.add_argument("run_id", metavar="RUN_ID")
     compare = action(
-        "compare", "two runs side by side: metrics, threshold, data, model and config differences",
+        "compare",
+        "two runs side by side: metrics, threshold, data, model and config differences",
         "python main.py models compare 20261127T124807632Z-16dda2 20261201T182607297Z-74f702",
-    )  # fmt: skip
+    )
     compare.add_argument("run_ids", nargs=2, metavar="RUN_ID", help="the two runs (ids, folders, or latest)")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     promote = action(
@@ -268,8 +289,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def _file(text: str) -> Path:
     """A file path; a database URL is refused by name (Path would fold its // into /)."""
     if "://" in text:
-        raise argparse.ArgumentTypeError(f"{text.split('://')[0]}:// is a database; init infers a config from a "
-                                         "file: export a sample of the table to CSV or Parquet")  # fmt: skip
+        raise argparse.ArgumentTypeError(
+            f"{text.split('://')[0]}:// is a database; init infers a config from a "
+            "file: export a sample of the table to CSV or Parquet"
+        )
     return Path(text)
 
 

@@ -43,8 +43,10 @@ def runs_table(rows: list[dict[str, Any]]) -> str:
         auc = f"{row['test_roc_auc']:.4f}" if row["test_roc_auc"] is not None else "-"
         threshold = f"{row['threshold']:.2f}" if row["threshold"] is not None else "-"
         status = row["status"] + ("  <- latest" if row["latest"] else "")
-        lines.append(f"  {row['run_id']:<28}{row['created'] or '-':<27}{row['model'] or '-':<24}{auc:>8}"
-                     f"{threshold:>8}  {(row['data'] or '-')[:27]:<28}{status}")  # fmt: skip
+        lines.append(
+            f"  {row['run_id']:<28}{row['created'] or '-':<27}{row['model'] or '-':<24}{auc:>8}"
+            f"{threshold:>8}  {(row['data'] or '-')[:27]:<28}{status}"
+        )
     lines += [f"  {row['run_id']}: {row['problem']}" for row in rows if row.get("problem")]
     return "\n".join(lines)
 
@@ -58,8 +60,10 @@ def monitor_summary(figures: Mapping[str, Any]) -> str:
         missing = f"{column['missing_share_then']:.1%}/{column['missing_share_now']:.1%}"
         lines.append(f"  {column['column']:<24}{column['psi']:>8.3f}  {column['band']:<16}{missing:>18}")
     prediction, estimated, test = figures["prediction"], figures["estimated"], figures["test"]
-    lines.append(f"\n  churn probability PSI {prediction['psi']:.3f} ({prediction['band']}), mean "
-                 f"{_value(prediction['mean_then'])} then, {_value(prediction['mean_now'])} now")  # fmt: skip
+    lines.append(
+        f"\n  churn probability PSI {prediction['psi']:.3f} ({prediction['band']}), mean "
+        f"{_value(prediction['mean_then'])} then, {_value(prediction['mean_now'])} now"
+    )
     for key in ("roc_auc", "precision", "recall"):
         realised = figures.get("realised", {}).get(key)
         extra = f", realised {_value(realised)}" if realised is not None else ""
@@ -73,9 +77,11 @@ def history_table(lines: list[dict[str, Any]]) -> str:
     head = f"  {'monitored':<27}{'run id':<28}{'rows':>10}{'pred PSI':>10}{'est AUC':>9}{'contact':>9}"
     rows = [head + "  verdict  input"]
     for line in lines:
-        rows.append(f"  {line['created']:<27}{line['run_id']:<28}{line['rows']:>10,}{line['prediction_psi']:>10.3f}"
-                    f"{_value(line['estimated_roc_auc']):>9}{_value(line['contacted_share']):>9}  "
-                    f"{line['verdict']:<8} {line['input']}")  # fmt: skip
+        rows.append(
+            f"  {line['created']:<27}{line['run_id']:<28}{line['rows']:>10,}{line['prediction_psi']:>10.3f}"
+            f"{_value(line['estimated_roc_auc']):>9}{_value(line['contacted_share']):>9}  "
+            f"{line['verdict']:<8} {line['input']}"
+        )
     return "\n".join(rows)
 
 
@@ -108,6 +114,8 @@ def _cell(value: Any) -> str:
 
 def cost_line(rows: str, costs: Mapping[str, Any]) -> str:
     """The expected cost of the run's decisions on `rows`, against contacting nobody and everyone."""
-    return (f"expected cost on {rows} {costs['expected_cost']:,.0f} vs {costs['cost_contact_nobody']:,.0f} "
-            f"contacting nobody and {costs['cost_contact_everyone']:,.0f} contacting everyone "
-            f"(saving {costs['saving_vs_contact_nobody']:,.0f} against contacting nobody)")  # fmt: skip
+    return (
+        f"expected cost on {rows} {costs['expected_cost']:,.0f} vs {costs['cost_contact_nobody']:,.0f} "
+        f"contacting nobody and {costs['cost_contact_everyone']:,.0f} contacting everyone "
+        f"(saving {costs['saving_vs_contact_nobody']:,.0f} against contacting nobody)"
+    )

@@ -139,11 +139,15 @@ class SourceConfig(_Section):
         if self.table is not None and self.query is not None:
             raise KeyProblem("table", "and data.source.query are both set; read a table or a query, not both")
         if "://" not in self.url:
-            raise KeyProblem("url", f"{self.url!r} is not a database URL; write postgresql://user@host:port/db or "
-                                    "sqlite:///path.db")  # fmt: skip
+            raise KeyProblem(
+                "url", f"{self.url!r} is not a database URL; write postgresql://user@host:port/db or sqlite:///path.db"
+            )
         if has_password(self.url):  # in the user part or as a password= parameter, parsed or not
-            raise KeyProblem("url", "holds a password, which would end up in files and logs; remove it and set "
-                                    "data.source.password_env (or PGPASSWORD, ~/.pgpass)")  # fmt: skip
+            raise KeyProblem(
+                "url",
+                "holds a password, which would end up in files and logs; remove it and set "
+                "data.source.password_env (or PGPASSWORD, ~/.pgpass)",
+            )
         try:
             check_url(self.url)
         except ChurnError as error:

@@ -190,8 +190,9 @@ class TreeExplainer:
         self.margin = "log-odds" if boosted else "probability"
         self.tables = (
             treeshap.boosted_tables(classifier, column_of, len(self.columns), classifier.decision_function)
-            if boosted else None
-        )  # fmt: skip
+            if boosted
+            else None
+        )
         self.shap = treeshap.ShapTrees(classifier) if self.tables is None else None
         self.to_columns = treeshap.GroupSums(column_of, len(self.columns))
         self.slow = self.tables is None
@@ -279,8 +280,9 @@ def check_time(explainer: Explainer, probe: FeatureTable, rows: int, explain: Ex
             "explain only the rows you need (for example the customers to contact) or raise the setting"
         )
     if estimate > WARN_SECONDS:
-        logger.warning("%s: explaining %s rows will take about %s (%s)", what, f"{rows:,}", _duration(estimate),
-                       measured)  # fmt: skip
+        logger.warning(
+            "%s: explaining %s rows will take about %s (%s)", what, f"{rows:,}", _duration(estimate), measured
+        )
 
 
 def _head(features: FeatureTable, rows: int) -> FeatureTable:

@@ -106,16 +106,29 @@ def boosted_trees(classifier: Any) -> tuple[list[Tree], float | None]:
 
 
 def _hist_tree(nodes: np.ndarray) -> Tree:
-    return Tree(nodes["feature_idx"].astype("int64"), nodes["num_threshold"].astype("float64"),
-                nodes["left"].astype("int64"), nodes["right"].astype("int64"), nodes["is_leaf"].astype(bool),
-                nodes["value"].astype("float64"), nodes["count"].astype("float64"), float32=False)  # fmt: skip
+    return Tree(
+        nodes["feature_idx"].astype("int64"),
+        nodes["num_threshold"].astype("float64"),
+        nodes["left"].astype("int64"),
+        nodes["right"].astype("int64"),
+        nodes["is_leaf"].astype(bool),
+        nodes["value"].astype("float64"),
+        nodes["count"].astype("float64"),
+        float32=False,
+    )
 
 
 def _decision_tree(tree: Any, scale: float) -> Tree:
-    return Tree(tree.feature.astype("int64"), tree.threshold.astype("float64"),
-                tree.children_left.astype("int64"), tree.children_right.astype("int64"), tree.children_left < 0,
-                tree.value[:, 0, 0].astype("float64") * scale, tree.weighted_n_node_samples.astype("float64"),
-                float32=True)  # fmt: skip
+    return Tree(
+        tree.feature.astype("int64"),
+        tree.threshold.astype("float64"),
+        tree.children_left.astype("int64"),
+        tree.children_right.astype("int64"),
+        tree.children_left < 0,
+        tree.value[:, 0, 0].astype("float64") * scale,
+        tree.weighted_n_node_samples.astype("float64"),
+        float32=True,
+    )
 
 
 def features_per_path(trees: Sequence[Tree]) -> int:
@@ -207,8 +220,9 @@ class NodeTables:
 
     def __init__(self, trees: Sequence[Tree], constant: float, column_of: np.ndarray, columns: int) -> None:
         leaves, expected = leaves_of(trees)
-        per_tree = [sorted({n for leaf in leaves if leaf.tree == t for n, _, _ in leaf.conditions})
-                    for t in range(len(trees))]  # fmt: skip
+        per_tree = [
+            sorted({n for leaf in leaves if leaf.tree == t for n, _, _ in leaf.conditions}) for t in range(len(trees))
+        ]
         nodes = [(t, n) for t, own in enumerate(per_tree) for n in own]
         self.conditions = _Conditions(trees, nodes)
         width = max(max(map(len, per_tree)), 1)
@@ -226,8 +240,9 @@ class NodeTables:
         self.slice_rows = int(np.clip(SLICE_BYTES // max(len(pairs) * 24 + len(nodes), 1), 16, 8192))
 
     @staticmethod
-    def _tree_tables(leaves: list[Leaf], per_tree: list[list[int]], column_of: np.ndarray, columns: int,
-                     width: int) -> np.ndarray:  # fmt: skip
+    def _tree_tables(
+        leaves: list[Leaf], per_tree: list[list[int]], column_of: np.ndarray, columns: int, width: int
+    ) -> np.ndarray:
         """trees x input columns x 2^width: each tree's contribution to each input column, for
         each combination of its nodes' outcomes (bit b: the row goes left at its b-th node)."""
         tables = np.zeros((len(per_tree), columns, 1 << width))

@@ -199,8 +199,10 @@ def _connect_problem(database: Database, exc: Exception) -> str:
     detail = one_line(database, exc)
     where = f"the server at {database.address}"
     if "password authentication failed" in detail or "no password supplied" in detail:
-        return (f"{database}: {where} refused the login ({detail}); give the password in PGPASSWORD, ~/.pgpass or "
-                "the variable data.source.password_env names")  # fmt: skip
+        return (
+            f"{database}: {where} refused the login ({detail}); give the password in PGPASSWORD, ~/.pgpass or "
+            "the variable data.source.password_env names"
+        )
     if any(word in detail for word in ("Connection refused", "timeout expired", "could not translate", "No route")):
         return f"{database}: cannot reach {where} ({detail}); check the host and port, and that the server runs"
     return f"{database}: cannot connect ({detail})"
@@ -226,8 +228,9 @@ def one_line(database: Database, exc: Exception) -> str:
 def _query_problem(source: SqlSource, exc: Exception) -> DataError:
     detail = one_line(source.database, exc)
     if "database is locked" in detail or "database is busy" in detail:
-        return DataError(f"{source}: the database is busy (another connection holds a lock on it); retry when "
-                         "that write is done")  # fmt: skip
+        return DataError(
+            f"{source}: the database is busy (another connection holds a lock on it); retry when that write is done"
+        )
     fix = "fix --query (or data.source.query)" if source.query else "check --table (or data.source.table)"
     return DataError(f"{source}: the database refused the read ({detail}); {fix}")
 
@@ -260,8 +263,10 @@ def _sqlite_duplicates_named(names: list[str]) -> list[str]:
     """SQLite renames a repeated column of a subquery `name:1`, `name:2`, ...: named back, so
     that the duplicate is refused as a file's or PostgreSQL's is."""
     present = set(names)
-    return [match.group(1) if (match := _SQLITE_RENAMED.fullmatch(name)) and match.group(1) in present else name
-            for name in names]  # fmt: skip
+    return [
+        match.group(1) if (match := _SQLITE_RENAMED.fullmatch(name)) and match.group(1) in present else name
+        for name in names
+    ]
 
 
 def count_rows(source: SqlSource) -> int:

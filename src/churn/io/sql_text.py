@@ -62,8 +62,9 @@ def check_url(url: str) -> None:
         ChurnError: the URL does not parse, or (SQLite) holds a user or password.
     """
     scheme = scheme_of(url)
-    fix = ("percent-encode the user name and password (/ as %2F, ? as %3F, # as %23, @ as %40) and check the "
-           "host and port")  # fmt: skip
+    fix = (
+        "percent-encode the user name and password (/ as %2F, ? as %3F, # as %23, @ as %40) and check the host and port"
+    )
     try:
         parts = urlsplit(url)
         _ = parts.hostname, parts.port
@@ -73,8 +74,10 @@ def check_url(url: str) -> None:
     if rest.rfind("@") >= len(parts.netloc) and not rest.startswith("/"):
         raise ChurnError(f"a {scheme}:// URL could not be read (an @ after the host); {fix}")
     if scheme == "sqlite" and parts.netloc:
-        raise ChurnError("a sqlite:// URL names a file and takes no user, password or host; write "
-                         "sqlite:///relative/path.db or sqlite:////absolute/path.db")  # fmt: skip
+        raise ChurnError(
+            "a sqlite:// URL names a file and takes no user, password or host; write "
+            "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
 
 
 def shown(text: str) -> str:

@@ -45,8 +45,10 @@ class SqlTarget:
         parts = sql_text.table_name(self.table, self.database.scheme, "--output-table")
         if self.database.scheme == "sqlite" and len(parts) == 2:
             if parts[0].lower() != "main":
-                raise ChurnError(f"--output-table {sql_text.shown(self.table)!r}: a SQLite file has one schema, "
-                                 "main; give table or main.table")  # fmt: skip
+                raise ChurnError(
+                    f"--output-table {sql_text.shown(self.table)!r}: a SQLite file has one schema, "
+                    "main; give table or main.table"
+                )
             parts = parts[1:]
         return parts
 
@@ -96,14 +98,17 @@ def refuse_writing_into_read(source: SqlSource, target: SqlTarget) -> None:
                 return
             into = resolve(target, cursor)
     if into in touched:
-        raise ChurnError(f"{target}: --output-table is {'.'.join(into)}, which the input reads; write the scores "
-                         "to another table")  # fmt: skip
+        raise ChurnError(
+            f"{target}: --output-table is {'.'.join(into)}, which the input reads; write the scores to another table"
+        )
 
 
 def _postgres_identity(cursor: Any) -> tuple[str, ...]:
     """The server and database a connection reached, whatever host name or address led there."""
-    cursor.execute("SELECT current_database()::text, pg_postmaster_start_time()::text, "
-                   "(SELECT oid FROM pg_database WHERE datname = current_database())::text")  # fmt: skip
+    cursor.execute(
+        "SELECT current_database()::text, pg_postmaster_start_time()::text, "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())::text"
+    )
     return tuple(cursor.fetchone())
 
 
@@ -143,8 +148,11 @@ def _sqlite_tables_read(source: SqlSource) -> set[Key]:
         except sqlite3.Error as exc:
             raise DataError(f"{source}: the database refused the read ({exc}); fix --query") from None
     # EXPLAIN's rows: addr, opcode, p1, p2 (the root page), p3 (the database: 0 is main), ...
-    return {(str(pages[p2]).lower(),) for _, opcode, _, p2, p3, *_ in steps if opcode == "OpenRead" and p3 == 0
-            and p2 in pages}  # fmt: skip
+    return {
+        (str(pages[p2]).lower(),)
+        for _, opcode, _, p2, p3, *_ in steps
+        if opcode == "OpenRead" and p3 == 0 and p2 in pages
+    }
 
 
 # Arrow type families that one kind of column can take another's values in (a cast, exact).
@@ -223,8 +231,11 @@ class SqlTableWriter:
         name = self._name[-1].replace("'", "''")
         self._cursor.execute(f"SELECT name, type FROM pragma_table_info('{name}')")
         found = self._cursor.fetchall()
-        return pa.schema([(str(column), _sqlite_affinity(str(declared or ""))) for column, declared in found]) \
-            if found else None  # fmt: skip
+        return (
+            pa.schema([(str(column), _sqlite_affinity(str(declared or ""))) for column, declared in found])
+            if found
+            else None
+        )
 
     @property
     def _appending(self) -> bool:
@@ -275,9 +286,11 @@ class SqlTableWriter:
             theirs, ours = _kind(field.type), _kind(column.type)
             if theirs != ours and ours not in _TAKES.get(theirs, ()):
                 held = (field.metadata or {}).get(b"POSTGRESQL:type", str(field.type).encode()).decode()
-                raise DataError(f"{self.target}: --if-exists append: column {field.name} is {held} in the table, "
-                                f"and predict writes {ours} ({column.type}); write to a new table or pass "
-                                "--overwrite")  # fmt: skip
+                raise DataError(
+                    f"{self.target}: --if-exists append: column {field.name} is {held} in the table, "
+                    f"and predict writes {ours} ({column.type}); write to a new table or pass "
+                    "--overwrite"
+                )
             columns.append(column.cast(field.type.value_type if pa.types.is_dictionary(field.type) else field.type))
         return pa.table(columns, names=existing.names)
 
@@ -304,17 +317,21 @@ class SqlTableWriter:
         except Exception as exc:
             with contextlib.suppress(Exception):
                 self._connection.rollback()
-            raise DataError(f"{self.target}: the table was not replaced ({one_line(self.target.database, exc)}); "
-                            "it is as it was") from None  # fmt: skip
+            raise DataError(
+                f"{self.target}: the table was not replaced ({one_line(self.target.database, exc)}); it is as it was"
+            ) from None
 
     def _add_constant_columns(self) -> None:
         staging = sql_text.quoted(self._staging)
         run_id = self._run_id.replace("'", "''")
         scored_at = self._scored_at.isoformat()
-        self._cursor.execute(f"ALTER TABLE {staging} ADD COLUMN run_id TEXT DEFAULT '{run_id}', "
-                             f"ADD COLUMN scored_at TIMESTAMPTZ DEFAULT '{scored_at}'")  # fmt: skip
-        self._cursor.execute(f"ALTER TABLE {staging} ALTER COLUMN run_id DROP DEFAULT, "
-                             "ALTER COLUMN scored_at DROP DEFAULT")  # fmt: skip
+        self._cursor.execute(
+            f"ALTER TABLE {staging} ADD COLUMN run_id TEXT DEFAULT '{run_id}', "
+            f"ADD COLUMN scored_at TIMESTAMPTZ DEFAULT '{scored_at}'"
+        )
+        self._cursor.execute(
+            f"ALTER TABLE {staging} ALTER COLUMN run_id DROP DEFAULT, ALTER COLUMN scored_at DROP DEFAULT"
+        )
 
 
 def _sqlite_affinity(declared: str) -> pa.DataType:

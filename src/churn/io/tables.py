@@ -118,8 +118,10 @@ def table_columns(path: Source) -> list[str]:
     if not names or names == [""]:
         raise DataError(f"{path}: has no columns; expected a header row naming the columns")
     if len(names) > MAX_COLUMNS:
-        raise DataError(f"{path}: has {len(names):,} columns, more than the {MAX_COLUMNS:,} churn reads; "
-                        "keep the columns the model needs")  # fmt: skip
+        raise DataError(
+            f"{path}: has {len(names):,} columns, more than the {MAX_COLUMNS:,} churn reads; "
+            "keep the columns the model needs"
+        )
     duplicated = sorted(name for name, count in Counter(names).items() if count > 1)
     if duplicated:
         raise DataError(f"{path}: column name(s) {', '.join(map(repr, duplicated))} appear more than once; rename them")
@@ -175,8 +177,12 @@ def iter_table(
         DataError: as read_table; a failure inside the data names the rows read before it.
     """
     header = table_columns(path)  # header problems first, with their own messages
-    require_columns(header, columns or (), path, "add them to the file" if not isinstance(path, SqlSource)
-                    else "add them to the table or the query")  # fmt: skip
+    require_columns(
+        header,
+        columns or (),
+        path,
+        "add them to the file" if not isinstance(path, SqlSource) else "add them to the table or the query",
+    )
     if isinstance(path, SqlSource):
         batches = sql.batches(path, columns or header, categorical)
     elif isinstance(path, Path) and table_format(path) == "parquet":

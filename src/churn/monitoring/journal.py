@@ -22,13 +22,18 @@ def history_line(figures: Mapping[str, Any]) -> dict[str, Any]:
     """The headline figures of a batch, as its history keeps them."""
     top = {c["column"]: round(c["psi"], 6) for c in figures["columns"][:5]}
     return {
-        "run_id": figures["run_id"], "input": figures["input"], "input_sha256": figures["input_sha256"],
-        "created": figures["created"], "rows": figures["rows"], "verdict": figures["verdict"],
-        "top_psi": top, "prediction_psi": figures["prediction"]["psi"],
+        "run_id": figures["run_id"],
+        "input": figures["input"],
+        "input_sha256": figures["input_sha256"],
+        "created": figures["created"],
+        "rows": figures["rows"],
+        "verdict": figures["verdict"],
+        "top_psi": top,
+        "prediction_psi": figures["prediction"]["psi"],
         "estimated_roc_auc": figures["estimated"]["roc_auc"],
         "contacted_share": figures["prediction"]["contacted_share_now"],
         "realised_roc_auc": figures.get("realised", {}).get("roc_auc"),
-    }  # fmt: skip
+    }
 
 
 def append_history(models_dir: Path, figures: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -70,8 +75,11 @@ def read_history(models_dir: Path) -> list[dict[str, Any]]:
             continue
         line = _history_line(raw)
         if line is None:
-            logger.warning("%s: line %d is not a monitored batch; skipped (it is dropped when the next batch is added)",
-                           path, number)  # fmt: skip
+            logger.warning(
+                "%s: line %d is not a monitored batch; skipped (it is dropped when the next batch is added)",
+                path,
+                number,
+            )
         else:
             found.append(line)
     return found

@@ -140,8 +140,15 @@ def calibration_table(labels: np.ndarray, probabilities: np.ndarray) -> tuple[li
         if not rows:
             continue
         mean, rate = float(probabilities[inside].mean()), float(labels[inside].mean())
-        table.append({"lower": b / CALIBRATION_BINS, "upper": (b + 1) / CALIBRATION_BINS, "rows": rows,
-                      "mean_probability": mean, "churn_rate": rate})  # fmt: skip
+        table.append(
+            {
+                "lower": b / CALIBRATION_BINS,
+                "upper": (b + 1) / CALIBRATION_BINS,
+                "rows": rows,
+                "mean_probability": mean,
+                "churn_rate": rate,
+            }
+        )
         error += rows * abs(mean - rate)
     return table, error / max(len(probabilities), 1)
 
@@ -164,8 +171,12 @@ def expected_confusion(probabilities: np.ndarray, threshold: float) -> dict[str,
     """Expected tp, fp, fn, tn at the threshold when each row churns with its probability."""
     p = np.asarray(probabilities, dtype="float64")
     contact = p >= threshold  # as predict decides
-    return {"tp": float(p[contact].sum()), "fp": float((1 - p[contact]).sum()),
-            "fn": float(p[~contact].sum()), "tn": float((1 - p[~contact]).sum())}  # fmt: skip
+    return {
+        "tp": float(p[contact].sum()),
+        "fp": float((1 - p[contact]).sum()),
+        "fn": float(p[~contact].sum()),
+        "tn": float((1 - p[~contact]).sum()),
+    }
 
 
 def rates(confusion: Mapping[str, float]) -> dict[str, float | None]:
@@ -267,8 +278,9 @@ def parse_reference(text: str | bytes, where: object) -> Reference:
     except ValidationError as error:
         problem = error.errors()[0]
         at = ".".join(str(part) for part in problem["loc"]) or "the file"
-        raise ModelError(f"{where}: not a reference profile churn can read ({at}: {problem['msg']}); retrain "
-                         "the run") from None  # fmt: skip
+        raise ModelError(
+            f"{where}: not a reference profile churn can read ({at}: {problem['msg']}); retrain the run"
+        ) from None
 
 
 def build_reference(

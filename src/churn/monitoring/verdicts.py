@@ -124,16 +124,21 @@ def _test_figures(record: RunRecord) -> dict[str, Any]:
     figures: dict[str, Any] = {"roc_auc": metrics.roc_auc, "precision": metrics.precision, "recall": metrics.recall}
     if metrics.costs is not None:
         rows = record.split.test_rows
-        figures |= {"expected_cost": metrics.costs.expected_cost,
-                    "expected_cost_per_customer": metrics.costs.expected_cost / rows}  # fmt: skip
+        figures |= {
+            "expected_cost": metrics.costs.expected_cost,
+            "expected_cost_per_customer": metrics.costs.expected_cost / rows,
+        }
     return figures
 
 
 def _calibration(reference: profiles.Reference, settings: MonitorConfig) -> dict[str, Any]:
     error = reference.calibration.expected_calibration_error
-    return {"expected_calibration_error": error, "max_calibration_error": settings.max_calibration_error,
-            "estimate_trusted": error <= settings.max_calibration_error,
-            "bins": [b.model_dump() for b in reference.calibration.bins]}  # fmt: skip
+    return {
+        "expected_calibration_error": error,
+        "max_calibration_error": settings.max_calibration_error,
+        "estimate_trusted": error <= settings.max_calibration_error,
+        "bins": [b.model_dump() for b in reference.calibration.bins],
+    }
 
 
 def verdict(figures: Mapping[str, Any], settings: MonitorConfig) -> tuple[str, list[str]]:
@@ -155,8 +160,10 @@ def verdict(figures: Mapping[str, Any], settings: MonitorConfig) -> tuple[str, l
         warnings.append(line)
     estimated, test = figures["estimated"]["roc_auc"], figures["test"]["roc_auc"]
     if estimated is not None and estimated < test - settings.max_auc_drop:
-        alarms.append(f"estimated ROC AUC {estimated:.3f} is below the test ROC AUC {test:.3f} by more than "
-                      f"monitor.max_auc_drop ({settings.max_auc_drop})")  # fmt: skip
+        alarms.append(
+            f"estimated ROC AUC {estimated:.3f} is below the test ROC AUC {test:.3f} by more than "
+            f"monitor.max_auc_drop ({settings.max_auc_drop})"
+        )
     calibration = figures["calibration"]
     if not calibration["estimate_trusted"]:
         error, most = calibration["expected_calibration_error"], settings.max_calibration_error
@@ -172,7 +179,11 @@ def verdict(figures: Mapping[str, Any], settings: MonitorConfig) -> tuple[str, l
 def drift_warnings(tally: DriftTally, settings: MonitorConfig) -> list[str]:
     """One line per input column whose PSI against the training rows reaches monitor.psi_alarm
     (the figure monitor.json gives), largest first."""
-    found = sorted(((value, name) for name, value in tally.column_psi().items() if value >= settings.psi_alarm),
-                   reverse=True)  # fmt: skip
-    return [f"column {name} has drifted from the training rows: PSI {value:.2f}, at or above monitor.psi_alarm "
-            f"({settings.psi_alarm:g}); check the batch, or run monitor on it" for value, name in found]  # fmt: skip
+    found = sorted(
+        ((value, name) for name, value in tally.column_psi().items() if value >= settings.psi_alarm), reverse=True
+    )
+    return [
+        f"column {name} has drifted from the training rows: PSI {value:.2f}, at or above monitor.psi_alarm "
+        f"({settings.psi_alarm:g}); check the batch, or run monitor on it"
+        for value, name in found
+    ]

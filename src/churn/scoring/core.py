@@ -185,6 +185,10 @@ def write_with_budget(
             first += table.num_rows
     chosen = int(contact.sum())
     if chosen < budget:
-        logger.info("budget %s: contacting %s, every customer predicted to churn (contacting anyone else would lose "
-                    "money on average)", f"{budget:,}", f"{chosen:,}")  # fmt: skip
+        logger.info(
+            "budget %s: contacting %s, every customer predicted to churn (contacting anyone else would lose "
+            "money on average)",
+            f"{budget:,}",
+            f"{chosen:,}",
+        )
     return int(predictions.sum()), chosen

@@ -161,8 +161,9 @@ def _client(config: Config, scheduler: str | None) -> Iterator[Any]:
         workers = config.predict.dask.workers or usable_cores()
         threads = config.predict.dask.threads_per_worker
         # worker processes inherit OMP_NUM_THREADS (predict sets 1): OpenMP never oversubscribes them
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None,
-                               silence_logs=level)  # fmt: skip
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None, silence_logs=level
+        )
         with cluster, Client(cluster) as client:
             logger.info("dask: local cluster of %d worker process(es)", workers)
             yield client

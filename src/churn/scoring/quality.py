@@ -80,10 +80,14 @@ class QualityTally:
         offset = self.rows
         self.rows += other.rows
         for mine, theirs in (
-            (self.missing, other.missing), (self.unseen, other.unseen), (self.below, other.below),
-            (self.above, other.above), (self.not_numbers, other.not_numbers), (self.infinite, other.infinite),
+            (self.missing, other.missing),
+            (self.unseen, other.unseen),
+            (self.below, other.below),
+            (self.above, other.above),
+            (self.not_numbers, other.not_numbers),
+            (self.infinite, other.infinite),
             (self.present_numbers, other.present_numbers),
-        ):  # fmt: skip
+        ):
             mine.update(theirs)
         for column, values in other.examples.items():
             self._remember(self.examples, column, values)
@@ -104,10 +108,14 @@ class QualityTally:
     def unparsed(self) -> dict[str, UnparsedNumbers]:
         """Values that are not numbers, per numeric column, over every row so far."""
         return {
-            column: UnparsedNumbers(count, self.present_numbers[column], tuple(self.examples[column]),
-                                    np.asarray([self.first_unparsed[column]] if column in self.first_unparsed else []))
+            column: UnparsedNumbers(
+                count,
+                self.present_numbers[column],
+                tuple(self.examples[column]),
+                np.asarray([self.first_unparsed[column]] if column in self.first_unparsed else []),
+            )
             for column, count in self.not_numbers.items()
-        }  # fmt: skip
+        }
 
     def report(self) -> dict[str, Any]:
         """Every figure, per column: the JSON `predict --report` writes."""
@@ -141,8 +149,9 @@ class QualityTally:
         lines = cleaning_warnings(self.unparsed(), self.infinite)
         for column in self.schema.columns:
             if self.rows and self.missing[column] == self.rows:
-                lines.append(f"column {column} is missing in every row; scored as missing throughout "
-                             "(check the export)")  # fmt: skip
+                lines.append(
+                    f"column {column} is missing in every row; scored as missing throughout (check the export)"
+                )
         for column, count in self.unseen.items():
             if count:
                 shown = ", ".join(map(repr, self.unseen_examples.get(column, [])))

@@ -123,8 +123,12 @@ class RecordCounter:
             self.depth += 1
             self.records += self.depth in (2, 3)
             if self.records > self.limit:
-                raise ClientError(413, f"more than {self.limit - 2:,} rows in one request (serve.max_rows); "
-                                       "split the customers over several requests", headers=CLOSE)  # fmt: skip
+                raise ClientError(
+                    413,
+                    f"more than {self.limit - 2:,} rows in one request (serve.max_rows); "
+                    "split the customers over several requests",
+                    headers=CLOSE,
+                )
         else:
             self.depth -= 1
 

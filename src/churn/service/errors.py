@@ -40,8 +40,14 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-def error_response(request: Request, status: int, detail: str, row: int | None = None, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> Response:  # fmt: skip
+def error_response(
+    request: Request,
+    status: int,
+    detail: str,
+    row: int | None = None,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     info = getattr(request.state, STATE_KEY, None)
     payload: dict[str, Any] = {"detail": detail, "request_id": info.request_id if info else "-"}
     payload |= {key: value for key, value in (("row", row), ("field", field)) if value is not None}

@@ -26,7 +26,7 @@ from churn.explain import explainers
 from churn.monitoring import profiles, tallies
 from churn.scoring.scorers import LoadedRun, load_run, score
 from churn.store import runs
-from churn.store.record import FeatureSchema, TestMetrics
+from churn.store.record import FeatureSchema
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +64,6 @@ class ServedRun:
     @property
     def id_column(self) -> str | None:
         return self.loaded.features.id_column
-
-    @property
-    def test_metrics(self) -> TestMetrics:
-        return self.loaded.record.metrics
 
 
 def probe_row(features: FeatureSchema) -> dict[str, Any]:

@@ -41,12 +41,25 @@ class Metrics:
         self.model = Gauge(
             "churn_model_info", "1 for the run being served", ["run_id"], registry=registry, multiprocess_mode="liveall"
         )
-        self.psi = Gauge("churn_input_psi", "PSI of each input column over the monitoring window", ["column"],
-                         registry=registry, multiprocess_mode="liveall")  # fmt: skip
-        self.prediction_psi = Gauge("churn_prediction_psi", "PSI of the churn probability over the monitoring window",
-                                    registry=registry, multiprocess_mode="liveall")  # fmt: skip
-        self.estimated_auc = Gauge("churn_estimated_roc_auc", "ROC AUC estimated without labels (CBPE), window",
-                                   registry=registry, multiprocess_mode="liveall")  # fmt: skip
+        self.psi = Gauge(
+            "churn_input_psi",
+            "PSI of each input column over the monitoring window",
+            ["column"],
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
+        self.prediction_psi = Gauge(
+            "churn_prediction_psi",
+            "PSI of the churn probability over the monitoring window",
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
+        self.estimated_auc = Gauge(
+            "churn_estimated_roc_auc",
+            "ROC AUC estimated without labels (CBPE), window",
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
         self._served: str | None = None
 
     def loaded(self, result: str, run_id: str | None) -> None:

@@ -79,9 +79,11 @@ class RequestLog:
             raise
         except Exception:
             logger.exception(
-                "internal error answering %s %s, request_id=%s", scope["method"], printable(scope["path"]),
+                "internal error answering %s %s, request_id=%s",
+                scope["method"],
+                printable(scope["path"]),
                 info.request_id,
-            )  # fmt: skip
+            )
             if not answer["started"]:
                 detail = "internal error; report it with this request id"
                 await send_json(send_with_id, 500, {"detail": detail, "request_id": info.request_id})

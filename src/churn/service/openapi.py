@@ -37,8 +37,9 @@ def document(app: FastAPI, state: ServiceState) -> dict[str, Any]:
 def _components(models: dict[str, type[schemas.BaseModel]]) -> dict[str, Any]:
     """Each model's JSON Schema under its name, with the models they refer to, as components."""
     if not models:
-        return {name: {"type": "object"} for name in ("PredictRequest", "DataframeSplitRequest",
-                                                      "DataframeRecordsRequest")}  # fmt: skip
+        return {
+            name: {"type": "object"} for name in ("PredictRequest", "DataframeSplitRequest", "DataframeRecordsRequest")
+        }
     named, definitions = models_json_schema(
         [(model, "validation") for model in models.values()], ref_template=REF_TEMPLATE
     )

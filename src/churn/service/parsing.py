@@ -165,8 +165,13 @@ def _refuse(values: Sequence[Any], name: str, allowed: frozenset[type], expected
             shown = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()[:60]
             raise ClientError(422, f"row {index} field {name} must be {expected}, got {shown}", row=index, field=name)
         if type(value) is str and len(value) > max_chars:
-            raise ClientError(422, f"row {index} field {name} has {len(value):,} characters; at most {max_chars:,} "
-                                   "(serve.max_value_chars)", row=index, field=name)  # fmt: skip
+            raise ClientError(
+                422,
+                f"row {index} field {name} has {len(value):,} characters; at most {max_chars:,} "
+                "(serve.max_value_chars)",
+                row=index,
+                field=name,
+            )
 
 
 def explain_count(value: Any, columns: int, where: str) -> int:

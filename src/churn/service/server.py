@@ -57,8 +57,13 @@ def serve(config: Config, host: str, port: int, workers: int, run: str | None) -
         load_run(config.paths.models_dir, run)  # a pinned run that cannot load is an error now, not a 503 later
     warn_if_open(host)
     sock = _bind(host, port)
-    logger.info("listening on http://%s:%d (%d worker(s)); %s", host, port, workers,
-                f"serving run {run}, pinned" if run else f"following {config.paths.models_dir}/latest")  # fmt: skip
+    logger.info(
+        "listening on http://%s:%d (%d worker(s)); %s",
+        host,
+        port,
+        workers,
+        f"serving run {run}, pinned" if run else f"following {config.paths.models_dir}/latest",
+    )
     if workers == 1:
         app = create_app(config, run)
         _Server(_uvicorn_config(app, config), app.state.churn.holder).run(sockets=[sock])

@@ -37,8 +37,9 @@ class Work:
         if size <= INLINE_BYTES:
             return function(*args)
         if self.pending >= self.capacity:
-            raise ClientError(503, "every scoring thread is busy and the queue is full; retry shortly",
-                              headers={"retry-after": "1"})  # fmt: skip
+            raise ClientError(
+                503, "every scoring thread is busy and the queue is full; retry shortly", headers={"retry-after": "1"}
+            )
         self.pending += 1
         try:
             loop = asyncio.get_running_loop()

@@ -99,8 +99,9 @@ def prepare_output(path: str | Path, option: str) -> None:
     if str(path) == "-" or is_device(path):
         return
     if "://" in str(path):
-        raise DataError(f"{option} {path}: a URL is not a file path; give a file, or a database URL with "
-                        "--output-table")  # fmt: skip
+        raise DataError(
+            f"{option} {path}: a URL is not a file path; give a file, or a database URL with --output-table"
+        )
     target = Path(path)
     if target.is_dir():
         raise DataError(f"{target}: is a folder; {option} names a file (for example {target / 'out.csv'})")

@@ -405,10 +405,11 @@ def compare_runs(models_dir: Path, first: str | None, second: str | None) -> dic
     records = [read_record(resolve_run(models_dir, run)) for run in (first, second)]
     figures = [_comparable(record) for record in records]
     rows = [[label, figures[0][label], figures[1][label]] for label in figures[0]]
-    configs = [_flattened(record.config) for record in records]
+    configs = [flatten(record.config) for record in records]
     keys = sorted(set(configs[0]) | set(configs[1]))
-    differences = [[key, configs[0].get(key), configs[1].get(key)] for key in keys
-                   if configs[0].get(key) != configs[1].get(key)]  # fmt: skip
+    differences = [
+        [key, configs[0].get(key), configs[1].get(key)] for key in keys if configs[0].get(key) != configs[1].get(key)
+    ]
     return {"runs": [r.run_id for r in records], "rows": rows, "config_differences": differences}
 
 
@@ -434,11 +435,13 @@ def _comparable(record: RunRecord) -> dict[str, Any]:
     }
 
 
-def _flattened(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys (the config compared, MLflow's params); a list or an empty
+    mapping as its JSON text."""
     flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            flat |= _flattened(value, f"{prefix}{key}.")
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            flat |= flatten(value, f"{prefix}{key}.")
         else:
             flat[f"{prefix}{key}"] = json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
     return flat

@@ -71,8 +71,10 @@ def check_available(config: Config, asked_by: str | None = None) -> None:
     """
     if importlib.util.find_spec("mlflow") is None:
         if asked_by is not None:
-            raise ConfigError(f"{asked_by} asks for MLflow tracking but MLflow is not installed; install it with "
-                              f"{INSTALL}, or train without {asked_by}")  # fmt: skip
+            raise ConfigError(
+                f"{asked_by} asks for MLflow tracking but MLflow is not installed; install it with "
+                f"{INSTALL}, or train without {asked_by}"
+            )
         raise ConfigError(
             f"{config.source}: tracking.enabled is true but MLflow is not installed; install it with {INSTALL}, "
             "or train with --no-track"
@@ -109,8 +111,12 @@ def log_training(config: Config, trained: TrainedRun) -> str | None:
 def record_where(run_dir: Path, config: Config, mlflow_run_id: str) -> None:
     """Note in the run folder where MLflow logged it, so that `models promote` moves its champion
     whether or not the config that promotes enables tracking (`train --track`)."""
-    where = {"uri": tracking_uri(config), "experiment": config.tracking.experiment,
-             "registered_model": config.tracking.registered_model, "mlflow_run_id": mlflow_run_id}  # fmt: skip
+    where = {
+        "uri": tracking_uri(config),
+        "experiment": config.tracking.experiment,
+        "registered_model": config.tracking.registered_model,
+        "mlflow_run_id": mlflow_run_id,
+    }
     write_json_atomic(run_dir / runs.TRACKING, where)
 
 
@@ -189,19 +195,8 @@ def _experiment(mlflow: Any, config: Config) -> str:
     return str(mlflow.create_experiment(config.tracking.experiment, artifact_location=location))
 
 
-def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys; lists as their JSON-like text."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping) and value:
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _params(config: Config, record: RunRecord) -> dict[str, str]:
-    params = flatten(config.to_dict()) | flatten(record.model.params, "selected_model.")
+    params = runs.flatten(config.to_dict()) | runs.flatten(record.model.params, "selected_model.")
     params["selected_model.name"] = record.model.name
     return {key: str(value)[:6000] for key, value in params.items()}  # MLflow's limit on a value
 
@@ -230,8 +225,11 @@ def _run_files(run_dir: Path) -> list[Path]:
     """The report, its plots, the leaderboard, the tables, metrics and metadata: the run folder
     less the model files (the model is logged as an MLflow model)."""
     model_files = {runs.MODEL, runs.SCORER}
-    return sorted(path for path in run_dir.iterdir() if path.is_file() and path.name not in model_files
-                  and not path.name.startswith("."))  # fmt: skip
+    return sorted(
+        path
+        for path in run_dir.iterdir()
+        if path.is_file() and path.name not in model_files and not path.name.startswith(".")
+    )
 
 
 def _log_global_contributions(mlflow: Any, table: pd.DataFrame, explanations: ExplanationsRecord) -> None:

@@ -87,24 +87,30 @@ def read_explanations(path: Any) -> pd.DataFrame:
     """test_explanations.csv with its values and reason codes as text, as they were written."""
     header = pd.read_csv(path, nrows=0).columns
     text = [c for c in header if c.startswith("value_") or (c.startswith("reason_") and not c.endswith("_effect"))]
-    return pd.read_csv(path, dtype=dict.fromkeys(text, "str"), keep_default_na=False, na_values={
-        c: [""] for c in header})  # fmt: skip
+    return pd.read_csv(
+        path, dtype=dict.fromkeys(text, "str"), keep_default_na=False, na_values={c: [""] for c in header}
+    )
 
 
 def global_contributions(explained: pd.DataFrame, numeric: set[str]) -> pd.DataFrame:
     """Per input column, largest first: the mean |contribution| over the explained rows, the
     mean contribution, and the direction of its effect in words (`numeric`: the numeric columns)."""
-    columns = [c.removeprefix("contribution_") for c in explained.columns
-               if c.startswith("contribution_") and c != "contribution_base"]  # fmt: skip
+    columns = [
+        c.removeprefix("contribution_")
+        for c in explained.columns
+        if c.startswith("contribution_") and c != "contribution_base"
+    ]
     rows = []
     for column in columns:
         effect = explained[f"contribution_{column}"].to_numpy(dtype="float64")
-        rows.append({
-            "column": column,
-            "mean_abs_contribution": float(np.abs(effect).mean()),
-            "mean_contribution": float(effect.mean()),
-            "direction": direction(explained[f"value_{column}"], effect, column in numeric),
-        })  # fmt: skip
+        rows.append(
+            {
+                "column": column,
+                "mean_abs_contribution": float(np.abs(effect).mean()),
+                "mean_contribution": float(effect.mean()),
+                "direction": direction(explained[f"value_{column}"], effect, column in numeric),
+            }
+        )
     table = pd.DataFrame(rows, columns=["column", "mean_abs_contribution", "mean_contribution", "direction"])
     return table.sort_values("mean_abs_contribution", ascending=False, kind="stable").reset_index(drop=True)
 
@@ -142,7 +148,7 @@ def riskiest_reasons(explained: pd.DataFrame, id_column: str | None, count: int 
             "" if pd.isna(name) else f"{name} = {'(missing)' if pd.isna(value) else value} ({effect:+.2f})"
             for name, value, effect in zip(
                 top[f"reason_{k}"], top[f"reason_{k}_value"], top[f"reason_{k}_effect"], strict=True
-            )  # fmt: skip
+            )
         ]
         k += 1
     return table.reset_index(drop=True)

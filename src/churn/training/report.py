@@ -144,12 +144,24 @@ def _confusion_figure(cm: dict[str, int], threshold: float) -> Figure:
     for (row, col), count in np.ndenumerate(matrix):
         color = "white" if count > matrix.max() / 2 else "black"
         share = count / actual[row] if actual[row] else 0.0  # of the customers who actually stayed / churned
-        ax.text(col, row, f"{count:,}\n{share:.0%} of {['stayers', 'churners'][row]}", ha="center", va="center",
-                color=color, fontsize=11)  # fmt: skip
+        ax.text(
+            col,
+            row,
+            f"{count:,}\n{share:.0%} of {['stayers', 'churners'][row]}",
+            ha="center",
+            va="center",
+            color=color,
+            fontsize=11,
+        )
     ax.set(
-        xticks=[0, 1], yticks=[0, 1], xticklabels=["stays", "churns"], yticklabels=["stayed", "churned"],
-        xlabel="predicted", ylabel="actual", title=f"Confusion matrix at threshold {threshold:.2f}",
-    )  # fmt: skip
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["stays", "churns"],
+        yticklabels=["stayed", "churned"],
+        xlabel="predicted",
+        ylabel="actual",
+        title=f"Confusion matrix at threshold {threshold:.2f}",
+    )
     return figure
 
 
@@ -185,8 +197,9 @@ def gains_at(test: pd.DataFrame, share: float) -> float:
 
 def _gains_figure(test: pd.DataFrame) -> Figure:
     contacted, reached = cumulative_gains(test)
-    figure, ax = _axes("Cumulative gains (test rows)", "share of customers contacted, riskiest first",
-                       "share of churners reached")  # fmt: skip
+    figure, ax = _axes(
+        "Cumulative gains (test rows)", "share of customers contacted, riskiest first", "share of churners reached"
+    )
     ax.plot(contacted, reached, label="model")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="random order")
     at = gains_at(test, 0.2)
@@ -221,8 +234,10 @@ def _contributions_figure(table: pd.DataFrame, units: str, rows: int) -> Figure:
     ax.bar_label(bars, labels=notes, padding=3, fontsize=8)
     ax.set_xlim(0, float(shown["mean_abs_contribution"].max() or 1.0) * 1.6)  # room for the notes
     more = f"; {len(table) - len(shown)} more columns in the report's table" if len(table) > len(shown) else ""
-    ax.set(title=f"What drives the churn score ({rows:,} test customers{more})",
-           xlabel=f"mean |contribution| ({units}); beside each bar, the values that raise churn")  # fmt: skip
+    ax.set(
+        title=f"What drives the churn score ({rows:,} test customers{more})",
+        xlabel=f"mean |contribution| ({units}); beside each bar, the values that raise churn",
+    )
     ax.grid(alpha=0.3, axis="x")
     return figure
 
@@ -267,11 +282,19 @@ def _comparison_section(record: RunRecord, leaderboard: pd.DataFrame) -> str:
 
 
 LEADERBOARD_HEADERS = {
-    "rank": "rank", "model": "model", "roc_auc_mean": "ROC AUC (mean)", "roc_auc_std": "ROC AUC (std)",
-    "pr_auc_mean": "PR AUC (mean)", "pr_auc_std": "PR AUC (std)", "f1_mean": "F1 (mean)", "f1_std": "F1 (std)",
-    "oof_expected_cost": "expected cost (out-of-fold)", "fit_seconds_mean": "fit seconds (mean)",
-    "settings_tried": "settings tried", "selected": "selected",
-}  # fmt: skip
+    "rank": "rank",
+    "model": "model",
+    "roc_auc_mean": "ROC AUC (mean)",
+    "roc_auc_std": "ROC AUC (std)",
+    "pr_auc_mean": "PR AUC (mean)",
+    "pr_auc_std": "PR AUC (std)",
+    "f1_mean": "F1 (mean)",
+    "f1_std": "F1 (std)",
+    "oof_expected_cost": "expected cost (out-of-fold)",
+    "fit_seconds_mean": "fit seconds (mean)",
+    "settings_tried": "settings tried",
+    "selected": "selected",
+}
 
 
 SELECTED_BY = {
@@ -300,8 +323,10 @@ def _split_text(split: Any) -> str:
     if split.method != "time" or split.train_period is None or split.test_period is None:
         return f"random (stratified), {rows}; cross-validation on stratified random folds"
     train, test = split.train_period, split.test_period
-    return (f"by time on `{split.time_column}`, {rows}: training {train[0]} to {train[1]}, test {test[0]} to "
-            f"{test[1]}; cross-validation on forward-chaining folds (train on earlier, validate on later)")  # fmt: skip
+    return (
+        f"by time on `{split.time_column}`, {rows}: training {train[0]} to {train[1]}, test {test[0]} to "
+        f"{test[1]}; cross-validation on forward-chaining folds (train on earlier, validate on later)"
+    )
 
 
 def _data_section(record: RunRecord) -> str:
@@ -378,9 +403,14 @@ def _why_section(inputs: dict[str, Any]) -> str:
         )
     explained, units = inputs["explained"], _units(record)
     assert record.explanations is not None
-    table = inputs["global"].rename(columns={
-        "column": "input column", "mean_abs_contribution": f"mean |contribution| ({units})",
-        "mean_contribution": "mean contribution", "direction": "which values raise churn"})  # fmt: skip
+    table = inputs["global"].rename(
+        columns={
+            "column": "input column",
+            "mean_abs_contribution": f"mean |contribution| ({units})",
+            "mean_contribution": "mean contribution",
+            "direction": "which values raise churn",
+        }
+    )
     intro = (
         f"Each customer's score is explained by one contribution per input column, in {units}: "
         f"they add up, with the base {record.explanations.base:+.3f} (the model's average over its training "
@@ -389,8 +419,14 @@ def _why_section(inputs: dict[str, Any]) -> str:
     )
     id_column = record.features.id_column
     risky = insights.riskiest_reasons(explained, id_column if id_column in explained else None)
-    return (title + intro + "\n\n" + _table(table.round(4)) +
-            f"\n\n### Reason codes of the {len(risky)} highest-risk test customers\n\n" + _table(risky))  # fmt: skip
+    return (
+        title
+        + intro
+        + "\n\n"
+        + _table(table.round(4))
+        + f"\n\n### Reason codes of the {len(risky)} highest-risk test customers\n\n"
+        + _table(risky)
+    )
 
 
 def plots_of(inputs: dict[str, Any]) -> dict[str, str]:

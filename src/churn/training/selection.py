@@ -213,8 +213,10 @@ def fold_results(
     (1: in this process). The results do not depend on n_jobs: every fit is seeded and runs on
     one thread wherever it runs."""
     y_values = folds.y.to_numpy()
-    calls = [delayed(fit_fold)(pipeline, folds.X, y_values, fit_rows, val_rows, folds.f1_threshold)
-             for pipeline, (fit_rows, val_rows) in work]  # fmt: skip
+    calls = [
+        delayed(fit_fold)(pipeline, folds.X, y_values, fit_rows, val_rows, folds.f1_threshold)
+        for pipeline, (fit_rows, val_rows) in work
+    ]
     if n_jobs == 1 or len(calls) == 1:
         for function, args, kwargs in calls:
             yield function(*args, **kwargs)
@@ -251,8 +253,13 @@ def score_setting(
         fit_seconds.append(result.fit_seconds)
         logger.info(
             "%s fold %d/%d: ROC AUC %.4f (fit %.1f s, elapsed %.1f s)",
-            label, fold, len(splits), scores["roc_auc"][-1], fit_seconds[-1], time.perf_counter() - started,
-        )  # fmt: skip
+            label,
+            fold,
+            len(splits),
+            scores["roc_auc"][-1],
+            fit_seconds[-1],
+            time.perf_counter() - started,
+        )
     params = pipeline.named_steps["classifier"].get_params()
     return CandidateScore(name, params, scores, fit_seconds, oof)
 
@@ -280,12 +287,19 @@ def compare_candidates(
     metric = config.training.selection_metric
     results, everything = [], []
     started = time.perf_counter()
-    planned = [(candidate, [make_pipeline(e) for e in estimators], settings)
-               for candidate, estimators, settings in build_candidates(config)]  # fmt: skip
+    planned = [
+        (candidate, [make_pipeline(e) for e in estimators], settings)
+        for candidate, estimators, settings in build_candidates(config)
+    ]
     work = [(pipeline, split) for _, pipelines, _ in planned for pipeline in pipelines for split in splits]
     jobs = processes_for(len(work), len(y), config.training.n_jobs)
-    logger.info("comparing %d settings on %d CV splits: %d fits on %d process(es), one thread each",
-                len(work) // len(splits), len(splits), len(work), min(jobs, len(work)))  # fmt: skip
+    logger.info(
+        "comparing %d settings on %d CV splits: %d fits on %d process(es), one thread each",
+        len(work) // len(splits),
+        len(splits),
+        len(work),
+        min(jobs, len(work)),
+    )
     fitted = fold_results(work, folds, jobs)
     for candidate, pipelines, settings in planned:
         tried = []
@@ -356,6 +370,8 @@ def choose_threshold(
 
 def _break_even_reason(costs: Costs) -> str:
     offer, churn, rate = costs.offer_cost, costs.churn_cost, costs.offer_success_rate
-    return (f"break-even probability: the expected saving of an offer is positive above it (offer {offer:g} per "
-            f"customer contacted, {churn:g} per churner lost, offer keeps {rate:.0%} of contacted churners: "
-            f"{offer:g} / ({churn:g} x {rate:g}))")  # fmt: skip
+    return (
+        f"break-even probability: the expected saving of an offer is positive above it (offer {offer:g} per "
+        f"customer contacted, {churn:g} per churner lost, offer keeps {rate:.0%} of contacted churners: "
+        f"{offer:g} / ({churn:g} x {rate:g}))"
+    )

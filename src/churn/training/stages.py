@@ -82,8 +82,9 @@ def make_split(settings: SplitConfig, data: TrainingData) -> Split:
     split = Split(data, *split_data(data.X, data.y, settings, data.times))
     logger.info("%d rows used: %d train / %d test", len(data.y), len(split.y_train), len(split.y_test))
     if (periods := split.periods()) is not None:
-        logger.info("time split on %s: training %s to %s, test %s to %s", settings.time_column,
-                    *periods[0], *periods[1])  # fmt: skip
+        logger.info(
+            "time split on %s: training %s to %s, test %s to %s", settings.time_column, *periods[0], *periods[1]
+        )
     return split
 
 
@@ -130,8 +131,11 @@ def select_model(config: Config, split: Split) -> Selected:
         keep = np.sort(split.X_train.index.get_indexer(X_compared.index))
         X_compared, y_compared = split.X_train.iloc[keep], split.y_train.iloc[keep]
     if len(y_compared) < len(split.y_train):
-        logger.info("comparing candidates on a stratified sample of %s of the %s training rows", f"{len(y_compared):,}",
-                    f"{len(split.y_train):,}")  # fmt: skip
+        logger.info(
+            "comparing candidates on a stratified sample of %s of the %s training rows",
+            f"{len(y_compared):,}",
+            f"{len(split.y_train):,}",
+        )
     fixed = config.model.threshold if config.model.threshold != "auto" else 0.5
     make = pipeline_factory(config.data, config.preprocessing)
     comparison = selection.compare_candidates(config, make, X_compared, y_compared, float(fixed), time_ordered)
@@ -257,11 +261,15 @@ def hash_ids(ids: pd.Series) -> np.ndarray:
 def reference_profile(data: DataConfig, split: Split, outcome: Outcome) -> profiles.Reference:
     """What monitoring compares a batch with: the training rows' columns, the test rows' scores."""
     X = split.X_train
-    features = FeatureTable({c: X[c].to_numpy("float64") for c in data.numeric_features},
-                            {c: Coded.of(X[c]) for c in data.categorical_features}, len(X))  # fmt: skip
+    features = FeatureTable(
+        {c: X[c].to_numpy("float64") for c in data.numeric_features},
+        {c: Coded.of(X[c]) for c in data.categorical_features},
+        len(X),
+    )
     categories = describe_schema(X, data).categories
-    return profiles.build_reference(features, categories, split.y_test.to_numpy(), outcome.test_probabilities,
-                                      float(outcome.model.threshold))  # fmt: skip
+    return profiles.build_reference(
+        features, categories, split.y_test.to_numpy(), outcome.test_probabilities, float(outcome.model.threshold)
+    )
 
 
 def _database_fields(source: tables.Source) -> dict[str, str | None]:

@@ -55,8 +55,10 @@ def training_overlap(loaded: LoadedRun, data: TrainingData) -> dict[str, Any] | 
     record = loaded.record
     if data.sha256 == record.data.sha256:
         share = record.split.train_rows / max(record.data.rows_used, 1)
-        message = (f"this is the file run {record.run_id} was trained on: {share:.0%} of its rows were training "
-                   "rows, so these metrics are optimistic; the run's own test metrics are in its report")  # fmt: skip
+        message = (
+            f"this is the file run {record.run_id} was trained on: {share:.0%} of its rows were training "
+            "rows, so these metrics are optimistic; the run's own test metrics are in its report"
+        )
         return {"kind": "training file", "rows": record.split.train_rows, "share": share, "message": message}
     if data.ids is None or runs.TRAINING_IDS not in record.artefacts:
         return None
@@ -70,6 +72,8 @@ def training_overlap(loaded: LoadedRun, data: TrainingData) -> dict[str, Any] | 
     if not count:
         return None
     share = count / len(seen)
-    message = (f"{count:,} of {len(seen):,} rows ({share:.0%}) have a {data.ids.name} that run {record.run_id} "
-               "was trained on, so these metrics are optimistic; evaluate on customers it has not seen")  # fmt: skip
+    message = (
+        f"{count:,} of {len(seen):,} rows ({share:.0%}) have a {data.ids.name} that run {record.run_id} "
+        "was trained on, so these metrics are optimistic; evaluate on customers it has not seen"
+    )
     return {"kind": "training ids", "rows": count, "share": share, "message": message}

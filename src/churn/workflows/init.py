@@ -73,8 +73,10 @@ def infer(frame: pd.DataFrame, target: str) -> Inferred:
     labels = frame[target].astype("str").str.strip().replace("", pd.NA).dropna()
     classes = sorted(labels.unique().tolist())
     if len(classes) != 2:
-        raise DataError(f"target column {target} must hold exactly two values, found {len(classes)}: "
-                        f"{', '.join(map(repr, classes[:10]))}")  # fmt: skip
+        raise DataError(
+            f"target column {target} must hold exactly two values, found {len(classes)}: "
+            f"{', '.join(map(repr, classes[:10]))}"
+        )
     inferred = Inferred()
     inferred.positive_label, inferred.why_positive = guess_positive(labels, classes)
     for column in frame.columns:

@@ -129,8 +129,11 @@ def realised_metrics(labels: np.ndarray, probabilities: np.ndarray, record: RunR
     y, p = labels[known].astype("int64"), probabilities[known]
     if len(np.unique(y)) < 2:
         only = "churners" if len(y) and y[0] == 1 else f"rows whose label is not {record.features.positive_label!r}"
-        return {"rows": int(known.sum()), "note": f"the labels hold one class only ({only}; the positive label is "
-                f"{record.features.positive_label!r}): no ROC AUC"}  # fmt: skip
+        return {
+            "rows": int(known.sum()),
+            "note": f"the labels hold one class only ({only}; the positive label is "
+            f"{record.features.positive_label!r}): no ROC AUC",
+        }
     threshold = record.threshold.value
     metrics = compute_metrics(y, p, threshold)
     figures: dict[str, Any] = {"rows": int(known.sum())}

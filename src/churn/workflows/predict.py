@@ -61,8 +61,12 @@ def load_run(config: Config, run: str | Path | None) -> LoadedRun:
     loaded = scorers.load_run(config.paths.models_dir, run, usable_cores())
     record = loaded.record
     if run is not None and not record.accepted:
-        logger.warning("run %s is %s by its validation gate (%s); scoring with it because --model names it",
-                       loaded.run_id, record.status, "; ".join(record.validation.missed))  # fmt: skip
+        logger.warning(
+            "run %s is %s by its validation gate (%s); scoring with it because --model names it",
+            loaded.run_id,
+            record.status,
+            "; ".join(record.validation.missed),
+        )
     return loaded
 
 
@@ -112,8 +116,11 @@ def predict(
     drift = _drift_tally(loaded)
     with tables.open_writer(destination, output.table, output.if_exists, loaded.run_id, output.password_env) as writer:
         scored = _progress(chunks, drift, RowProgress("predict"))
-        positives, contacted = core.write_with_budget(scored, writer, loaded, budget) if budget else (
-            core.write_chunks(scored, writer), None)  # fmt: skip
+        positives, contacted = (
+            core.write_with_budget(scored, writer, loaded, budget)
+            if budget
+            else (core.write_chunks(scored, writer), None)
+        )
     _warn(input_path, chunks.quality, drift, config)
     if quality_report is not None:
         write_json_atomic(quality_report, {"input": str(input_path), "run_id": loaded.run_id} | chunks.quality.report())

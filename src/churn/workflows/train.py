@@ -76,8 +76,9 @@ def train(config: Config, data_path: Source | None = None) -> TrainResult:
     result = TrainResult(folder.path, record, selection.leaderboard(selected.comparison.best))
     if config.tracking.enabled:  # after the local run folder, the source of truth, is complete
         with steps.step("logging the run to MLflow"):
-            logged = tracking.TrainedRun(result.run_dir, record, model, source, selected.comparison,
-                                         global_contributions(result.run_dir, record))  # fmt: skip
+            logged = tracking.TrainedRun(
+                result.run_dir, record, model, source, selected.comparison, global_contributions(result.run_dir, record)
+            )
             mlflow_run_id = tracking.log_training(config, logged)
             if mlflow_run_id is not None:
                 tracking.record_where(result.run_dir, config, mlflow_run_id)
@@ -90,8 +91,10 @@ def training_source(config: Config) -> Source:
     if database is not None and (database.table or database.query) is not None:
         return SqlSource(Database(database.url, database.password_env), database.table, database.query)
     if config.data.path is None:
-        raise ConfigError(f"{config.source}: data.source names no table or query; add data.source.table or pass "
-                          "--data URL --table NAME")  # fmt: skip
+        raise ConfigError(
+            f"{config.source}: data.source names no table or query; add data.source.table or pass "
+            "--data URL --table NAME"
+        )
     return config.data.path
 
 

@@ -122,12 +122,15 @@ async def metrics(state: State) -> Response:
         404,
         501,
         503,
-    ),  # fmt: skip
+    ),
 )
 async def monitor(state: State, served: ServedRunDep) -> Response:
     if served.reference is None or served.window is None:
-        raise ClientError(501, f"run {served.run_id} was trained before churn saved a reference profile; retrain it "
-                               "to monitor what it scores")  # fmt: skip
+        raise ClientError(
+            501,
+            f"run {served.run_id} was trained before churn saved a reference profile; retrain it "
+            "to monitor what it scores",
+        )
     tally = served.window.tally()
     if not len(tally.all_probabilities):
         raise ClientError(404, f"no customer has been scored by run {served.run_id} since it was loaded")

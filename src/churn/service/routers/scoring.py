@@ -123,8 +123,11 @@ def _check_query(request: Request, known: tuple[str, ...]) -> None:
     given = Counter(key for key, _ in request.query_params.multi_items())
     for key, count in given.items():
         if key not in known:
-            raise ClientError(422, f"unknown query parameter {_name(key)}{_closest(key, known)}; this endpoint "
-                                   f"takes {', '.join(known)}", field=key[:40])  # fmt: skip
+            raise ClientError(
+                422,
+                f"unknown query parameter {_name(key)}{_closest(key, known)}; this endpoint takes {', '.join(known)}",
+                field=key[:40],
+            )
         if count > 1:
             raise ClientError(422, f"query parameter {key} is given {count} times; give it once", field=key)
 
@@ -133,8 +136,11 @@ def _check_keys(payload: dict[str, Any], known: tuple[str, ...]) -> None:
     for key in payload:
         if key not in known:
             hint = "; contributions are in CSV answers only (?contributions=true)" if key == "contributions" else ""
-            raise ClientError(422, f"unknown key {_name(key)} in the body{_closest(key, known)}; the body takes "
-                                   f"{', '.join(known)}{hint}", field=key[:40])  # fmt: skip
+            raise ClientError(
+                422,
+                f"unknown key {_name(key)} in the body{_closest(key, known)}; the body takes {', '.join(known)}{hint}",
+                field=key[:40],
+            )
 
 
 def _name(key: str) -> str:
@@ -160,8 +166,12 @@ def _budget(value: Any, where: str) -> int | None:
 
 def _require_costs(served: ServedRun) -> None:
     if decisions.Costs.of(served.loaded.record.decision) is None:
-        raise ClientError(422, f"run {served.run_id} has no decision costs: a budget cannot rank customers by "
-                               "expected saving; retrain with decision costs", field="budget")  # fmt: skip
+        raise ClientError(
+            422,
+            f"run {served.run_id} has no decision costs: a budget cannot rank customers by "
+            "expected saving; retrain with decision costs",
+            field="budget",
+        )
 
 
 def _explain(config: Config, served: ServedRun, value: Any, where: str, contributions: bool = False) -> Explain | None:
@@ -219,8 +229,15 @@ def _add_reasons(predictions: list[dict[str, Any]], served: ServedRun, scored: S
     except explainers.ExplainTooSlowError as error:
         raise ClientError(422, str(error), field="explain") from None
     columns = explainers.explanation_columns(served.explainer, features, explain)
-    found = [[(name, value, effect) for name, value, effect in zip(*(columns[f"reason_{k}{part}"].to_pylist()
-              for part in ("", "_value", "_effect")), strict=True)] for k in range(1, explain.top + 1)]  # fmt: skip
+    found = [
+        [
+            (name, value, effect)
+            for name, value, effect in zip(
+                *(columns[f"reason_{k}{part}"].to_pylist() for part in ("", "_value", "_effect")), strict=True
+            )
+        ]
+        for k in range(1, explain.top + 1)
+    ]
     for row, prediction in enumerate(predictions):
         reasons = (found[k][row] for k in range(explain.top))
         prediction["reasons"] = [{"feature": n, "value": v, "effect": e} for n, v, e in reasons if n is not None]
@@ -277,8 +294,9 @@ def _score_csv(config: Config, served: ServedRun, body: bytes, info: Info, asked
     budget = _budget(asked.budget, "query budget")
     if budget is not None:
         _require_costs(served)
-    options = core.ScoreOptions(config.predict.chunk_rows, core.UnparsedLimit(config.data.max_unparsed_share, None),
-                                 explain)  # fmt: skip
+    options = core.ScoreOptions(
+        config.predict.chunk_rows, core.UnparsedLimit(config.data.max_unparsed_share, None), explain
+    )
     chunks = core.ScoredTable(served.loaded, tables.CsvBytes(body), options)
     pending: list[tuple[np.ndarray, np.ndarray]] = []  # monitored once the whole body is accepted
     out = io.BytesIO()
@@ -318,8 +336,13 @@ def _refuse_long_values(chunk: pa.Table, columns: tuple[str, ...], max_chars: in
         longest = pc.max(lengths).as_py()
         if longest is not None and longest > max_chars:
             row = first_row + int(pc.index(pc.greater(lengths, max_chars), True).as_py())
-            raise ClientError(422, f"data row {row + 1:,} field {column} has {longest:,} characters; at most "
-                                   f"{max_chars:,} (serve.max_value_chars)", row=row, field=column)  # fmt: skip
+            raise ClientError(
+                422,
+                f"data row {row + 1:,} field {column} has {longest:,} characters; at most "
+                f"{max_chars:,} (serve.max_value_chars)",
+                row=row,
+                field=column,
+            )
 
 
 def _csv_records(body: bytes, max_rows: int) -> list[dict[str, Any]]:
