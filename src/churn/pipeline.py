@@ -13,13 +13,14 @@ importing this module loads the scoring side only, and `train`, `evaluate` and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from churn.config import Config
 from churn.io.tables import Source
 from churn.workflows.predict import Output, PredictResult, default_output_path, load_run, predict, score_frames
 
 if TYPE_CHECKING:
+    from churn.workflows.evaluate import Evaluation
     from churn.workflows.train import TrainResult
 
 __all__ = [
@@ -45,7 +46,7 @@ def train(config: Config, data_path: Source | None = None) -> TrainResult:
     return train_workflow(config, data_path)
 
 
-def evaluate(config: Config, input_path: Source, run: str | Path | None = None) -> dict[str, Any]:
+def evaluate(config: Config, input_path: Source, run: str | Path | None = None) -> Evaluation:
     """See `churn.workflows.evaluate.evaluate`."""
     from churn.workflows.evaluate import evaluate as evaluate_workflow  # deferred: scikit-learn's metrics
 

@@ -87,6 +87,7 @@ def test_evaluate_reports_the_metrics_of_the_predictions_it_makes(workspace):
     assert run_cli("predict", "-q", "--input", data, "--output", "p.csv", cwd=folder).returncode == 0
     predicted = pd.read_csv(folder / "p.csv")
     truth = (pd.read_csv(folder / data)["Churn"] == "Yes").astype(int)
+    metrics = metrics["metrics"]  # the run, the input and the threshold beside them
     assert metrics["rows"] == 400
     assert metrics["roc_auc"] == pytest.approx(roc_auc_score(truth, predicted["churn_probability"]), abs=1e-12)
     decided = predicted["churn_prediction"]
@@ -94,10 +95,12 @@ def test_evaluate_reports_the_metrics_of_the_predictions_it_makes(workspace):
     assert metrics["confusion_matrix"]["fp"] == int(((decided == 1) & (truth == 0)).sum())
     # offer 50 per contact, 300 per churner lost, the offer keeps 30 % of the churners it reaches
     contacted, kept_from = int(decided.sum()), int(((decided == 1) & (truth == 1)).sum())
-    assert metrics["expected_cost"] == pytest.approx(50 * contacted + 300 * (truth.sum() - kept_from + 0.7 * kept_from))
+    lost = truth.sum() - kept_from + 0.7 * kept_from
+    assert metrics["costs"]["expected_cost"] == pytest.approx(50 * contacted + 300 * lost)
     table = run_cli("evaluate", "--input", data, cwd=folder)
     assert table.returncode == 0 and f"{metrics['roc_auc']:.4f}" in table.stdout
-    assert f"expected cost on these rows {metrics['expected_cost']:,.0f} vs " in table.stdout  # as the docs say
+    cost = metrics["costs"]["expected_cost"]
+    assert f"expected cost on these rows {cost:,.0f} vs " in table.stdout  # as the docs say
 
 
 def test_evaluate_after_training_without_costs(workspace):
@@ -111,7 +114,7 @@ def test_evaluate_after_training_without_costs(workspace):
         "evaluate", "-c", "nocost.yaml", "--input", "data/raw/telco_customer_churn.csv", "--json", cwd=folder
     )
     assert result.returncode == 0, result.stderr
-    assert "expected_cost" not in json.loads(result.stdout)
+    assert json.loads(result.stdout)["metrics"]["costs"] is None
 
 
 def test_help_on_every_mode_shows_examples():

@@ -105,7 +105,7 @@ def test_labels_give_realised_figures_equal_to_evaluate(trained, tmp_path):
     figures = monitor.monitor(config, source, output=tmp_path / "out").figures
     evaluated = pipeline.evaluate(config, source)
     for key in ("roc_auc", "precision", "recall"):
-        assert figures["realised"][key] == pytest.approx(evaluated[key], abs=1e-12)
+        assert figures["realised"][key] == pytest.approx(getattr(evaluated.metrics, key), abs=1e-12)
         assert figures["realised"][key] == pytest.approx(getattr(result.record.metrics, key), abs=1e-12)
 
 

@@ -113,10 +113,10 @@ def test_train_reads_the_database_data_source_names(work, tmp_path):
 
 def test_evaluate_and_monitor_read_a_database(work):
     config, url, folder = work
-    metrics = pipeline.evaluate(config, source(url, "customers"))
-    assert metrics["rows"] == 7043 and metrics["input"] == f"{url} table customers"
+    evaluation = pipeline.evaluate(config, source(url, "customers"))
+    assert evaluation.metrics.rows == 7043 and evaluation.input == f"{url} table customers"
     from_file = pipeline.evaluate(config, TELCO)
-    assert metrics["roc_auc"] == from_file["roc_auc"]
+    assert evaluation.metrics == from_file.metrics
     from churn.workflows import monitor
 
     result = monitor.monitor(config, source(url, query="SELECT * FROM customers WHERE tenure > 12"))
@@ -129,8 +129,8 @@ def test_evaluate_and_monitor_read_a_database(work):
 def test_evaluate_knows_the_training_table_by_its_digest(work):
     config, url, folder = work
     pipeline.train(config, source(url, "sample"))
-    overlap = pipeline.evaluate(config, source(url, query="SELECT * FROM sample"))["training_overlap"]
-    assert overlap["kind"] == "training file"
+    overlap = pipeline.evaluate(config, source(url, query="SELECT * FROM sample")).training_overlap
+    assert overlap is not None and overlap.kind == "training file"
 
 
 def test_an_existing_table_is_refused_replaced_or_added_to(work):

@@ -117,10 +117,9 @@ def test_evaluate_warns_of_rows_whose_ids_were_trained_on(shipped_run, tmp_path)
     raw = pd.read_csv(TELCO, dtype=str, keep_default_na=False)
     some = raw.sample(500, random_state=3)
     some.to_csv(tmp_path / "some.csv", index=False)  # another file: not the training file's sha256
-    metrics = pipeline.evaluate(config, tmp_path / "some.csv")
-    overlap = metrics["training_overlap"]
-    assert overlap["kind"] == "training ids"
-    assert 0.7 < overlap["share"] < 0.9  # about the 80 % of rows in the training split
+    overlap = pipeline.evaluate(config, tmp_path / "some.csv").training_overlap
+    assert overlap is not None and overlap.kind == "training ids"
+    assert 0.7 < overlap.share < 0.9  # about the 80 % of rows in the training split
     ids = pd.read_parquet(result.run_dir / runs.TRAINING_IDS)
     assert list(ids.columns) == ["id_hash"] and len(ids) == result.record.split.train_rows
     assert not ids["id_hash"].astype(str).isin(raw["customerID"]).any()  # hashes, not the ids
@@ -131,4 +130,4 @@ def test_evaluate_on_unseen_customers_has_no_warning(shipped_run, tmp_path):
     raw = pd.read_csv(TELCO, dtype=str, keep_default_na=False).head(300)
     raw["customerID"] = "NEW-" + raw["customerID"]
     raw.to_csv(tmp_path / "new.csv", index=False)
-    assert pipeline.evaluate(config, tmp_path / "new.csv")["training_overlap"] is None
+    assert pipeline.evaluate(config, tmp_path / "new.csv").training_overlap is None

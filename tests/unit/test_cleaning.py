@@ -21,7 +21,6 @@ from churn.errors import DataError
 SPEC = FeatureSpec(("n",), ("c",))
 
 
-
 def normalise_categories(values, spelling=None):
     """The cleaned categories of a pandas column, as a Categorical of text (what cleaning codes)."""
     return code_categories(values, spelling).to_series(values.index).rename(values.name)

@@ -192,14 +192,15 @@ def _explain(args: argparse.Namespace) -> Any:
 def _run_evaluate(config: Config, args: argparse.Namespace) -> int:
     from churn import pipeline  # defers pandas and pyarrow; pipeline.evaluate defers scikit-learn
 
-    metrics = pipeline.evaluate(config, _source(config, args.input, args), args.model)
+    evaluation = pipeline.evaluate(config, _source(config, args.input, args), args.model)
     if args.json:
-        print(json.dumps(metrics, indent=2))
-    else:
-        print(f"run {metrics['run_id']} on {shown(metrics['input'])} ({metrics['rows']} rows)")
-        print(text.metrics_table(metrics, metrics["threshold"]))
-        if "expected_cost" in metrics:  # the run was trained with decision costs
-            print(text.cost_line("these rows", metrics))
+        print(json.dumps(evaluation.model_dump(mode="json"), indent=2))
+        return EXIT_OK
+    metrics = evaluation.metrics
+    print(f"run {evaluation.run_id} on {shown(evaluation.input)} ({metrics.rows} rows)")
+    print(text.metrics_table(metrics.model_dump(), evaluation.threshold))
+    if metrics.costs is not None:  # the run was trained with decision costs
+        print(text.cost_line("these rows", metrics.costs.model_dump()))
     return EXIT_OK
 
 

@@ -138,10 +138,8 @@ class CostSummary(_Record):
     saving_vs_contact_nobody: float
 
 
-class TestMetrics(_Record):
-    """The final model on the held-out test rows, and its cross-validated ROC AUC."""
-
-    __test__ = False  # not a pytest test class, whatever its name
+class LabelledMetrics(_Record):
+    """A run's metrics on labelled rows at its threshold (with its decision costs, their expected cost)."""
 
     rows: int
     positive_rate: float
@@ -153,9 +151,16 @@ class TestMetrics(_Record):
     f1: float
     brier: float
     confusion_matrix: Confusion
+    costs: CostSummary | None = Field(None, description="with the config's decision costs only")
+
+
+class TestMetrics(LabelledMetrics):
+    """The final model on the held-out test rows, and its cross-validated ROC AUC."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
     cv_roc_auc_mean: float
     cv_roc_auc_std: float
-    costs: CostSummary | None = Field(None, description="with the config's decision costs only")
 
 
 class ValidationRecord(_Record):

@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from churn.config import Config
 from churn.errors import ModelError
 from churn.io.sql import RowDigest, SqlSource
 from churn.io.tables import Source
-from churn.labels import label_key
+from churn.labels import label_key, positive_flags
 from churn.monitoring import journal, profiles, tallies, verdicts
 from churn.progress import RowProgress
 from churn.scoring.core import ScoredTable, ScoreOptions, UnparsedLimit
@@ -101,7 +99,7 @@ def _score_into(tally: tallies.DriftTally, config: Config, loaded: LoadedRun, in
             if rows is not None:
                 rows.update(chunk.rows)
             labeled = target in chunk.rows.column_names
-            tally.add(chunk, _labels(chunk.rows.column(target), positive) if labeled else None)
+            tally.add(chunk, positive_flags(chunk.rows.column(target), positive)[0] if labeled else None)
             progress.update(len(chunk))
         progress.finish()
     for line in chunks.quality.warnings():
@@ -109,16 +107,6 @@ def _score_into(tally: tallies.DriftTally, config: Config, loaded: LoadedRun, in
     if rows is not None:
         return rows.hexdigest()
     return digest.result() if digest is not None else None
-
-
-def _labels(column: pa.ChunkedArray, positive: str) -> np.ndarray:
-    """1 where the target is the run's positive label, 0 where another value, NaN where missing."""
-    encoded = pc.dictionary_encode(pc.cast(column, pa.string())).combine_chunks()
-    known = np.asarray([label_key(v) == positive for v in encoded.dictionary.to_pylist()] + [False], dtype="float64")
-    indices = encoded.indices.fill_null(len(known) - 1).to_numpy(zero_copy_only=False)
-    labels = known[indices]
-    labels[encoded.indices.is_null().to_numpy(zero_copy_only=False)] = np.nan
-    return labels
 
 
 def realised_metrics(labels: np.ndarray, probabilities: np.ndarray, record: RunRecord) -> dict[str, Any]:
