@@ -66,7 +66,7 @@ def test_the_service_window_equals_monitor_on_the_same_rows(workspace, tmp_path)
     served = json.loads(body)
     source = tmp_path / "same_rows.csv"
     pd.concat([first, second]).to_csv(source, index=False)
-    local = monitor.monitor(config, source, output=tmp_path / "out").figures
+    local = monitor.monitor(config, source, output=tmp_path / "out").report.to_json()
     for key in SAME_EVERYWHERE:
         assert same(served[key], local[key]), key
     assert served["rows"] == 260
@@ -87,7 +87,7 @@ def test_the_window_keeps_only_the_last_rows(workspace, tmp_path):
         served = json.loads(http("GET", service.url + "/monitor")[2])
     source = tmp_path / "last_100.csv"
     features.iloc[140:240].to_csv(source, index=False)
-    local = monitor.monitor(load_config(workspace), source, output=tmp_path / "out").figures
+    local = monitor.monitor(load_config(workspace), source, output=tmp_path / "out").report.to_json()
     assert served["rows"] == 100
     assert same(served["columns"], local["columns"]) and same(served["prediction"], local["prediction"])
 

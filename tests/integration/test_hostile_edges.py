@@ -184,7 +184,7 @@ def test_predict_warns_of_a_drifted_column_with_monitor_s_psi(work, caplog):
     with caplog.at_level(logging.WARNING, logger="churn"):
         pipeline.predict(config, source, folder / "scored.csv")
     drifted = [r.getMessage() for r in caplog.records if "has drifted from the training rows" in r.getMessage()]
-    figures = monitor.monitor(config, source, output=folder / "out").figures
+    figures = monitor.monitor(config, source, output=folder / "out").report.to_json()
     alarms = {c["column"]: c["psi"] for c in figures["columns"] if c["psi"] >= config.monitor.psi_alarm}
     assert alarms and len(drifted) == len(alarms)
     by_psi = sorted(alarms.items(), key=lambda item: -item[1])  # largest first, as the lines come
@@ -221,7 +221,7 @@ def test_monitor_names_the_positive_label_when_the_labels_hold_one_class(work):
     config, folder = work
     source = folder / "maybe.csv"
     SAMPLE.assign(Churn="maybe").to_csv(source, index=False)
-    realised = monitor.monitor(config, source, output=folder / "out").figures["realised"]
+    realised = monitor.monitor(config, source, output=folder / "out").report.to_json()["realised"]
     assert "one class only" in realised["note"] and "the positive label is 'Yes'" in realised["note"]
 
 

@@ -111,5 +111,5 @@ def test_a_run_of_the_main_branch_before_the_scoring_core_explains_and_is_monito
     contributions = explained.filter(like="contribution_").sum(axis=1).to_numpy()
     margin = np.log(explained["churn_probability"] / (1 - explained["churn_probability"])).to_numpy()
     assert np.abs(contributions - margin).max() < 1e-9
-    figures = monitor.monitor(models, TELCO_SAMPLE, run=run_id, output=tmp_path / "monitor").figures
+    figures = monitor.monitor(models, TELCO_SAMPLE, run=run_id, output=tmp_path / "monitor").report.to_json()
     assert figures["run_id"] == run_id and figures["rows"] == 400  # its reference.json read as the typed profile

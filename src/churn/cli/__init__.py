@@ -217,14 +217,14 @@ def _run_monitor(config: Config, args: argparse.Namespace) -> int:
     if source is None:
         raise ChurnError("monitor needs --input FILE (or a database URL with --table or --query, or --history)")
     result = monitor.monitor(config, source, args.model, args.output)
-    figures = result.figures
+    report = result.report
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print(json.dumps(report.to_json(), indent=2))
     else:
-        print(text.monitor_summary(figures))
+        print(text.monitor_summary(report))
         print(f"wrote {shown(result.output / 'monitor.html')} and monitor.json")
     if result.verdict == "alarm":
-        print(f"error: monitoring alarm: {'; '.join(figures['reasons'])}", file=sys.stderr)
+        print(f"error: monitoring alarm: {'; '.join(report.reasons)}", file=sys.stderr)
         return EXIT_ALARM
     return EXIT_OK
 

@@ -10,6 +10,8 @@ from churn.store.record import METRIC_LABELS
 if TYPE_CHECKING:
     import pandas as pd
 
+    from churn.monitoring.verdicts import MonitorReport
+
 
 def leaderboard_table(board: pd.DataFrame) -> str:
     costs = "oof_expected_cost" in board.columns
@@ -51,23 +53,24 @@ def runs_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def monitor_summary(figures: Mapping[str, Any]) -> str:
+def monitor_summary(report: MonitorReport) -> str:
     """The verdict, the columns that shifted most, the scores' drift and the estimates."""
-    lines = [f"{figures['verdict']}: run {figures['run_id']} on {figures['rows']:,} rows of {figures['input']}"]
-    lines += [f"  {reason}" for reason in figures["reasons"]]
+    lines = [f"{report.verdict}: run {report.run_id} on {report.rows:,} rows of {report.input}"]
+    lines += [f"  {reason}" for reason in report.reasons]
     lines.append(f"\n  {'column':<24}{'PSI':>8}  {'band':<16}{'missing then/now':>18}")
-    for column in figures["columns"][:10]:
-        missing = f"{column['missing_share_then']:.1%}/{column['missing_share_now']:.1%}"
-        lines.append(f"  {column['column']:<24}{column['psi']:>8.3f}  {column['band']:<16}{missing:>18}")
-    prediction, estimated, test = figures["prediction"], figures["estimated"], figures["test"]
+    for column in report.columns[:10]:
+        missing = f"{column.missing_share_then:.1%}/{column.missing_share_now:.1%}"
+        lines.append(f"  {column.column:<24}{column.psi:>8.3f}  {column.band:<16}{missing:>18}")
+    prediction = report.prediction
     lines.append(
-        f"\n  churn probability PSI {prediction['psi']:.3f} ({prediction['band']}), mean "
-        f"{_value(prediction['mean_then'])} then, {_value(prediction['mean_now'])} now"
+        f"\n  churn probability PSI {prediction.psi:.3f} ({prediction.band}), mean "
+        f"{_value(prediction.mean_then)} then, {_value(prediction.mean_now)} now"
     )
     for key in ("roc_auc", "precision", "recall"):
-        realised = figures.get("realised", {}).get(key)
+        realised = getattr(report.realised, key) if report.realised is not None else None
         extra = f", realised {_value(realised)}" if realised is not None else ""
-        lines.append(f"  {key:<10} estimated {_value(estimated.get(key))}, test {_value(test.get(key))}{extra}")
+        estimated, test = getattr(report.estimated, key), getattr(report.test, key)
+        lines.append(f"  {key:<10} estimated {_value(estimated)}, test {_value(test)}{extra}")
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from churn.monitoring.verdicts import MonitorReport
 from churn.store.files import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -18,29 +19,28 @@ logger = logging.getLogger(__name__)
 HISTORY = "monitor_history.jsonl"  # in the models folder: one line per monitored batch
 
 
-def history_line(figures: Mapping[str, Any]) -> dict[str, Any]:
+def history_line(report: MonitorReport) -> dict[str, Any]:
     """The headline figures of a batch, as its history keeps them."""
-    top = {c["column"]: round(c["psi"], 6) for c in figures["columns"][:5]}
     return {
-        "run_id": figures["run_id"],
-        "input": figures["input"],
-        "input_sha256": figures["input_sha256"],
-        "created": figures["created"],
-        "rows": figures["rows"],
-        "verdict": figures["verdict"],
-        "top_psi": top,
-        "prediction_psi": figures["prediction"]["psi"],
-        "estimated_roc_auc": figures["estimated"]["roc_auc"],
-        "contacted_share": figures["prediction"]["contacted_share_now"],
-        "realised_roc_auc": figures.get("realised", {}).get("roc_auc"),
+        "run_id": report.run_id,
+        "input": report.input,
+        "input_sha256": report.input_sha256,
+        "created": report.created,
+        "rows": report.rows,
+        "verdict": report.verdict,
+        "top_psi": {column.column: round(column.psi, 6) for column in report.columns[:5]},
+        "prediction_psi": report.prediction.psi,
+        "estimated_roc_auc": report.estimated.roc_auc,
+        "contacted_share": report.prediction.contacted_share_now,
+        "realised_roc_auc": report.realised.roc_auc if report.realised is not None else None,
     }
 
 
-def append_history(models_dir: Path, figures: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Add the batch to the history, atomically: the whole file rewritten beside and renamed,
-    so a kill mid-write leaves the history as it was (lines that could not be read are left
-    out, each named once by read_history). Returns the history with it."""
-    lines = read_history(models_dir) + [history_line(figures)]
+def append_history(models_dir: Path, line: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Add a batch's line (`history_line`) to the history, atomically: the whole file rewritten
+    beside and renamed, so a kill mid-write leaves the history as it was (lines that could not
+    be read are left out, each named once by read_history). Returns the history with it."""
+    lines = read_history(models_dir) + [dict(line)]
     write_text_atomic(models_dir / HISTORY, "".join(json.dumps(line) + "\n" for line in lines))
     return lines
 

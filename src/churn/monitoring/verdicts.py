@@ -1,21 +1,102 @@
-"""A monitored batch as figures: `report` turns a tally and the batch's probabilities into every
-figure monitor.json holds, against the run's reference profile and test metrics; `verdict` says
-stable, warning or alarm, and why; `drift_warnings` are the lines predict logs."""
+"""A monitored batch as figures: `report` turns a tally and the batch's probabilities into a typed
+`MonitorReport` (what monitor.json holds), against the run's reference profile and test
+metrics; `verdict` says stable, warning or alarm, and why; `drift_warnings` are the lines
+predict logs. The CLI, the service and its metrics read the report by attribute."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from churn.config import MonitorConfig
 from churn.monitoring import profiles
 from churn.monitoring.tallies import DriftTally
 from churn.scoring.decisions import Costs
 from churn.store.record import RunRecord
+
+
+class _Figures(BaseModel):
+    # extra="forbid": a figure added to the report must be added here too
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ColumnDrift(_Figures):
+    """One input column: its shares per bin then (training) and now, and their PSI."""
+
+    column: str
+    kind: Literal["numeric", "categorical"]
+    psi: float
+    band: str
+    missing_share_then: float
+    missing_share_now: float
+    bins: list[str]
+    shares_then: list[float]
+    shares_now: list[float]
+    unseen_share_now: float | None = None  # categorical columns only
+
+
+class PredictionDrift(_Figures):
+    """The churn probability: its deciles then (the test rows) and now."""
+
+    psi: float
+    band: str
+    mean_then: float | None
+    mean_now: float | None
+    contacted_share_then: float | None
+    contacted_share_now: float | None
+    edges: list[float]
+    shares_then: list[float]
+    shares_now: list[float]
+
+
+class Performance(_Figures):
+    """Performance figures: estimated from the probabilities (CBPE), of the test rows, or realised."""
+
+    roc_auc: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    pr_auc: float | None = None
+    brier: float | None = None
+    expected_churn_rate: float | None = None
+    expected_cost: float | None = None
+    expected_cost_per_customer: float | None = None
+    rows: int | None = None  # realised: the labelled rows
+    note: str | None = None  # realised: why a figure is missing
+
+
+class Calibration(_Figures):
+    expected_calibration_error: float
+    max_calibration_error: float
+    estimate_trusted: bool
+    bins: list[profiles.CalibrationBin]
+
+
+class MonitorReport(_Figures):
+    """Every figure of a monitored batch against its run: monitor.json."""
+
+    run_id: str
+    input: str
+    input_sha256: str | None
+    created: str
+    rows: int
+    settings: MonitorConfig
+    columns: list[ColumnDrift]  # largest PSI first
+    prediction: PredictionDrift
+    estimated: Performance
+    test: Performance
+    calibration: Calibration
+    realised: Performance | None = None  # when the batch held labels
+    verdict: Literal["stable", "warning", "alarm"]
+    reasons: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """monitor.json: the figures the batch has (none of a kind it lacks)."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 @dataclass(frozen=True)
@@ -33,7 +114,7 @@ def report(
     settings: MonitorConfig,
     batch: Batch,
     realised: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> MonitorReport:
     """Every figure of a monitored batch against the run (the contents of monitor.json);
     `realised`: the metrics on the batch's labels, when it had them."""
     probabilities = tally.all_probabilities
@@ -55,7 +136,7 @@ def report(
     if realised is not None:
         figures["realised"] = dict(realised)
     figures["verdict"], figures["reasons"] = verdict(figures, settings)
-    return figures
+    return MonitorReport.model_validate(figures)
 
 
 def _column_figures(tally: DriftTally, settings: MonitorConfig) -> list[dict[str, Any]]:

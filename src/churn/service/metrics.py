@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+if TYPE_CHECKING:
+    from churn.monitoring.verdicts import MonitorReport
 
 # The endpoints counted by name; any other path is counted as "other" (no label per client path).
 ENDPOINTS = frozenset(
@@ -70,13 +72,13 @@ class Metrics:
             self.model.labels(run_id).set(1)
             self._served = run_id
 
-    def drifted(self, figures: Mapping[str, Any]) -> None:
+    def drifted(self, report: MonitorReport) -> None:
         """The monitoring window's figures (its monitor.json), as gauges."""
-        for column in figures["columns"]:
-            self.psi.labels(column["column"]).set(column["psi"])
-        self.prediction_psi.set(figures["prediction"]["psi"])
-        if figures["estimated"]["roc_auc"] is not None:
-            self.estimated_auc.set(figures["estimated"]["roc_auc"])
+        for column in report.columns:
+            self.psi.labels(column.column).set(column.psi)
+        self.prediction_psi.set(report.prediction.psi)
+        if report.estimated.roc_auc is not None:
+            self.estimated_auc.set(report.estimated.roc_auc)
 
     def exposition(self) -> bytes:
         if not self.multiprocess:

@@ -32,11 +32,11 @@ MONITOR_JSON, MONITOR_HTML = "monitor.json", "monitor.html"
 @dataclass(frozen=True)
 class MonitorResult:
     output: Path
-    figures: dict[str, Any]
+    report: verdicts.MonitorReport
 
     @property
     def verdict(self) -> str:
-        return str(self.figures["verdict"])
+        return self.report.verdict
 
 
 def read_reference(loaded: LoadedRun) -> profiles.Reference:
@@ -76,10 +76,10 @@ def monitor(
     labels = tally.all_labels
     realised = realised_metrics(labels, tally.all_probabilities, loaded.record) if labels is not None else None
     batch_of = verdicts.Batch(str(input_path), digest)
-    figures = verdicts.report(reference, loaded.record, tally, config.monitor, batch_of, realised)
-    history = journal.append_history(config.paths.models_dir, figures)
-    write_outputs(folder, figures, history)
-    return MonitorResult(folder, figures)
+    report = verdicts.report(reference, loaded.record, tally, config.monitor, batch_of, realised)
+    history = journal.append_history(config.paths.models_dir, journal.history_line(report))
+    write_outputs(folder, report, history)
+    return MonitorResult(folder, report)
 
 
 def _score_into(tally: tallies.DriftTally, config: Config, loaded: LoadedRun, input_path: Source) -> str | None:
@@ -132,11 +132,12 @@ def realised_metrics(labels: np.ndarray, probabilities: np.ndarray, record: RunR
     return figures
 
 
-def write_outputs(folder: Path, figures: dict[str, Any], history: list[dict[str, Any]]) -> None:
+def write_outputs(folder: Path, report: verdicts.MonitorReport, history: list[dict[str, Any]]) -> None:
     """monitor.html, then monitor.json, each written whole and renamed into place."""
     from churn.monitoring.page import write_page  # deferred: matplotlib, for the page only
 
     folder.mkdir(parents=True, exist_ok=True)
+    figures = report.to_json()  # the page is drawn from monitor.json's very figures
     write_page(folder / MONITOR_HTML, figures, history)
     write_json_atomic(folder / MONITOR_JSON, figures)
 

@@ -134,10 +134,10 @@ async def monitor(state: State, served: ServedRunDep) -> Response:
     tally = served.window.tally()
     if not len(tally.all_probabilities):
         raise ClientError(404, f"no customer has been scored by run {served.run_id} since it was loaded")
-    return json_response(window_report(state, served, tally))
+    return json_response(window_report(state, served, tally).to_json())
 
 
-def window_report(state: ServiceState, served: ServedRun, tally: tallies.DriftTally) -> dict[str, Any]:
+def window_report(state: ServiceState, served: ServedRun, tally: tallies.DriftTally) -> verdicts.MonitorReport:
     """The window's monitor.json, by the code `monitor` uses."""
     assert served.reference is not None
     rows = len(tally.all_probabilities)
