@@ -6,6 +6,9 @@ import logging
 import os
 import sys
 
+# The CLI's log level, for the service's worker processes, which set up their own logging.
+LOG_LEVEL_VARIABLE = "CHURN_LOG_LEVEL"
+
 
 def configure_logging(level_name: str) -> None:
     """Log lines `level: message` on stderr: the package's at `level_name` (debug, info or

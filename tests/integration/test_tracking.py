@@ -154,6 +154,10 @@ def test_a_rejected_run_is_registered_but_champion_stays_and_promote_moves_it(tm
     done = run_cli("models", "promote", first.run_id, "-c", config.source, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert client.get_model_version_by_alias("churn", "champion").version == versions[first.run_id]
+    # from a notebook the same way: latest and the champion move together
+    assert pipeline.promote(config, second.run_id) is True
+    assert client.get_model_version_by_alias("churn", "champion").tags["churn.run_id"] == second.run_id
+    assert runs.read_latest(config.paths.models_dir) == second.run_id
 
 
 def test_a_failing_store_leaves_the_local_run_and_one_warning(tmp_path, caplog):

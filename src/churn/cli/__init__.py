@@ -68,9 +68,9 @@ def shown(path: str | Path) -> str:
 
 
 def _run_init(args: argparse.Namespace) -> int:
-    from churn.workflows.init import init  # defers pandas and pyarrow
+    from churn import pipeline  # defers pyarrow; pipeline.init defers pandas
 
-    inferred = init(args.data, args.target, args.output, args.force)
+    inferred = pipeline.init(args.data, args.target, args.output, args.force)
     print(
         f"wrote {shown(args.output)}: {len(inferred.numeric)} numeric, {len(inferred.categorical)} categorical "
         f"feature(s); id column {inferred.id_column or 'none'}; positive label {inferred.positive_label!r} "
@@ -205,18 +205,18 @@ def _run_evaluate(config: Config, args: argparse.Namespace) -> int:
 
 
 def _run_monitor(config: Config, args: argparse.Namespace) -> int:
-    from churn.workflows import monitor  # defers pandas, pyarrow and matplotlib
+    from churn import pipeline  # defers pyarrow; pipeline.monitor defers matplotlib
 
     if args.history:
         if args.input is not None:
             raise ChurnError("--history prints the history and takes no --input; drop one of them")
-        lines = monitor.history(config)
+        lines = pipeline.monitor_history(config)
         print(json.dumps(lines, indent=2) if args.json else text.history_table(lines))
         return EXIT_OK
     source = _source(config, args.input, args)
     if source is None:
         raise ChurnError("monitor needs --input FILE (or a database URL with --table or --query, or --history)")
-    result = monitor.monitor(config, source, args.model, args.output)
+    result = pipeline.monitor(config, source, args.model, args.output)
     report = result.report
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
@@ -230,38 +230,35 @@ def _run_monitor(config: Config, args: argparse.Namespace) -> int:
 
 
 def _run_models(config: Config, args: argparse.Namespace) -> int:
-    models_dir = config.paths.models_dir
+    from churn import pipeline  # defers pyarrow (the run registry needs none of it)
+
     if args.action == "list":
-        rows = runs.list_runs(models_dir)
+        rows = pipeline.list_runs(config)
         print(json.dumps(rows, indent=2) if args.json else text.runs_table(rows))
     elif args.action == "show":
-        print(json.dumps(runs.run_details(models_dir, args.run_id), indent=2))
+        print(json.dumps(pipeline.run_details(config, args.run_id), indent=2))
     elif args.action == "compare":
         first, second = (None if run == "latest" else run for run in args.run_ids)
-        found = runs.compare_runs(models_dir, first, second)
+        found = pipeline.compare_runs(config, first, second)
         print(json.dumps(found, indent=2) if args.json else text.comparison_table(found))
     elif args.action == "promote":
-        runs.promote(models_dir, args.run_id)
-        print(f"latest is now {args.run_id}")
-        where = runs.read_tracking(models_dir / args.run_id)  # a run tracked with train --track
-        if config.tracking.enabled or where is not None:
-            from churn.store import tracking  # defers pandas; MLflow loads when the alias moves
-
-            tracking.move_champion(config, args.run_id, where)
+        moved = pipeline.promote(config, args.run_id)
+        print(f"latest is now {args.run_id}" + (" (and MLflow's champion)" if moved else ""))
     else:
         if args.keep < 1:
             raise ChurnError(f"--keep must be at least 1, got {args.keep}")
-        deleted = runs.prune(models_dir, args.keep, args.dry_run)
+        deleted = pipeline.prune(config, args.keep, args.dry_run)
         verb = "would delete" if args.dry_run else "deleted"
         print(f"{verb} {len(deleted)} run(s)" + "".join(f"\n  {run_id}" for run_id in deleted))
     return EXIT_OK
 
 
 def _run_serve(config: Config, args: argparse.Namespace) -> int:
-    from churn.service.server import LOG_LEVEL_VARIABLE, serve  # defers FastAPI, uvicorn and pandas
+    from churn import pipeline  # defers pyarrow; pipeline.serve defers FastAPI, uvicorn and pandas
+    from churn.logs import LOG_LEVEL_VARIABLE
 
     os.environ[LOG_LEVEL_VARIABLE] = log_level(args)  # for worker processes, which set up their own logging
-    serve(config, args.host, args.port, args.workers, args.model)
+    pipeline.serve(config, args.host, args.port, args.workers, args.model)
     return EXIT_OK
 
 

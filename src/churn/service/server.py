@@ -32,7 +32,7 @@ from uvicorn.supervisors import Multiprocess
 
 from churn.config import Config, load_config
 from churn.errors import ChurnError
-from churn.logs import configure_logging
+from churn.logs import LOG_LEVEL_VARIABLE, configure_logging
 from churn.scoring.scorers import load_run
 from churn.service.app import create_app
 from churn.service.connections import GuardedProtocol
@@ -42,7 +42,6 @@ logger = logging.getLogger("churn.service")
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _ENV_CONFIG, _ENV_RUN = "CHURN_SERVE_CONFIG", "CHURN_SERVE_RUN"
-LOG_LEVEL_VARIABLE = "CHURN_LOG_LEVEL"
 
 
 def serve(config: Config, host: str, port: int, workers: int, run: str | None) -> None:
