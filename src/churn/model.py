@@ -29,6 +29,7 @@ from churn.preprocessing import FeatureCleaner
 from churn.store import runs
 from churn.store.files import atomic_path, sha256_file
 from churn.store.record import RunRecord
+from churn.store.upgrade import upgrade_model
 
 ESTIMATORS: Mapping[str, type[BaseEstimator]] = {
     "logistic_regression": LogisticRegression,
@@ -116,7 +117,7 @@ def load_model(run_dir: Path, record: RunRecord) -> FixedThresholdClassifier:
             it does not hold a churn model.
     """
     payload = runs.read_artefact(run_dir, runs.MODEL, record)
-    model = joblib.load(io.BytesIO(payload))
+    model = upgrade_model(joblib.load(io.BytesIO(payload)))
     try:
         unwrap(model)
     except ModelError as error:

@@ -34,6 +34,7 @@ from churn.cleaning import FeatureTable
 from churn.codes import Coded, category_codes
 from churn.errors import ChurnError, ConfigError, ModelError
 from churn.scoring.scorers import LinearScorer, Scorer, score
+from churn.store import upgrade
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,10 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RETRAIN = (
-    "this logistic-regression run was saved before churn recorded what explaining it needs (each "
-    "input's mean over the training rows); retrain it to explain its predictions"
-)
 PROBE_ROWS = 16  # rows a slow explainer is timed on before it is asked for a whole table
 WARN_SECONDS = 10.0  # an explanation expected to take longer is announced, with its estimate
 
@@ -149,10 +146,8 @@ class LinearExplainer:
 
     def __init__(self, scorer: LinearScorer) -> None:
         tables = scorer.tables
-        if not all("training_mean" in item for item in tables["numeric"]) or not all(
-            "training_share" in item for item in tables["categorical"]
-        ):
-            raise ModelError(RETRAIN)
+        if (gap := upgrade.linear_tables_gap(tables)) is not None:
+            raise ModelError(gap)
         self.columns: tuple[str, ...] = scorer.spec.columns
         self.numeric = [(self.columns.index(item["column"]), item) for item in tables["numeric"]]
         self.categorical = []

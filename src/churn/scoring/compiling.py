@@ -187,7 +187,7 @@ def export_linear_tables(model: FixedThresholdClassifier) -> dict[str, Any] | No
         return None
     numeric: list[dict[str, Any]] = []
     categorical: list[dict[str, Any]] = []
-    means = getattr(pipeline.named_steps["preprocess"], "training_means_", None)  # None: saved before 2026-12
+    means = pipeline.named_steps["preprocess"].training_means_  # None: an older run (churn.store.upgrade)
     offset = 0
     for block in blocks:
         weights = classifier.coef_[0][offset : offset + block.width]

@@ -28,8 +28,8 @@ ERRORS = {
     500: "an internal error; the log line with the traceback carries the same request id",
     404: "/monitor: no customer has been scored by the served run yet",
     501: "reason codes asked of a run that cannot give them (a random forest without shap installed, or a "
-    "logistic regression trained before churn recorded its training means: retrain it); /monitor of a run "
-    "trained before churn saved a reference profile",
+    "run saved by an earlier churn without what explaining needs), or /monitor of a run without a reference "
+    "profile: the detail says which, and to retrain",
     503: "no model is loaded yet (see /ready), or every scoring thread is busy (see Retry-After)",
 }
 

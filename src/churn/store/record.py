@@ -6,9 +6,9 @@ other part of the package (predict, evaluate, the report, the service, tracking,
 threshold is `record.threshold.value`, the test metrics are `record.metrics`.
 
 `schema_version` says how to read a file. Version 1 is what churn wrote before this model
-existed (a plain dict, its metrics in `metrics.json`); `upgrade_v1` reads it into the current
-model in memory, so runs trained then still load, score and report. A version this code does
-not know is refused with an error naming it.
+existed (a plain dict, its metrics in `metrics.json`); `churn.store.upgrade` reads it into the
+current model in memory, so runs trained then still load, score and report. A version this code
+does not know is refused with an error naming it.
 """
 
 from __future__ import annotations
@@ -204,7 +204,9 @@ class RunRecord(_Record):
     train_seconds: float
     artefacts: dict[str, str] = Field(description="file name -> sha256 of every file written before this record")
     environment: EnvironmentRecord
-    explanations: ExplanationsRecord | None = Field(None, description="none: trained before churn explained runs")
+    explanations: ExplanationsRecord | None = Field(
+        None, description="none: an earlier churn saved the run (churn.store.upgrade)"
+    )
 
     @property
     def accepted(self) -> bool:
@@ -212,68 +214,3 @@ class RunRecord(_Record):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
-
-
-class UnknownVersion(ValueError):
-    """A metadata.json written by a churn this code does not know how to read."""
-
-
-def parse_record(payload: dict[str, Any], metrics_v1: dict[str, Any] | None = None) -> RunRecord:
-    """The record a metadata.json payload holds, upgraded in memory from version 1.
-
-    `metrics_v1` is the run's metrics.json, which version 1 kept outside the record.
-
-    Raises:
-        UnknownVersion: a schema_version this code does not read.
-        pydantic.ValidationError: the payload does not fit its version.
-    """
-    version = payload.get("schema_version", 1)
-    if version == SCHEMA_VERSION:
-        return RunRecord.model_validate(payload)
-    if version == 1 and metrics_v1 is not None:
-        return RunRecord.model_validate(upgrade_v1(payload, metrics_v1))
-    raise UnknownVersion(f"schema_version {version!r} (this churn reads versions 1 and {SCHEMA_VERSION})")
-
-
-def upgrade_v1(old: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """A version-1 metadata.json (and its metrics.json) in the current record's shape."""
-    data, schema, config = old["training_data"], old["schema"], old["config"]
-    cost_keys = ("expected_cost", "cost_contact_nobody", "cost_contact_everyone", "saving_vs_contact_nobody")
-    choice = old["threshold_choice"]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": old["run_id"],
-        "created": old["created"],
-        "status": old.get("status", "accepted"),
-        "config_path": old["config_path"],
-        "config": config,
-        "data": {
-            key: data[key]
-            for key in ("path", "sha256", "rows_read", "rows_used", "dropped_missing_target", "dropped_duplicate_ids")
-        }
-        | {"class_balance": old["class_balance"], "missing_values": old["missing_values"]},
-        "split": {
-            "test_size": config["split"]["test_size"],
-            "random_state": config["split"]["random_state"],
-            "train_rows": data["train_rows"],
-            "test_rows": data["test_rows"],
-        },
-        "features": {key: schema[key] for key in FeatureSchema.model_fields if key in schema}
-        | {"positive_label": config["data"]["positive_label"]},
-        "selection": old["selection"]
-        | {"metric": config["training"]["selection_metric"], "cv_folds": metrics["cv_folds"]},
-        "model": {"name": old["model_name"], "params": old["model_params"]},
-        "threshold": {
-            "value": old["threshold"],
-            "objective": choice["objective"],
-            "reason": choice["reason"],
-            "oof_value": choice.get("oof_value"),
-        },
-        "decision": old["decision"],
-        "metrics": {key: metrics[key] for key in TestMetrics.model_fields if key in metrics}
-        | {"costs": {key: metrics[key] for key in cost_keys} if "expected_cost" in metrics else None},
-        "validation": old["validation"],
-        "train_seconds": metrics.get("train_seconds", 0.0),
-        "artefacts": old["artefacts"],
-        "environment": old["environment"],
-    }

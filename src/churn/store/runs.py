@@ -35,7 +35,9 @@ from pydantic import ValidationError
 
 from churn.errors import ModelError
 from churn.store.files import sha256_file, write_json_atomic, write_text_atomic
-from churn.store.record import RunRecord, UnknownVersion, parse_record
+from churn.store.record import RunRecord
+from churn.store.upgrade import REFERENCE as REFERENCE
+from churn.store.upgrade import UnknownVersion, parse_record
 
 LATEST = "latest"
 METADATA = "metadata.json"
@@ -47,7 +49,7 @@ TEST_PREDICTIONS = "test_predictions.csv"
 THRESHOLD_CURVE = "threshold_curve.csv"
 TEST_EXPLANATIONS = "test_explanations.csv"
 TRAINING_IDS = "training_ids.parquet"  # hashed ids of the training split: evaluate warns of overlap
-REFERENCE = "reference.json"  # what monitoring compares a batch with (churn.monitoring.profiles)
+# REFERENCE, reference.json: what monitoring compares a batch with (churn.monitoring.profiles)
 TRACKING = "tracking.json"  # written after the record, once MLflow logged the run: where it went
 REPORT = "report.md"
 RUN_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]{6}$")

@@ -20,6 +20,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from churn.config import GATE_KEYS  # noqa: E402
 from churn.errors import ModelError  # noqa: E402
+from churn.store import upgrade  # noqa: E402
 from churn.store.files import atomic_path, write_text_atomic  # noqa: E402
 from churn.store.record import METRIC_LABELS, RunRecord, TestMetrics  # noqa: E402
 from churn.store.runs import LEADERBOARD, REPORT, TEST_EXPLANATIONS, TEST_PREDICTIONS, THRESHOLD_CURVE  # noqa: E402
@@ -395,12 +396,9 @@ def _why_section(inputs: dict[str, Any]) -> str:
     record: RunRecord = inputs["record"]
     title = "## Why customers churn (test rows)\n\n"
     if inputs["global"] is None:
+        gap = upgrade.gaps_of(record).report_explanations
         why = record.explanations.unavailable if record.explanations is not None else None
-        return title + (
-            f"No explanations: {why}."
-            if why
-            else "This run was trained before churn explained its predictions; retrain it to see them."
-        )
+        return title + (f"No explanations: {why}." if why else str(gap))
     explained, units = inputs["explained"], _units(record)
     assert record.explanations is not None
     table = inputs["global"].rename(

@@ -20,7 +20,7 @@ from churn.monitoring import journal, profiles, tallies, verdicts
 from churn.progress import RowProgress
 from churn.scoring.core import ScoredTable, ScoreOptions, UnparsedLimit
 from churn.scoring.scorers import LoadedRun
-from churn.store import runs
+from churn.store import upgrade
 from churn.store.files import prepare_folder, refuse_overwriting_input, sha256_file, write_json_atomic
 from churn.store.record import RunRecord
 from churn.workflows.predict import default_output_path, load_run
@@ -45,12 +45,10 @@ def read_reference(loaded: LoadedRun) -> profiles.Reference:
     Raises:
         ModelError: the run was trained before churn saved one, or it is not one churn can read.
     """
+    if (gap := upgrade.gaps_of(loaded.record).reference) is not None:
+        raise ModelError(f"{loaded.run_dir}: run {loaded.run_id} {gap}")
     reference = profiles.read_reference(loaded.run_dir, loaded.record)
-    if reference is None:
-        raise ModelError(
-            f"{loaded.run_dir}: run {loaded.run_id} was trained before churn saved a reference profile "
-            f"({runs.REFERENCE}); retrain it to monitor its batches"
-        )
+    assert reference is not None  # recorded, so read or refused
     return reference
 
 

@@ -16,6 +16,7 @@ from churn.service import openapi, schemas
 from churn.service.deps import ServedRunDep, ServiceState, State
 from churn.service.errors import ClientError, json_response
 from churn.service.holder import ServedRun
+from churn.store import upgrade
 
 # Swagger UI's own files, from the fastapi-offline package: /docs needs no CDN.
 SWAGGER_FILES = importlib.resources.files("fastapi_offline") / "static"
@@ -126,11 +127,7 @@ async def metrics(state: State) -> Response:
 )
 async def monitor(state: State, served: ServedRunDep) -> Response:
     if served.reference is None or served.window is None:
-        raise ClientError(
-            501,
-            f"run {served.run_id} was trained before churn saved a reference profile; retrain it "
-            "to monitor what it scores",
-        )
+        raise ClientError(501, f"run {served.run_id} {upgrade.gaps_of(served.loaded.record).reference}")
     tally = served.window.tally()
     if not len(tally.all_probabilities):
         raise ClientError(404, f"no customer has been scored by run {served.run_id} since it was loaded")
