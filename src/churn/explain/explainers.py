@@ -117,6 +117,27 @@ def explainer_for(scorer: Scorer) -> Explainer:
         return _EXPLAINERS[scorer]
 
 
+def margin_of(scorer: Scorer) -> str:
+    """What a run's contributions are measured in, whether or not it can be explained here: the
+    probability for a forest (its trees average probabilities), log-odds otherwise."""
+    classifier = getattr(scorer, "classifier", None)
+    return "log-odds" if classifier is None or hasattr(classifier, "decision_function") else "probability"
+
+
+def reason_lists(columns: dict[str, Any], top: int) -> list[list[dict[str, Any]]]:
+    """The reason codes of `explanation_columns` as one list per row: {feature, value, effect},
+    largest first, the rows with fewer pushes towards churn given fewer."""
+    parts = [
+        [columns[f"reason_{k}{part}"].to_pylist() for part in ("", "_value", "_effect")] for k in range(1, top + 1)
+    ]
+    rows = len(parts[0][0]) if parts else 0
+    return [
+        [{"feature": names[row], "value": values[row], "effect": effects[row]}
+         for names, values, effects in parts if names[row] is not None]
+        for row in range(rows)
+    ]  # fmt: skip
+
+
 def _build(scorer: Any) -> Explainer:
     if hasattr(scorer, "tables"):
         return LinearExplainer(scorer)

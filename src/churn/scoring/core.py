@@ -174,8 +174,7 @@ def write_with_budget(
             probabilities.append(chunk.probabilities)
         everyone = np.concatenate(probabilities) if probabilities else np.zeros(0)
         predictions = predict_labels(everyone, run.scorer.threshold)
-        savings = decisions.Costs.required(run.record.decision).savings(everyone)
-        contact = decisions.budget_contacts(savings, predictions, budget)
+        savings, contact = decisions.contacts(everyone, predictions, run.record.decision, budget)
         first = 0
         for table in spill.replay():
             rows = slice(first, first + table.num_rows)

@@ -72,6 +72,19 @@ class Costs:
         return self.offer_cost * contacted + self.churn_cost * lost
 
 
+def contacts(
+    probabilities: np.ndarray, predictions: np.ndarray, decision: DecisionConfig, budget: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every customer's expected saving and contact (0/1) on a budget, by the one rule: the
+    `budget` customers predicted to churn with the highest expected saving.
+
+    Raises:
+        ConfigError: the run has no decision costs.
+    """
+    savings = Costs.required(decision).savings(probabilities)
+    return savings, budget_contacts(savings, predictions, budget)
+
+
 def budget_contacts(savings: np.ndarray, predictions: np.ndarray, budget: int) -> np.ndarray:
     """0/1 per customer: 1 for the `budget` customers predicted to churn with the highest
     expected savings (ties: input order)."""

@@ -68,7 +68,9 @@ Info = Annotated[RequestInfo, Depends(request_info)]
 bearer = HTTPBearer(auto_error=False, scheme_name="bearer", description=f"the value of {TOKEN_VARIABLE} on the server")
 
 
-def require_token(state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+async def require_token(
+    state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
     """Refuse a request without the right bearer token (compared in constant time)."""
     if state.token is None:
         return

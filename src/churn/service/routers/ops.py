@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from churn import __version__
+from churn.explain import explainers
 from churn.monitoring import tallies, verdicts
 from churn.service import openapi, schemas
 from churn.service.deps import ServedRunDep, ServiceState, State
@@ -30,8 +31,8 @@ router = APIRouter(tags=["operations"])
 
 
 @probes.get("/health", response_model=schemas.Health, summary="Liveness: 200 while the process runs")
-async def health() -> Response:
-    return json_response({"status": "ok"})
+async def health() -> schemas.Health:
+    return schemas.Health(status="ok")
 
 
 @probes.get(
@@ -47,8 +48,8 @@ async def ready(state: State) -> Response:
 
 
 @probes.get("/ping", response_model=schemas.Health, summary="MLflow's liveness probe: 200 while the process runs")
-async def ping() -> Response:
-    return json_response({"status": "ok"})
+async def ping() -> schemas.Health:
+    return schemas.Health(status="ok")
 
 
 @probes.get(
@@ -63,11 +64,12 @@ async def version() -> Response:
 
 @router.get(
     "/model",
+    response_model=schemas.ModelInfo,
     summary="The served run: id, model, threshold, test metrics, input schema and what its reasons measure",
-    responses=schemas.answers({"model": schemas.ModelInfo}, 401, 500, 503),
+    responses=schemas.answers(None, 401, 500, 503),
 )
-async def model(served: ServedRunDep) -> Response:
-    return json_response(model_info(served))
+async def model(served: ServedRunDep) -> schemas.ModelInfo:
+    return schemas.ModelInfo.model_validate(model_info(served))
 
 
 def model_info(served: ServedRun) -> dict[str, Any]:
@@ -90,7 +92,7 @@ def model_info(served: ServedRun) -> dict[str, Any]:
 def explanations_info(served: ServedRun) -> dict[str, Any]:
     explainer = served.explainer
     if explainer is None:
-        margin = "probability" if served.loaded.record.model.name == "random_forest" else "log-odds"
+        margin = explainers.margin_of(served.loaded.scorer)
         return {"available": False, "margin": margin, "base": None, "detail": served.cannot_explain}
     return {"available": True, "margin": explainer.margin, "base": explainer.base, "detail": None}
 

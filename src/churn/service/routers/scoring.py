@@ -1,7 +1,16 @@
 """Scoring endpoints: `/predict` (JSON customers or a CSV file) and `/invocations` (MLflow's
 scoring protocol, as `mlflow models serve` speaks it). Each reads the body within its limits,
 parses it, calls the scorer `predict` uses, and formats; large bodies are parsed and scored on
-the scoring threads (`churn.service.work`), small ones on the event loop."""
+the scoring threads (`churn.service.work`), small ones on the event loop.
+
+Why these routes take the `Request` and answer with orjson instead of pydantic body and response
+models (as `/model` and the probes do): the body's model is the served run's own (its features
+and training categories, which change when a new run is served; `churn.service.openapi` adds it
+to the document), a body may be CSV as well as JSON, it is read as bytes within
+`serve.max_body_mb` and its records counted before it is parsed, and validating thousands of
+rows through pydantic costs more than scoring them. The rules (contacts, reasons) are the
+scoring side's (`churn.scoring.decisions.contacts`, `churn.explain.explainers.reason_lists`);
+the routes only check the request and format the answer."""
 
 from __future__ import annotations
 
@@ -214,8 +223,9 @@ def _predict_json(config: Config, served: ServedRun, body: bytes, info: Info, as
 
 def _add_contacts(predictions: list[dict[str, Any]], served: ServedRun, scored: Scored, budget: int) -> None:
     """Each prediction's expected_saving and contact, by the rule `predict --budget` applies."""
-    savings = decisions.Costs.required(served.loaded.record.decision).savings(scored.probabilities)
-    contact = decisions.budget_contacts(savings, scored.predictions, budget)
+    savings, contact = decisions.contacts(
+        scored.probabilities, scored.predictions, served.loaded.record.decision, budget
+    )
     for prediction, saving, chosen in zip(predictions, savings.tolist(), contact.tolist(), strict=True):
         prediction["expected_saving"], prediction["contact"] = saving, chosen
 
@@ -229,18 +239,8 @@ def _add_reasons(predictions: list[dict[str, Any]], served: ServedRun, scored: S
     except explainers.ExplainTooSlowError as error:
         raise ClientError(422, str(error), field="explain") from None
     columns = explainers.explanation_columns(served.explainer, features, explain)
-    found = [
-        [
-            (name, value, effect)
-            for name, value, effect in zip(
-                *(columns[f"reason_{k}{part}"].to_pylist() for part in ("", "_value", "_effect")), strict=True
-            )
-        ]
-        for k in range(1, explain.top + 1)
-    ]
-    for row, prediction in enumerate(predictions):
-        reasons = (found[k][row] for k in range(explain.top))
-        prediction["reasons"] = [{"feature": n, "value": v, "effect": e} for n, v, e in reasons if n is not None]
+    for prediction, reasons in zip(predictions, explainers.reason_lists(columns, explain.top), strict=True):
+        prediction["reasons"] = reasons
 
 
 def _invocations(config: Config, served: ServedRun, kind: str, body: bytes, info: Info) -> dict[str, Any]:
