@@ -244,7 +244,7 @@ def test_an_internal_error_is_a_500_with_the_request_id_the_log_carries(client, 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("churn.service.routers.scoring.score", broken)
+    monkeypatch.setattr("churn.scoring.core.score", broken)  # the core every door scores through
     with caplog.at_level(logging.ERROR, logger="churn.service"):
         answer = client.post("/predict", json={"customers": customers(1)}, headers={"x-request-id": "trace-42"})
     assert answer.status_code == 500

@@ -57,7 +57,19 @@ class CsvBytes:
         return self.name
 
 
-Source = Path | CsvBytes | SqlSource
+@dataclass(frozen=True)
+class ArrowRows:
+    """Rows already in memory as an Arrow table (a JSON request's customers): read as a table is,
+    in slices, without a reader thread (there is nothing to read ahead)."""
+
+    table: pa.Table
+    name: str = "request"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+Source = Path | CsvBytes | SqlSource | ArrowRows
 
 
 def source_of(
@@ -90,6 +102,8 @@ def table_format(path: Source) -> str:
     """Return "csv" or "parquet" from the file name ("sql" for a database); anything else is a DataError."""
     if isinstance(path, CsvBytes):
         return "csv"
+    if isinstance(path, ArrowRows):
+        return "arrow"
     if isinstance(path, SqlSource):
         return "sql"
     name = path.name.lower()
@@ -113,6 +127,8 @@ def table_columns(path: Source) -> list[str]:
     with _translate_errors(path):
         if isinstance(path, SqlSource):
             names = sql.columns(path)
+        elif isinstance(path, ArrowRows):
+            names = list(path.table.column_names)
         else:
             names = list(pq.ParquetFile(path).schema_arrow.names) if fmt == "parquet" else _csv_header(path)
     if not names or names == [""]:
@@ -176,6 +192,9 @@ def iter_table(
     Raises:
         DataError: as read_table; a failure inside the data names the rows read before it.
     """
+    if isinstance(path, ArrowRows):  # in memory: sliced, no reader thread
+        yield from _slices(path, columns, chunk_rows)
+        return
     header = table_columns(path)  # header problems first, with their own messages
     require_columns(
         header,
@@ -199,6 +218,16 @@ def iter_table(
         what = "has a header row but no data rows"
         what = "the table or query gives no rows" if isinstance(path, SqlSource) else what
         raise DataError(f"{path}: {what}; pass a table with at least one row")
+
+
+def _slices(rows: ArrowRows, columns: Sequence[str] | None, chunk_rows: int | None) -> Iterator[pa.Table]:
+    require_columns(rows.table.column_names, columns or (), rows, "send them")
+    table = rows.table.select(list(columns)) if columns is not None else rows.table
+    if table.num_rows == 0:
+        raise DataError(f"{rows}: holds no rows; send at least one")
+    step = chunk_rows or table.num_rows
+    for start in range(0, table.num_rows, step):
+        yield table.slice(start, step)
 
 
 def _prefetch(tables: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
@@ -303,6 +332,8 @@ def count_rows(path: Source) -> int:
     time estimate)."""
     if isinstance(path, SqlSource):
         return sql.count_rows(path)
+    if isinstance(path, ArrowRows):
+        return path.table.num_rows
     if not isinstance(path, CsvBytes) and table_format(path) == "parquet":
         with _translate_errors(path):
             return int(pq.ParquetFile(path).metadata.num_rows)

@@ -34,7 +34,7 @@ from churn.explain.explainers import Explain
 from churn.io import tables
 from churn.scoring import core, decisions
 from churn.scoring.quality import QualityTally, shorten
-from churn.scoring.scorers import Scored, score
+from churn.scoring.scorers import Scored
 from churn.service import bodies, parsing, schemas
 from churn.service.bodies import CSV, JSON
 from churn.service.deps import Info, ServedRunDep, State
@@ -257,14 +257,16 @@ def _invocations(config: Config, served: ServedRun, kind: str, body: bytes, info
 
 
 def _score_rows(served: ServedRun, rows: parsing.Rows) -> tuple[Scored, QualityTally]:
-    scored = score(served.loaded.scorer, rows.table)
+    """The request's customers through the scoring core, in one chunk; a value that is not a
+    number is refused naming its row (a JSON door's rule: its rows are named one by one)."""
+    table = tables.ArrowRows(rows.table)
+    (chunk,) = core.ScoredTable(served.loaded, table, core.ScoreOptions(rows.table.num_rows))
+    scored = chunk.scored
     for column, bad in scored.cleaned.unparsed.items():  # one door, one rule: JSON rows are named one by one
         row = int(bad.rows[0])
         value = rows.table.column(column)[row].as_py()
         raise ClientError(422, f"row {row} field {column} must be a number, got {value!r}", row=row, field=column)
-    quality = QualityTally(served.features)
-    quality.add(scored.cleaned)
-    return scored, quality
+    return scored, chunk.quality
 
 
 def _count(served: ServedRun, info: Info, scored: Scored) -> None:
