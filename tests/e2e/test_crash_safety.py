@@ -16,6 +16,7 @@ from churn.store import runs
 pytestmark = pytest.mark.slow  # twelve trainings killed at chosen moments, and two at once
 
 KILLS = 12
+WRITING_KILLS = (0.0, 0.01, 0.05)  # seconds after the run folder appears
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,14 @@ def start_training(folder):
     )  # fmt: skip
 
 
+def wait_for_new_folder(models_dir, before, process, limit=120.0):
+    deadline = time.perf_counter() + limit
+    while process.poll() is None and time.perf_counter() < deadline:
+        if {p.name for p in models_dir.iterdir()} - before:
+            return
+        time.sleep(0.002)
+
+
 def test_training_killed_at_many_moments_never_breaks_latest(setup):
     folder = setup
     started = time.perf_counter()
@@ -39,9 +48,14 @@ def test_training_killed_at_many_moments_never_breaks_latest(setup):
     full_run = time.perf_counter() - started
     config = load_config(folder / "config.yaml")
     moments = np.linspace(0.05, 1.0, KILLS) * full_run  # from start-up to the very last writes
-    for moment in moments:
+    # Timed kills alone can all miss the writing window on a slower or busier machine (the first,
+    # cold run sets the scale), so three more kills wait for the new run folder itself to appear.
+    kills = [(moment, False) for moment in moments] + [(moment, True) for moment in WRITING_KILLS]
+    for moment, after_folder in kills:
         before = {p.name for p in config.paths.models_dir.iterdir()}
         process = start_training(folder)
+        if after_folder:
+            wait_for_new_folder(config.paths.models_dir, before, process)
         time.sleep(moment)
         process.send_signal(signal.SIGKILL)
         process.wait()
