@@ -2,7 +2,8 @@
 first step (`churn.preprocessing.FeatureCleaner`), batch predict, the HTTP service and the
 cluster.
 
-- Numbers: numeric text is parsed, blanks become missing, text that is not a number becomes
+- Numbers: numeric text is parsed, blanks and the table's own words for "no value" (its
+  `missing_values`, such as "Unknown") become missing, other text that is not a number becomes
   missing and is counted (the caller decides whether that is a warning or an error), ±inf
   becomes missing.
 - Categories: text is stripped, blanks become missing, whole numbers are spelled one way
@@ -54,6 +55,8 @@ class FeatureSpec:
     categorical: tuple[str, ...]
     # column -> (training's label for true, for false); only for columns that held booleans
     bool_spelling: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # text a numeric column uses for "no value" ("Unknown", "-"), matched trimmed and in any case
+    missing_values: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -64,16 +67,22 @@ class FeatureSpec:
             "numeric": list(self.numeric),
             "categorical": list(self.categorical),
             "bool_spelling": {column: list(pair) for column, pair in self.bool_spelling.items()},
+            "missing_values": list(self.missing_values),
         }
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> FeatureSpec:
         spelling = {str(column): (str(pair[0]), str(pair[1])) for column, pair in payload["bool_spelling"].items()}
-        return cls(tuple(payload["numeric"]), tuple(payload["categorical"]), spelling)
+        missing = tuple(str(value) for value in payload.get("missing_values", ()))  # absent before 0.27
+        return cls(tuple(payload["numeric"]), tuple(payload["categorical"]), spelling, missing)
 
     @classmethod
     def learn(
-        cls, numeric: Sequence[str], categorical: Sequence[str], categories: Mapping[str, Sequence[str]]
+        cls,
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+        categories: Mapping[str, Sequence[str]],
+        missing_values: Sequence[str] = (),
     ) -> FeatureSpec:
         """The spec for cleaned training data whose categorical columns hold `categories`."""
         spelling = {}
@@ -81,7 +90,7 @@ class FeatureSpec:
             pair = bool_spelling(categories[column])
             if pair is not None:
                 spelling[column] = pair
-        return cls(tuple(numeric), tuple(categorical), spelling)
+        return cls(tuple(numeric), tuple(categorical), spelling, tuple(missing_values))
 
 
 def bool_spelling(categories: Sequence[str]) -> tuple[str, str] | None:
@@ -206,7 +215,7 @@ def clean_features(frame: pd.DataFrame | pa.Table, spec: FeatureSpec) -> Cleaned
     unparsed: dict[str, UnparsedNumbers] = {}
     infinite: dict[str, int] = {}
     for name in spec.numeric:
-        values, bad = parse_numbers(frame[name])
+        values, bad = parse_numbers(frame[name], spec.missing_values)
         if bad is not None:
             unparsed[name] = bad
         inf = np.isinf(values)
@@ -232,25 +241,30 @@ def _arrow_text(values: Column) -> pa.Array | pa.ChunkedArray:
     return pa.array(text, from_pandas=True)
 
 
-def parse_numbers(values: Column) -> tuple[np.ndarray, UnparsedNumbers | None]:
+def parse_numbers(values: Column, missing_values: Sequence[str] = ()) -> tuple[np.ndarray, UnparsedNumbers | None]:
     """A column as float64, and the values that are not numbers (None when every value parses).
 
-    Blank text and nulls are missing, not unparsed. Booleans are not numbers.
+    Blank text, nulls and the words in `missing_values` (trimmed, any case) are missing, not
+    unparsed. Booleans are not numbers.
     """
+    missing = frozenset(word.strip().lower() for word in missing_values)
     if _is_pandas(values):
         if getattr(values.dtype, "kind", "O") in "iuf":
             return values.to_numpy(dtype="float64", na_value=np.nan), None
-        return _parse_text(_arrow_text(values))
+        return _parse_text(_arrow_text(values), missing)
     if pa.types.is_floating(values.type) or pa.types.is_integer(values.type):
         return np.asarray(values.to_numpy(zero_copy_only=False), dtype="float64"), None
-    return _parse_text(values)
+    return _parse_text(values, missing)
 
 
-def _parse_text(raw: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, UnparsedNumbers | None]:
+def _parse_text(raw: pa.Array | pa.ChunkedArray, missing: frozenset[str]) -> tuple[np.ndarray, UnparsedNumbers | None]:
     if len(raw) <= SMALL_ROWS:
-        return _parse_few(raw.to_pylist())
+        return _parse_few(raw.to_pylist(), missing)
     text = pc.utf8_trim_whitespace(pc.cast(raw, pa.string()))
-    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)  # blank is missing
+    blank = pc.equal(text, "")
+    if missing:  # the table's own words for "no value" are missing too, not unparsed
+        blank = pc.or_(blank, pc.is_in(pc.utf8_lower(text), value_set=pa.array(sorted(missing), pa.string())))
+    text = pc.if_else(blank, pa.scalar(None, pa.string()), text)
     try:
         # pyarrow's cast is ~10x faster than pandas' parser; it fails whole on any non-number.
         return _floats(text), None
@@ -266,15 +280,16 @@ def _parse_text(raw: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, UnparsedNu
     return numbers, UnparsedNumbers(len(rows), int(present.sum()), examples, rows)
 
 
-def _parse_few(values: list[Any]) -> tuple[np.ndarray, UnparsedNumbers | None]:
-    """`_parse_text` for a few values, one by one: text trimmed, blank missing, numbers as Arrow reads them."""
+def _parse_few(values: list[Any], missing: frozenset[str]) -> tuple[np.ndarray, UnparsedNumbers | None]:
+    """`_parse_text` for a few values, one by one: text trimmed, blank or a word for "no value"
+    missing, numbers as Arrow reads them."""
     numbers = np.full(len(values), np.nan)
     bad_rows: list[int] = []
     examples: list[str] = []
     present = 0
     for row, value in enumerate(values):
         text = None if value is None else str(value).strip()
-        if not text:
+        if not text or (missing and text.lower() in missing):
             continue
         present += 1
         if _NUMBER.match(text):

@@ -110,7 +110,7 @@ def load_training_data(path: Source, data: DataConfig, time_column: str | None =
         if dropped_ids:
             logger.warning("%s: dropped %d row(s) repeating an earlier %s", path, dropped_ids, data.id_column)
         frame, target = frame[~duplicated], target[~duplicated]
-    spec = FeatureSpec(data.numeric_features, data.categorical_features)
+    spec = FeatureSpec(data.numeric_features, data.categorical_features, missing_values=data.missing_values)
     X = clean_table(frame, spec, path, data.max_unparsed_share).reset_index(drop=True)
     y = target.astype("int64").reset_index(drop=True).rename(data.target)
     if y.nunique() < 2:

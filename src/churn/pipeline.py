@@ -22,7 +22,7 @@ from churn.workflows.predict import Output, PredictResult, default_output_path, 
 
 if TYPE_CHECKING:
     from churn.workflows.evaluate import Evaluation
-    from churn.workflows.init import Inferred
+    from churn.workflows.init import Written
     from churn.workflows.monitor import MonitorResult
     from churn.workflows.train import TrainResult
 
@@ -88,11 +88,11 @@ def monitor_history(config: Config) -> list[dict[str, Any]]:
     return history(config)
 
 
-def init(data: Path, target: str, output: Path, force: bool = False) -> Inferred:
+def init(data: Path, target: str, output: Path, force: bool = False, show: bool = False) -> Written:
     """See `churn.workflows.init.init` (it reads no config: it writes one)."""
     from churn.workflows.init import init as init_workflow  # deferred: pandas, to read the table
 
-    return init_workflow(data, target, output, force)
+    return init_workflow(data, target, output, force, show)
 
 
 def serve(config: Config, host: str, port: int, workers: int, run: str | None = None) -> None:

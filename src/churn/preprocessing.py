@@ -34,13 +34,17 @@ def build_preprocessor(
     numeric_impute: Literal["median", "mean"] = "median",
     fill_values: Mapping[str, float] | None = None,
     scale_numeric: bool = True,
+    min_category_count: int | None = None,
 ) -> ColumnTransformer:
     """Impute and scale numeric columns, impute and one-hot encode categorical ones.
 
     Columns named in `fill_values` are imputed with that constant instead of the learned
     statistic (Telco: a blank TotalCharges belongs to a customer with tenure 0, who has been
     charged nothing yet, so 0 is the true value, not the median). Categories unseen in training
-    encode as all zeros instead of failing.
+    encode as all zeros instead of failing. With `min_category_count`, categories seen fewer
+    times in the training rows share one "infrequent" column (scikit-learn's `min_frequency`): a
+    code with hundreds of values becomes a few dozen columns, and a rare value is not a feature
+    learned from a handful of rows.
     """
     fill_values = fill_values or {}
     steps: list[tuple[str, object, list[str]]] = []
@@ -52,7 +56,7 @@ def build_preprocessor(
         imputer = SimpleImputer(strategy="constant", fill_value=value)
         steps.append((f"numeric_fill_{len(steps)}", _numeric_steps(imputer, scale_numeric), columns))
     if categorical:
-        steps.append(("categorical", _categorical_steps(), list(categorical)))
+        steps.append(("categorical", _categorical_steps(min_category_count), list(categorical)))
     return Preprocessor(steps, remainder="drop", verbose_feature_names_out=True)
 
 
@@ -81,13 +85,9 @@ def _numeric_steps(imputer: SimpleImputer, scale: bool) -> Pipeline:
     return Pipeline(steps)
 
 
-def _categorical_steps() -> Pipeline:
-    return Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="most_frequent")),
-            ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-        ]
-    )
+def _categorical_steps(min_count: int | None) -> Pipeline:
+    encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False, min_frequency=min_count)
+    return Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("encode", encoder)])
 
 
 class FeatureCleaner(TransformerMixin, BaseEstimator):
@@ -104,6 +104,8 @@ class FeatureCleaner(TransformerMixin, BaseEstimator):
         categorical_features: the categorical columns.
         max_unparsed_share: above this share of the non-missing values of a numeric column
             that are not numbers, `transform` raises `DataError` (a ValueError); below, it warns.
+        missing_values: text that means "no value" in a numeric column ("Unknown", "-"), read
+            as missing and not counted as unparsed.
 
     Fitted attributes:
         spec_: the `FeatureSpec` cleaning applies (columns, training's spelling of true/false).
@@ -121,17 +123,20 @@ class FeatureCleaner(TransformerMixin, BaseEstimator):
         numeric_features: tuple[str, ...] | None = None,
         categorical_features: tuple[str, ...] | None = None,
         max_unparsed_share: float = 0.01,
+        missing_values: tuple[str, ...] = (),
     ) -> None:
         self.numeric_features = numeric_features
         self.categorical_features = categorical_features
         self.max_unparsed_share = max_unparsed_share
+        self.missing_values = missing_values
 
     def fit(self, X: Any, y: object = None) -> FeatureCleaner:
         frame, named = self._as_frame(X, fitted=False)
         numeric, categorical = self._feature_lists(frame)
-        cleaned = self._clean(frame, FeatureSpec(numeric, categorical))
+        missing = tuple(self.missing_values)
+        cleaned = self._clean(frame, FeatureSpec(numeric, categorical, missing_values=missing))
         self.categories_ = {c: sorted(cleaned.X[c].dropna().unique().tolist()) for c in categorical}
-        self.spec_ = FeatureSpec.learn(numeric, categorical, self.categories_)
+        self.spec_ = FeatureSpec.learn(numeric, categorical, self.categories_, missing)
         self.n_features_in_ = len(self.spec_.columns)
         if named:
             self.feature_names_in_ = np.asarray(self.spec_.columns, dtype=object)

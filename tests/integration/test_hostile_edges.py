@@ -60,8 +60,8 @@ def test_init_never_writes_over_its_input(tmp_path, name):
 
 
 def test_init_creates_a_missing_folder_and_refuses_a_folder(tmp_path):
-    inferred = init(TELCO_SAMPLE, "Churn", tmp_path / "configs" / "crm.yaml")
-    assert (tmp_path / "configs" / "crm.yaml").is_file() and inferred.numeric
+    written = init(TELCO_SAMPLE, "Churn", tmp_path / "configs" / "crm.yaml")
+    assert (tmp_path / "configs" / "crm.yaml").is_file() and written.inferred.numeric
     (tmp_path / "folder.yaml").mkdir()
     with pytest.raises(ChurnError, match="is a folder; --output names the config file"):
         init(TELCO_SAMPLE, "Churn", tmp_path / "folder.yaml", force=True)

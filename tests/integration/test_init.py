@@ -20,11 +20,11 @@ def test_init_on_the_shipped_table_gives_the_shipped_columns(tmp_path):
     assert "positive label 'Yes' ('Yes' reads as yes)" in result.stdout
 
 
-def test_init_leaves_out_constant_leaking_and_second_id_columns_and_the_config_trains(tmp_path):
+def test_init_leaves_out_constant_leaking_and_personal_columns_and_the_config_trains(tmp_path):
     frame = make_subscriptions(400, label="text")
     frame["country"] = "NL"  # constant
     frame["churn_label"] = np.where(frame["churned"] == "yes", "Left", "Stayed")  # a copy of the target
-    frame["email"] = [f"user{i}@example.org" for i in range(len(frame))]  # a second id-like text
+    frame["email"] = [f"user{i}@example.org" for i in range(len(frame))]  # personal, never a feature
     frame["monthly_fee"] = frame["monthly_fee"].astype(str)
     frame.loc[::7, "monthly_fee"] = ""  # numbers with blanks are still numeric
     frame.to_csv(tmp_path / "subscriptions.csv", index=False)
@@ -38,7 +38,8 @@ def test_init_leaves_out_constant_leaking_and_second_id_columns_and_the_config_t
     assert config.data.drop_columns == ("country", "churn_label", "email")
     assert config.data.positive_label == "yes"
     text = (tmp_path / "sub.yaml").read_text()
-    assert "#   churn_label: leaks the target" in text and "#   country: constant" in text
+    assert "- churn_label  # leaks the target" in text and "- country  # constant" in text
+    assert "- email  # personal data" in text
     assert "left out churn_label: leaks the target" in result.stdout
     assert yaml.safe_load(text)["data"]["path"] == "subscriptions.csv"  # relative to the config's folder
     run = pipeline.train(config.model_copy(update={"training": config.training.model_copy(update={"cv_folds": 3})}))

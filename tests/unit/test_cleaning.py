@@ -86,6 +86,20 @@ def test_nan_text_is_missing_not_unparsed():
     assert bad is not None and bad.count == 1 and bad.examples == ("x",)
 
 
+@pytest.mark.parametrize("rows", [7, 700])  # one by one, and with Arrow
+def test_a_tables_own_words_for_no_value_are_missing_not_unparsed(rows):
+    values = (["30", " Unknown ", "80", "-", "?", "unknown", "x"] * rows)[:rows]
+    for column in (pd.Series(values, dtype="str"), pa.chunked_array([pa.array(values, type=pa.string())])):
+        parsed, bad = parse_numbers(column, ("Unknown", "-", "?"))
+        expected = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
+        np.testing.assert_array_equal(parsed, expected)
+        assert bad is not None and set(bad.examples) == {"x"}  # only the stray word is counted
+        assert bad.count == values.count("x")
+    spec = FeatureSpec(("n",), (), missing_values=("Unknown",))
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    assert FeatureSpec.from_dict({"numeric": ["n"], "categorical": [], "bool_spelling": {}}).missing_values == ()
+
+
 def test_categories_spell_numeric_codes_one_way():
     assert normalise_categories(pd.Series([1.0, 0.0, np.nan])).tolist()[:2] == ["1", "0"]
     assert normalise_categories(pd.Series(["1", "0", "+1.00", "-2.0"], dtype="str")).tolist() == ["1", "0", "1", "-2"]

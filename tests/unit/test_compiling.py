@@ -46,7 +46,14 @@ def fitted_model(tmp_path, **options):
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"scale_numeric": False}, {"fill_values": {"n2": 0.0}}, {"numeric_impute": "mean"}]
+    "options",
+    [
+        {},
+        {"scale_numeric": False},
+        {"fill_values": {"n2": 0.0}},
+        {"numeric_impute": "mean"},
+        {"min_category_count": 90},
+    ],
 )
 def test_fast_and_linear_scorers_equal_the_saved_model(tmp_path, options):
     model = fitted_model(tmp_path, **options)
@@ -131,3 +138,32 @@ def test_categorical_block_refuses_encoders_it_does_not_replay():
     imputer = SimpleImputer(strategy="most_frequent").fit(TRAIN)
     dropping = OneHotEncoder(drop="first", sparse_output=False).fit(imputer.transform(TRAIN))
     assert _CategoricalBlock.from_fitted(imputer, dropping) is None
+
+
+def test_rare_categories_share_one_column_in_every_scorer_and_explainer(tmp_path):
+    """min_category_count: the compiled block, the lookup tables and both explainers replay the
+    encoder's "infrequent" column (two of c1's four categories fall below 90 rows here)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from churn.explain.explainers import LinearExplainer, TreeExplainer
+
+    model = fitted_model(tmp_path, min_category_count=90)
+    encoder = unwrap(model).named_steps["preprocess"].named_transformers_["categorical"].named_steps["encode"]
+    assert any(len(rare) for rare in encoder.infrequent_categories_ if rare is not None)
+    X_new, _ = raw(rows=80, seed=2, c1_values=("a", "b", "c", "new", ""))
+    linear = LinearScorer(export_linear_tables(model))
+    clean = clean_features(X_new, linear.spec).features
+    margin = np.log(linear.score_clean(clean) / (1 - linear.score_clean(clean)))
+    explainer = LinearExplainer(linear)
+    np.testing.assert_allclose(explainer.contributions(clean).sum(axis=1) + explainer.base, margin, atol=1e-9)
+    data, preprocessing = config(tmp_path, min_category_count=90)
+    preprocessor = build_preprocessor(data.numeric_features, data.categorical_features, **preprocessing.model_dump())
+    cleaner = FeatureCleaner(data.numeric_features, data.categorical_features)
+    X, y = raw()
+    trees = build_pipeline(cleaner, preprocessor, HistGradientBoostingClassifier(max_iter=20, max_depth=3))
+    tree_model = with_threshold(trees.fit(X, y), 0.5)
+    scorer = FastScorer(tree_model)
+    np.testing.assert_array_equal(scorer.transform(clean), unwrap(tree_model)[:-1].transform(X_new))
+    explained = TreeExplainer(scorer)
+    decision = unwrap(tree_model).decision_function(X_new)
+    np.testing.assert_allclose(explained.contributions(clean).sum(axis=1) + explained.base, decision, atol=1e-9)

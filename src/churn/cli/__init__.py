@@ -70,15 +70,24 @@ def shown(path: str | Path) -> str:
 def _run_init(args: argparse.Namespace) -> int:
     from churn import pipeline  # defers pyarrow; pipeline.init defers pandas
 
-    inferred = pipeline.init(args.data, args.target, args.output, args.force)
+    written = pipeline.init(args.data, args.target, args.output, args.force, args.show)
+    inferred = written.inferred
+    if written.output is None:  # --show
+        print(text.roles_table(inferred.roles))
+        print(f"{inferred.rows:,} rows read, {inferred.churn_share:.1%} churned; nothing written")
+        return EXIT_OK
     print(
-        f"wrote {shown(args.output)}: {len(inferred.numeric)} numeric, {len(inferred.categorical)} categorical "
+        f"wrote {shown(written.output)}: {len(inferred.numeric)} numeric, {len(inferred.categorical)} categorical "
         f"feature(s); id column {inferred.id_column or 'none'}; positive label {inferred.positive_label!r} "
         f"({inferred.why_positive})"
     )
     for column, why in inferred.left_out.items():
         print(f"  left out {column}: {why}")
-    print(f"review it, then: python main.py train -c {shown(args.output)}")
+    print(f"next: python main.py train -c {shown(written.output)}")
+    print(
+        "check first: the positive label and the columns left out above, then the run's test ROC AUC against "
+        "the best single column's (the config's validation comments) and the report's top reasons"
+    )
     return EXIT_OK
 
 

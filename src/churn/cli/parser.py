@@ -51,6 +51,7 @@ exit codes: 0 stable or warning, 4 alarm, 2 bad input
 INIT_EXAMPLES = """examples:
   python main.py init --data data/raw/my_customers.csv --target Churn
   python main.py init --data crm_export.parquet --target churned --output configs/crm.yaml
+  python main.py init --data crm_export.parquet --target churned --show
 """
 EVALUATE_EXAMPLES = """examples:
   python main.py evaluate --input data/raw/telco_customer_churn.csv
@@ -131,6 +132,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--output", type=Path, default=Path("config.yaml"), help="where to write it (default: config.yaml)"
     )
     init.add_argument("--force", action="store_true", help="replace --output if it exists (else refused)")
+    init.add_argument(
+        "--show", action="store_true", help="print each column's role and why as a table, and write nothing"
+    )
 
     train = mode("train", "train a model on a labelled table and save it as a new run", TRAIN_EXAMPLES)
     train.add_argument(

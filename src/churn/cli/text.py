@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from churn.monitoring.verdicts import MonitorReport
+    from churn.workflows.roles import Role
 
 
 def leaderboard_table(board: pd.DataFrame) -> str:
@@ -34,6 +35,16 @@ def metrics_table(metrics: Mapping[str, Any], threshold: float, cv_folds: int | 
         lines.append(f"  {str(cv_folds) + '-fold CV ROC AUC (train)':<30}{cv:>16}")
     cm = metrics["confusion_matrix"]
     lines.append(f"  threshold {threshold:.3f}: TP {cm['tp']}  FP {cm['fp']}  FN {cm['fn']}  TN {cm['tn']}")
+    return "\n".join(lines)
+
+
+def roles_table(roles: list[Role]) -> str:
+    """init --show: each column's role, what was measured on it, and why."""
+    width = max([len("column"), *(len(r.column) for r in roles)]) + 2
+    lines = [f"  {'column':<{width}}{'role':<13}{'distinct':>9}{'missing':>9}{'1-col AUC':>11}  why"]
+    for r in roles:
+        auc = f"{r.one_column_auc:.3f}" if r.one_column_auc is not None else "-"
+        lines.append(f"  {r.column:<{width}}{r.role:<13}{r.distinct:>9,}{r.missing_share:>9.1%}{auc:>11}  {r.reason}")
     return "\n".join(lines)
 
 

@@ -175,6 +175,11 @@ class DataConfig(_Section):
     max_unparsed_share: Share = Field(
         0.01, description="above this share of a numeric column's values that are not numbers, stop with an error"
     )
+    missing_values: Columns = Field(
+        (),
+        description='text that means "no value" in a numeric column ("Unknown", "NA", "-"): read as missing, '
+        "not counted as unparsed (compared trimmed and case-insensitively)",
+    )
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -220,6 +225,11 @@ class PreprocessingConfig(_Section):
         description="numeric columns imputed with this constant instead of the learned statistic",
     )
     scale_numeric: Flag = Field(True, description="standardise the numeric columns")
+    min_category_count: Annotated[Integer, Field(ge=1)] | None = Field(
+        None,
+        description='categories seen fewer times in the training rows share one column ("infrequent"): '
+        "a code with hundreds of values stays a few dozen columns; null keeps every category",
+    )
 
 
 class SplitConfig(_Section):

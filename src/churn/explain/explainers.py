@@ -151,11 +151,8 @@ def column_of_transformed(scorer: FastScorer) -> np.ndarray:
     position = {column: i for i, column in enumerate(scorer.spec.columns)}
     found: list[int] = []
     for block in scorer.blocks or []:
-        if hasattr(block, "categories"):
-            for name, categories in zip(block.columns, block.categories, strict=True):
-                found += [position[name]] * len(categories)
-        else:
-            found += [position[name] for name in block.columns]
+        for name, width in zip(block.columns, block.widths, strict=True):
+            found += [position[name]] * width
     return np.asarray(found, dtype="int64")
 
 

@@ -45,6 +45,11 @@ class _NumericBlock:
     def width(self) -> int:
         return len(self.columns)
 
+    @property
+    def widths(self) -> list[int]:
+        """Output columns per input column: one each."""
+        return [1] * len(self.columns)
+
     def tables(self, coef: np.ndarray, training_means: np.ndarray | None) -> list[dict[str, Any]]:
         """Each column's fill, scaling, coefficient and training mean (of the scaled value; for
         explanations, when the model holds them), for `churn.scoring.scorers.LinearScorer`."""
@@ -78,11 +83,15 @@ class _NumericBlock:
 class _CategoricalBlock:
     """A fitted `SimpleImputer(most_frequent)` + `OneHotEncoder(handle_unknown="ignore")` pair,
     replayed from category codes: missing values take the most frequent training category,
-    categories never seen in training encode as all zeros."""
+    categories never seen in training encode as all zeros, and with `min_frequency` the rare
+    training categories all set their column's one "infrequent" output (the last, as
+    scikit-learn orders them)."""
 
     columns: list[str]
-    categories: list[list[str]]
+    categories: list[list[str]]  # each column's training categories, as the encoder sorted them
     most_frequent: list[str]
+    positions: list[np.ndarray]  # each category's output column within its column's outputs
+    widths: list[int]  # each column's number of output columns
 
     @classmethod
     def from_fitted(cls, imputer: SimpleImputer, encoder: OneHotEncoder) -> _CategoricalBlock | None:
@@ -91,38 +100,57 @@ class _CategoricalBlock:
             return None
         if len(imputer.statistics_) != len(encoder.categories_):  # an all-missing column was dropped
             return None
+        categories = [[str(value) for value in found] for found in encoder.categories_]
+        grouped = encoder.min_frequency is not None or encoder.max_categories is not None
+        rare = encoder.infrequent_categories_ if grouped else [None] * len(categories)
+        positions, widths = [], []
+        for labels, infrequent in zip(categories, rare, strict=True):
+            kept = [label for label in labels if infrequent is None or label not in set(map(str, infrequent))]
+            position = {label: i for i, label in enumerate(kept)}
+            positions.append(np.asarray([position.get(label, len(kept)) for label in labels], dtype="int64"))
+            widths.append(len(kept) + (infrequent is not None))
         return cls(
             [str(name) for name in imputer.feature_names_in_],
-            [[str(value) for value in categories] for categories in encoder.categories_],
+            categories,
             [str(value) for value in imputer.statistics_],
+            positions,
+            widths,
         )
 
     @property
     def width(self) -> int:
-        return sum(len(categories) for categories in self.categories)
+        return sum(self.widths)
 
     def tables(self, coef: np.ndarray, training_means: np.ndarray | None) -> list[dict[str, Any]]:
         """Each column's categories, fill, one coefficient per category and (when the model holds
-        them) each category's share of the training rows, for LinearScorer."""
+        them) each category's share of the training rows, for LinearScorer. Categories grouped
+        as infrequent share the group's coefficient; the group's share is given to its first
+        category (0 to the others), so that shares still sum, column by column, to the
+        output's training mean."""
         found, offset = [], 0
-        for name, categories, fill in zip(self.columns, self.categories, self.most_frequent, strict=True):
-            width = len(categories)
-            weights = [float(w) for w in coef[offset : offset + width]]
-            found.append({"column": name, "categories": categories, "fill": fill, "coef": weights})
+        for name, categories, fill, position, width in self._each():
+            weights = coef[offset : offset + width][position]
+            found.append({"column": name, "categories": categories, "fill": fill, "coef": [float(w) for w in weights]})
             if training_means is not None:
-                found[-1]["training_share"] = [float(m) for m in training_means[offset : offset + width]]
+                means = training_means[offset : offset + width]
+                first = np.zeros(len(position), dtype=bool)
+                first[np.unique(position, return_index=True)[1]] = True
+                found[-1]["training_share"] = [float(m) for m in np.where(first, means[position], 0.0)]
             offset += width
         return found
 
     def write_into(self, features: FeatureTable, out: np.ndarray, offset: int) -> int:
         """Set the one-hot columns of `out` from `offset` on (they must be zero); return the next offset."""
         rows = np.arange(len(features))
-        for name, categories, fill in zip(self.columns, self.categories, self.most_frequent, strict=True):
+        for name, categories, fill, position, width in self._each():
             codes = category_codes(features.coded[name], categories, fill)
             seen = codes >= 0
-            out[rows[seen], offset + codes[seen]] = 1.0
-            offset += len(categories)
+            out[rows[seen], offset + position[codes[seen]]] = 1.0
+            offset += width
         return offset
+
+    def _each(self) -> zip[tuple[str, list[str], str, np.ndarray, int]]:
+        return zip(self.columns, self.categories, self.most_frequent, self.positions, self.widths, strict=True)
 
 
 class FastScorer:

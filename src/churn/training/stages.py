@@ -92,13 +92,16 @@ def pipeline_factory(data: DataConfig, options: PreprocessingConfig) -> selectio
     """Cleaning, preprocessing and a given classifier: the pipeline every candidate is fitted as."""
 
     def make(estimator: ClassifierMixin) -> Pipeline:
-        cleaner = FeatureCleaner(data.numeric_features, data.categorical_features, data.max_unparsed_share)
+        cleaner = FeatureCleaner(
+            data.numeric_features, data.categorical_features, data.max_unparsed_share, data.missing_values
+        )
         preprocessor = build_preprocessor(
             data.numeric_features,
             data.categorical_features,
             options.numeric_impute,
             dict(options.fill_values),
             options.scale_numeric,
+            options.min_category_count,
         )
         return build_pipeline(cleaner, preprocessor, estimator)
 
