@@ -40,6 +40,7 @@ from crm_tables import Table, bank_table, telecom_table  # noqa: E402
 from churn import pipeline  # noqa: E402
 from churn.config import load_config  # noqa: E402
 
+PARAMS = {"logistic_regression": {"max_iter": 1000}, "hist_gradient_boosting": {"early_stopping": False}}
 MAX_NATIVE = 255  # HistGradientBoosting's limit on a native categorical column's values
 
 
@@ -99,7 +100,7 @@ def min_count_sweep(table: Table, folder: Path, counts: list[int | None]) -> Non
                 update={
                     "preprocessing": config.preprocessing.model_copy(update={"min_category_count": count}),
                     "training": config.training.model_copy(update={"candidates": None}),
-                    "model": config.model.model_copy(update={"name": model, "params": {}}),
+                    "model": config.model.model_copy(update={"name": model, "params": PARAMS[model]}),
                     "paths": config.paths.model_copy(update={"models_dir": folder / f"sweep-{model}-{count}"}),
                 }
             )

@@ -88,8 +88,8 @@ def test_numbers_with_sentinels_are_numeric_with_the_sentinels_missing(telecom):
 def test_a_code_with_hundreds_of_values_shares_rare_values_and_leaks_are_left_out(telecom):
     _, table, config, text, _ = telecom
     assert "service_area" in config.data.categorical_features
-    assert config.preprocessing.min_category_count == 30
-    assert "- service_area  # 369 categories: those on fewer than 30 training rows share one column" in text
+    assert config.preprocessing.min_category_count == 10
+    assert "- service_area  # 369 categories: those on fewer than 10 training rows share one column" in text
     assert {"churn_reason", "churn_score"} <= set(config.data.drop_columns)
     assert not _features(config) & set(table.not_features)
 

@@ -39,7 +39,7 @@ from sklearn.metrics import roc_auc_score
 
 ID_SHARE = 0.95  # distinct values over rows above which a column is an id (or a second one)
 HIGH_CARDINALITY = 50  # a category with more values than this groups its rare ones
-MIN_CATEGORY_COUNT = 30  # training rows a category needs for a column of its own (bench_init.py)
+MIN_CATEGORY_COUNT = 10  # training rows a category needs for a column of its own (measured: bench_init.py)
 LEAK_AUC = 0.98  # one column ranking churners this well alone was recorded after the outcome
 SNAPSHOT_PERIODS = 36  # at most this many distinct dates, each on many rows: an observation month
 LEVELS = 10  # whole numbers with at most this many levels may be categories
