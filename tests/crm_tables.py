@@ -87,7 +87,8 @@ def bank_table(rows: int = 10_000, seed: int = 0) -> Table:
 
 def telecom_table(rows: int = 30_000, seed: int = 0, noise_columns: int = 12) -> Table:
     rng = np.random.default_rng(seed)
-    areas = np.array([f"{rng.choice(list('ABCDEFGHKLMNPRSTW'), 3).tobytes().decode()}{i:03d}" for i in range(400)])
+    letters = list("ABCDEFGHKLMNPRSTW")
+    areas = np.array(["".join(rng.choice(letters, 3)) + f"{i:03d}" for i in range(400)])
     area_weight = 1 / np.arange(1, 401) ** 0.9
     area = rng.choice(areas, rows, p=area_weight / area_weight.sum())
     area_effect = dict(zip(areas, rng.normal(0, 0.5, 400), strict=True))
