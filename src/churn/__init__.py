@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "explain", "load_model"]
+__all__ = ["__version__", "decisions", "explain", "load_model"]
 
 
 def load_model(run: str | Path = "latest", models_dir: str | Path = "models") -> Any:
@@ -37,3 +37,22 @@ def explain(model: Any, frame: pd.DataFrame, top: int = 3, contributions: bool =
     )
 
     return explain_rows(model, frame, top, contributions)
+
+
+def decisions(
+    frame: pd.DataFrame, run: str | Path = "latest", models_dir: str | Path = "models", budget: int | None = None
+) -> pd.DataFrame:
+    """Each raw row's churn_probability, churn_prediction, expected_saving and contact, as
+    `predict` (with `--budget`) writes them for the same rows: the run's own decision costs,
+    per customer from its value column when it has one.
+
+    Raises:
+        churn.errors.ConfigError: the run has no decision costs.
+        churn.errors.ModelError: no such run, or it changed after training.
+        churn.errors.DataError: a feature or money column is missing, or a money value is bad.
+    """
+    from churn.pipeline import decide_frame  # deferred: `import churn` stays instant
+    from churn.scoring import scorers
+
+    loaded = scorers.load_run(Path(models_dir), None if str(run) == "latest" else run)
+    return decide_frame(loaded, frame, budget)

@@ -40,6 +40,7 @@ class TrainingData:
     ids: pd.Series | None = None  # the id column, row for row with X (the report names customers by it)
     times: pd.Series | None = None  # split.time_column as numbers or datetimes, row for row with X
     sha256: str = ""  # of the file, or of the rows read from a database (churn.io.sql.RowDigest)
+    money: pd.DataFrame | None = None  # decision.value_column and offer_cost_column as read, row for row with X
 
 
 def clean_table(frame: pd.DataFrame | pa.Table, spec: FeatureSpec, source: Source, limit: float) -> pd.DataFrame:
@@ -83,15 +84,19 @@ def encode_target(values: pd.Series, positive_label: Scalar, name: str, source: 
     return encoded
 
 
-def load_training_data(path: Source, data: DataConfig, time_column: str | None = None) -> TrainingData:
+def load_training_data(
+    path: Source, data: DataConfig, time_column: str | None = None, money_columns: tuple[str, ...] = ()
+) -> TrainingData:
     """Read a labelled table (a file or a database's rows) and clean it for training (with
-    `time_column`, also the times that order its rows, never a feature), and its sha256.
+    `time_column`, also the times that order its rows, never a feature; with `money_columns`,
+    the per-customer costs' columns as read), and its sha256.
 
     Rows with a missing target are dropped (warned). Duplicate ids keep their first row
     (warned): one customer is one example, and a copy on each side of the split would leak.
     """
     required = list(data.features) + [data.target] + ([data.id_column] if data.id_column else [])
     required += [time_column] if time_column and time_column not in required else []
+    required += [column for column in money_columns if column not in required]
     require_columns(table_columns(path), required, path, TRAINING_REMEDY)
     digest = RowDigest() if isinstance(path, SqlSource) else None
     frame = read_table(path, required, categorical=data.categorical_features, digest=digest)
@@ -117,7 +122,8 @@ def load_training_data(path: Source, data: DataConfig, time_column: str | None =
         raise DataError(f"{path}: after cleaning only one class of {data.target} is left; the file needs both")
     ids = frame[data.id_column].reset_index(drop=True) if data.id_column else None
     times = time_values(frame[time_column], time_column, path).reset_index(drop=True) if time_column else None
-    return TrainingData(X, y, rows_read, dropped_target, dropped_ids, ids, times, sha256)
+    money = frame[list(money_columns)].reset_index(drop=True) if money_columns else None
+    return TrainingData(X, y, rows_read, dropped_target, dropped_ids, ids, times, sha256, money)
 
 
 def time_values(values: pd.Series, column: str, source: Source) -> pd.Series:

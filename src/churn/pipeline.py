@@ -18,9 +18,18 @@ from typing import TYPE_CHECKING, Any
 from churn.config import Config
 from churn.io.tables import Source
 from churn.workflows.models import compare_runs, list_runs, promote, prune, run_details
-from churn.workflows.predict import Output, PredictResult, default_output_path, load_run, predict, score_frames
+from churn.workflows.predict import (
+    Output,
+    PredictResult,
+    decide_frame,
+    default_output_path,
+    load_run,
+    predict,
+    score_frames,
+)
 
 if TYPE_CHECKING:
+    from churn.workflows.campaign import CampaignResult
     from churn.workflows.evaluate import Evaluation
     from churn.workflows.init import Written
     from churn.workflows.monitor import MonitorResult
@@ -30,7 +39,9 @@ __all__ = [
     "Output",
     "PredictResult",
     "Source",
+    "campaign",
     "compare_runs",
+    "decide_frame",
     "default_output_path",
     "evaluate",
     "init",
@@ -79,6 +90,13 @@ def monitor(
     from churn.workflows.monitor import monitor as monitor_workflow  # deferred: matplotlib, for the page
 
     return monitor_workflow(config, input_path, run, output)
+
+
+def campaign(config: Config, contacts: Source, outcomes: Source, output: Path | None = None) -> CampaignResult:
+    """See `churn.workflows.campaign.campaign`."""
+    from churn.workflows.campaign import campaign as campaign_workflow  # deferred: pandas, to join the files
+
+    return campaign_workflow(config, contacts, outcomes, output)
 
 
 def monitor_history(config: Config) -> list[dict[str, Any]]:

@@ -101,7 +101,9 @@ def test_costs_on_the_test_rows_are_those_of_the_saved_test_predictions(write_co
     assert costs["cost_contact_nobody"] == 300 * churners
     assert costs["cost_contact_everyone"] == pytest.approx(50 * len(test) + 300 * 0.7 * churners)
     assert result.record.decision.model_dump() == {"offer_cost": 50.0, "churn_cost": 300.0, "offer_success_rate": 0.3,
-                                                   "contact_budget": None, "currency": None}  # fmt: skip
+                                                   "value_column": None, "value_months": None,
+                                                   "offer_cost_column": None, "contact_budget": None,
+                                                   "currency": None}  # fmt: skip
 
 
 def test_a_model_missing_the_gate_is_saved_as_rejected_and_latest_stays(write_config):

@@ -2,6 +2,7 @@
 brute-force Shapley values, reason codes (order, ties, fewer than K) and the time check."""
 
 import itertools
+from types import SimpleNamespace
 import math
 
 import numpy as np
@@ -240,3 +241,28 @@ def test_an_arrow_table_of_reasons_has_fixed_types_even_when_all_missing():
     found = reason_columns(np.array([[-1.0]]), ["a"], table, 1)
     assert found["reason_1"].type == pa.string() and found["reason_1_value"].type == pa.string()
     assert found["reason_1_effect"].type == pa.float64() and found["reason_1"].null_count == 1
+
+
+def test_points_of_probability_are_additive_shares_that_add_up_to_the_gap():
+    rng = np.random.default_rng(5)
+    explainer = SimpleNamespace(margin="log-odds", base=-1.2)
+    contributions = rng.normal(0, 1.5, (200, 6))
+    contributions[0] = [1e-12, -1e-12, 0, 0, 0, 0]  # margin at the base: the limit, the logistic slope
+    margin = explainer.base + contributions.sum(axis=1)
+    probabilities = 1 / (1 + np.exp(-margin))
+    points = explainers.probability_points(explainer, probabilities)[:, None] * contributions
+    gap = 100 * (probabilities - 1 / (1 + np.exp(-explainer.base)))
+    np.testing.assert_allclose(points.sum(axis=1), gap, rtol=0, atol=1e-9)
+    assert np.all(np.sign(points) == np.sign(contributions))  # a push towards churn stays one
+    forest = SimpleNamespace(margin="probability", base=0.26)
+    assert explainers.probability_points(forest, probabilities[:3]).tolist() == [100.0] * 3
+
+
+def test_reasons_in_words_read_as_a_sentence():
+    columns = {
+        "reason_1": pa.array(["Contract", None]),
+        "reason_1_value": pa.array(["Month-to-month", None]),
+        "reason_1_effect": pa.array([0.5, None], pa.float64()),
+    }
+    words = explainers.reason_words(columns, 1, np.array([18.0, 20.0]))
+    assert words["reason_1"].to_pylist() == ["Contract is Month-to-month: +9.0 points of churn probability", None]

@@ -133,11 +133,30 @@ def _run_predict(config: Config, args: argparse.Namespace) -> int:
 
     output = pipeline.Output(args.output, args.output_table, _if_exists(args), _password_env(config))
     source = _source(config, args.input, args)
-    result = pipeline.predict(config, source, output, args.model, args.report, _explain(args), args.budget)
+    plan = _contact_plan(args)
+    result = pipeline.predict(config, source, output, args.model, args.report, _explain(args), plan)
     if result.output != "-":
         positives = f"{result.predicted_positive} predicted to churn"
-        print(f"wrote {result.rows} predictions ({positives}) to {shown(result.output)}")
+        if args.contacts_only and result.contacts is not None:
+            listed = f"{result.contacts.chosen.chosen} contacts of {result.rows} customers"
+        else:
+            listed = f"{result.rows} predictions"
+        print(f"wrote {listed} ({positives}) to {shown(result.output)}")
+    if result.contacts is not None:
+        for line in text.contact_lines(result.contacts, config.decision.currency):
+            print(line, file=sys.stderr if result.output == "-" else sys.stdout)
     return EXIT_OK
+
+
+def _contact_plan(args: argparse.Namespace) -> Any:
+    """--budget, --holdout, --seed and --contacts-only as a contact plan (None: none asked)."""
+    if args.budget is None and args.holdout is None and not args.contacts_only:
+        if args.seed:
+            raise ChurnError("--seed draws the --holdout; add --holdout SHARE")
+        return None
+    from churn.scoring.core import ContactPlan  # defers numpy and pyarrow, as the workflows do
+
+    return ContactPlan(args.budget, args.holdout, args.seed, args.contacts_only)
 
 
 def _source(config: Config, given: str | None, args: argparse.Namespace) -> Any:
@@ -177,8 +196,13 @@ def _run_predict_dask(config: Config, args: argparse.Namespace) -> int:
         raise ChurnError("--engine dask needs --output: a folder for Parquet parts, or a file ending in .csv")
     if args.report is not None:
         raise ChurnError("--report is not available with --engine dask; score with the local engine to get it")
-    if args.budget is not None:  # a budget ranks the whole file, which the parts never see at once
-        raise ChurnError("--budget is not available with --engine dask; score with the local engine to get it")
+    for given, option in (
+        (args.budget, "--budget"),
+        (args.holdout, "--holdout"),
+        (args.contacts_only or None, "--contacts-only"),
+    ):
+        if given is not None:  # these rank the whole file, which the parts never see at once
+            raise ChurnError(f"{option} is not available with --engine dask; score with the local engine to get it")
     from churn.scoring import distributed  # defers pandas and pyarrow; Dask loads when the cluster starts
 
     result = distributed.predict(
@@ -278,11 +302,27 @@ def _run_report(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_campaign(config: Config, args: argparse.Namespace) -> int:
+    from churn import pipeline  # defers pandas and pyarrow
+    from churn.io import tables  # defers pyarrow
+
+    outcomes = _source(config, args.outcomes, args)
+    result = pipeline.campaign(config, tables.source_of(args.contacts), outcomes, args.output)
+    if args.json:
+        print(json.dumps(result.figures, indent=2))
+    else:
+        for line in text.campaign_lines(result.figures):
+            print(line)
+        print(f"wrote {shown(result.output / 'campaign.html')} and campaign.json")
+    return EXIT_OK
+
+
 MODES: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "train": _run_train,
     "predict": _run_predict,
     "evaluate": _run_evaluate,
     "monitor": _run_monitor,
+    "campaign": _run_campaign,
     "report": _run_report,
     "serve": _run_serve,
     "models": _run_models,

@@ -48,6 +48,12 @@ MONITOR_EXAMPLES = """examples:
   python main.py monitor --input postgresql://churn@127.0.0.1:5432/crm --table customers_2026_12
 exit codes: 0 stable or warning, 4 alarm, 2 bad input
 """
+CAMPAIGN_EXAMPLES = """examples:
+  python main.py predict --input data/2026-12.csv --budget 2000 --holdout 0.2 --seed 7 --output contacts.csv
+  python main.py campaign --contacts contacts.csv --outcomes data/2027-03_outcomes.csv
+  python main.py campaign --contacts contacts.csv --outcomes postgresql://churn@127.0.0.1:5432/crm --table outcomes
+exit codes: 0 measured, 2 bad input
+"""
 INIT_EXAMPLES = """examples:
   python main.py init --data data/raw/my_customers.csv --target Churn
   python main.py init --data crm_export.parquet --target churned --output configs/crm.yaml
@@ -195,9 +201,23 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--budget",
         type=_positive,
         metavar="N",
-        help="contact at most N customers, those with the highest expected saving (needs the run's decision "
-        "costs): adds expected_saving and contact (0/1)",
+        help="contact at most N customers, those with the highest positive expected saving (needs the run's "
+        "decision costs): adds expected_saving and contact (0/1)",
     )
+    predict.add_argument(
+        "--contacts-only",
+        action="store_true",
+        help="write only the customers to contact, highest expected saving first, with their value and "
+        "--explain K (default 3) reasons in points of churn probability",
+    )
+    predict.add_argument(
+        "--holdout",
+        type=_share,
+        metavar="SHARE",
+        help="hold out this share of the chosen customers as the campaign's control group (seeded, "
+        "stratified by expected saving): adds group (contact, holdout); measure it later with campaign",
+    )
+    predict.add_argument("--seed", type=int, default=0, help="with --holdout: the random seed (default 0)")
     predict.add_argument(
         "--engine",
         choices=("local", "dask"),
@@ -238,6 +258,22 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     monitor.add_argument("--history", action="store_true", help="print every monitored batch instead, oldest first")
     monitor.add_argument("--json", action="store_true", help="print monitor.json (or the history), not a summary")
+
+    campaign = mode("campaign", "measure a campaign's effect: its contact list against the outcomes", CAMPAIGN_EXAMPLES)
+    campaign.add_argument(
+        "--contacts", required=True, help="the contact list predict --holdout wrote (its id and group columns)"
+    )
+    campaign.add_argument(
+        "--outcomes",
+        required=True,
+        help="each customer's id and whether they churned (the target column, or churned): a file, or a database "
+        "URL with --table or --query",
+    )
+    _add_database(campaign, "--outcomes")
+    campaign.add_argument(
+        "--output", type=Path, help="folder for campaign.json and campaign.html (default: campaigns/<contacts stem>/)"
+    )
+    campaign.add_argument("--json", action="store_true", help="print campaign.json, not a summary")
 
     serve = mode("serve", "serve the model over HTTP (FastAPI on uvicorn)", SERVE_EXAMPLES)
     serve.add_argument("--model", help="pin this run folder or run id (default: follow models/latest, switching live)")
@@ -312,6 +348,16 @@ def _positive(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"{text} must be at least 1")
     return number
+
+
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < share < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0 and below 1 (0.2: a fifth held out)")
+    return share
 
 
 def _integer(text: str) -> int:

@@ -133,3 +133,52 @@ def cost_line(rows: str, costs: Mapping[str, Any]) -> str:
         f"contacting nobody and {costs['cost_contact_everyone']:,.0f} contacting everyone "
         f"(saving {costs['saving_vs_contact_nobody']:,.0f} against contacting nobody)"
     )
+
+
+def contact_lines(contacts: Any, currency: str | None) -> list[str]:
+    """predict's summary of whom it chose (a `churn.workflows.predict.Contacts`): the number
+    contacted, their total expected saving and the break-even probability; with a holdout, the
+    group held out and the smallest fall in churn the design can detect."""
+    unit = f" {currency}" if currency else ""
+    chosen = contacts.chosen
+    rule = "the average customer's; each has their own" if contacts.per_customer else "contact above it"
+    lines = [
+        f"contacting {chosen.contacted:,} customers: total expected saving {chosen.saving:,.0f}{unit}; "
+        f"break-even probability {contacts.break_even:.3f} ({rule})"
+    ]
+    if chosen.held_out:
+        lines.append(f"holdout: {chosen.held_out:,} of the {chosen.chosen:,} chosen held out (seed {contacts.seed})")
+        churn = float(chosen.held_probabilities.mean())
+        if contacts.detectable_fall is None:
+            lines.append("the groups are too small to detect any fall in churn; hold out more, or contact more")
+        else:
+            lines.append(
+                f"the design detects a fall in churn of {100 * contacts.detectable_fall:.1f} points from the "
+                f"{100 * churn:.1f} % predicted (5 % significance, 80 % power); measure it with campaign"
+            )
+    return lines
+
+
+def campaign_lines(figures: Mapping[str, Any]) -> list[str]:
+    """campaign's summary: each group's churn, the fall with its interval, the success rate, the
+    money and what to set offer_success_rate to."""
+    groups, fall, rate = figures["groups"], figures["churn_fall"], figures["success_rate"]
+    lines = [
+        f"{name}: {g['customers']:,} customers, {g['churned']:,} churned ({100 * g['churned'] / g['customers']:.1f} %)"
+        for name, g in groups.items()
+    ]
+    verdict = "distinguishable from zero" if figures["distinguishable"] else "not distinguishable from zero"
+    lines.append(
+        f"fall in churn {100 * fall['estimate']:.1f} points (95 % interval {100 * fall['low']:.1f} to "
+        f"{100 * fall['high']:.1f}, {fall['method']}): {verdict}"
+    )
+    lines.append(f"offer success rate {rate['estimate']:.2f} (95 % interval {rate['low']:.2f} to {rate['high']:.2f})")
+    money = figures.get("money", {})
+    if "saved" in money:
+        unit = f" {money['currency']}" if money.get("currency") else ""
+        lines.append(
+            f"saved against contacting nobody {money['saved']:,.0f}{unit} (95 % interval {money['low']:,.0f} to "
+            f"{money['high']:,.0f}), offers included"
+        )
+    lines.append(figures["recommendation"]["text"])
+    return lines

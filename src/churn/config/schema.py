@@ -355,9 +355,23 @@ class DecisionConfig(_Section):
     offer_cost: Annotated[Number, Field(gt=0)] | None = Field(
         None, description="cost of one retention offer, paid for every customer contacted"
     )
-    churn_cost: Annotated[Number, Field(gt=0)] | None = Field(None, description="value lost when a customer churns")
+    churn_cost: Annotated[Number, Field(gt=0)] | None = Field(
+        None, description="value lost when a customer churns (the same for everyone; or value_column)"
+    )
     offer_success_rate: Share | None = Field(
         None, description="share of contacted would-be churners whom the offer keeps"
+    )
+    value_column: str | None = Field(
+        None,
+        min_length=1,
+        description="a column of each customer's value per month (for example MonthlyCharges; a feature or "
+        "not): each customer's cost of churn is this value x value_months, instead of churn_cost",
+    )
+    value_months: Annotated[Number, Field(gt=0)] | None = Field(
+        None, description="the months a lost customer's value is counted over (with value_column)"
+    )
+    offer_cost_column: str | None = Field(
+        None, min_length=1, description="a column of each customer's own offer cost, instead of offer_cost"
     )
 
     contact_budget: Annotated[Integer, Field(ge=1)] | None = Field(
@@ -389,16 +403,35 @@ class DecisionConfig(_Section):
 
     @model_validator(mode="after")
     def _all_or_none(self) -> DecisionConfig:
-        given = [v is not None for v in (self.offer_cost, self.churn_cost, self.offer_success_rate)]
+        if (self.value_column is None) != (self.value_months is None):
+            raise KeyProblem("value_column", "and decision.value_months go together; set both or neither")
+        for constant, column in (("churn_cost", "value_column"), ("offer_cost", "offer_cost_column")):
+            if getattr(self, constant) is not None and getattr(self, column) is not None:
+                raise KeyProblem(column, f"replaces decision.{constant}; set one of the two")
+        offer = self.offer_cost is not None or self.offer_cost_column is not None
+        churn = self.churn_cost is not None or self.value_column is not None
+        given = [offer, churn, self.offer_success_rate is not None]
         if any(given) and not all(given):
             raise KeyProblem(
-                "offer_cost", "decision.churn_cost and decision.offer_success_rate go together; set all three"
+                "offer_cost",
+                "decision.churn_cost and decision.offer_success_rate go together; set all three (or "
+                "offer_cost_column for offer_cost, value_column with value_months for churn_cost)",
             )
         return self
 
     @property
     def has_costs(self) -> bool:
-        return self.offer_cost is not None
+        return self.offer_success_rate is not None
+
+    @property
+    def per_customer(self) -> bool:
+        """Costs that differ by customer: read from a value or offer-cost column."""
+        return self.value_column is not None or self.offer_cost_column is not None
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        """The columns the costs are read from (none for constant costs)."""
+        return tuple(column for column in (self.value_column, self.offer_cost_column) if column is not None)
 
 
 class ValidationConfig(_Section):
@@ -576,6 +609,15 @@ class Config(_Section):
                 "training.selection_metric",
                 "expected_cost needs decision.offer_cost, churn_cost and offer_success_rate",
             )
+        if self.training.selection_metric == "expected_cost" and self.decision.per_customer:
+            raise KeyProblem(
+                "training.selection_metric",
+                "expected_cost compares candidates on constant costs; with per-customer costs "
+                "(decision.value_column, offer_cost_column) use roc_auc or pr_auc",
+            )
+        for column in self.decision.value_columns:
+            if column in (self.data.target, self.data.id_column):
+                raise KeyProblem("decision.value_column", f"{column!r} is the target or the id, not a value")
         time_column = self.split.time_column
         if time_column is not None and time_column in (*self.data.features, self.data.target):
             raise KeyProblem(

@@ -67,6 +67,7 @@ class Explain:
     contributions: bool = False
     max_seconds: float | None = None  # refuse a slow explainer's table expected to take longer
     max_seconds_key: str = "predict.max_explain_seconds"  # the setting a refusal names
+    words: bool = False  # reason_k as a sentence in points of probability (a contact list's)
 
 
 def checked(explain: Explain | None, scorer: Scorer, max_seconds: float, option: str) -> Explain | None:
@@ -259,15 +260,61 @@ def reason_columns(
     return out
 
 
-def explanation_columns(explainer: Explainer, features: FeatureTable, explain: Explain) -> dict[str, Any]:
-    """The columns an explained prediction adds, in order: reason codes, then (asked for) each
-    input column's contribution and the base."""
+def explanation_columns(
+    explainer: Explainer, features: FeatureTable, explain: Explain, probabilities: np.ndarray | None = None
+) -> dict[str, Any]:
+    """The columns an explained prediction adds, in order: reason codes (with `explain.words`,
+    as sentences, which need the rows' `probabilities`), then (asked for) each input column's
+    contribution and the base."""
     contributions = explainer.contributions(features)
     out: dict[str, Any] = reason_columns(contributions, explainer.columns, features, explain.top)
+    if explain.words:
+        assert probabilities is not None
+        out = reason_words(out, explain.top, probability_points(explainer, probabilities))
     if explain.contributions:
         for j, column in enumerate(explainer.columns):
             out[f"contribution_{column}"] = contributions[:, j]
         out["contribution_base"] = np.full(len(features), explainer.base)
+    return out
+
+
+def probability_points(explainer: Explainer, probabilities: np.ndarray) -> np.ndarray:
+    """Per row, the points of churn probability (x 100) one unit of margin contribution is worth.
+
+    A forest's margin is the probability: 100. In log-odds, each contribution's additive share of
+    the probability gap: contribution x (p - p_base) / (margin - base), where margin = logit(p) and
+    p_base = the base's probability, so that a row's points over every input column add up to
+    exactly 100 x (p - p_base). When margin and base (nearly) coincide the ratio is its limit,
+    the slope p (1 - p) of the logistic curve there.
+    """
+    if explainer.margin == "probability":
+        return np.full(len(probabilities), 100.0)
+    p = np.clip(np.asarray(probabilities, "float64"), 1e-15, 1 - 1e-15)
+    margin = np.log(p) - np.log1p(-p)
+    gap = margin - explainer.base
+    base_p = 1.0 / (1.0 + np.exp(-explainer.base))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(np.abs(gap) > 1e-9, (p - base_p) / gap, p * (1 - p))
+    return 100.0 * slope
+
+
+def reason_words(columns: dict[str, Any], top: int, points: np.ndarray) -> dict[str, Any]:
+    """reason_k as one sentence a retention agent reads ("Contract is Month-to-month: +9.1 points
+    of churn probability"), from reason_k, reason_k_value and reason_k_effect; null past a row's
+    last positive contribution. A missing value reads "is missing"."""
+    out: dict[str, Any] = {}
+    for k in range(1, top + 1):
+        names, values = columns[f"reason_{k}"].to_pylist(), columns[f"reason_{k}_value"].to_pylist()
+        effects = np.asarray(columns[f"reason_{k}_effect"].to_numpy(zero_copy_only=False), "float64") * points
+        out[f"reason_{k}"] = pa.array(
+            [
+                None
+                if name is None
+                else f"{name} is {value if value is not None else 'missing'}: {effect:+.1f} points of churn probability"
+                for name, value, effect in zip(names, values, effects.tolist(), strict=True)
+            ],
+            pa.string(),
+        )
     return out
 
 

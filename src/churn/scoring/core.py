@@ -23,9 +23,9 @@ from churn.explain import explainers
 from churn.explain.explainers import Explain
 from churn.io import tables
 from churn.io.columns import SCORING_REMEDY, require_columns
-from churn.scoring import decisions
+from churn.scoring import decisions, experiment
 from churn.scoring.quality import QualityTally
-from churn.scoring.scorers import LoadedRun, Scored, predict_labels, score
+from churn.scoring.scorers import LoadedRun, Scored, score
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +49,16 @@ class ScoreOptions:
     unparsed: UnparsedLimit | None = None
     explain: Explain | None = None
     keep: tuple[str, ...] = ()
+    # expected_saving and contact: True, also with constant costs (a budget); None, with
+    # per-customer costs only (contact then differs from churn_prediction); False, never
+    decide: bool | None = None
 
 
 @dataclass(frozen=True)
 class ScoredChunk:
     """One chunk of a table, scored: the rows as read (features, id, kept columns), their
-    scores and decisions, their explanations (empty unless asked for) and data quality."""
+    scores and decisions, their money (None unless the run decides contacts), their
+    explanations (empty unless asked for) and data quality."""
 
     first_row: int
     rows: pa.Table
@@ -62,6 +66,8 @@ class ScoredChunk:
     id_column: str | None
     quality: QualityTally
     explanations: Mapping[str, Any] = field(default_factory=dict)
+    money: decisions.Money | None = None
+    savings: np.ndarray | None = None
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -76,10 +82,27 @@ class ScoredChunk:
 
     def output(self, extra: Mapping[str, Any] | None = None) -> pa.Table:
         """What `predict` writes for these rows: the id, churn_probability, churn_prediction,
-        then `extra` columns (a budget's), then the explanations."""
+        expected_saving and contact (when the run decides contacts; a budget replaces contact
+        through `extra`), then `extra` columns, then the explanations."""
         columns: dict[str, Any] = {self.id_column: self.rows.column(self.id_column)} if self.id_column else {}
         columns |= {"churn_probability": self.probabilities, "churn_prediction": self.predictions}
+        if self.savings is not None:
+            columns |= {"expected_saving": self.savings, "contact": decisions.contact_rule(self.savings)}
         return pa.table(columns | dict(extra or {}) | dict(self.explanations))
+
+    def contact_list(self, money_columns: Sequence[str]) -> pa.Table:
+        """What a contact list writes for these rows: the id, churn_probability,
+        expected_saving, contact, the money columns as read (value, offer cost), then the
+        explanations (reasons in words)."""
+        assert self.savings is not None
+        columns: dict[str, Any] = {self.id_column: self.rows.column(self.id_column)} if self.id_column else {}
+        columns |= {
+            "churn_probability": self.probabilities,
+            "expected_saving": self.savings,
+            "contact": decisions.contact_rule(self.savings),
+        }
+        columns |= {name: self.rows.column(name) for name in money_columns}
+        return pa.table(columns | dict(self.explanations))
 
 
 class ScoredTable:
@@ -97,11 +120,14 @@ class ScoredTable:
     def __init__(self, run: LoadedRun, source: tables.Source, options: ScoreOptions) -> None:
         self.run, self.source, self.options = run, source, options
         self.quality = QualityTally(run.features)
+        self.costs = deciding(run, options.decide)
         header = tables.table_columns(source)
-        require_columns(header, run.scorer.spec.columns, source, SCORING_REMEDY)
+        money_columns = self.costs.columns if self.costs is not None else ()
+        required = [*run.scorer.spec.columns, *(c for c in money_columns if c not in run.scorer.spec.columns)]
+        require_columns(header, required, source, SCORING_REMEDY)
         id_column = run.features.id_column
         self.id_column = id_column if id_column in header else None
-        columns = [*run.scorer.spec.columns] + ([self.id_column] if self.id_column else [])
+        columns = required + ([self.id_column] if self.id_column else [])
         self.columns = columns + [c for c in options.keep if c in header and c not in columns]
 
     @property
@@ -122,12 +148,31 @@ class ScoredTable:
             self.quality.merge(quality)
             explanations = {}
             if explainer is not None and explain is not None:
-                explanations = explainers.explanation_columns(explainer, scored.cleaned.features, explain)
-            yield ScoredChunk(first, rows, scored, self.id_column, quality, explanations)
+                explanations = explainers.explanation_columns(
+                    explainer, scored.cleaned.features, explain, scored.probabilities
+                )
+            money = savings = None
+            if self.costs is not None:
+                ids = rows.column(self.id_column) if self.id_column else None
+                money = self.costs.money(rows, rows.num_rows, decisions.Rows(str(self.source), first, ids))
+                savings = self.costs.savings(scored.probabilities, money)
+            yield ScoredChunk(first, rows, scored, self.id_column, quality, explanations, money, savings)
             first += rows.num_rows
         # On the whole table, so that the answer never depends on the chunk size.
         if (limit := self.options.unparsed) is not None:
             check_unparsed(self.quality.unparsed(), self.source, limit.share, limit.setting)
+
+
+def deciding(run: LoadedRun, decide: bool | None) -> decisions.Costs | None:
+    """The costs to decide contacts with (`ScoreOptions.decide`), or None.
+
+    Raises:
+        ConfigError: asked for (True), and the run has no decision costs.
+    """
+    if decide:
+        return decisions.Costs.required(run.record.decision)
+    costs = decisions.Costs.of(run.record.decision)
+    return costs if decide is None and costs is not None and costs.per_customer else None
 
 
 def check_explain_time(loaded: LoadedRun, sources: Sequence[tables.Source], explain: Explain, what: str) -> None:
@@ -160,34 +205,112 @@ def write_chunks(chunks: Iterable[ScoredChunk], writer: tables.TableWriter | tab
     return positives
 
 
-def write_with_budget(
-    chunks: Iterable[ScoredChunk], writer: tables.TableWriter | tables.SqlTableWriter, run: LoadedRun, budget: int
-) -> tuple[int, int]:
-    """Each chunk's output, with expected_saving and contact (`decisions`' rule) after the
-    decisions: the chunks are kept aside on disk while every customer is ranked (8 bytes a row
-    in memory), then written; one read, so every rank belongs to its own row. Returns the
-    number predicted to churn and the number contacted."""
-    probabilities: list[np.ndarray] = []
+@dataclass(frozen=True)
+class ContactPlan:
+    """Whom a door contacts: at most `budget` customers (None: every positive saving), with a
+    seeded `holdout` share of them kept aside as the campaign's control group, and `only`: the
+    contact list alone (sorted by expected saving), not every customer."""
+
+    budget: int | None = None
+    holdout: float | None = None
+    seed: int = 0
+    only: bool = False
+    money_columns: tuple[str, ...] = ()  # the value and offer-cost columns a contact list shows
+
+
+@dataclass(frozen=True)
+class Contacted:
+    """What a contact plan chose: the number predicted to churn, chosen (contacted and held
+    out), held out, their expected saving (of those contacted) and churn probabilities."""
+
+    predicted_positive: int
+    chosen: int
+    held_out: int
+    saving: float
+    chosen_probabilities: np.ndarray
+    held_probabilities: np.ndarray
+    money: decisions.Money  # every customer's
+
+    @property
+    def contacted(self) -> int:
+        return self.chosen - self.held_out
+
+
+def write_contacts(
+    chunks: Iterable[ScoredChunk], writer: tables.TableWriter | tables.SqlTableWriter, plan: ContactPlan
+) -> Contacted:
+    """Each chunk's output with expected_saving and contact by `decisions`' rule across the whole
+    table: the chunks are kept aside on disk while every customer is ranked (8 bytes a row in
+    memory), then written; one read, so every rank belongs to its own row. With a holdout, a
+    `group` column (contact, holdout; null for the others) and contact 0 for those held out.
+    With `only`, just the chosen rows, highest expected saving first (kept in memory to sort)."""
+    savings_parts, probabilities, money, positives = [], [], [], 0
     with tables.Spill() as spill:
         for chunk in chunks:
-            spill.write(chunk.output())
+            assert chunk.savings is not None, "a contact plan scores with ScoreOptions(decide=True)"
+            spill.write(chunk.contact_list(plan.money_columns) if plan.only else chunk.output())
+            savings_parts.append(chunk.savings)
             probabilities.append(chunk.probabilities)
+            assert chunk.money is not None
+            money.append(chunk.money)
+            positives += int(chunk.predictions.sum())
+        savings = np.concatenate(savings_parts) if savings_parts else np.zeros(0)
         everyone = np.concatenate(probabilities) if probabilities else np.zeros(0)
-        predictions = predict_labels(everyone, run.scorer.threshold)
-        savings, contact = decisions.contacts(everyone, predictions, run.record.decision, budget)
-        first = 0
-        for table in spill.replay():
-            rows = slice(first, first + table.num_rows)
-            at = table.column_names.index("churn_prediction") + 1
-            table = table.add_column(at, "expected_saving", pa.array(savings[rows]))
-            writer.write(table.add_column(at + 1, "contact", pa.array(contact[rows])))
-            first += table.num_rows
-    chosen = int(contact.sum())
-    if chosen < budget:
+        chosen = decisions.contact_rule(savings, plan.budget).astype(bool)
+        held = np.zeros(len(savings), dtype=bool)
+        if plan.holdout:
+            picked = np.flatnonzero(chosen)
+            held[picked[experiment.holdout_groups(savings[picked], plan.holdout, plan.seed)]] = True
+        _replay(spill, writer, chosen, held, plan)
+    _log_short_budget(plan.budget, int(chosen.sum()))
+    contact = chosen & ~held
+    return Contacted(
+        positives,
+        int(chosen.sum()),
+        int(held.sum()),
+        float(savings[contact].sum()),
+        everyone[chosen],
+        everyone[held],
+        decisions.Money.concat(money),
+    )
+
+
+def _replay(
+    spill: tables.Spill,
+    writer: tables.TableWriter | tables.SqlTableWriter,
+    chosen: np.ndarray,
+    held: np.ndarray,
+    plan: ContactPlan,
+) -> None:
+    kept: list[pa.Table] = []
+    first = 0
+    for table in spill.replay():
+        rows = slice(first, first + table.num_rows)
+        at = table.column_names.index("contact")
+        table = table.set_column(at, "contact", pa.array((chosen[rows] & ~held[rows]).astype("int8")))
+        if plan.holdout:
+            group = [_group(h, c) for h, c in zip(held[rows].tolist(), chosen[rows].tolist(), strict=True)]
+            table = table.add_column(at + 1, "group", pa.array(group, pa.string()))
+        first += table.num_rows
+        if plan.only:
+            kept.append(table.filter(pa.array(chosen[rows])))
+        else:
+            writer.write(table)
+    if plan.only and kept:
+        listed = pa.concat_tables(kept)
+        order = np.argsort(-listed.column("expected_saving").to_numpy(), kind="stable")
+        writer.write(listed.take(pa.array(order)))
+
+
+def _group(held: bool, chosen: bool) -> str | None:
+    return "holdout" if held else "contact" if chosen else None
+
+
+def _log_short_budget(budget: int | None, chosen: int) -> None:
+    if budget is not None and chosen < budget:
         logger.info(
-            "budget %s: contacting %s, every customer predicted to churn (contacting anyone else would lose "
-            "money on average)",
+            "budget %s: contacting %s, every customer whose expected saving is positive (contacting anyone else "
+            "would lose money on average)",
             f"{budget:,}",
             f"{chosen:,}",
         )
-    return int(predictions.sum()), chosen

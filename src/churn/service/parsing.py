@@ -57,12 +57,15 @@ def parse_json(body: bytes, allow_nan: bool = False) -> Any:
         raise ClientError(400, f"the body is not valid JSON ({error})") from None
 
 
-def customers(payload: Any, spec: FeatureSpec, id_column: str | None, limits: Limits) -> Rows:
-    """`{"customers": [{...}, ...]}` as rows."""
+def customers(
+    payload: Any, spec: FeatureSpec, id_column: str | None, limits: Limits, money: tuple[str, ...] = ()
+) -> Rows:
+    """`{"customers": [{...}, ...]}` as rows; `money`: numeric columns each row must send beside
+    the features (a run's per-customer costs)."""
     rows = payload.get("customers") if isinstance(payload, dict) else None
     if not isinstance(rows, list):
         raise ClientError(422, 'the body must be a JSON object {"customers": [{...}, ...]}', field="customers")
-    return records(rows, spec, id_column, limits)
+    return records(rows, spec, id_column, limits, money)
 
 
 def mlflow_frame(payload: Any, spec: FeatureSpec, id_column: str | None, limits: Limits) -> Rows:
@@ -107,25 +110,28 @@ def _column_records(columns: dict[str, Any]) -> list[Any]:
     return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
-def records(rows: list[Any], spec: FeatureSpec, id_column: str | None, limits: Limits) -> Rows:
-    """A list of JSON objects as rows; every feature must be present (null is a missing value)."""
+def records(
+    rows: list[Any], spec: FeatureSpec, id_column: str | None, limits: Limits, money: tuple[str, ...] = ()
+) -> Rows:
+    """A list of JSON objects as rows; every feature (and `money` column) must be present (null
+    is a missing value)."""
     if not rows:
         raise ClientError(422, "send at least one customer")
     if len(rows) > limits.max_rows:
         raise ClientError(413, f"{len(rows):,} rows in one request; at most {limits.max_rows:,} (serve.max_rows)")
-    _check_rows(rows, spec)
-    columns = {name: _numbers(rows, name, limits) for name in spec.numeric}
+    _check_rows(rows, spec, money)
+    columns = {name: _numbers(rows, name, limits) for name in (*spec.numeric, *money)}
     columns |= {name: _categories(rows, name, limits) for name in spec.categorical}
     return Rows(pa.table(columns), _ids(rows, id_column))
 
 
-def _check_rows(rows: list[Any], spec: FeatureSpec) -> None:
-    required = set(spec.columns)
+def _check_rows(rows: list[Any], spec: FeatureSpec, money: tuple[str, ...]) -> None:
+    required = set(spec.columns) | set(money)
     for index, row in enumerate(rows):
         if type(row) is not dict:
             raise ClientError(422, f"row {index} must be a JSON object of feature values", row=index)
         if not required <= row.keys():
-            missing = [column for column in spec.columns if column not in row]
+            missing = [column for column in (*spec.columns, *money) if column not in row]
             detail = f"row {index} lacks feature(s) {', '.join(missing)}; send every feature the model was trained"
             raise ClientError(422, detail + " with (null for a missing value)", row=index, field=missing[0])
 

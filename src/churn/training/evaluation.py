@@ -18,7 +18,7 @@ from sklearn.metrics import (
 )
 
 from churn.config import GATE_KEYS, DecisionConfig, ValidationConfig
-from churn.scoring.decisions import Costs
+from churn.scoring.decisions import Costs, Money
 from churn.scoring.scorers import predict_labels
 
 
@@ -43,17 +43,27 @@ def compute_metrics(y_true: pd.Series | np.ndarray, probabilities: np.ndarray, t
 
 
 def cost_summary(
-    y_true: pd.Series | np.ndarray, probabilities: np.ndarray, threshold: float, decision: DecisionConfig
+    y_true: pd.Series | np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float,
+    decision: DecisionConfig,
+    money: Money | None = None,
 ) -> dict[str, float]:
-    """Expected cost of contacting the customers at or above the threshold, against contacting
-    nobody and everyone, and the saving against contacting nobody."""
+    """Expected cost of the run's contacts against contacting nobody and everyone, and the
+    saving against contacting nobody. With constant costs the contacts are the customers at or
+    above the threshold (with `model.threshold: auto`, the break-even: the positive savings);
+    with per-customer costs (`money`, row for row), the one rule: a positive expected saving."""
     costs = Costs.required(decision)
     y = np.asarray(y_true, dtype="int64")
-    contact = predict_labels(probabilities, threshold) == 1
-    churners = int(y.sum())
-    cost = float(costs.cost(int(contact.sum()), int((contact & (y == 1)).sum()), churners))
-    nobody = float(costs.cost(0, 0, churners))
-    everyone = float(costs.cost(len(y), churners, churners))
+    if costs.per_customer:
+        assert money is not None, "per-customer costs need each customer's money"
+        contact = costs.savings(probabilities, money) > 0
+    else:
+        money = costs.money(None, len(y))
+        contact = predict_labels(probabilities, threshold) == 1
+    cost = costs.cost_of(contact, y, money)
+    nobody = costs.cost_of(np.zeros(len(y), bool), y, money)
+    everyone = costs.cost_of(np.ones(len(y), bool), y, money)
     return {
         "expected_cost": cost,
         "cost_contact_nobody": nobody,
@@ -62,8 +72,34 @@ def cost_summary(
     }
 
 
+def saving_curve(
+    y_true: pd.Series | np.ndarray, probabilities: np.ndarray, decision: DecisionConfig, money: Money
+) -> pd.DataFrame:
+    """The saving of contacting the first k customers, k = 0 ... n, ranked two ways: by expected
+    saving (the rule every door applies) and by churn probability alone. Per ranking, the
+    expected saving the model promises (sum of p x cost of churn x success - offer) and the
+    saving on these labelled rows (a churner contacted saves cost of churn x success, every
+    contact costs its offer)."""
+    costs = Costs.required(decision)
+    y = np.asarray(y_true, dtype="int64")
+    expected = costs.savings(probabilities, money)
+    realised = y * money.churn_cost * costs.offer_success_rate - money.offer_cost
+    by_saving = np.argsort(-expected, kind="stable")
+    by_probability = np.argsort(-probabilities, kind="stable")
+    start = np.zeros(1)
+    return pd.DataFrame(
+        {
+            "contacted": np.arange(len(y) + 1),
+            "expected_saving": np.concatenate([start, np.cumsum(expected[by_saving])]),
+            "saving": np.concatenate([start, np.cumsum(realised[by_saving])]),
+            "expected_saving_by_probability": np.concatenate([start, np.cumsum(expected[by_probability])]),
+            "saving_by_probability": np.concatenate([start, np.cumsum(realised[by_probability])]),
+        }
+    )
+
+
 def threshold_curve(
-    y_true: pd.Series | np.ndarray, probabilities: np.ndarray, decision: DecisionConfig
+    y_true: pd.Series | np.ndarray, probabilities: np.ndarray, decision: DecisionConfig, money: Money | None = None
 ) -> pd.DataFrame:
     """Precision, recall, F1 (and cost, when costs are set) at thresholds 0.01 ... 0.99.
 
@@ -86,11 +122,15 @@ def threshold_curve(
                 "contacted": tp + fp,
             }
         )
-    if (costs := Costs.of(decision)) is not None:
+    if (costs := Costs.of(decision)) is not None and not costs.per_customer:
         churners = len(positives)
         curve["expected_cost"] = costs.cost(tp + fp, tp, churners)
         curve["cost_contact_nobody"] = costs.cost(0, 0, churners)
         curve["cost_contact_everyone"] = costs.cost(len(y), churners, churners)
+    elif costs is not None and money is not None:  # summed customer by customer at each threshold
+        curve["expected_cost"] = [costs.cost_of(probabilities >= t, y, money) for t in thresholds]
+        curve["cost_contact_nobody"] = costs.cost_of(np.zeros(len(y), bool), y, money)
+        curve["cost_contact_everyone"] = costs.cost_of(np.ones(len(y), bool), y, money)
     return curve
 
 

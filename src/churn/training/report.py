@@ -18,14 +18,15 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve  # noqa: E402
 
-from churn.config import GATE_KEYS  # noqa: E402
+from churn.config import GATE_KEYS, DecisionConfig  # noqa: E402
 from churn.errors import ModelError  # noqa: E402
+from churn.scoring.decisions import Costs, Money  # noqa: E402
 from churn.store import upgrade  # noqa: E402
 from churn.store.files import atomic_path, write_text_atomic  # noqa: E402
 from churn.store.record import METRIC_LABELS, RunRecord, TestMetrics  # noqa: E402
 from churn.store.runs import LEADERBOARD, REPORT, TEST_EXPLANATIONS, TEST_PREDICTIONS, THRESHOLD_CURVE  # noqa: E402
 from churn.training import insights  # noqa: E402
-from churn.training.evaluation import threshold_curve  # noqa: E402
+from churn.training.evaluation import saving_curve, threshold_curve  # noqa: E402
 
 PLOTS = {
     "roc.png": "ROC curve (test rows)",
@@ -36,7 +37,10 @@ PLOTS = {
     "gains.png": "Cumulative gains: share of churners reached by contacting the riskiest customers first (test rows)",
 }
 # Drawn only when the config sets the decision costs, and when the run's test rows were explained.
-COST_PLOT = {"cost.png": "Expected cost against the threshold (out-of-fold, training rows)"}
+COST_PLOT = {
+    "cost.png": "Expected cost against the threshold (test rows)",
+    "saving.png": "Saving against the number contacted, ranked by expected saving and by probability (test rows)",
+}
 CONTRIBUTIONS_PLOT = {"contributions.png": "What drives the churn score: mean |contribution| per input column"}
 GAINS_AT = (0.1, 0.2, 0.3, 0.5)
 MAX_BARS = 30  # a wider table's remaining columns are in the report's table, and the chart says so
@@ -63,6 +67,7 @@ def write_report(run_dir: Path, record: RunRecord) -> Path:
     }
     if record.decision.has_costs:
         figures["cost.png"] = _cost_figure(inputs["test"], record)
+        figures["saving.png"] = _saving_figure(inputs["test"], record)
     if inputs["global"] is not None:
         figures["contributions.png"] = _contributions_figure(inputs["global"], _units(record), len(inputs["explained"]))
     for name, figure in figures.items():
@@ -213,7 +218,8 @@ def _gains_figure(test: pd.DataFrame) -> Figure:
 def _cost_figure(test: pd.DataFrame, record: RunRecord) -> Figure:
     """Expected cost on the test rows, the figures the report's text quotes, from zero."""
     threshold, decision = record.threshold.value, record.decision
-    curve = threshold_curve(test["y_true"], test["churn_probability"].to_numpy(), decision)
+    money = test_money(test, decision)
+    curve = threshold_curve(test["y_true"], test["churn_probability"].to_numpy(), decision, money)
     unit = f" ({decision.currency})" if decision.currency else ""
     figure, ax = _axes(f"Expected cost vs threshold ({len(test):,} test rows)", "threshold", f"expected cost{unit}")
     ax.plot(curve["threshold"], curve["expected_cost"], label="contact at or above the threshold")
@@ -223,6 +229,54 @@ def _cost_figure(test: pd.DataFrame, record: RunRecord) -> Figure:
     ax.set_ylim(bottom=0)  # from zero: a saving of a few percent looks its size
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.legend(loc="lower right")
+    return figure
+
+
+def test_money(test: pd.DataFrame, decision: DecisionConfig) -> Money:
+    """The test rows' money: as training stored it (per-customer costs), or the constants."""
+    costs = Costs.required(decision)
+    if not costs.per_customer:
+        return costs.money(None, len(test))
+    value = test["value"].to_numpy() if "value" in test else None
+    return Money(value, test["churn_cost"].to_numpy(), test["offer_cost"].to_numpy())
+
+
+def saving_points(test: pd.DataFrame, decision: DecisionConfig) -> dict[str, Any]:
+    """The saving curve of the test rows and its landmarks: its maximum, the budget's point
+    (decision.contact_budget, else every positive expected saving), ranked by expected saving,
+    and the same numbers of contacts ranked by probability alone; the value at risk."""
+    money = test_money(test, decision)
+    probabilities = test["churn_probability"].to_numpy()
+    curve = saving_curve(test["y_true"], probabilities, decision, money)
+    positive = int((Costs.required(decision).savings(probabilities, money) > 0).sum())
+    budget = min(decision.contact_budget or positive, len(test))
+    best = int(curve["saving"].idxmax())
+    monthly = float((probabilities * money.value).sum()) if money.value is not None else None
+    return {
+        "curve": curve,
+        "best": best,
+        "budget": budget,
+        "positive": positive,
+        "value_at_risk_monthly": monthly,
+        "value_at_risk": float((probabilities * money.churn_cost).sum()),
+    }
+
+
+def _saving_figure(test: pd.DataFrame, record: RunRecord) -> Figure:
+    points = saving_points(test, record.decision)
+    curve, best, budget = points["curve"], points["best"], points["budget"]
+    unit = f" ({record.decision.currency})" if record.decision.currency else ""
+    figure, ax = _axes(
+        f"Saving against the number contacted ({len(test):,} test rows)", "customers contacted", f"saving{unit}"
+    )
+    ax.plot(curve["contacted"], curve["saving"], color="tab:blue", label="ranked by expected saving")
+    ax.plot(curve["contacted"], curve["saving_by_probability"], color="tab:orange", label="ranked by probability")
+    ax.plot(curve["contacted"], curve["expected_saving"], color="tab:blue", linestyle=":", label="expected (model)")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.plot([best], [curve["saving"].iloc[best]], marker="o", color="black", label=f"maximum: {best:,} contacted")
+    ax.plot([budget], [curve["saving"].iloc[budget]], marker="s", color="tab:red", label=f"the rule: {budget:,}")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    ax.legend(loc="lower left", fontsize=8)
     return figure
 
 
@@ -259,6 +313,7 @@ def _markdown(inputs: dict[str, Any]) -> str:
         _comparison_section(record, inputs["leaderboard"]),
         _metrics_section(record.metrics, record.threshold.value, record.selection.cv_folds),
         _threshold_section(record),
+        *filter(None, [_money_section(inputs["test"], record)]),
         _gains_section(inputs["test"]),
         "## Plots\n\n" + "\n\n".join(f"### {title}\n\n![{title}]({name})" for name, title in plots_of(inputs).items()),
         _why_section(inputs),
@@ -382,6 +437,49 @@ def _threshold_section(record: RunRecord) -> str:
             "these test-row figures, from zero)."
         )
     return text
+
+
+def _money_section(test: pd.DataFrame, record: RunRecord) -> str:
+    """What contacting is worth on the test rows: the saving curve's landmarks against ranking by
+    probability alone, and the value at risk."""
+    decision = record.decision
+    if not decision.has_costs:
+        return ""
+    points = saving_points(test, decision)
+    curve, unit = points["curve"], f" {decision.currency}" if decision.currency else ""
+
+    def row(what: str, k: int) -> tuple[str, str, str, str, str]:
+        at = curve.iloc[k]
+        return (
+            what,
+            f"{k:,}",
+            f"{at['expected_saving']:,.0f}",
+            f"{at['saving']:,.0f}",
+            f"{at['saving_by_probability']:,.0f}",
+        )
+
+    rule = "the budget (decision.contact_budget)" if decision.contact_budget else "every positive expected saving"
+    table = pd.DataFrame(
+        [
+            row(rule, points["budget"]),
+            row("the curve's maximum", points["best"]),
+            row("a tenth of the customers", len(test) // 10),
+        ],
+        columns=["contacting", "customers", "expected saving", "saving (test labels)", "same count by probability"],
+    )
+    risk = f"Value at risk on the test rows (sum of p x cost of churn): **{points['value_at_risk']:,.0f}{unit}**"
+    if points["value_at_risk_monthly"] is not None:
+        risk += (
+            f", {points['value_at_risk_monthly']:,.0f}{unit} a month (sum of p x {decision.value_column}) over "
+            f"{decision.value_months:g} months"
+        )
+    return (
+        f"## Money (test rows)\n\nContacting the customers with the highest expected saving first; the saving on "
+        f"the test labels counts a contacted churner as cost of churn x offer_success_rate, every contact as its "
+        f"offer (`saving.png`). {points['positive']:,} test customers have a positive expected saving.\n\n"
+        + _table(table)
+        + f"\n\n{risk}."
+    )
 
 
 def _gains_section(test: pd.DataFrame) -> str:

@@ -24,7 +24,7 @@ from churn.config import Candidate, Config, DecisionConfig
 from churn.errors import ConfigError, DataError
 from churn.model import build_estimator
 from churn.parallel import usable_cores
-from churn.scoring.decisions import Costs
+from churn.scoring.decisions import Costs, Money
 from churn.scoring.scorers import predict_labels
 from churn.training.evaluation import threshold_curve
 
@@ -320,7 +320,7 @@ def compare_candidates(
 def _oof_cost(y: pd.Series, score: CandidateScore, decision: DecisionConfig) -> float | None:
     """The expected cost of a setting's out-of-fold predictions at the threshold the threshold
     choice gives (None without decision costs)."""
-    if not decision.has_costs:
+    if not decision.has_costs or decision.per_customer:  # per-customer costs compare nothing on money
         return None
     validated = ~np.isnan(score.oof_probabilities)  # forward-chaining folds leave the earliest rows out
     choice = choose_threshold(y[validated], score.oof_probabilities[validated], "auto", decision)
@@ -345,7 +345,11 @@ def leaderboard(results: list[CandidateScore]) -> pd.DataFrame:
 
 
 def choose_threshold(
-    y: pd.Series, oof_probabilities: np.ndarray, setting: float | str, decision: DecisionConfig
+    y: pd.Series,
+    oof_probabilities: np.ndarray,
+    setting: float | str,
+    decision: DecisionConfig,
+    money: Money | None = None,
 ) -> ThresholdChoice:
     """The decision threshold: as configured, or ("auto") the rule the costs give.
 
@@ -354,10 +358,26 @@ def choose_threshold(
     positive", the one contact rule of every door; its out-of-fold cost is recorded. Without
     costs it maximises F1 on the out-of-fold predictions over thresholds 0.01 ... 0.99 (on a
     tie the lowest). Only the training rows' out-of-fold predictions are used, never the test rows.
+
+    With per-customer costs (`money`, row for row with `y`) each customer has their own
+    break-even and `contact` follows it; "auto" is then the average training customer's
+    break-even (nothing is tuned on the money), and the recorded out-of-fold cost is that of the
+    contact rule.
     """
     if setting != "auto":
         return ThresholdChoice(float(setting), "fixed", f"set in the config (model.threshold: {setting})")
-    if (costs := Costs.of(decision)) is not None:
+    if (costs := Costs.of(decision)) is not None and costs.per_customer:
+        assert money is not None, "per-customer costs need each training customer's money"
+        threshold = costs.average_break_even(money)
+        contact = costs.savings(oof_probabilities, money) > 0
+        contact_cost = costs.cost_of(contact, np.asarray(y, dtype="int64"), money)
+        reason = (
+            f"the average training customer's break-even probability (mean offer {money.offer_cost.mean():,.2f} / "
+            f"(mean cost of churn {money.churn_cost.mean():,.2f} x {costs.offer_success_rate:g})); contact follows "
+            "each customer's own"
+        )
+        return ThresholdChoice(threshold, "break_even", reason, contact_cost)
+    if costs is not None:
         threshold, y_values = costs.break_even, np.asarray(y, dtype="int64")
         contacted = oof_probabilities >= threshold
         cost = costs.cost(int(contacted.sum()), int((contacted & (y_values == 1)).sum()), int(y_values.sum()))

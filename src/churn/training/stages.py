@@ -33,6 +33,7 @@ from churn.monitoring import profiles
 from churn.parallel import usable_cores
 from churn.preprocessing import FeatureCleaner, build_preprocessor
 from churn.scoring.compiling import export_linear_tables
+from churn.scoring.decisions import Money
 from churn.store import runs
 from churn.store.files import write_json_atomic
 from churn.store.record import (
@@ -62,6 +63,11 @@ class Split:
     X_test: pd.DataFrame
     y_train: pd.Series
     y_test: pd.Series
+    money: Money | None = None  # every row's, with per-customer costs
+
+    def money_of(self, index: pd.Index) -> Money | None:
+        """The per-customer money of these rows (None with constant costs)."""
+        return self.money.take(index.to_numpy()) if self.money is not None else None
 
     def periods(self) -> tuple[tuple[str, str], tuple[str, str]] | None:
         """First and last time of the training rows and of the test rows (a time split only)."""
@@ -78,8 +84,8 @@ def _period(times: pd.Series) -> tuple[str, str]:
     return text(times.min()), text(times.max())
 
 
-def make_split(settings: SplitConfig, data: TrainingData) -> Split:
-    split = Split(data, *split_data(data.X, data.y, settings, data.times))
+def make_split(settings: SplitConfig, data: TrainingData, money: Money | None = None) -> Split:
+    split = Split(data, *split_data(data.X, data.y, settings, data.times), money)
     logger.info("%d rows used: %d train / %d test", len(data.y), len(split.y_train), len(split.y_test))
     if (periods := split.periods()) is not None:
         logger.info(
@@ -146,7 +152,9 @@ def select_model(config: Config, split: Split) -> Selected:
     if not validated.all():  # forward-chaining folds never validate the earliest rows
         comparison, y_compared = selection.validated_only(comparison, validated), y_compared[validated]
     best = comparison.best[0]
-    choice = selection.choose_threshold(y_compared, best.oof_probabilities, config.model.threshold, config.decision)
+    choice = selection.choose_threshold(
+        y_compared, best.oof_probabilities, config.model.threshold, config.decision, split.money_of(y_compared.index)
+    )
     logger.info("selected %s; threshold %.2f (%s)", best.name, choice.threshold, choice.objective)
     return Selected(comparison, choice, y_compared)
 
@@ -189,7 +197,9 @@ def score_test_rows(
     best = selected.best
     metrics |= {"cv_roc_auc_mean": best.mean("roc_auc"), "cv_roc_auc_std": best.std("roc_auc")}
     if decision.has_costs:
-        metrics["costs"] = cost_summary(split.y_test, probabilities, threshold, decision)
+        metrics["costs"] = cost_summary(
+            split.y_test, probabilities, threshold, decision, split.money_of(split.X_test.index)
+        )
     return TestMetrics.model_validate(metrics), probabilities
 
 
@@ -242,10 +252,15 @@ def write_run_files(folder: runs.RunFolder, trained: Trained, data: DataConfig, 
     write_json_atomic(folder.path / runs.METRICS, outcome.metrics.model_dump(mode="json"))
     write_json_atomic(folder.path / runs.REFERENCE, reference_profile(data, split, outcome).model_dump(mode="json"))
     test = pd.DataFrame({"y_true": split.y_test.to_numpy(), "churn_probability": outcome.test_probabilities})
+    if (money := split.money_of(split.X_test.index)) is not None:  # the report's saving curve reads them
+        test["churn_cost"], test["offer_cost"] = money.churn_cost, money.offer_cost
+        if money.value is not None:
+            test["value"] = money.value
+    compared = split.money_of(selected.y_compared.index)
     contents = {
         runs.LEADERBOARD: selection.leaderboard(selected.comparison.best),
         runs.TEST_PREDICTIONS: test,
-        runs.THRESHOLD_CURVE: threshold_curve(selected.y_compared, selected.best.oof_probabilities, decision),
+        runs.THRESHOLD_CURVE: threshold_curve(selected.y_compared, selected.best.oof_probabilities, decision, compared),
     }
     if explained.table is not None:
         contents[runs.TEST_EXPLANATIONS] = explained.table

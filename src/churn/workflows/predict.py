@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from churn.config import Config
 from churn.errors import ChurnError
@@ -18,7 +20,7 @@ from churn.io.sql_writer import SqlTarget, refuse_writing_into_read
 from churn.monitoring import profiles, tallies, verdicts
 from churn.parallel import usable_cores
 from churn.progress import RowProgress
-from churn.scoring import core, decisions, scorers
+from churn.scoring import core, decisions, experiment, scorers
 from churn.scoring.core import ScoredTable, ScoreOptions, UnparsedLimit
 from churn.scoring.quality import QualityTally
 from churn.scoring.scorers import LoadedRun, score
@@ -47,11 +49,26 @@ class PredictResult:
     rows: int
     predicted_positive: int
     quality: QualityTally
-    contacted: int | None = None  # with a budget
+    contacts: Contacts | None = None  # with a budget, a holdout or a contact list
 
     @property
     def unseen_categories(self) -> dict[str, int]:
         return {column: count for column, count in self.quality.unseen.items() if count}
+
+
+@dataclass(frozen=True)
+class Contacts:
+    """Whom predict chose to contact, in figures for its summary line."""
+
+    chosen: core.Contacted
+    break_even: float  # the average customer's, with per-customer costs
+    per_customer: bool
+    seed: int
+    detectable_fall: float | None  # with a holdout: the smallest fall in churn it can detect
+
+    @property
+    def contacted(self) -> int:
+        return self.chosen.contacted
 
 
 def load_run(config: Config, run: str | Path | None) -> LoadedRun:
@@ -88,16 +105,18 @@ def predict(
     run: str | Path | None = None,
     quality_report: Path | None = None,
     explain: Explain | None = None,
-    budget: int | None = None,
+    budget: int | core.ContactPlan | None = None,
 ) -> PredictResult:
     """Score a table chunk by chunk with a saved run; write id, churn_probability and
     churn_prediction per row, in input order, and with `explain` the reason codes (and
-    contributions) of each. Memory stays flat however large the table.
+    contributions) of each. Memory stays flat however large the table. A run with per-customer
+    costs also writes each row's expected_saving and contact (positive saving).
 
-    With a contact `budget` (or `decision.contact_budget`), also `expected_saving` and `contact`
-    (1 for the `budget` customers predicted to churn with the highest expected saving): the
-    scored chunks are kept in a temporary file while every customer is ranked (8 bytes a row in
-    memory), then written; the input is read once.
+    With a contact `budget` (a number, or a `ContactPlan` with a holdout or for the contact list
+    alone; default `decision.contact_budget`), also `expected_saving` and `contact` (1 for the
+    `budget` customers with the highest positive expected saving): the scored chunks are kept
+    in a temporary file while every customer is ranked (about 30 bytes a row in memory), then
+    written; the input is read once.
 
     Every output location is checked before the first row is read; the output is written to a
     temporary file (or table) and published when every chunk succeeded. Data quality and drift
@@ -107,25 +126,60 @@ def predict(
     destination = output.destination if output.destination is not None else default_output_path(config, input_path)
     _check_outputs(input_path, destination, output, quality_report)
     loaded = load_run(config, run)
+    plan = _plan(budget, config)
+    costs = decisions.Costs.required(loaded.record.decision) if plan is not None else None  # refused before reading
+    if plan is not None and plan.only:
+        explain = _contact_reasons(explain, loaded)
     explain = explainers.checked(explain, loaded.scorer, config.predict.max_explain_seconds, "--explain")
-    budget = budget or config.decision.contact_budget
-    if budget:
-        decisions.Costs.required(loaded.record.decision)  # refused before anything is read
-    options = ScoreOptions(config.predict.chunk_rows, UnparsedLimit(config.data.max_unparsed_share), explain)
+    limit = UnparsedLimit(config.data.max_unparsed_share)
+    options = ScoreOptions(config.predict.chunk_rows, limit, explain, decide=True if plan is not None else None)
     chunks = ScoredTable(loaded, input_path, options)
     drift = _drift_tally(loaded)
+    contacts = None
     with tables.open_writer(destination, output.table, output.if_exists, loaded.run_id, output.password_env) as writer:
         scored = _progress(chunks, drift, RowProgress("predict"))
-        positives, contacted = (
-            core.write_with_budget(scored, writer, loaded, budget)
-            if budget
-            else (core.write_chunks(scored, writer), None)
-        )
+        if plan is not None and costs is not None:
+            chosen = core.write_contacts(scored, writer, replace(plan, money_columns=costs.columns))
+            contacts = _contacts(chosen, costs, chunks, plan)
+            positives = chosen.predicted_positive
+        else:
+            positives = core.write_chunks(scored, writer)
     _warn(input_path, chunks.quality, drift, config)
     if quality_report is not None:
         write_json_atomic(quality_report, {"input": str(input_path), "run_id": loaded.run_id} | chunks.quality.report())
     written = writer.target if isinstance(writer, tables.SqlTableWriter) else destination
-    return PredictResult(str(written), chunks.rows, positives, chunks.quality, contacted)
+    return PredictResult(str(written), chunks.rows, positives, chunks.quality, contacts)
+
+
+def _plan(budget: int | core.ContactPlan | None, config: Config) -> core.ContactPlan | None:
+    """The contact plan asked for: a plan, a budget, or the config's contact_budget (None: none)."""
+    if isinstance(budget, core.ContactPlan):
+        if budget.budget is None and config.decision.contact_budget is not None:
+            return replace(budget, budget=config.decision.contact_budget)
+        return budget
+    budget = budget or config.decision.contact_budget
+    return core.ContactPlan(budget) if budget else None
+
+
+def _contact_reasons(explain: Explain | None, loaded: LoadedRun) -> Explain | None:
+    """A contact list's reasons: --explain K (default 3) as sentences, or none (warned) for a run
+    that cannot explain its predictions."""
+    try:
+        explainers.explainer_for(loaded.scorer)
+    except ChurnError as error:
+        logger.warning("the contact list has no reasons: %s", error)
+        return None
+    top = min(explain.top if explain is not None and explain.top else 3, len(loaded.scorer.spec.columns))
+    return Explain(top, explain.contributions if explain is not None else False, words=True)
+
+
+def _contacts(chosen: core.Contacted, costs: decisions.Costs, chunks: ScoredTable, plan: core.ContactPlan) -> Contacts:
+    break_even = costs.break_even if not costs.per_customer else costs.average_break_even(chosen.money)
+    fall = None
+    if plan.holdout:
+        churn = float(chosen.held_probabilities.mean()) if len(chosen.held_probabilities) else 0.0
+        fall = experiment.detectable_effect(churn, chosen.contacted, chosen.held_out)
+    return Contacts(chosen, break_even, costs.per_customer, plan.seed, fall)
 
 
 def _check_outputs(source: tables.Source, destination: str | Path, output: Output, quality_report: Path | None) -> None:
@@ -186,3 +240,26 @@ def score_frames(loaded: LoadedRun, frames: Iterable[pd.DataFrame]) -> Iterator[
         scored = score(loaded.scorer, frame)
         ids: dict[str, Any] = {id_column: frame[id_column].to_numpy()} if id_column and id_column in frame else {}
         yield pd.DataFrame(ids | {"churn_probability": scored.probabilities, "churn_prediction": scored.predictions})
+
+
+def decide_frame(loaded: LoadedRun, frame: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
+    """A pandas frame of raw rows scored and decided as predict decides them: id (when the
+    frame has it), churn_probability, churn_prediction, expected_saving and contact (with a
+    `budget`, the `budget` highest positive savings), through the same scoring core.
+
+    Raises:
+        ConfigError: the run has no decision costs.
+        DataError: a feature or money column is missing, or a money value is bad (row named).
+    """
+    import pyarrow as pa  # deferred: as the caller's frame, only this door needs pyarrow here
+
+    rows = tables.ArrowRows(pa.Table.from_pandas(frame, preserve_index=False), "the frame")
+    options = ScoreOptions(max(len(frame), 1), decide=True)
+    chunks = list(ScoredTable(loaded, rows, options))
+    savings = (
+        np.concatenate([chunk.savings for chunk in chunks if chunk.savings is not None]) if chunks else np.zeros(0)
+    )
+    table = pa.concat_tables([chunk.output() for chunk in chunks]) if chunks else None
+    out = table.to_pandas() if table is not None else frame.iloc[:0]
+    out["contact"] = decisions.contact_rule(savings, budget)
+    return out

@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from churn.config import Config
-from churn.data_loader import load_training_data
+from churn.data_loader import TrainingData, load_training_data
 from churn.errors import ConfigError
 from churn.io.sql import Database, SqlSource
 from churn.io.tables import Source
 from churn.progress import Steps
+from churn.scoring.decisions import Costs, Money, Rows
 from churn.store import runs, tracking
 from churn.store.record import RunRecord, TestMetrics
 from churn.training import insights, selection, stages
@@ -52,7 +53,8 @@ def train(config: Config, data_path: Source | None = None) -> TrainResult:
     _check_before_training(config)
     seed = config.split.random_state
     with steps.step(f"loading {source}"):
-        split = stages.make_split(config.split, load_training_data(source, config.data, config.split.time_column))
+        data = load_training_data(source, config.data, config.split.time_column, config.decision.value_columns)
+        split = stages.make_split(config.split, data, customer_money(config, data, source))
     with steps.step("comparing candidates"):
         selected = stages.select_model(config, split)
     with steps.step("fitting the selected model on every training row"):
@@ -83,6 +85,19 @@ def train(config: Config, data_path: Source | None = None) -> TrainResult:
             if mlflow_run_id is not None:
                 tracking.record_where(result.run_dir, config, mlflow_run_id)
     return result
+
+
+def customer_money(config: Config, data: TrainingData, source: Source) -> Money | None:
+    """Every training row's money with per-customer costs, checked before any fit (None: constant costs).
+
+    Raises:
+        DataError: a value or offer cost is missing, not a number or negative (row and id named).
+    """
+    costs = Costs.of(config.decision)
+    if costs is None or not costs.per_customer:
+        return None
+    ids = data.ids.to_numpy() if data.ids is not None else None
+    return costs.money(data.money, len(data.y), Rows(str(source), 0, ids))
 
 
 def training_source(config: Config) -> Source:

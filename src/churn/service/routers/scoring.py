@@ -210,22 +210,29 @@ def _predict_json(config: Config, served: ServedRun, body: bytes, info: Info, as
     budget = _budget(sent_budget, '"budget"') if sent_budget is not None else _budget(asked.budget, "query budget")
     if budget is not None:
         _require_costs(served)
-    rows = parsing.customers(payload, served.loaded.scorer.spec, served.id_column, _limits(config))
-    scored, quality = _score_rows(served, rows)
-    answer = _predict_answer(served, rows, scored, quality)
+    money = _money_columns(served)
+    rows = parsing.customers(payload, served.loaded.scorer.spec, served.id_column, _limits(config), money)
+    chunk = _score_chunk(served, rows, decide=True if budget is not None else None)
+    scored = chunk.scored
+    answer = _predict_answer(served, rows, scored, chunk.quality)
     if explain is not None:
         _add_reasons(answer["predictions"], served, scored, explain)
-    if budget is not None:
-        _add_contacts(answer["predictions"], served, scored, budget)
+    if chunk.savings is not None:
+        _add_contacts(answer["predictions"], chunk.savings, budget)
     _count(served, info, scored)
     return answer
 
 
-def _add_contacts(predictions: list[dict[str, Any]], served: ServedRun, scored: Scored, budget: int) -> None:
-    """Each prediction's expected_saving and contact, by the rule `predict --budget` applies."""
-    savings, contact = decisions.contacts(
-        scored.probabilities, scored.predictions, served.loaded.record.decision, budget
-    )
+def _money_columns(served: ServedRun) -> tuple[str, ...]:
+    """The columns a run with per-customer costs reads each customer's money from (beside the features)."""
+    costs = decisions.Costs.of(served.loaded.record.decision)
+    spec = served.loaded.scorer.spec
+    return tuple(c for c in costs.columns if c not in spec.columns) if costs is not None else ()
+
+
+def _add_contacts(predictions: list[dict[str, Any]], savings: np.ndarray, budget: int | None) -> None:
+    """Each prediction's expected_saving and contact, by the rule `predict` applies."""
+    contact = decisions.contact_rule(savings, budget)
     for prediction, saving, chosen in zip(predictions, savings.tolist(), contact.tolist(), strict=True):
         prediction["expected_saving"], prediction["contact"] = saving, chosen
 
@@ -250,23 +257,24 @@ def _invocations(config: Config, served: ServedRun, kind: str, body: bytes, info
     else:
         payload = parsing.parse_json(body, allow_nan=True)  # MLflow's client sends NaN for missing values
     rows = parsing.mlflow_frame(payload, served.loaded.scorer.spec, served.id_column, _limits(config))
-    scored = _score_rows(served, rows)[0]
+    scored = _score_chunk(served, rows, decide=False).scored  # MLflow's answer holds probabilities only
     _count(served, info, scored)
     probabilities = scored.probabilities
     return {"predictions": np.column_stack([1.0 - probabilities, probabilities]).tolist()}
 
 
-def _score_rows(served: ServedRun, rows: parsing.Rows) -> tuple[Scored, QualityTally]:
+def _score_chunk(served: ServedRun, rows: parsing.Rows, decide: bool | None = None) -> core.ScoredChunk:
     """The request's customers through the scoring core, in one chunk; a value that is not a
-    number is refused naming its row (a JSON door's rule: its rows are named one by one)."""
+    number is refused naming its row (a JSON door's rule: its rows are named one by one), and so
+    is a missing or negative value of a per-customer cost."""
     table = tables.ArrowRows(rows.table)
-    (chunk,) = core.ScoredTable(served.loaded, table, core.ScoreOptions(rows.table.num_rows))
+    (chunk,) = core.ScoredTable(served.loaded, table, core.ScoreOptions(rows.table.num_rows, decide=decide))
     scored = chunk.scored
     for column, bad in scored.cleaned.unparsed.items():  # one door, one rule: JSON rows are named one by one
         row = int(bad.rows[0])
         value = rows.table.column(column)[row].as_py()
         raise ClientError(422, f"row {row} field {column} must be a number, got {value!r}", row=row, field=column)
-    return scored, chunk.quality
+    return chunk
 
 
 def _count(served: ServedRun, info: Info, scored: Scored) -> None:
@@ -297,7 +305,10 @@ def _score_csv(config: Config, served: ServedRun, body: bytes, info: Info, asked
     if budget is not None:
         _require_costs(served)
     options = core.ScoreOptions(
-        config.predict.chunk_rows, core.UnparsedLimit(config.data.max_unparsed_share, None), explain
+        config.predict.chunk_rows,
+        core.UnparsedLimit(config.data.max_unparsed_share, None),
+        explain,
+        decide=True if budget is not None else None,
     )
     chunks = core.ScoredTable(served.loaded, tables.CsvBytes(body), options)
     pending: list[tuple[np.ndarray, np.ndarray]] = []  # monitored once the whole body is accepted
@@ -306,7 +317,7 @@ def _score_csv(config: Config, served: ServedRun, body: bytes, info: Info, asked
         with tables.TableWriter(out) as writer:
             checked = _checked_chunks(chunks, served, config.serve.max_value_chars, pending)
             if budget is not None:
-                core.write_with_budget(checked, writer, served.loaded, budget)
+                core.write_contacts(checked, writer, core.ContactPlan(budget))
             else:
                 core.write_chunks(checked, writer)
     except explainers.ExplainTooSlowError as error:
