@@ -33,6 +33,10 @@ def valued(tmp_path_factory):
     return folder, config
 
 
+def cli(config, folder, *args):
+    return run_cli("-c", config.source, *args, cwd=folder)
+
+
 def predicted(config, tmp_path, name="out.csv", plan=None):
     result = pipeline.predict(config, TELCO_SAMPLE, tmp_path / name, budget=plan)
     return result, pd.read_csv(tmp_path / name)
@@ -111,7 +115,8 @@ def test_the_holdout_is_seeded_recorded_and_measured_by_campaign(valued, tmp_pat
     pd.DataFrame({"customerID": listed["customerID"], "Churn": np.where(churned, "Yes", "No")}).to_csv(
         outcomes, index=False
     )
-    done = run_cli("-c", config.source, "campaign", "--contacts", tmp_path / "campaign.csv", "--outcomes", outcomes, "--output", tmp_path / "c", cwd=folder)  # fmt: skip
+    contacts = ("campaign", "--contacts", tmp_path / "campaign.csv")
+    done = cli(config, folder, *contacts, "--outcomes", outcomes, "--output", tmp_path / "c")
     assert done.returncode == 0, done.stderr
     figures = json.loads((tmp_path / "c" / "campaign.json").read_text())
     assert figures["groups"]["holdout"]["customers"] == held.sum()
@@ -129,14 +134,18 @@ def test_campaign_refuses_outcomes_that_do_not_match_the_list(valued, tmp_path):
         "missing.csv": (rows.iloc[1:], "1 customer(s) are not in"),
         "extra.csv": (pd.concat([rows, pd.DataFrame({"customerID": ["nobody-1"], "Churn": ["Yes"]})]), "nobody-1"),
     }
+    contacts = ("campaign", "--contacts", tmp_path / "campaign.csv")
     for name, (frame, fragment) in cases.items():
         frame.to_csv(tmp_path / name, index=False)
-        done = run_cli("-c", config.source, "campaign", "--contacts", tmp_path / "campaign.csv", "--outcomes", tmp_path / name, "--output", tmp_path / name.replace(".csv", ""), cwd=folder)  # fmt: skip
+        output = tmp_path / name.replace(".csv", "")
+        done = cli(config, folder, *contacts, "--outcomes", tmp_path / name, "--output", output)
         assert_clean_error(done, fragment)
-        assert not (tmp_path / name.replace(".csv", "")).exists()
+        assert not output.exists()
     listed[listed["group"] == "contact"].to_csv(tmp_path / "one_group.csv", index=False)
-    done = run_cli("-c", config.source, "campaign", "--contacts", tmp_path / "one_group.csv", "--outcomes", tmp_path / "missing.csv", cwd=folder)  # fmt: skip
-    assert_clean_error(done)
+    done = cli(
+        config, folder, "campaign", "--contacts", tmp_path / "one_group.csv", "--outcomes", tmp_path / "missing.csv"
+    )
+    assert_clean_error(done, "the holdout group is empty")
 
 
 def test_a_missing_value_is_an_error_naming_the_row_and_the_old_output_stays(valued, tmp_path):
@@ -145,7 +154,7 @@ def test_a_missing_value_is_an_error_naming_the_row_and_the_old_output_stays(val
     frame.loc[7, "MonthlyCharges"] = ""
     frame.to_csv(tmp_path / "bad.csv", index=False)
     (tmp_path / "out.csv").write_text("old\n")
-    done = run_cli("-c", config.source, "predict", "--input", tmp_path / "bad.csv", "--output", tmp_path / "out.csv", cwd=folder)  # fmt: skip
+    done = cli(config, folder, "predict", "--input", tmp_path / "bad.csv", "--output", tmp_path / "out.csv")
     assert_clean_error(
         done, "decision.value_column MonthlyCharges is missing at data row 8", frame.loc[7, "customerID"]
     )

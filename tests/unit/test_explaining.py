@@ -2,8 +2,8 @@
 brute-force Shapley values, reason codes (order, ties, fewer than K) and the time check."""
 
 import itertools
-from types import SimpleNamespace
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
