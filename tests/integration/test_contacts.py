@@ -141,10 +141,11 @@ def test_campaign_refuses_outcomes_that_do_not_match_the_list(valued, tmp_path):
         done = cli(config, folder, *contacts, "--outcomes", tmp_path / name, "--output", output)
         assert_clean_error(done, fragment)
         assert not output.exists()
-    listed[listed["group"] == "contact"].to_csv(tmp_path / "one_group.csv", index=False)
-    done = cli(
-        config, folder, "campaign", "--contacts", tmp_path / "one_group.csv", "--outcomes", tmp_path / "missing.csv"
-    )
+    contacted = listed["group"] == "contact"
+    listed[contacted].to_csv(tmp_path / "one_group.csv", index=False)
+    rows[contacted].to_csv(tmp_path / "contacted.csv", index=False)
+    one_group = ("campaign", "--contacts", tmp_path / "one_group.csv")
+    done = cli(config, folder, *one_group, "--outcomes", tmp_path / "contacted.csv")
     assert_clean_error(done, "the holdout group is empty")
 
 
