@@ -168,3 +168,18 @@ def test_with_constant_costs_the_budget_keeps_to_the_predicted_churners(write_co
     result, ours = predicted(config, tmp_path, plan=10_000)
     assert (ours["contact"] == ours["churn_prediction"]).all()  # auto threshold = break-even: one decision
     assert result.contacts.contacted == ours["churn_prediction"].sum()
+
+
+def test_evaluate_costs_each_customer_and_monitor_runs_without_the_money(valued, tmp_path):
+    _, config = valued
+    evaluation = pipeline.evaluate(config, TELCO_SAMPLE)
+    p = predicted(config, tmp_path)[1]
+    worth = SAMPLE["MonthlyCharges"] * 12
+    churned = (SAMPLE["Churn"] == "Yes").to_numpy()
+    contact = p["contact"].to_numpy() == 1
+    by_hand = 50 * contact.sum() + (worth * churned * np.where(contact, 0.7, 1.0)).sum()
+    assert evaluation.metrics.costs.expected_cost == pytest.approx(by_hand)
+    assert evaluation.metrics.costs.cost_contact_nobody == pytest.approx((worth * churned).sum())
+    monitored = pipeline.monitor(config, TELCO_SAMPLE, output=tmp_path / "monitoring")
+    figures = monitored.report.to_json()
+    assert "expected_cost" not in figures["estimated"] and "roc_auc" in figures["estimated"]

@@ -192,7 +192,8 @@ def estimated_performance(probabilities: np.ndarray, threshold: float, record: R
     figures: dict[str, Any] = {"roc_auc": profiles.expected_roc_auc(probabilities)}
     figures |= profiles.rates(confusion)
     figures["expected_churn_rate"] = float(probabilities.mean()) if len(probabilities) else None
-    if (costs := Costs.of(record.decision)) is not None and len(probabilities):
+    # per-customer costs need each customer's money, which a batch's bins do not keep: no cost then
+    if (costs := Costs.of(record.decision)) is not None and not costs.per_customer and len(probabilities):
         contacted = int((probabilities >= threshold).sum())
         churners = confusion["tp"] + confusion["fn"]
         cost = float(costs.cost(contacted, confusion["tp"], churners))

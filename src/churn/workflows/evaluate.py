@@ -23,6 +23,7 @@ from churn.io.sql import RowDigest, SqlSource
 from churn.io.tables import Source
 from churn.labels import label_key, positive_flags
 from churn.scoring.core import ScoredTable, ScoreOptions, UnparsedLimit
+from churn.scoring.decisions import Money
 from churn.scoring.scorers import LoadedRun
 from churn.store import runs
 from churn.store.files import sha256_file
@@ -60,6 +61,7 @@ class _Labelled:
         self.probabilities: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
         self.ids: list[pa.ChunkedArray] = []
+        self.money: list[Money] = []  # with per-customer costs
         self.keys: set[str] = set()
 
     def joined(self) -> tuple[np.ndarray, np.ndarray, pa.ChunkedArray | None]:
@@ -88,9 +90,12 @@ def evaluate(config: Config, input_path: Source, run: str | Path | None = None) 
         kept.keys |= keys
         if chunk.id_column:
             kept.ids.append(chunk.rows.column(chunk.id_column))
+        if chunk.money is not None:
+            kept.money.append(chunk.money)
     _check_labels(kept.keys, positive, features.positive_label, target, input_path)
     names = (target, str(features.id_column))
-    probabilities, labels, ids = _training_rows(*kept.joined(), input_path, names)
+    probabilities, labels, ids, keep = _training_rows(*kept.joined(), input_path, names)
+    money = Money.concat(kept.money).take(keep) if kept.money else None
     sha256 = (
         digest.hexdigest() if digest is not None else sha256_file(input_path) if isinstance(input_path, Path) else ""
     )
@@ -101,7 +106,7 @@ def evaluate(config: Config, input_path: Source, run: str | Path | None = None) 
         run_id=loaded.run_id,
         input=str(input_path),
         threshold=loaded.record.threshold.value,
-        metrics=_metrics(labels, probabilities, loaded),
+        metrics=_metrics(labels, probabilities, loaded, money),
         training_overlap=overlap,
     )
 
@@ -127,8 +132,9 @@ def _check_labels(keys: set[str], positive: str, label: object, target: str, sou
 
 def _training_rows(
     probabilities: np.ndarray, labels: np.ndarray, ids: pa.ChunkedArray | None, source: Source, names: tuple[str, str]
-) -> tuple[np.ndarray, np.ndarray, pa.ChunkedArray | None]:
-    """The rows training would keep: a label, and (with ids) the first row of each customer."""
+) -> tuple[np.ndarray, np.ndarray, pa.ChunkedArray | None, np.ndarray]:
+    """The rows training would keep (and the mask that keeps them): a label, and (with ids)
+    the first row of each customer."""
     target, id_column = names
     keep = ~np.isnan(labels)
     if not keep.all():
@@ -140,10 +146,10 @@ def _training_rows(
             logger.warning("%s: dropped %d row(s) repeating an earlier %s", source, int(repeated.sum()), id_column)
         keep &= ~repeated
     kept_ids = ids.filter(pa.array(keep)) if ids is not None else None
-    return probabilities[keep], labels[keep].astype("int64"), kept_ids
+    return probabilities[keep], labels[keep].astype("int64"), kept_ids, keep
 
 
-def _metrics(labels: np.ndarray, probabilities: np.ndarray, loaded: LoadedRun) -> LabelledMetrics:
+def _metrics(labels: np.ndarray, probabilities: np.ndarray, loaded: LoadedRun, money: Money | None) -> LabelledMetrics:
     from churn.training.evaluation import compute_metrics, cost_summary  # deferred: scikit-learn's metrics
 
     threshold = loaded.record.threshold.value
@@ -151,7 +157,7 @@ def _metrics(labels: np.ndarray, probabilities: np.ndarray, loaded: LoadedRun) -
     metrics.pop("threshold")
     decision = loaded.record.decision  # the run's own, as trained
     if decision.has_costs:
-        metrics["costs"] = cost_summary(labels, probabilities, threshold, decision)
+        metrics["costs"] = cost_summary(labels, probabilities, threshold, decision, money)
     return LabelledMetrics.model_validate(metrics)
 
 

@@ -86,7 +86,10 @@ def _score_into(tally: tallies.DriftTally, config: Config, loaded: LoadedRun, in
     their digest, taken as they are read)."""
     rows = RowDigest() if isinstance(input_path, SqlSource) else None
     target, positive = loaded.features.target, label_key(loaded.features.positive_label)
-    options = ScoreOptions(config.predict.chunk_rows, UnparsedLimit(config.data.max_unparsed_share), keep=(target,))
+    # decide=False: the expected cost below needs no money columns (per-customer costs have none)
+    options = ScoreOptions(
+        config.predict.chunk_rows, UnparsedLimit(config.data.max_unparsed_share), keep=(target,), decide=False
+    )
     chunks = ScoredTable(loaded, input_path, options)
     progress = RowProgress("monitor")
     with ThreadPoolExecutor(max_workers=1) as hashing:
@@ -124,7 +127,7 @@ def realised_metrics(labels: np.ndarray, probabilities: np.ndarray, record: RunR
     metrics = compute_metrics(y, p, threshold)
     figures: dict[str, Any] = {"rows": int(known.sum())}
     figures |= {k: metrics[k] for k in ("roc_auc", "precision", "recall", "pr_auc", "brier")}
-    if record.decision.has_costs:
+    if record.decision.has_costs and not record.decision.per_customer:
         cost = cost_summary(y, p, threshold, record.decision)["expected_cost"]
         figures |= {"expected_cost": cost, "expected_cost_per_customer": cost / len(y)}
     return figures
