@@ -73,7 +73,7 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> FeatureSpec:
         spelling = {str(column): (str(pair[0]), str(pair[1])) for column, pair in payload["bool_spelling"].items()}
-        missing = tuple(str(value) for value in payload.get("missing_values", ()))  # absent before 0.27
+        missing = tuple(str(value) for value in payload["missing_values"])  # older runs: store.upgrade
         return cls(tuple(payload["numeric"]), tuple(payload["categorical"]), spelling, missing)
 
     @classmethod

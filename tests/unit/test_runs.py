@@ -237,3 +237,17 @@ def test_compare_puts_two_runs_side_by_side_with_their_config_differences(tmp_pa
 def test_config_keys_compare_dotted():
     assert runs.flatten({"split": {"test_size": 0.2}, "data": {"numeric_features": ["a"]}}) == {
         "split.test_size": 0.2, "data.numeric_features": '["a"]'}  # fmt: skip
+
+
+def test_lookup_tables_saved_before_missing_values_read_as_listing_none():
+    from churn.cleaning import FeatureSpec
+    from churn.store import upgrade
+
+    old = {"features": {"numeric": ["tenure"], "categorical": [], "bool_spelling": {}}}
+    with pytest.raises(KeyError):
+        FeatureSpec.from_dict(old["features"])  # only the upgrade knows older runs
+    upgraded = upgrade.upgrade_tables(old)
+    assert FeatureSpec.from_dict(upgraded["features"]).missing_values == ()
+    assert "missing_values" not in old["features"]  # the file's own payload is left as read
+    today = {"features": old["features"] | {"missing_values": ["-999"]}}
+    assert upgrade.upgrade_tables(today) is today

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from churn.cleaning import CleanedFeatures, FeatureSpec, FeatureTable, clean_features
 from churn.codes import category_codes
-from churn.store import runs
+from churn.store import runs, upgrade
 from churn.store.record import FeatureSchema, RunRecord
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def load_scorer(run_dir: Path, record: RunRecord, threads: int = 1) -> Scorer:
         ModelError: a digest is missing or differs, or a recorded artefact is missing.
     """
     if runs.SCORER in record.artefacts:
-        return LinearScorer(json.loads(runs.read_artefact(run_dir, runs.SCORER, record)))
+        return LinearScorer(upgrade.upgrade_tables(json.loads(runs.read_artefact(run_dir, runs.SCORER, record))))
     # Deferred: these import scikit-learn (about 0.6 s), which a logistic-regression run's
     # lookup tables score without.
     from churn.model import load_model

@@ -46,6 +46,15 @@ def linear_tables_gap(tables: dict[str, Any]) -> str | None:
     return None if complete else NO_TRAINING_MEANS
 
 
+def upgrade_tables(tables: dict[str, Any]) -> dict[str, Any]:
+    """A logistic regression's lookup tables (scorer.json) as today's code reads them: a run saved
+    before `data.missing_values` existed lists none (its cleaning treated no value as missing)."""
+    features = tables["features"]
+    if "missing_values" not in features:
+        tables = tables | {"features": features | {"missing_values": []}}
+    return tables
+
+
 def upgrade_model(model: Any) -> Any:
     """A saved model as today's code reads it: a preprocessing fitted before it learned its
     training means (`churn.preprocessing.Preprocessor`) gets `training_means_` None (its run
