@@ -109,12 +109,11 @@ def test_the_holdout_is_seeded_recorded_and_measured_by_campaign(valued, tmp_pat
     held = listed["group"].eq("holdout").to_numpy()
     deciles = experiment.saving_deciles(listed["expected_saving"].to_numpy())
     assert max(abs(held[deciles == d].mean() - held.mean()) for d in range(10)) <= 0.1  # 10 to 20 a decile here
-    outcomes = tmp_path / "outcomes.csv"
+    outcomes = tmp_path / "outcomes.parquet"  # a CRM's export; CSV is read the same way
     rng = np.random.default_rng(0)
     churned = rng.random(len(listed)) < np.where(held, 0.6, 0.3)
-    pd.DataFrame({"customerID": listed["customerID"], "Churn": np.where(churned, "Yes", "No")}).to_csv(
-        outcomes, index=False
-    )
+    frame = pd.DataFrame({"customerID": listed["customerID"], "Churn": np.where(churned, "Yes", "No")})
+    frame.to_parquet(outcomes, index=False)
     contacts = ("campaign", "--contacts", tmp_path / "campaign.csv")
     done = cli(config, folder, *contacts, "--outcomes", outcomes, "--output", tmp_path / "c")
     assert done.returncode == 0, done.stderr
