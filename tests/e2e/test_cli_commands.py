@@ -27,6 +27,7 @@ def test_train_with_default_paths_prints_a_summary_and_saves_a_run(workspace):
     assert "fold 3/3" in result.stderr  # progress per candidate and fold
 
 
+@pytest.mark.slow  # a whole CLI training for its stderr
 def test_quiet_train_logs_nothing_on_stderr(workspace, tmp_path):
     folder, _ = workspace
     result = run_cli("train", "-q", "-c", folder / "config.yaml", cwd=tmp_path)
@@ -202,6 +203,7 @@ def test_predict_writes_to_a_device_such_as_dev_null(workspace, tmp_path):
     assert "wrote 400 predictions" in result.stdout and "to /dev/null" in result.stdout
 
 
+@pytest.mark.slow  # several CLI runs, a training among them
 def test_errors_and_log_lines_show_paths_under_the_current_folder_relative_to_it(workspace, tmp_path):
     folder, _ = workspace
     config = yaml.safe_load((folder / "config.yaml").read_text())

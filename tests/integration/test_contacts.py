@@ -63,8 +63,14 @@ def test_every_door_gives_the_same_saving_and_contact(valued, tmp_path):
     assert [row["contact"] for row in answer] == ours["contact"].head(50).tolist()
     served = pd.read_csv(io.BytesIO(csv.content))
     pd.testing.assert_frame_equal(served[ours.columns], ours)
+
+
+@pytest.mark.slow  # a local Dask cluster starts
+def test_dask_gives_the_same_saving_and_contact(valued, tmp_path):
     from churn.scoring import distributed
 
+    _, config = valued
+    ours = predicted(config, tmp_path)[1]
     distributed.predict(config, TELCO_SAMPLE, tmp_path / "dask", None, None)
     parts = pd.read_parquet(tmp_path / "dask")
     np.testing.assert_array_equal(parts["expected_saving"], ours["expected_saving"])

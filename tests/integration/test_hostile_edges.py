@@ -116,9 +116,14 @@ def test_predict_refuses_an_output_it_cannot_write_before_reading(work, option, 
 # the history: bad lines skipped, named, dropped when the next batch is added
 
 
+SLOW = pytest.mark.slow  # two monitored batches each; the fast suite keeps two kinds of bad line
+
+
 @pytest.mark.parametrize(
-    "bad", [b"garbage", b'{"run_id": "x", "inp', b"[]", b"42", b'{"run_id": "x"}', b"\xff\xfe not utf-8"]
-)
+    "bad",
+    [b"garbage", pytest.param(b'{"run_id": "x", "inp', marks=SLOW), pytest.param(b"[]", marks=SLOW),
+     pytest.param(b"42", marks=SLOW), pytest.param(b'{"run_id": "x"}', marks=SLOW), b"\xff\xfe not utf-8"],
+)  # fmt: skip
 def test_a_bad_history_line_is_skipped_with_a_warning_and_dropped_at_the_next_batch(work, bad, caplog):
     config, folder = work
     monitor.monitor(config, TELCO_SAMPLE, output=folder / "one")

@@ -2,6 +2,7 @@
 which validates and trains; it explains its choices and never replaces a file unasked."""
 
 import numpy as np
+import pytest
 import yaml
 from support import TELCO, make_subscriptions, run_cli
 
@@ -56,6 +57,7 @@ def test_init_guesses_the_rarer_class_when_no_value_reads_as_yes_and_says_so(tmp
     assert "is the rarer class" in result.stdout and "check it" in result.stdout
 
 
+@pytest.mark.slow  # init on the shipped file three times
 def test_init_never_replaces_a_file_unasked_and_names_a_missing_target(tmp_path):
     (tmp_path / "config.yaml").write_text("mine\n")
     refused = run_cli("init", "--data", TELCO, "--target", "Churn", cwd=tmp_path)

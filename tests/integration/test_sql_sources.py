@@ -65,6 +65,7 @@ def test_predict_into_a_table_holds_the_file_columns_and_the_run_id_and_time(wor
     assert table_as_csv(scores, folder / "back.csv") == (folder / "from_file.csv").read_bytes()
 
 
+@pytest.mark.slow  # three trainings
 def test_a_query_and_a_table_train_the_same_model_as_the_file(work):
     config, url, folder = work
     from_file = pipeline.load_run(config, None).record
