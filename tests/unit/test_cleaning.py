@@ -17,6 +17,7 @@ from churn.cleaning import (
     parse_numbers,
 )
 from churn.errors import DataError
+from churn.store import upgrade
 
 SPEC = FeatureSpec(("n",), ("c",))
 
@@ -97,7 +98,8 @@ def test_a_tables_own_words_for_no_value_are_missing_not_unparsed(rows):
         assert bad.count == values.count("x")
     spec = FeatureSpec(("n",), (), missing_values=("Unknown",))
     assert FeatureSpec.from_dict(spec.to_dict()) == spec
-    assert FeatureSpec.from_dict({"numeric": ["n"], "categorical": [], "bool_spelling": {}}).missing_values == ()
+    older = {"features": {"numeric": ["n"], "categorical": [], "bool_spelling": {}}}  # before missing_values
+    assert FeatureSpec.from_dict(upgrade.upgrade_tables(older)["features"]).missing_values == ()
 
 
 def test_categories_spell_numeric_codes_one_way():

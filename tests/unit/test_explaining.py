@@ -24,7 +24,7 @@ def linear_tables(**changes):
     tables = {
         "kind": "logistic_regression",
         "threshold": 0.5,
-        "features": {"numeric": ["tenure"], "categorical": ["plan"], "bool_spelling": {}},
+        "features": {"numeric": ["tenure"], "categorical": ["plan"], "bool_spelling": {}, "missing_values": []},
         "intercept": -1.0,
         "numeric": [
             {"column": "tenure", "fill": 10.0, "mean": 20.0, "scale": 10.0, "coef": -0.5, "training_mean": 0.1}
