@@ -51,6 +51,7 @@ def test_train_missing_the_gate_exits_3_and_leaves_latest(workspace, tmp_path):
     assert "as rejected; latest not moved" in result.stdout
 
 
+@pytest.mark.slow  # a CLI training, then the report redrawn
 def test_report_mode_rebuilds_the_latest_report(workspace):
     folder, _ = workspace
     run_dir = folder / "models" / (folder / "models" / "latest").read_text().strip()
@@ -156,6 +157,7 @@ def test_predict_refuses_to_overwrite_its_input(workspace):
     assert_clean_error(result, "--output is the input file")
 
 
+@pytest.mark.slow  # trainings on bad configs and data, one after another
 def test_train_bad_config_and_bad_data(workspace, tmp_path):
     folder, _ = workspace
     config = yaml.safe_load((folder / "config.yaml").read_text())
