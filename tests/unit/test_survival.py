@@ -88,3 +88,26 @@ def test_the_hazard_model_recovers_a_known_hazard_and_its_horizons_are_condition
     by_curve = 1 - survival[rows, tenure + 11] / survival[rows, tenure - 1]
     np.testing.assert_allclose(churn, by_curve, rtol=0, atol=1e-12)  # months past 30 reuse month 30's hazard
     assert ((0 < expected) & (expected <= 12)).all()
+
+
+def test_the_metrics_equal_scikit_survivals_on_censored_data_with_ties():
+    sksurv_metrics = pytest.importorskip("sksurv.metrics")  # in the dev lock: the reference implementation
+    from sksurv.nonparametric import kaplan_meier_estimator
+    from sksurv.util import Surv
+
+    rng = np.random.default_rng(20_261_203)
+    d_train, e_train = rng.integers(1, 60, 600).astype(float), rng.random(600) < 0.4
+    d_test, e_test = np.minimum(rng.integers(1, 70, 300), 58).astype(float), rng.random(300) < 0.35
+    risks = np.round(rng.random(300), 2)  # many tied risks
+    train, test = Surv.from_arrays(e_train, d_train), Surv.from_arrays(e_test, d_test)
+    times, survival = kaplan_meier_estimator(e_train, d_train)
+    np.testing.assert_allclose(metrics.kaplan_meier(d_train, e_train)(times), survival, rtol=0, atol=1e-12)
+    harrell = sksurv_metrics.concordance_index_censored(e_test, d_test, risks)[0]
+    assert metrics.concordance(d_test, e_test, risks) == pytest.approx(harrell, abs=1e-12)
+    uno = sksurv_metrics.concordance_index_ipcw(train, test, risks, tau=50)[0]
+    assert metrics.uno_concordance((d_train, e_train), (d_test, e_test), risks, 50) == pytest.approx(uno, abs=1e-12)
+    months = np.arange(2, 50, 1.0)
+    curves = np.sort(rng.random((300, len(months))), axis=1)[:, ::-1]
+    ibs = sksurv_metrics.integrated_brier_score(train, test, curves, months)
+    ours = metrics.integrated_brier((d_train, e_train), (d_test, e_test), curves, months)
+    assert ours == pytest.approx(ibs, abs=1e-12)

@@ -51,8 +51,17 @@ def kaplan_meier(durations: np.ndarray, events: np.ndarray) -> StepFunction:
 
 def censoring_survival(durations: np.ndarray, events: np.ndarray) -> StepFunction:
     """G: the Kaplan-Meier estimate of remaining uncensored (censorings as the events). At a time
-    where an event and a censoring coincide, the event counts as coming first, as is usual."""
-    return kaplan_meier(durations, ~np.asarray(events).astype(bool))
+    where churn and a censoring coincide, the churn comes first: the customers who churned then
+    are no longer at risk of being censored then (scikit-survival's `reverse=True`)."""
+    durations, events = np.asarray(durations, "float64"), np.asarray(events).astype(bool)
+    times, inverse = np.unique(durations, return_inverse=True)
+    churned = np.bincount(inverse, weights=events, minlength=len(times))
+    censored = np.bincount(inverse, weights=~events, minlength=len(times))
+    left = np.bincount(inverse, minlength=len(times))
+    at_risk = len(durations) - np.concatenate([[0], np.cumsum(left)[:-1]]) - churned
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(at_risk > 0, 1.0 - censored / at_risk, 1.0)
+    return StepFunction(times, np.cumprod(factor))
 
 
 def concordance(
