@@ -78,6 +78,7 @@ def test_a_token_is_required_when_set(workspace):
         assert post_json(service.url + "/predict", payload, {"authorization": "Bearer s3cret"})[0] == 200
 
 
+@pytest.mark.slow  # a live server under traffic while runs are promoted
 def test_models_promote_under_traffic_moves_the_answers_without_a_failed_request(workspace):
     first = json.loads(run_cli("models", "list", "--json", "-c", workspace, cwd=workspace.parent).stdout)[0]["run_id"]
     pipeline.train(load_config(workspace))

@@ -133,6 +133,7 @@ def test_retrain_runs_monthly_and_by_hand_and_ships_only_an_accepted_model():
     assert summary["if"] == "success() || failure()"
 
 
+@pytest.mark.slow  # the workflow's shell steps, a training among them
 def test_the_workflow_shell_steps_run_here(tmp_path):
     """The steps that are plain shell, run with the variables GitHub would set."""
     config = write_quick_config(tmp_path, validation={})

@@ -42,6 +42,7 @@ def run_predict(config, output, env):
     return done.stdout.strip().splitlines()[-1].split(maxsplit=1)
 
 
+@pytest.mark.slow  # predict in subprocesses under several thread settings
 def test_predict_runs_openmp_on_one_thread_unless_told_and_scores_the_same(trained, tmp_path):
     variable, pools = run_predict(trained, tmp_path / "one.csv", {})
     assert variable == "1" and pools.strip() == "[1]"  # scikit-learn's OpenMP loaded, on one thread

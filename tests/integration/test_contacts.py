@@ -188,3 +188,13 @@ def test_evaluate_costs_each_customer_and_monitor_runs_without_the_money(valued,
     monitored = pipeline.monitor(config, TELCO_SAMPLE, output=tmp_path / "monitoring")
     figures = monitored.report.to_json()
     assert "expected_cost" not in figures["estimated"] and "roc_auc" in figures["estimated"]
+
+
+def test_contact_options_that_cannot_apply_are_refused_with_one_line(valued, tmp_path):
+    folder, config = valued
+    predict = ("predict", "--input", TELCO_SAMPLE, "--output", tmp_path / "out.csv")
+    assert_clean_error(cli(config, folder, *predict, "--seed", "3"), "--seed draws the --holdout")
+    assert_clean_error(cli(config, folder, *predict, "--holdout", "1.5"), "above 0 and below 1")
+    dask = ("--engine", "dask", "--holdout", "0.2")
+    assert_clean_error(cli(config, folder, *predict, *dask), "--holdout is not available with --engine dask")
+    assert not (tmp_path / "out.csv").exists()

@@ -120,6 +120,7 @@ def test_show_prints_the_roles_and_writes_nothing(tmp_path):
     assert "nothing written" in rows[-1] and sorted(p.name for p in tmp_path.iterdir()) == ["bank.csv"]
 
 
+@pytest.mark.slow  # a full comparison on a generated bank table
 def test_the_generated_gate_is_the_tables_own_and_the_first_run_passes_it(tmp_path):
     config, text, stdout = _init(tmp_path, bank_table(2_000).frame, "Exited", output="bank.yaml")
     assert "min_roc_auc: 0.8" not in text and "min_pr_auc: 0.55" not in text  # no Telco figures
