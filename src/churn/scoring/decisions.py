@@ -256,15 +256,3 @@ def contact_rule(savings: np.ndarray, budget: int | None = None) -> np.ndarray:
     contact = np.zeros(len(savings), dtype="int8")
     contact[eligible] = 1
     return contact
-
-
-def contacts(
-    probabilities: np.ndarray, money: Money, decision: DecisionConfig, budget: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every customer's expected saving and contact (0/1), by the one rule.
-
-    Raises:
-        ConfigError: the run has no decision costs.
-    """
-    savings = Costs.required(decision).savings(probabilities, money)
-    return savings, contact_rule(savings, budget)

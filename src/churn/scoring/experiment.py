@@ -31,9 +31,9 @@ def holdout_groups(savings: np.ndarray, share: float, seed: int) -> np.ndarray:
         return held
     rng = np.random.default_rng(seed)
     order = np.argsort(-savings, kind="stable")
-    decile = np.arange(len(order)) * DECILES // len(order)
+    decile = saving_deciles(savings)[order]
     for d in range(DECILES):
-        members = order[decile == d]
+        members = order[decile == d]  # highest saving first: a seed draws the same customers
         count = int(round(share * len(members)))
         held[rng.choice(members, size=count, replace=False)] = True
     return held

@@ -174,7 +174,7 @@ def _contact_reasons(explain: Explain | None, loaded: LoadedRun) -> Explain | No
 
 
 def _contacts(chosen: core.Contacted, costs: decisions.Costs, chunks: ScoredTable, plan: core.ContactPlan) -> Contacts:
-    break_even = costs.break_even if not costs.per_customer else costs.average_break_even(chosen.money)
+    break_even = costs.average_break_even(chosen.money)  # the break-even itself with constant costs
     fall = None
     if plan.holdout:
         churn = float(chosen.held_probabilities.mean()) if len(chosen.held_probabilities) else 0.0

@@ -9,7 +9,7 @@ and training categories, which change when a new run is served; `churn.service.o
 to the document), a body may be CSV as well as JSON, it is read as bytes within
 `serve.max_body_mb` and its records counted before it is parsed, and validating thousands of
 rows through pydantic costs more than scoring them. The rules (contacts, reasons) are the
-scoring side's (`churn.scoring.decisions.contacts`, `churn.explain.explainers.reason_lists`);
+scoring side's (`churn.scoring.decisions.contact_rule`, `churn.explain.explainers.reason_lists`);
 the routes only check the request and format the answer."""
 
 from __future__ import annotations
