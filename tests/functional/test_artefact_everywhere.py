@@ -21,7 +21,13 @@ FAST_PARAMS = {
 }
 
 
-@pytest.fixture(scope="module", params=MODEL_NAMES)
+# The fast suite checks the shipped config's kinds (a linear model and boosting); the other two
+# kinds, another CLI training each, run in the slow step.
+FAST_KINDS = ("logistic_regression", "hist_gradient_boosting")
+KINDS = [name if name in FAST_KINDS else pytest.param(name, marks=pytest.mark.slow) for name in MODEL_NAMES]
+
+
+@pytest.fixture(scope="module", params=KINDS)
 def cli_run(request, tmp_path_factory):
     """A run of each model trained on the sample, and the CLI's predictions for the shipped file."""
     name = request.param
