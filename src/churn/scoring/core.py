@@ -84,8 +84,7 @@ class ScoredChunk:
         """What `predict` writes for these rows: the id, churn_probability, churn_prediction,
         expected_saving and contact (when the run decides contacts; a budget replaces contact
         through `extra`), then `extra` columns, then the explanations."""
-        columns: dict[str, Any] = {self.id_column: self.rows.column(self.id_column)} if self.id_column else {}
-        columns |= {"churn_probability": self.probabilities, "churn_prediction": self.predictions}
+        columns = self._id() | {"churn_probability": self.probabilities, "churn_prediction": self.predictions}
         if self.savings is not None:
             columns |= {"expected_saving": self.savings, "contact": decisions.contact_rule(self.savings)}
         return pa.table(columns | dict(extra or {}) | dict(self.explanations))
@@ -95,14 +94,16 @@ class ScoredChunk:
         expected_saving, contact, the money columns as read (value, offer cost), then the
         explanations (reasons in words)."""
         assert self.savings is not None
-        columns: dict[str, Any] = {self.id_column: self.rows.column(self.id_column)} if self.id_column else {}
-        columns |= {
+        columns = self._id() | {
             "churn_probability": self.probabilities,
             "expected_saving": self.savings,
             "contact": decisions.contact_rule(self.savings),
         }
         columns |= {name: self.rows.column(name) for name in money_columns}
         return pa.table(columns | dict(self.explanations))
+
+    def _id(self) -> dict[str, Any]:
+        return {self.id_column: self.rows.column(self.id_column)} if self.id_column else {}
 
 
 class ScoredTable:
@@ -240,10 +241,11 @@ def write_contacts(
     chunks: Iterable[ScoredChunk], writer: tables.TableWriter | tables.SqlTableWriter, plan: ContactPlan
 ) -> Contacted:
     """Each chunk's output with expected_saving and contact by `decisions`' rule across the whole
-    table: the chunks are kept aside on disk while every customer is ranked (8 bytes a row in
-    memory), then written; one read, so every rank belongs to its own row. With a holdout, a
-    `group` column (contact, holdout; null for the others) and contact 0 for those held out.
-    With `only`, just the chosen rows, highest expected saving first (kept in memory to sort)."""
+    table: the chunks are kept aside on disk while every customer is ranked (about 30 bytes a
+    row in memory: saving, probability, money), then written; one read, so every rank belongs to
+    its own row. With a holdout, a `group` column (contact, holdout; null for the others) and
+    contact 0 for those held out. With `only`, just the chosen rows, highest expected saving
+    first (kept in memory to sort)."""
     savings_parts, probabilities, money, positives = [], [], [], 0
     with tables.Spill() as spill:
         for chunk in chunks:
@@ -289,8 +291,8 @@ def _replay(
         at = table.column_names.index("contact")
         table = table.set_column(at, "contact", pa.array((chosen[rows] & ~held[rows]).astype("int8")))
         if plan.holdout:
-            group = [_group(h, c) for h, c in zip(held[rows].tolist(), chosen[rows].tolist(), strict=True)]
-            table = table.add_column(at + 1, "group", pa.array(group, pa.string()))
+            group = pa.array(np.where(held[rows], "holdout", "contact"), pa.string(), mask=~chosen[rows])
+            table = table.add_column(at + 1, "group", group)
         first += table.num_rows
         if plan.only:
             kept.append(table.filter(pa.array(chosen[rows])))
@@ -300,10 +302,6 @@ def _replay(
         listed = pa.concat_tables(kept)
         order = np.argsort(-listed.column("expected_saving").to_numpy(), kind="stable")
         writer.write(listed.take(pa.array(order)))
-
-
-def _group(held: bool, chosen: bool) -> str | None:
-    return "holdout" if held else "contact" if chosen else None
 
 
 def _log_short_budget(budget: int | None, chosen: int) -> None:

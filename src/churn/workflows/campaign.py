@@ -111,8 +111,7 @@ def _read_outcomes(source: tables.Source, id_column: str, target: str, positive:
         )
     frame = tables.read_table(source, [id_column, column], categorical=[id_column, column])
     keys = frame[column].astype("str").map(label_key)
-    churned = keys.isin(CHURNED | {label_key(positive)})
-    stayed = keys.isin(STAYED) | (~churned & frame[column].notna())
+    churned = keys.isin(CHURNED | {label_key(positive)})  # any other value (one at most) is stayed
     others = sorted(set(keys[~churned & ~keys.isin(STAYED) & frame[column].notna()]))
     if len(others) > 1 or frame[column].isna().any():
         problem = "is missing" if frame[column].isna().any() else f"holds {others[0]!r} and {others[1]!r}"
@@ -122,7 +121,6 @@ def _read_outcomes(source: tables.Source, id_column: str, target: str, positive:
         )
     result = pd.DataFrame({id_column: frame[id_column].astype("str"), "churned": churned.astype("int64")})
     _refuse_repeats(result[id_column], source, id_column)
-    assert bool((churned | stayed).all())
     return result
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+import pyarrow as pa
 
 from churn.config import Config
 from churn.errors import ChurnError
@@ -140,7 +140,7 @@ def predict(
         scored = _progress(chunks, drift, RowProgress("predict"))
         if plan is not None and costs is not None:
             chosen = core.write_contacts(scored, writer, replace(plan, money_columns=costs.columns))
-            contacts = _contacts(chosen, costs, chunks, plan)
+            contacts = _contacts(chosen, costs, plan)
             positives = chosen.predicted_positive
         else:
             positives = core.write_chunks(scored, writer)
@@ -173,7 +173,7 @@ def _contact_reasons(explain: Explain | None, loaded: LoadedRun) -> Explain | No
     return Explain(top, explain.contributions if explain is not None else False, words=True)
 
 
-def _contacts(chosen: core.Contacted, costs: decisions.Costs, chunks: ScoredTable, plan: core.ContactPlan) -> Contacts:
+def _contacts(chosen: core.Contacted, costs: decisions.Costs, plan: core.ContactPlan) -> Contacts:
     break_even = costs.average_break_even(chosen.money)  # the break-even itself with constant costs
     fall = None
     if plan.holdout:
@@ -249,17 +249,12 @@ def decide_frame(loaded: LoadedRun, frame: pd.DataFrame, budget: int | None = No
 
     Raises:
         ConfigError: the run has no decision costs.
-        DataError: a feature or money column is missing, or a money value is bad (row named).
+        DataError: the frame has no rows, a feature or money column is missing, or a money value
+            is bad (row named).
     """
-    import pyarrow as pa  # deferred: as the caller's frame, only this door needs pyarrow here
-
     rows = tables.ArrowRows(pa.Table.from_pandas(frame, preserve_index=False), "the frame")
-    options = ScoreOptions(max(len(frame), 1), decide=True)
-    chunks = list(ScoredTable(loaded, rows, options))
-    savings = (
-        np.concatenate([chunk.savings for chunk in chunks if chunk.savings is not None]) if chunks else np.zeros(0)
-    )
-    table = pa.concat_tables([chunk.output() for chunk in chunks]) if chunks else None
-    out = table.to_pandas() if table is not None else frame.iloc[:0]
-    out["contact"] = decisions.contact_rule(savings, budget)
+    (chunk,) = ScoredTable(loaded, rows, ScoreOptions(max(len(frame), 1), decide=True))  # the frame in one chunk
+    assert chunk.savings is not None
+    out = chunk.output().to_pandas()
+    out["contact"] = decisions.contact_rule(chunk.savings, budget)  # the budget across the whole frame
     return out
