@@ -34,6 +34,7 @@ def test_quiet_train_logs_nothing_on_stderr(workspace, tmp_path):
     assert result.returncode == 0 and result.stderr == ""
 
 
+@pytest.mark.slow  # a CLI training on the shipped data (the gate in-process: test_selection_and_report)
 def test_train_missing_the_gate_exits_3_and_leaves_latest(workspace, tmp_path):
     folder, _ = workspace
     before = (folder / "models" / "latest").read_text()
@@ -105,6 +106,7 @@ def test_evaluate_reports_the_metrics_of_the_predictions_it_makes(workspace):
     assert f"expected cost on these rows {cost:,.0f} vs " in table.stdout  # as the docs say
 
 
+@pytest.mark.slow  # a second CLI training, without costs
 def test_evaluate_after_training_without_costs(workspace):
     folder, _ = workspace
     config = yaml.safe_load((folder / "config.yaml").read_text())

@@ -133,6 +133,7 @@ def check_contract(code, stdout, stderr, out: Path, expected_rows):
         assert 0.0 <= float(row[-2]) <= 1.0 and row[-1] in ("0", "1")
 
 
+@pytest.mark.slow  # a hundred generated files through predict
 @FUZZ
 @given(case=any_file)
 def test_predict_under_generated_bad_input(workspace, case):

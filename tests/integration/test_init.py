@@ -21,6 +21,7 @@ def test_init_on_the_shipped_table_gives_the_shipped_columns(tmp_path):
     assert "positive label 'Yes' ('Yes' reads as yes)" in result.stdout
 
 
+@pytest.mark.slow  # init's own comparison trained on a generated table
 def test_init_leaves_out_constant_leaking_and_personal_columns_and_the_config_trains(tmp_path):
     frame = make_subscriptions(400, label="text")
     frame["country"] = "NL"  # constant
