@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "decisions", "explain", "load_model"]
+__all__ = ["__version__", "decisions", "explain", "horizons", "load_model", "load_survival"]
 
 
 def load_model(run: str | Path = "latest", models_dir: str | Path = "models") -> Any:
@@ -56,3 +56,35 @@ def decisions(
 
     loaded = scorers.load_run(Path(models_dir), None if str(run) == "latest" else run)
     return decide_frame(loaded, frame, budget)
+
+
+def horizons(frame: pd.DataFrame, run: str | Path = "latest", models_dir: str | Path = "models") -> pd.DataFrame:
+    """Each raw row's churn_probability, churn_prediction and, conditional on its tenure, churn
+    within each horizon and the months expected within the last (revenue at risk with a value
+    column): what `predict` writes for the same rows, through the same scoring core.
+
+    Raises:
+        churn.errors.ConfigError: the run has no survival model.
+        churn.errors.ModelError: no such run, or it changed after training.
+        churn.errors.DataError: a feature column is missing.
+    """
+    from churn.pipeline import horizons_frame  # deferred: `import churn` stays instant
+    from churn.scoring import scorers
+
+    loaded = scorers.load_run(Path(models_dir), None if str(run) == "latest" else run)
+    return horizons_frame(loaded, frame)
+
+
+def load_survival(run: str | Path = "latest", models_dir: str | Path = "models") -> Any:
+    """A run's `survival.joblib` (`churn.survival.hazard.HazardModel`), loaded only once its bytes
+    match the sha256 its record holds: `predict_horizons(frame)` gives predict's horizon columns,
+    `survival(frame, months)` each row's survival curve from joining.
+
+    Raises:
+        churn.errors.ModelError: no such run, it has no survival model, or the file changed.
+    """
+    from churn.store import runs
+    from churn.survival.horizons import load_hazard_model
+
+    run_dir = runs.resolve_run(Path(models_dir), None if str(run) == "latest" else run)
+    return load_hazard_model(run_dir, runs.read_record(run_dir))

@@ -111,6 +111,8 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
     print(f"threshold {record.threshold.value:.2f}: {record.threshold.reason}")
     if (costs := record.metrics.costs) is not None:
         print(text.cost_line("the test rows", costs.model_dump()))
+    if record.survival is not None:
+        print(text.survival_line(record.survival))
     print(f"report: {shown(result.run_dir / runs.REPORT)}")
     if result.gate_missed:
         print(f"saved run {result.run_id} to {shown(result.run_dir)} as rejected; latest not moved")
@@ -145,6 +147,8 @@ def _run_predict(config: Config, args: argparse.Namespace) -> int:
     if result.contacts is not None:
         for line in text.contact_lines(result.contacts, config.decision.currency):
             print(line, file=sys.stderr if result.output == "-" else sys.stdout)
+    if result.horizons is not None and result.horizons.customers:
+        print(text.horizon_line(result.horizons), file=sys.stderr if result.output == "-" else sys.stdout)
     return EXIT_OK
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from churn.store.record import METRIC_LABELS
+from churn.store.record import METRIC_LABELS, SurvivalRecord
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from churn.monitoring.verdicts import MonitorReport
+    from churn.scoring.core import HorizonTotals
     from churn.workflows.roles import Role
 
 
@@ -36,6 +37,28 @@ def metrics_table(metrics: Mapping[str, Any], threshold: float, cv_folds: int | 
     cm = metrics["confusion_matrix"]
     lines.append(f"  threshold {threshold:.3f}: TP {cm['tp']}  FP {cm['fp']}  FN {cm['fn']}  TN {cm['tn']}")
     return "\n".join(lines)
+
+
+def survival_line(survival: SurvivalRecord) -> str:
+    """train: the hazard model's test figures beside the classifier's."""
+    m = survival.metrics
+    return (
+        f"survival ({survival.model}, {survival.duration_column} as months stayed): test C-index {m.harrell_c:.4f} "
+        f"(Uno {m.uno_c:.4f}), integrated Brier score {m.ibs:.4f} over months 1-{m.tau} "
+        f"(Kaplan-Meier {m.kaplan_meier_ibs:.4f})"
+    )
+
+
+def horizon_line(totals: HorizonTotals) -> str:
+    """predict: expected churners within each horizon, and the revenue at risk."""
+    within = ", ".join(
+        f"{value:,.0f} within {name.removeprefix('churn_within_').removesuffix('m')} months"
+        for name, value in totals.churners.items()
+    )
+    line = f"expected churners among {totals.customers:,} customers with a tenure: {within}"
+    for name, value in totals.revenue_at_risk.items():
+        line += f"; revenue at risk over {name.removeprefix('revenue_at_risk_').removesuffix('m')} months {value:,.0f}"
+    return line
 
 
 def roles_table(roles: list[Role]) -> str:

@@ -21,6 +21,7 @@ from churn.config.schema import (
     Scalar,
     ServeConfig,
     SplitConfig,
+    SurvivalConfig,
     ValidationConfig,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "Scalar",
     "ServeConfig",
     "SplitConfig",
+    "SurvivalConfig",
     "ValidationConfig",
     "json_schema",
     "load_config",

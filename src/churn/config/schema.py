@@ -434,6 +434,54 @@ class DecisionConfig(_Section):
         return tuple(column for column in (self.value_column, self.offer_cost_column) if column is not None)
 
 
+HAZARD_MODELS = ("logistic_regression", "hist_gradient_boosting")
+
+
+def _horizons(values: tuple[int, ...]) -> tuple[int, ...]:
+    if not values:
+        raise ValueError("must list at least one horizon in months, for example [3, 6, 12]")
+    if list(values) != sorted(set(values)):
+        raise ValueError("must list each horizon once, shortest first, for example [3, 6, 12]")
+    return values
+
+
+class SurvivalConfig(_Section):
+    """Time to churn: a discrete-time hazard model trained beside the classifier (docs/survival.md)."""
+
+    duration_column: str | None = Field(
+        None,
+        min_length=1,
+        description="the numeric feature holding the months each customer has stayed (Telco: tenure); the hazard "
+        "model's time axis, never one of its features; null: no survival model",
+    )
+    horizons: Annotated[tuple[Annotated[Integer, Field(ge=1, le=120)], ...], AfterValidator(_horizons)] = Field(
+        (3, 6, 12), description="months ahead: predict writes churn_within_<h>m for each, expected_months_<last>m"
+    )
+    leave_out: Annotated[Mapping[str, str], AfterValidator(_freeze), Frozen] = Field(
+        default_factory=FrozenDict,
+        description="features the hazard model leaves out, each with its reason: any column that is a function of "
+        "the duration (TotalCharges is about tenure x MonthlyCharges)",
+    )
+    models: tuple[Literal[HAZARD_MODELS], ...] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="hazard models compared by cross-validated integrated Brier score on the training rows "
+        "(training.cv_folds); default: the candidates' kinds among logistic_regression and hist_gradient_boosting",
+    )
+    max_customers: Annotated[Integer, Field(ge=100)] = Field(
+        20000,
+        description="the hazard model is fitted on at most this many training customers (a sample stratified by "
+        "churn): each becomes one row per month stayed",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.duration_column is not None
+
+    @property
+    def longest(self) -> int:
+        return self.horizons[-1]
+
+
 class ValidationConfig(_Section):
     """A model below any of these is saved as rejected, latest is not moved, and train exits 3."""
 
@@ -577,6 +625,7 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="the single model, and the threshold")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="model comparison and search")
     decision: DecisionConfig = Field(default_factory=DecisionConfig, description="the retention team's cost model")
+    survival: SurvivalConfig = Field(default_factory=SurvivalConfig, description="time to churn and its horizons")
     validation: ValidationConfig = Field(default_factory=ValidationConfig, description="the validation gate")
     predict: PredictConfig = Field(default_factory=PredictConfig, description="batch scoring")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="the HTTP service")
@@ -618,12 +667,35 @@ class Config(_Section):
         for column in self.decision.value_columns:
             if column in (self.data.target, self.data.id_column):
                 raise KeyProblem("decision.value_column", f"{column!r} is the target or the id, not a value")
+        self._check_survival()
         time_column = self.split.time_column
         if time_column is not None and time_column in (*self.data.features, self.data.target):
             raise KeyProblem(
                 "split.time_column", f"{time_column!r} is a feature or the target; time orders rows, never a feature"
             )
         return self
+
+    def _check_survival(self) -> None:
+        duration = self.survival.duration_column
+        if duration is not None and duration not in self.data.numeric_features:
+            raise KeyProblem(
+                "survival.duration_column",
+                f"{duration!r} is not in data.numeric_features; name the numeric feature holding months stayed",
+            )
+        for column in self.survival.leave_out:
+            if column not in self.data.features or column == duration:
+                raise KeyProblem(
+                    "survival.leave_out", f"names {column!r}, which is not a feature (or is the duration itself)"
+                )
+        if duration is not None and not set(self.data.features) - {duration, *self.survival.leave_out}:
+            raise KeyProblem("survival.leave_out", "leaves the hazard model no feature; keep at least one")
+
+    def hazard_models(self) -> tuple[str, ...]:
+        """The hazard models to compare: survival.models, else the candidates' kinds that apply."""
+        if self.survival.models:
+            return self.survival.models
+        kinds = tuple(dict.fromkeys(c.name for c in self.candidates() if c.name in HAZARD_MODELS))
+        return kinds or ("logistic_regression",)
 
     def candidates(self) -> tuple[Candidate, ...]:
         """The models to compare: training.candidates, or the single model section."""

@@ -210,26 +210,35 @@ def export_linear_tables(model: FixedThresholdClassifier) -> dict[str, Any] | No
     not a binary logistic regression over preprocessing that FastScorer compiles."""
     pipeline = unwrap(model)
     classifier = pipeline.named_steps["classifier"]
-    blocks = _compile_blocks(pipeline.named_steps["preprocess"])
-    if blocks is None or not isinstance(classifier, LogisticRegression) or classifier.coef_.shape[0] != 1:
+    if not isinstance(classifier, LogisticRegression) or classifier.coef_.shape[0] != 1:
+        return None
+    tables = linear_tables(pipeline, classifier.coef_[0], float(classifier.intercept_[0]))
+    return None if tables is None else {"kind": "logistic_regression", "threshold": float(model.threshold)} | tables
+
+
+def linear_tables(features: Pipeline, weights: np.ndarray, intercept: float) -> dict[str, Any] | None:
+    """A linear margin over a cleaning + preprocessing pipeline's output as lookup tables: the
+    cleaning spec, the intercept, and per column its imputation, scaling and weights (the first
+    weights, one per preprocessed column; any after them belong to the caller). None when the
+    preprocessing is not one FastScorer compiles."""
+    blocks = _compile_blocks(features.named_steps["preprocess"])
+    if blocks is None:
         return None
     numeric: list[dict[str, Any]] = []
     categorical: list[dict[str, Any]] = []
-    means = pipeline.named_steps["preprocess"].training_means_  # None: an older run (churn.store.upgrade)
+    means = features.named_steps["preprocess"].training_means_  # None: an older run (churn.store.upgrade)
     offset = 0
     for block in blocks:
-        weights = classifier.coef_[0][offset : offset + block.width]
+        block_weights = weights[offset : offset + block.width]
         block_means = None if means is None else np.asarray(means[offset : offset + block.width], dtype="float64")
         if isinstance(block, _NumericBlock):
-            numeric += block.tables(weights, block_means)
+            numeric += block.tables(block_weights, block_means)
         else:
-            categorical += block.tables(weights, block_means)
+            categorical += block.tables(block_weights, block_means)
         offset += block.width
     return {
-        "kind": "logistic_regression",
-        "threshold": float(model.threshold),
-        "features": pipeline.named_steps["clean"].spec_.to_dict(),
-        "intercept": float(classifier.intercept_[0]),
+        "features": features.named_steps["clean"].spec_.to_dict(),
+        "intercept": intercept,
         "numeric": numeric,
         "categorical": categorical,
     }

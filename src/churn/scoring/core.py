@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from churn.cleaning import check_unparsed, clean_features
+from churn.errors import ConfigError
 from churn.explain import explainers
 from churn.explain.explainers import Explain
 from churn.io import tables
@@ -26,6 +27,7 @@ from churn.io.columns import SCORING_REMEDY, require_columns
 from churn.scoring import decisions, experiment
 from churn.scoring.quality import QualityTally
 from churn.scoring.scorers import LoadedRun, Scored, score
+from churn.survival.horizons import HorizonScorer
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ class ScoreOptions:
     # expected_saving and contact: True, also with constant costs (a budget); None, with
     # per-customer costs only (contact then differs from churn_prediction); False, never
     decide: bool | None = None
+    # churn within each horizon (churn.survival.horizons): True, required (an error for a run
+    # without a survival model); None, when the run has one; False, never
+    horizons: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class ScoredChunk:
     explanations: Mapping[str, Any] = field(default_factory=dict)
     money: decisions.Money | None = None
     savings: np.ndarray | None = None
+    horizons: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -83,11 +89,12 @@ class ScoredChunk:
     def output(self, extra: Mapping[str, Any] | None = None) -> pa.Table:
         """What `predict` writes for these rows: the id, churn_probability, churn_prediction,
         expected_saving and contact (when the run decides contacts; a budget replaces contact
-        through `extra`), then `extra` columns, then the explanations."""
+        through `extra`), then `extra` columns, the horizons (with revenue at risk when the run
+        has a value column), then the explanations."""
         columns = self._id() | {"churn_probability": self.probabilities, "churn_prediction": self.predictions}
         if self.savings is not None:
             columns |= {"expected_saving": self.savings, "contact": decisions.contact_rule(self.savings)}
-        return pa.table(columns | dict(extra or {}) | dict(self.explanations))
+        return pa.table(columns | dict(extra or {}) | dict(self.horizons) | dict(self.explanations))
 
     def contact_list(self, money_columns: Sequence[str]) -> pa.Table:
         """What a contact list writes for these rows: the id, churn_probability,
@@ -122,6 +129,7 @@ class ScoredTable:
         self.run, self.source, self.options = run, source, options
         self.quality = QualityTally(run.features)
         self.costs = deciding(run, options.decide)
+        self.horizon_scorer = horizons_of(run, options.horizons)
         header = tables.table_columns(source)
         money_columns = self.costs.columns if self.costs is not None else ()
         required = [*run.scorer.spec.columns, *(c for c in money_columns if c not in run.scorer.spec.columns)]
@@ -157,7 +165,10 @@ class ScoredTable:
                 ids = rows.column(self.id_column) if self.id_column else None
                 money = self.costs.money(rows, rows.num_rows, decisions.Rows(str(self.source), first, ids))
                 savings = self.costs.savings(scored.probabilities, money)
-            yield ScoredChunk(first, rows, scored, self.id_column, quality, explanations, money, savings)
+            horizons = {}
+            if self.horizon_scorer is not None:
+                horizons = with_revenue(self.horizon_scorer.horizons_clean(scored.cleaned.features), money)
+            yield ScoredChunk(first, rows, scored, self.id_column, quality, explanations, money, savings, horizons)
             first += rows.num_rows
         # On the whole table, so that the answer never depends on the chunk size.
         if (limit := self.options.unparsed) is not None:
@@ -174,6 +185,48 @@ def deciding(run: LoadedRun, decide: bool | None) -> decisions.Costs | None:
         return decisions.Costs.required(run.record.decision)
     costs = decisions.Costs.of(run.record.decision)
     return costs if decide is None and costs is not None and costs.per_customer else None
+
+
+@dataclass
+class HorizonTotals:
+    """Sums over a table's horizons for a summary line: customers with a tenure, their expected
+    churners within each horizon, and the revenue at risk (when customers have a value)."""
+
+    customers: int = 0
+    churners: dict[str, float] = field(default_factory=dict)
+    revenue_at_risk: dict[str, float] = field(default_factory=dict)
+
+    def add(self, horizons: Mapping[str, np.ndarray]) -> None:
+        for name, values in horizons.items():
+            if name.startswith("churn_within_"):
+                self.churners[name] = self.churners.get(name, 0.0) + float(np.nansum(values))
+            elif name.startswith("revenue_at_risk_"):
+                self.revenue_at_risk[name] = self.revenue_at_risk.get(name, 0.0) + float(np.nansum(values))
+            else:
+                self.customers += int(np.isfinite(values).sum())
+
+
+def horizons_of(run: LoadedRun, wanted: bool | None) -> HorizonScorer | None:
+    """The hazard model to score horizons with (`ScoreOptions.horizons`), or None.
+
+    Raises:
+        ConfigError: asked for (True), and the run has no survival model.
+    """
+    if wanted and run.horizons is None:
+        raise ConfigError(
+            f"run {run.run_id} has no survival model, so no horizons; train it with survival.duration_column set"
+        )
+    return run.horizons if wanted is not False else None
+
+
+def with_revenue(horizons: dict[str, np.ndarray], money: decisions.Money | None) -> dict[str, np.ndarray]:
+    """The horizons, and revenue at risk over the last one when customers have a value per
+    month: value x (months of the horizon - months expected within it)."""
+    if money is None or money.value is None:
+        return horizons
+    expected = next(name for name in horizons if name.startswith("expected_months_"))
+    months = int(expected.removeprefix("expected_months_").removesuffix("m"))
+    return horizons | {f"revenue_at_risk_{months}m": money.value * (months - horizons[expected])}
 
 
 def check_explain_time(loaded: LoadedRun, sources: Sequence[tables.Source], explain: Explain, what: str) -> None:

@@ -26,6 +26,7 @@ from churn.cleaning import CleanedFeatures, FeatureSpec, FeatureTable, clean_fea
 from churn.codes import category_codes
 from churn.store import runs, upgrade
 from churn.store.record import FeatureSchema, RunRecord
+from churn.survival.horizons import HorizonScorer, load_horizon_scorer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,13 +62,13 @@ def score(scorer: Scorer, frame: pd.DataFrame | pa.Table) -> Scored:
     return Scored(cleaned, probabilities, predict_labels(probabilities, scorer.threshold))
 
 
-class LinearScorer:
-    """A logistic regression model evaluated from its exported lookup tables."""
+class LinearMargin:
+    """A linear margin (log-odds) of cleaned features, evaluated from exported lookup tables:
+    a logistic regression's (`LinearScorer`), or a hazard model's feature part."""
 
     def __init__(self, tables: dict[str, Any]) -> None:
         self.tables = tables
         self.spec = FeatureSpec.from_dict(tables["features"])
-        self.threshold = float(tables["threshold"])
         # per categorical column: its training categories, the fill, and a weight per category
         # with a trailing 0.0 that unseen categories (code -1) pick: no effect
         self.categorical = [
@@ -80,7 +81,7 @@ class LinearScorer:
             for item in tables["categorical"]
         ]
 
-    def score_clean(self, features: FeatureTable) -> np.ndarray:
+    def margin_clean(self, features: FeatureTable) -> np.ndarray:
         z = np.full(len(features), self.tables["intercept"], dtype="float64")
         for item in self.tables["numeric"]:
             values = features.numbers[item["column"]]
@@ -90,8 +91,23 @@ class LinearScorer:
             z += item["coef"] * values
         for column, categories, fill, weights in self.categorical:
             z += weights[category_codes(features.coded[column], categories, fill)]
-        with np.errstate(over="ignore"):  # exp(-z) of a huge negative z is inf: probability 0, as intended
-            return 1.0 / (1.0 + np.exp(-z))
+        return z
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # exp(-z) of a huge negative z is inf: probability 0, as intended
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+class LinearScorer(LinearMargin):
+    """A logistic regression model evaluated from its exported lookup tables."""
+
+    def __init__(self, tables: dict[str, Any]) -> None:
+        super().__init__(tables)
+        self.threshold = float(tables["threshold"])
+
+    def score_clean(self, features: FeatureTable) -> np.ndarray:
+        return sigmoid(self.margin_clean(features))
 
 
 def load_scorer(run_dir: Path, record: RunRecord, threads: int = 1) -> Scorer:
@@ -118,11 +134,13 @@ def load_scorer(run_dir: Path, record: RunRecord, threads: int = 1) -> Scorer:
 
 @dataclass(frozen=True)
 class LoadedRun:
-    """A complete run ready to score: its folder, record and hash-checked scorer."""
+    """A complete run ready to score: its folder, record, hash-checked scorer, and its hazard
+    model's scorer (None: the run has no survival model)."""
 
     run_dir: Path
     record: RunRecord
     scorer: Scorer
+    horizons: HorizonScorer | None = None
 
     @property
     def run_id(self) -> str:
@@ -142,4 +160,4 @@ def load_run(models_dir: Path, run: str | Path | None, threads: int = 1) -> Load
     """
     run_dir = runs.resolve_run(models_dir, run)
     record = runs.read_record(run_dir)
-    return LoadedRun(run_dir, record, load_scorer(run_dir, record, threads))
+    return LoadedRun(run_dir, record, load_scorer(run_dir, record, threads), load_horizon_scorer(run_dir, record))

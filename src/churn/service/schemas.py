@@ -81,6 +81,18 @@ class Explanations(BaseModel):
     detail: str | None = Field(None, description="why explanations are not available")
 
 
+class SurvivalInfo(BaseModel):
+    """The run's survival model: "horizons": true in a /predict body adds these columns."""
+
+    duration_column: str = Field(description="the column of months stayed each customer's horizons start from")
+    horizons: list[int] = Field(description="months ahead")
+    columns: list[str] = Field(description="what each prediction gains: churn_within_<h>m, expected_months_<h>m")
+    model: str
+    harrell_c: float = Field(description="test rows' Harrell's concordance")
+    ibs: float = Field(description="test rows' integrated Brier score (Kaplan-Meier's in kaplan_meier_ibs)")
+    kaplan_meier_ibs: float
+
+
 class ModelInfo(BaseModel):
     run_id: str
     model_name: str
@@ -89,6 +101,7 @@ class ModelInfo(BaseModel):
     test_metrics: TestMetrics = Field(description="the run's test-set metrics, cross-validated ROC AUC and costs")
     input_schema: InputSchema
     explanations: Explanations
+    survival: SurvivalInfo | None = Field(None, description="null: the run has no survival model")
 
 
 class Reason(BaseModel):
@@ -100,7 +113,6 @@ class Reason(BaseModel):
 
 
 class Prediction(BaseModel):
-    model_config = ConfigDict(extra="allow", json_schema_extra={"description": "plus the id column, when sent"})
     churn_probability: float = Field(ge=0.0, le=1.0)
     churn_prediction: Literal[0, 1]
     reasons: list[Reason] | None = Field(
@@ -111,6 +123,13 @@ class Prediction(BaseModel):
     )
     contact: Literal[0, 1] | None = Field(
         None, description='with "budget": N, 1 for the N customers of the request with the highest positive saving'
+    )
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "description": 'plus the id column, when sent; with "horizons": true, churn_within_<h>m per horizon and '
+            "expected_months_<h>m (null without a tenure) and, for a run with a value column, revenue_at_risk_<h>m"
+        },
     )
 
 
@@ -163,6 +182,7 @@ def request_models(features: FeatureSchema, max_rows: int) -> dict[str, type[Bas
         customers=(list[customer], Field(min_length=1, max_length=max_rows)),  # type: ignore[valid-type]
         explain=(int, Field(0, ge=0, le=columns, description="reason codes per customer (0: none)")),
         budget=(int | None, Field(None, ge=1, description="contacts for this batch: the highest expected savings")),
+        horizons=(bool, Field(False, description="true: churn within each horizon of the run's survival model")),
     )
     split = create_model(
         "DataframeSplit",

@@ -183,6 +183,45 @@ class ExplanationsRecord(_Record):
     unavailable: str | None = Field(None, description="why the run's predictions cannot be explained here")
 
 
+class HazardCandidate(_Record):
+    """One hazard model compared: its cross-validated integrated Brier score and Harrell's C."""
+
+    name: str
+    cv_ibs: float
+    cv_concordance: float
+
+
+class SurvivalMetrics(_Record):
+    """The hazard model on the test rows (with a known duration), as survival models are judged."""
+
+    rows: int
+    harrell_c: float = Field(description="Harrell's concordance of the cumulative hazard at the last month")
+    uno_c: float = Field(description="Uno's concordance (IPCW) up to tau")
+    ibs: float = Field(description="integrated Brier score over months 1 ... tau (IPCW)")
+    kaplan_meier_ibs: float = Field(description="the same for Kaplan-Meier without covariates (the baseline)")
+    tau: int = Field(description="the last month the scores integrate over (80th percentile of training stays)")
+    worst_decile_gap: float = Field(
+        description="the largest |predicted - Kaplan-Meier observed| churn within the last horizon over deciles"
+    )
+
+
+class SurvivalRecord(_Record):
+    """The run's survival model: what it was trained on, how it was chosen, how good it is."""
+
+    duration_column: str
+    horizons: tuple[int, ...]
+    left_out: dict[str, str] = Field(description="features left out of the hazard model, with their reasons")
+    features: tuple[str, ...]
+    model: str
+    params: dict[str, Any]
+    compared: list[HazardCandidate]
+    fitted_on_customers: int
+    sampled: bool
+    skipped_customers: int = Field(description="training rows without a usable duration (missing or negative)")
+    max_month: int
+    metrics: SurvivalMetrics
+
+
 class RunRecord(_Record):
     """Everything a run folder records about how its model was made and how good it is."""
 
@@ -207,6 +246,7 @@ class RunRecord(_Record):
     explanations: ExplanationsRecord | None = Field(
         None, description="none: an earlier churn saved the run (churn.store.upgrade)"
     )
+    survival: SurvivalRecord | None = Field(None, description="none: no survival model (survival.duration_column)")
 
     @property
     def accepted(self) -> bool:

@@ -48,6 +48,8 @@ LEADERBOARD = "leaderboard.csv"
 TEST_PREDICTIONS = "test_predictions.csv"
 THRESHOLD_CURVE = "threshold_curve.csv"
 TEST_EXPLANATIONS = "test_explanations.csv"
+SURVIVAL_DECILES = "survival_deciles.csv"  # the hazard model's calibration by decile, on the test rows
+SURVIVAL_CURVES = "survival_curves.csv"  # mean predicted and Kaplan-Meier survival per risk group
 TRAINING_IDS = "training_ids.parquet"  # hashed ids of the training split: evaluate warns of overlap
 # REFERENCE, reference.json: what monitoring compares a batch with (churn.monitoring.profiles)
 TRACKING = "tracking.json"  # written after the record, once MLflow logged the run: where it went

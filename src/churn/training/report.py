@@ -23,8 +23,16 @@ from churn.errors import ModelError  # noqa: E402
 from churn.scoring.decisions import Costs, Money  # noqa: E402
 from churn.store import upgrade  # noqa: E402
 from churn.store.files import atomic_path, write_text_atomic  # noqa: E402
-from churn.store.record import METRIC_LABELS, RunRecord, TestMetrics  # noqa: E402
-from churn.store.runs import LEADERBOARD, REPORT, TEST_EXPLANATIONS, TEST_PREDICTIONS, THRESHOLD_CURVE  # noqa: E402
+from churn.store.record import METRIC_LABELS, RunRecord, SurvivalRecord, TestMetrics  # noqa: E402
+from churn.store.runs import (  # noqa: E402
+    LEADERBOARD,
+    REPORT,
+    SURVIVAL_CURVES,
+    SURVIVAL_DECILES,
+    TEST_EXPLANATIONS,
+    TEST_PREDICTIONS,
+    THRESHOLD_CURVE,
+)
 from churn.training import insights  # noqa: E402
 from churn.training.evaluation import saving_curve, threshold_curve  # noqa: E402
 
@@ -40,6 +48,10 @@ PLOTS = {
 COST_PLOT = {
     "cost.png": "Expected cost against the threshold (test rows)",
     "saving.png": "Saving against the number contacted, ranked by expected saving and by probability (test rows)",
+}
+SURVIVAL_PLOTS = {
+    "survival_calibration.png": "Churn within the last horizon by decile: predicted against Kaplan-Meier (test rows)",
+    "survival_curves.png": "Survival from joining per risk group: predicted against Kaplan-Meier (test rows)",
 }
 CONTRIBUTIONS_PLOT = {"contributions.png": "What drives the churn score: mean |contribution| per input column"}
 GAINS_AT = (0.1, 0.2, 0.3, 0.5)
@@ -68,6 +80,9 @@ def write_report(run_dir: Path, record: RunRecord) -> Path:
     if record.decision.has_costs:
         figures["cost.png"] = _cost_figure(inputs["test"], record)
         figures["saving.png"] = _saving_figure(inputs["test"], record)
+    if record.survival is not None:
+        figures["survival_calibration.png"] = _survival_calibration_figure(inputs["deciles"], record.survival)
+        figures["survival_curves.png"] = _survival_curves_figure(inputs["curves"])
     if inputs["global"] is not None:
         figures["contributions.png"] = _contributions_figure(inputs["global"], _units(record), len(inputs["explained"]))
     for name, figure in figures.items():
@@ -81,6 +96,8 @@ def _read_inputs(run_dir: Path, record: RunRecord) -> dict[str, Any]:
     needed = [LEADERBOARD, TEST_PREDICTIONS, THRESHOLD_CURVE]
     if record.explanations is not None and record.explanations.rows:
         needed.append(TEST_EXPLANATIONS)
+    if record.survival is not None:
+        needed += [SURVIVAL_DECILES, SURVIVAL_CURVES]
     missing = [name for name in needed if not (run_dir / name).is_file()]
     if missing:
         raise ModelError(f"{run_dir}: cannot build a report, missing {', '.join(missing)}; retrain to get a full run")
@@ -91,6 +108,8 @@ def _read_inputs(run_dir: Path, record: RunRecord) -> dict[str, Any]:
         "test": pd.read_csv(run_dir / TEST_PREDICTIONS),
         "curve": pd.read_csv(run_dir / THRESHOLD_CURVE),
         "explained": explained,
+        "deciles": pd.read_csv(run_dir / SURVIVAL_DECILES) if record.survival is not None else None,
+        "curves": pd.read_csv(run_dir / SURVIVAL_CURVES) if record.survival is not None else None,
         "global": None
         if explained is None
         else insights.global_contributions(explained, set(record.features.numeric_features)),
@@ -139,6 +158,29 @@ def _calibration_figure(test: pd.DataFrame) -> Figure:
     ax.plot(predicted, observed, marker="o", label="model")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
     ax.legend(loc="upper left")
+    return figure
+
+
+def _survival_calibration_figure(deciles: pd.DataFrame, survival: SurvivalRecord) -> Figure:
+    months = survival.horizons[-1]
+    figure, ax = _axes(
+        f"Churn within {months} months by decile (test rows)", "predicted (decile mean)", "Kaplan-Meier observed"
+    )
+    ax.plot(deciles["predicted"], deciles["observed"], marker="o", label=survival.model)
+    top = float(max(deciles["predicted"].max(), deciles["observed"].max(), 0.05))
+    ax.plot([0, top], [0, top], linestyle="--", color="grey", label="perfect")
+    ax.legend(loc="upper left")
+    return figure
+
+
+def _survival_curves_figure(curves: pd.DataFrame) -> Figure:
+    figure, ax = _axes("Survival from joining per risk group (test rows)", "months stayed", "share still a customer")
+    for index, (group, rows) in enumerate(curves.groupby("group", sort=False)):
+        colour = f"C{index}"
+        ax.plot(rows["month"], rows["predicted"], color=colour, label=f"{group} risk: predicted")
+        ax.step(rows["month"], rows["kaplan_meier"], where="post", color=colour, linestyle="--", label="Kaplan-Meier")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower left", fontsize="small")
     return figure
 
 
@@ -315,6 +357,7 @@ def _markdown(inputs: dict[str, Any]) -> str:
         _threshold_section(record),
         *filter(None, [_money_section(inputs["test"], record)]),
         _gains_section(inputs["test"]),
+        *filter(None, [_survival_section(inputs)]),
         "## Plots\n\n" + "\n\n".join(f"### {title}\n\n![{title}]({name})" for name, title in plots_of(inputs).items()),
         _why_section(inputs),
     ]
@@ -525,10 +568,51 @@ def _why_section(inputs: dict[str, Any]) -> str:
     )
 
 
+def _survival_section(inputs: dict[str, Any]) -> str | None:
+    record: RunRecord = inputs["record"]
+    survival = record.survival
+    if survival is None:
+        return None
+    m, last = survival.metrics, survival.horizons[-1]
+    left_out = "; ".join(f"`{c}` ({why})" for c, why in survival.left_out.items()) or "none"
+    compared = pd.DataFrame(
+        [{"hazard model": c.name, "CV integrated Brier score": c.cv_ibs, "CV Harrell's C": c.cv_concordance}
+         for c in survival.compared]
+    )  # fmt: skip
+    sampled = f" (a stratified sample of {survival.fitted_on_customers:,})" if survival.sampled else ""
+    lines = [
+        f"## Time to churn (test rows)\n\nA discrete-time hazard model (**{survival.model}**) on "
+        f"`{survival.duration_column}` as months stayed and churn as the end of a stay, fitted on the training "
+        f"customers{sampled}, chosen by cross-validated integrated Brier score. Left out: {left_out}.",
+        _table(compared),
+        f"On the {m.rows:,} test rows: Harrell's C **{m.harrell_c:.4f}**, Uno's C {m.uno_c:.4f} (up to month "
+        f"{m.tau}); integrated Brier score over months 1-{m.tau} **{m.ibs:.4f}**, against "
+        f"{m.kaplan_meier_ibs:.4f} for Kaplan-Meier without covariates. Churn within {last} months by decile of "
+        f"prediction (from joining), against the Kaplan-Meier estimate of the same customers; the largest gap is "
+        f"{100 * m.worst_decile_gap:.1f} points (a decile of {m.rows // 10} customers has a standard error of a few "
+        "points):",
+        _table(inputs["deciles"]),
+    ]
+    revenue = f"expected_months_{last}m"
+    if "value" in inputs["test"] and revenue in inputs["test"]:
+        at_risk = float((inputs["test"]["value"] * (last - inputs["test"][revenue])).sum())
+        lines.append(
+            f"Revenue at risk over the next {last} months of the test customers (value x months not expected to "
+            f"be kept, from their present tenure): {at_risk:,.0f}{_units_of_money(record)}."
+        )
+    return "\n\n".join(lines)
+
+
+def _units_of_money(record: RunRecord) -> str:
+    return f" {record.decision.currency}" if record.decision.currency else ""
+
+
 def plots_of(inputs: dict[str, Any]) -> dict[str, str]:
     """The plots this run's report holds: the cost plot only when costs are set, the
-    contributions plot only when the test rows were explained."""
+    contributions plot only when the test rows were explained, the survival plots only with a
+    survival model."""
     plots = PLOTS | (COST_PLOT if "expected_cost" in inputs["curve"] else {})
+    plots |= SURVIVAL_PLOTS if inputs["record"].survival is not None else {}
     return plots | (CONTRIBUTIONS_PLOT if inputs["global"] is not None else {})
 
 

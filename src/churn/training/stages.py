@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from churn.model import build_estimator, build_pipeline, predict_proba, save_mod
 from churn.monitoring import profiles
 from churn.parallel import usable_cores
 from churn.preprocessing import FeatureCleaner, build_preprocessor
-from churn.scoring.compiling import export_linear_tables
+from churn.scoring.compiling import export_linear_tables, linear_tables
 from churn.scoring.decisions import Money
 from churn.store import runs
 from churn.store.files import write_json_atomic
@@ -48,8 +48,13 @@ from churn.store.record import (
     ThresholdRecord,
     ValidationRecord,
 )
+from churn.survival.hazard import HazardModel
+from churn.survival.horizons import SURVIVAL_MODEL, SURVIVAL_TABLES
 from churn.training import insights, selection
 from churn.training.evaluation import check_gate, compute_metrics, cost_summary, threshold_curve
+
+if TYPE_CHECKING:
+    from churn.survival.training import SurvivalFit
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +244,7 @@ class Trained:
     selected: Selected
     outcome: Outcome
     explained: Explained
+    survival: SurvivalFit | None = None
 
 
 def write_run_files(folder: runs.RunFolder, trained: Trained, data: DataConfig, decision: DecisionConfig) -> None:
@@ -256,6 +262,8 @@ def write_run_files(folder: runs.RunFolder, trained: Trained, data: DataConfig, 
         test["churn_cost"], test["offer_cost"] = money.churn_cost, money.offer_cost
         if money.value is not None:
             test["value"] = money.value
+    if trained.survival is not None:  # as predict scores them: from each test customer's present tenure
+        test = test.join(trained.survival.model.predict_horizons(split.X_test).reset_index(drop=True))
     compared = split.money_of(selected.y_compared.index)
     contents = {
         runs.LEADERBOARD: selection.leaderboard(selected.comparison.best),
@@ -266,8 +274,35 @@ def write_run_files(folder: runs.RunFolder, trained: Trained, data: DataConfig, 
         contents[runs.TEST_EXPLANATIONS] = explained.table
     if split.data.ids is not None:
         contents[runs.TRAINING_IDS] = pd.DataFrame({"id_hash": hash_ids(split.data.ids.loc[split.X_train.index])})
+    if trained.survival is not None:
+        contents |= write_survival_files(folder, trained.survival)
     for name, table in contents.items():
         tables.write_table(table, folder.path / name)
+
+
+def write_survival_files(folder: runs.RunFolder, fit: SurvivalFit) -> dict[str, pd.DataFrame]:
+    """The hazard model (and a linear one's lookup tables); the report's survival tables."""
+    save_model(fit.model, folder.path / SURVIVAL_MODEL)
+    survival_tables = export_hazard_tables(fit.model)
+    if survival_tables is not None:
+        write_json_atomic(folder.path / SURVIVAL_TABLES, survival_tables)
+    return {runs.SURVIVAL_DECILES: fit.deciles, runs.SURVIVAL_CURVES: fit.curves}
+
+
+def export_hazard_tables(model: HazardModel) -> dict[str, Any] | None:
+    """A logistic hazard model as lookup tables for `churn.survival.horizons.LinearHazardScorer`:
+    its feature part, and the intercept plus month term per month (None for trees)."""
+    if not model.linear:
+        return None
+    tables = linear_tables(model.features_, model.classifier_.coef_[0][: model.width_], 0.0)
+    if tables is None:
+        return None
+    return tables | {
+        "kind": "discrete_time_logistic_hazard",
+        "duration_column": model.duration_column,
+        "horizons": list(model.horizons),
+        "baseline": [float(b) for b in model.baseline_],
+    }
 
 
 def hash_ids(ids: pd.Series) -> np.ndarray:
@@ -354,6 +389,7 @@ def describe_run(
         artefacts=folder.digests(),
         environment=runs.environment_info(),
         explanations=trained.explained.record,
+        survival=trained.survival.record if trained.survival is not None else None,
     )
 
 

@@ -50,6 +50,7 @@ class PredictResult:
     predicted_positive: int
     quality: QualityTally
     contacts: Contacts | None = None  # with a budget, a holdout or a contact list
+    horizons: core.HorizonTotals | None = None  # a run with a survival model
 
     @property
     def unseen_categories(self) -> dict[str, int]:
@@ -136,8 +137,9 @@ def predict(
     chunks = ScoredTable(loaded, input_path, options)
     drift = _drift_tally(loaded)
     contacts = None
+    totals = core.HorizonTotals() if chunks.horizon_scorer is not None else None
     with tables.open_writer(destination, output.table, output.if_exists, loaded.run_id, output.password_env) as writer:
-        scored = _progress(chunks, drift, RowProgress("predict"))
+        scored = _progress(chunks, drift, RowProgress("predict"), totals)
         if plan is not None and costs is not None:
             chosen = core.write_contacts(scored, writer, replace(plan, money_columns=costs.columns))
             contacts = _contacts(chosen, costs, plan)
@@ -148,7 +150,7 @@ def predict(
     if quality_report is not None:
         write_json_atomic(quality_report, {"input": str(input_path), "run_id": loaded.run_id} | chunks.quality.report())
     written = writer.target if isinstance(writer, tables.SqlTableWriter) else destination
-    return PredictResult(str(written), chunks.rows, positives, chunks.quality, contacts)
+    return PredictResult(str(written), chunks.rows, positives, chunks.quality, contacts, totals)
 
 
 def _plan(budget: int | core.ContactPlan | None, config: Config) -> core.ContactPlan | None:
@@ -210,11 +212,16 @@ def _drift_tally(loaded: LoadedRun) -> tallies.DriftTally | None:
 
 
 def _progress(
-    chunks: ScoredTable, drift: tallies.DriftTally | None, progress: RowProgress
+    chunks: ScoredTable,
+    drift: tallies.DriftTally | None,
+    progress: RowProgress,
+    totals: core.HorizonTotals | None = None,
 ) -> Iterator[core.ScoredChunk]:
     for chunk in chunks:
         if drift is not None:
             drift.add(chunk)
+        if totals is not None:
+            totals.add(chunk.horizons)
         progress.update(len(chunk))
         yield chunk
     progress.finish()
@@ -258,3 +265,17 @@ def decide_frame(loaded: LoadedRun, frame: pd.DataFrame, budget: int | None = No
     out = chunk.output().to_pandas()
     out["contact"] = decisions.contact_rule(chunk.savings, budget)  # the budget across the whole frame
     return out
+
+
+def horizons_frame(loaded: LoadedRun, frame: pd.DataFrame) -> pd.DataFrame:
+    """A pandas frame of raw rows with the run's horizons, as predict writes them for the same
+    rows: id (when the frame has it), churn_probability, churn_prediction, churn_within_<h>m,
+    expected_months_<h>m (and revenue at risk with a value column), through the scoring core.
+
+    Raises:
+        ConfigError: the run has no survival model.
+        DataError: the frame has no rows, or a feature column is missing.
+    """
+    rows = tables.ArrowRows(pa.Table.from_pandas(frame, preserve_index=False), "the frame")
+    (chunk,) = ScoredTable(loaded, rows, ScoreOptions(max(len(frame), 1), horizons=True))
+    return chunk.output().to_pandas()

@@ -17,6 +17,7 @@ from churn.progress import Steps
 from churn.scoring.decisions import Costs, Money, Rows
 from churn.store import runs, tracking
 from churn.store.record import RunRecord, TestMetrics
+from churn.survival.training import train_survival
 from churn.training import insights, selection, stages
 from churn.training.report import write_report
 
@@ -65,7 +66,12 @@ def train(config: Config, data_path: Source | None = None) -> TrainResult:
             config.validation, model, *stages.score_test_rows(config.decision, split, model, selected)
         )
     with steps.step("explaining test rows for the report"):
-        trained = stages.Trained(split, selected, outcome, stages.explain_test_rows(seed, split, outcome))
+        explained = stages.explain_test_rows(seed, split, outcome)
+    fitted_survival = None
+    if config.survival.enabled:
+        with steps.step("fitting the survival model"):
+            fitted_survival = train_survival(config, split)
+    trained = stages.Trained(split, selected, outcome, explained, fitted_survival)
     with runs.creating_run(config.paths.models_dir) as folder:
         with steps.step("writing the run folder"):
             stages.write_run_files(folder, trained, config.data, config.decision)

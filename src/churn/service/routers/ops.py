@@ -18,6 +18,8 @@ from churn.service.deps import ServedRunDep, ServiceState, State
 from churn.service.errors import ClientError, json_response
 from churn.service.holder import ServedRun
 from churn.store import upgrade
+from churn.store.record import SurvivalRecord
+from churn.survival.horizons import horizon_names
 
 # Swagger UI's own files, from the fastapi-offline package: /docs needs no CDN.
 SWAGGER_FILES = importlib.resources.files("fastapi_offline") / "static"
@@ -86,6 +88,21 @@ def model_info(served: ServedRun) -> dict[str, Any]:
             "categorical_columns": {c: list(features.categories[c]) for c in features.categorical_features},
         },
         "explanations": explanations_info(served),
+        "survival": survival_info(record.survival),
+    }
+
+
+def survival_info(survival: SurvivalRecord | None) -> dict[str, Any] | None:
+    if survival is None:
+        return None
+    return {
+        "duration_column": survival.duration_column,
+        "horizons": list(survival.horizons),
+        "columns": horizon_names(survival.horizons),
+        "model": survival.model,
+        "harrell_c": survival.metrics.harrell_c,
+        "ibs": survival.metrics.ibs,
+        "kaplan_meier_ibs": survival.metrics.kaplan_meier_ibs,
     }
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import difflib
 import io
+import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +124,7 @@ class Asked:
 
 
 PREDICT_QUERY = ("explain", "contributions", "budget")
-PREDICT_KEYS = ("customers", "explain", "budget")  # a JSON body's
+PREDICT_KEYS = ("customers", "explain", "budget", "horizons")  # a JSON body's
 
 
 def _check_query(request: Request, known: tuple[str, ...]) -> None:
@@ -210,17 +211,42 @@ def _predict_json(config: Config, served: ServedRun, body: bytes, info: Info, as
     budget = _budget(sent_budget, '"budget"') if sent_budget is not None else _budget(asked.budget, "query budget")
     if budget is not None:
         _require_costs(served)
+    horizons = _horizons(served, payload.get("horizons") if isinstance(payload, dict) else None)
     money = _money_columns(served)
     rows = parsing.customers(payload, served.loaded.scorer.spec, served.id_column, _limits(config), money)
-    chunk = _score_chunk(served, rows, decide=True if budget is not None else None)
+    chunk = _score_chunk(served, rows, decide=True if budget is not None else None, horizons=horizons)
     scored = chunk.scored
     answer = _predict_answer(served, rows, scored, chunk.quality)
     if explain is not None:
         _add_reasons(answer["predictions"], served, scored, explain)
     if chunk.savings is not None:
         _add_contacts(answer["predictions"], chunk.savings, budget)
+    _add_horizons(answer["predictions"], chunk.horizons)
     _count(served, info, scored)
     return answer
+
+
+def _horizons(served: ServedRun, value: Any) -> bool:
+    """Whether a request asks for the horizons ("horizons": true); 422 for a run without them."""
+    if value is None or value is False:
+        return False
+    if value is not True:
+        shown = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()[:40]
+        raise ClientError(422, f'"horizons" must be true or false, got {shown}', field="horizons")
+    if served.loaded.horizons is None:
+        raise ClientError(
+            422,
+            f"run {served.run_id} has no survival model, so no horizons; retrain with survival.duration_column",
+            field="horizons",
+        )
+    return True
+
+
+def _add_horizons(predictions: list[dict[str, Any]], horizons: Mapping[str, np.ndarray]) -> None:
+    """Each prediction's churn within each horizon (null without a tenure), as predict writes them."""
+    for name, values in horizons.items():
+        for prediction, value in zip(predictions, values.tolist(), strict=True):
+            prediction[name] = None if math.isnan(value) else value
 
 
 def _money_columns(served: ServedRun) -> tuple[str, ...]:
@@ -263,12 +289,15 @@ def _invocations(config: Config, served: ServedRun, kind: str, body: bytes, info
     return {"predictions": np.column_stack([1.0 - probabilities, probabilities]).tolist()}
 
 
-def _score_chunk(served: ServedRun, rows: parsing.Rows, decide: bool | None = None) -> core.ScoredChunk:
+def _score_chunk(
+    served: ServedRun, rows: parsing.Rows, decide: bool | None = None, horizons: bool = False
+) -> core.ScoredChunk:
     """The request's customers through the scoring core, in one chunk; a value that is not a
     number is refused naming its row (a JSON door's rule: its rows are named one by one), and so
     is a missing or negative value of a per-customer cost."""
     table = tables.ArrowRows(rows.table)
-    (chunk,) = core.ScoredTable(served.loaded, table, core.ScoreOptions(rows.table.num_rows, decide=decide))
+    options = core.ScoreOptions(rows.table.num_rows, decide=decide, horizons=horizons)
+    (chunk,) = core.ScoredTable(served.loaded, table, options)
     scored = chunk.scored
     for column, bad in scored.cleaned.unparsed.items():  # one door, one rule: JSON rows are named one by one
         row = int(bad.rows[0])
