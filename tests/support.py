@@ -60,6 +60,19 @@ def write_telco_config(folder: Path, comparison: bool = True) -> Path:
     return path
 
 
+SHIPPED_HORIZONS = ["churn_within_3m", "churn_within_6m", "churn_within_12m", "expected_months_12m"]
+HORIZON_PREFIXES = ("churn_within_", "expected_months_", "revenue_at_risk_")
+
+
+def horizon_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns a run with a survival model adds (tests/functional/test_horizons_everywhere.py)."""
+    return [c for c in frame.columns if c.startswith(HORIZON_PREFIXES)]
+
+
+def without_horizons(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=horizon_columns(frame))
+
+
 def trained_copy(template: Path, folder: Path) -> Path:
     """A copy of a trained template folder (its config and models) in `folder`, for a test that
     changes what it trained: module-scoped runs are only read, or copied per test."""

@@ -83,7 +83,7 @@ def load_survival(run: str | Path = "latest", models_dir: str | Path = "models")
     Raises:
         churn.errors.ModelError: no such run, it has no survival model, or the file changed.
     """
-    from churn.store import runs
+    from churn.store import runs  # deferred: `import churn` stays instant
     from churn.survival.horizons import load_hazard_model
 
     run_dir = runs.resolve_run(Path(models_dir), None if str(run) == "latest" else run)

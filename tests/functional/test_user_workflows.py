@@ -26,7 +26,15 @@ def test_predict_output_has_exactly_the_documented_columns(telco_run, tmp_path):
     out = tmp_path / "p.csv"
     pipeline.predict(config, TELCO, out)
     predictions = pd.read_csv(out)
-    assert list(predictions.columns) == ["customerID", "churn_probability", "churn_prediction"]
+    assert list(predictions.columns) == [
+        "customerID",
+        "churn_probability",
+        "churn_prediction",
+        "churn_within_3m",
+        "churn_within_6m",
+        "churn_within_12m",
+        "expected_months_12m",
+    ]
     assert len(predictions) == 7043
     assert predictions["churn_probability"].between(0, 1).all()
     assert set(predictions["churn_prediction"]) == {0, 1}

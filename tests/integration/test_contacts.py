@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from support import DELETE, TELCO_SAMPLE, assert_clean_error, run_cli, write_quick_config
+from support import DELETE, TELCO_SAMPLE, assert_clean_error, run_cli, without_horizons, write_quick_config
 
 import churn
 from churn import pipeline
@@ -45,7 +45,9 @@ def predicted(config, tmp_path, name="out.csv", plan=None):
 def test_every_door_gives_the_same_saving_and_contact(valued, tmp_path):
     folder, config = valued
     _, ours = predicted(config, tmp_path)
-    assert ours.columns.tolist()[-2:] == ["expected_saving", "contact"]
+    assert without_horizons(ours).columns.tolist()[-2:] == ["expected_saving", "contact"]
+    months = 12 - ours["expected_months_12m"]  # revenue at risk: the value of the months not expected to be kept
+    np.testing.assert_allclose(ours["revenue_at_risk_12m"], SAMPLE["MonthlyCharges"] * months, rtol=0, atol=1e-9)
     expected = ours["churn_probability"] * SAMPLE["MonthlyCharges"] * 12 * 0.3 - 50
     np.testing.assert_allclose(ours["expected_saving"], expected, rtol=0, atol=1e-9)
     assert (ours["contact"] == (ours["expected_saving"] > 0)).all()

@@ -17,7 +17,7 @@ from churn.errors import ModelError
 from churn.model import load_model, unwrap
 from churn.store import runs
 from churn.training.evaluation import cost_summary
-from churn.training.report import CONTRIBUTIONS_PLOT, COST_PLOT, PLOTS
+from churn.training.report import CONTRIBUTIONS_PLOT, COST_PLOT, PLOTS, SURVIVAL_PLOTS
 
 CANDIDATES = [
     {
@@ -128,7 +128,7 @@ def png_size(path):
 def test_report_has_every_plot_as_a_valid_png_and_links_only_existing_files(compared):
     _, result = compared
     report = (result.run_dir / "report.md").read_text()
-    plots = PLOTS | COST_PLOT | CONTRIBUTIONS_PLOT  # the shipped config sets the costs; test rows explained
+    plots = PLOTS | COST_PLOT | CONTRIBUTIONS_PLOT | SURVIVAL_PLOTS  # the shipped config: costs, survival
     for name in plots:
         width, height = png_size(result.run_dir / name)
         assert 200 <= width <= 2000 and 200 <= height <= 2000, name

@@ -4,12 +4,17 @@ customers with a known hazard."""
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.pipeline import Pipeline
 
+from churn.cleaning import clean_features
+from churn.preprocessing import FeatureCleaner, build_preprocessor
+from churn.scoring.margins import LinearMargin
 from churn.survival import metrics
-from churn.survival.hazard import MONTH, DiscreteTimeHazard, person_months
+from churn.survival.hazard import HazardModel, person_months
+from churn.survival.horizons import LinearHazardScorer
+from churn.training.stages import export_hazard_tables
 
 DURATIONS = np.array([1, 2, 2, 3, 4])
 EVENTS = np.array([1, 1, 0, 1, 0])
@@ -66,28 +71,58 @@ def simulated(rows=3000, seed=1):
     return pd.DataFrame({"plan": plan}), durations, events, hazard
 
 
-def hazard_model():
-    return make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression(C=100.0, max_iter=2000))
+def hazard_model(classifier=None):
+    """Churn's cleaning and preprocessing on the plan column, and a hazard classifier."""
+    features = Pipeline([("clean", FeatureCleaner((), ("plan",))), ("preprocess", build_preprocessor((), ("plan",)))])
+    classifier = classifier or LogisticRegression(C=100.0, max_iter=2000)
+    return HazardModel(features, classifier, "tenure", (3, 12))
 
 
 def test_person_months_repeat_each_customer_once_per_month_with_the_end_marked():
-    rows, ended = person_months(pd.DataFrame({"x": [7, 8, 9]}), np.array([2, 0, 3]), np.array([1, 0, 0]))
-    assert rows["x"].tolist() == [7, 7, 9, 9, 9] and rows[MONTH].tolist() == [1, 2, 1, 2, 3]
+    owner, month, ended = person_months(np.array([2, 0, 3]), np.array([1, 0, 0]))
+    assert owner.tolist() == [0, 0, 2, 2, 2] and month.tolist() == [1, 2, 1, 2, 3]
     assert ended.tolist() == [0, 1, 0, 0, 0]
 
 
-def test_the_hazard_model_recovers_a_known_hazard_and_its_horizons_are_conditional_survival():
+@pytest.mark.parametrize("classifier", [None, HistGradientBoostingClassifier(max_iter=50, random_state=0)])
+def test_the_hazard_model_recovers_a_known_hazard_and_its_horizons_are_conditional_survival(classifier):
     X, durations, events, hazard = simulated()
-    model = DiscreteTimeHazard(hazard_model(), 30).fit(X, durations, events)
+    model = hazard_model(classifier).fit(X, durations, events)
     survival = model.survival(X.head(2), 30)
     truth = (1 - hazard[:2, None]) ** np.arange(1, 31)
     np.testing.assert_allclose(survival[:, 11], truth[:, 11], atol=0.03)
-    tenure = np.array([5, 10])
-    churn, expected = model.within(X.head(2), tenure, 12)
-    rows = np.arange(2)
-    by_curve = 1 - survival[rows, tenure + 11] / survival[rows, tenure - 1]
-    np.testing.assert_allclose(churn, by_curve, rtol=0, atol=1e-12)  # months past 30 reuse month 30's hazard
-    assert ((0 < expected) & (expected <= 12)).all()
+    rows = X.head(2).assign(tenure=[5, 10])
+    horizons = model.predict_horizons(rows)
+    by_curve = 1 - survival[:, [16, 21]] / survival[:, [4, 9]]  # S(t + 12) / S(t)
+    np.testing.assert_allclose(horizons["churn_within_12m"], by_curve.diagonal(), rtol=0, atol=1e-12)
+    kept = survival[[0, 0, 0], [5, 6, 7]] / survival[0, 4]  # months 6, 7, 8 for the customer at 5
+    assert horizons["churn_within_3m"].iloc[0] == pytest.approx(1 - kept[-1], abs=1e-12)
+    assert ((0 < horizons["expected_months_12m"]) & (horizons["expected_months_12m"] <= 12)).all()
+
+
+def test_months_past_the_longest_stay_reuse_its_hazard_and_a_missing_tenure_has_no_horizon():
+    X, durations, events, _ = simulated(800)
+    model = hazard_model().fit(X, durations, events)
+    assert model.max_month_ == 30
+    rows = X.head(3).assign(tenure=[40.0, np.nan, -1.0])
+    horizons = model.predict_horizons(rows)
+    last = model.hazards_at(X.head(1), np.array([[30]]))[0, 0]
+    assert horizons["churn_within_3m"].iloc[0] == pytest.approx(1 - (1 - last) ** 3, abs=1e-12)
+    assert horizons.iloc[1:].isna().all().all()
+
+
+def test_the_tables_equal_the_saved_hazard_model():
+    X, durations, events, _ = simulated(800)
+    model = hazard_model().fit(X, durations, events)
+    tables = export_hazard_tables(model)
+    rows = pd.concat([X.head(20), pd.DataFrame({"plan": ["c", None]})], ignore_index=True)
+    rows["tenure"] = np.r_[np.arange(20) * 3.0, 2.5, 0.0]
+    cleaned = clean_features(rows, LinearMargin(tables).spec).features
+    cleaned.numbers["tenure"] = rows["tenure"].to_numpy()
+    fast = LinearHazardScorer(tables).horizons_clean(cleaned)
+    expected = model.predict_horizons(rows)
+    for name in expected.columns:
+        np.testing.assert_allclose(fast[name], expected[name], rtol=0, atol=1e-12)
 
 
 def test_the_metrics_equal_scikit_survivals_on_censored_data_with_ties():

@@ -147,8 +147,8 @@ def _run_predict(config: Config, args: argparse.Namespace) -> int:
     if result.contacts is not None:
         for line in text.contact_lines(result.contacts, config.decision.currency):
             print(line, file=sys.stderr if result.output == "-" else sys.stdout)
-    if result.horizons is not None and result.horizons.customers:
-        print(text.horizon_line(result.horizons), file=sys.stderr if result.output == "-" else sys.stdout)
+    if result.horizons is not None and result.horizons.customers and result.output != "-":
+        print(text.horizon_line(result.horizons))
     return EXIT_OK
 
 

@@ -465,7 +465,12 @@ class SurvivalConfig(_Section):
     models: tuple[Literal[HAZARD_MODELS], ...] | None = Field(  # type: ignore[valid-type]
         None,
         description="hazard models compared by cross-validated integrated Brier score on the training rows "
-        "(training.cv_folds); default: the candidates' kinds among logistic_regression and hist_gradient_boosting",
+        "(survival.cv_folds); default: the candidates' kinds among logistic_regression and hist_gradient_boosting",
+    )
+    cv_folds: Annotated[Integer, Field(ge=2)] = Field(
+        3,
+        description="folds the hazard models are compared on (each fold fits one row per customer-month, so fewer "
+        "than training.cv_folds)",
     )
     max_customers: Annotated[Integer, Field(ge=100)] = Field(
         20000,

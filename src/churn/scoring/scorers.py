@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from churn.cleaning import CleanedFeatures, FeatureSpec, FeatureTable, clean_features
-from churn.codes import category_codes
+from churn.scoring.margins import LinearMargin, sigmoid
 from churn.store import runs, upgrade
 from churn.store.record import FeatureSchema, RunRecord
 from churn.survival.horizons import HorizonScorer, load_horizon_scorer
@@ -60,43 +60,6 @@ def score(scorer: Scorer, frame: pd.DataFrame | pa.Table) -> Scored:
     cleaned = clean_features(frame, scorer.spec)
     probabilities = scorer.score_clean(cleaned.features)
     return Scored(cleaned, probabilities, predict_labels(probabilities, scorer.threshold))
-
-
-class LinearMargin:
-    """A linear margin (log-odds) of cleaned features, evaluated from exported lookup tables:
-    a logistic regression's (`LinearScorer`), or a hazard model's feature part."""
-
-    def __init__(self, tables: dict[str, Any]) -> None:
-        self.tables = tables
-        self.spec = FeatureSpec.from_dict(tables["features"])
-        # per categorical column: its training categories, the fill, and a weight per category
-        # with a trailing 0.0 that unseen categories (code -1) pick: no effect
-        self.categorical = [
-            (
-                item["column"],
-                tuple(item["categories"]),
-                item["fill"],
-                np.append(np.asarray(item["coef"], "float64"), 0.0),
-            )
-            for item in tables["categorical"]
-        ]
-
-    def margin_clean(self, features: FeatureTable) -> np.ndarray:
-        z = np.full(len(features), self.tables["intercept"], dtype="float64")
-        for item in self.tables["numeric"]:
-            values = features.numbers[item["column"]]
-            values = np.where(np.isnan(values), item["fill"], values)
-            if item["mean"] is not None:
-                values = (values - item["mean"]) / item["scale"]
-            z += item["coef"] * values
-        for column, categories, fill, weights in self.categorical:
-            z += weights[category_codes(features.coded[column], categories, fill)]
-        return z
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):  # exp(-z) of a huge negative z is inf: probability 0, as intended
-        return 1.0 / (1.0 + np.exp(-z))
 
 
 class LinearScorer(LinearMargin):

@@ -18,6 +18,7 @@ import numpy as np
 
 from churn.cleaning import FeatureTable
 from churn.errors import ModelError
+from churn.scoring.margins import LinearMargin, sigmoid
 from churn.store import runs
 from churn.store.record import RunRecord
 
@@ -46,7 +47,7 @@ def months_ahead(tenure: np.ndarray, ahead: int, max_month: int) -> tuple[np.nda
     """The months t + 1 ... t + ahead of customers at tenure t (whole months, capped at
     max_month), rows x ahead, and which customers have a usable tenure (a number of at least 0)."""
     known = np.isfinite(tenure) & (tenure >= 0)
-    stayed = np.floor(np.where(known, tenure, 0.0)).astype("int64")
+    stayed = np.minimum(np.floor(np.where(known, tenure, 0.0)), max_month).astype("int64")  # no overflow
     months = np.minimum(stayed[:, None] + np.arange(1, ahead + 1)[None, :], max_month)
     return months, known
 
@@ -65,8 +66,6 @@ class LinearHazardScorer:
     """A logistic hazard model from its lookup tables: margin = features' part + baseline[month]."""
 
     def __init__(self, tables: dict[str, Any]) -> None:
-        from churn.scoring.scorers import LinearMargin  # deferred: scorers imports this module
-
         self.margin = LinearMargin(tables)
         self.baseline = np.asarray(tables["baseline"], dtype="float64")
         self.duration_column = str(tables["duration_column"])
@@ -74,9 +73,7 @@ class LinearHazardScorer:
 
     def horizons_clean(self, features: FeatureTable) -> dict[str, np.ndarray]:
         months, known = months_ahead(features.numbers[self.duration_column], self.horizons[-1], len(self.baseline))
-        z = self.margin.margin_clean(features)[:, None] + self.baseline[months - 1]
-        with np.errstate(over="ignore"):
-            hazards = 1.0 / (1.0 + np.exp(-z))
+        hazards = sigmoid(self.margin.margin_clean(features)[:, None] + self.baseline[months - 1])
         hazards[~known] = np.nan
         return horizon_columns(hazards, self.horizons)
 

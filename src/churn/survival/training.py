@@ -137,7 +137,7 @@ def _sample(rows: Durations, limit: int, seed: int) -> Durations:
 
 
 def _cross_validate(config: Config, kind: str, rows: Durations, tau: int) -> HazardCandidate:
-    folds = StratifiedKFold(config.training.cv_folds, shuffle=True, random_state=config.split.random_state)
+    folds = StratifiedKFold(config.survival.cv_folds, shuffle=True, random_state=config.split.random_state)
     months = np.arange(1, tau + 1)
     ibs, concordance = [], []
     for fit_rows, held in folds.split(rows.X, rows.events):
