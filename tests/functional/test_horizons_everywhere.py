@@ -1,0 +1,141 @@
+"""Churn within 3, 6 and 12 months at every door: predict, the notebook (`churn.horizons` and
+the saved `survival.joblib`), the service (JSON with "horizons": true, and CSV) and Dask give the
+same numbers for the same customers, for a logistic hazard model (lookup tables) and a tree one
+(the saved model); a missing tenure has no horizon anywhere; the run records and reports the
+survival figures; a run without a survival model says so at each door."""
+
+import io
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from support import SHIPPED_HORIZONS, TELCO_SAMPLE, run_cli, write_quick_config
+
+import churn
+from churn import pipeline
+from churn.config import load_config
+from churn.errors import ConfigError, ModelError
+from churn.service.app import create_app
+
+SAMPLE = pd.read_csv(TELCO_SAMPLE)
+CUSTOMERS = SAMPLE.drop(columns="Churn").assign(tenure=SAMPLE["tenure"].astype("str"))
+CUSTOMERS.loc[[3, 7], "tenure"] = ["", "unknown"]  # no present tenure: no horizon (unknown: a missing value)
+KINDS = ["logistic_regression", "hist_gradient_boosting"]
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def run(request, tmp_path_factory):
+    """A run whose hazard model is this kind, and its config (only read by these tests)."""
+    folder = tmp_path_factory.mktemp(request.param)
+    changes = {"survival.models": [request.param], "data.missing_values": ["unknown"]}
+    config = load_config(write_quick_config(folder, changes))
+    trained = pipeline.train(config)
+    (folder / "customers.csv").write_text(CUSTOMERS.to_csv(index=False))
+    return folder, config, trained
+
+
+def served(config, body=None, csv=None):
+    with TestClient(create_app(config)) as client:
+        deadline = time.monotonic() + 10
+        while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        info = client.get("/model").json()
+        if csv is not None:
+            return info, client.post("/predict", content=csv, headers={"content-type": "text/csv"})
+        return info, client.post("/predict", json=body)
+
+
+def test_every_door_gives_the_same_horizons(run, tmp_path):
+    folder, config, trained = run
+    assert trained.record.survival.model == config.survival.models[0]
+    pipeline.predict(config, folder / "customers.csv", tmp_path / "out.csv")
+    ours = pd.read_csv(tmp_path / "out.csv")
+    assert ours.columns.tolist()[-4:] == SHIPPED_HORIZONS
+    assert ours.loc[[3, 7], SHIPPED_HORIZONS].isna().all().all() and ours.drop(index=[3, 7]).notna().all().all()
+    known = ours.drop(index=[3, 7])
+    assert (known["churn_within_3m"] <= known["churn_within_6m"]).all()
+    assert (known["churn_within_6m"] <= known["churn_within_12m"]).all()
+    assert ((known["expected_months_12m"] > 0) & (known["expected_months_12m"] <= 12)).all()
+    models_dir = config.paths.models_dir
+    notebook = churn.horizons(CUSTOMERS, models_dir=models_dir)
+    saved = churn.load_survival(models_dir=models_dir).predict_horizons(CUSTOMERS)
+    for column in SHIPPED_HORIZONS:
+        np.testing.assert_array_equal(notebook[column], ours[column])
+        np.testing.assert_allclose(saved[column], ours[column], rtol=0, atol=1e-12)  # the tables against the model
+    body = {"customers": CUSTOMERS.head(20).astype(object).where(CUSTOMERS.head(20).notna(), None).to_dict("records"),
+            "horizons": True}  # fmt: skip
+    info, answer = served(config, body)
+    assert info["survival"]["columns"] == SHIPPED_HORIZONS and info["survival"]["horizons"] == [3, 6, 12]
+    assert answer.status_code == 200, answer.text
+    for column in SHIPPED_HORIZONS:
+        sent = [row[column] for row in answer.json()["predictions"]]
+        expected = ours[column].head(20)
+        assert sent == [None if np.isnan(v) else v for v in expected], column
+    _, csv = served(config, csv=(folder / "customers.csv").read_bytes())
+    pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(csv.content)), ours)
+
+
+def test_the_json_door_gives_horizons_only_when_asked_and_refuses_a_bad_flag(run):
+    _, config, _ = run
+    rows = SAMPLE.drop(columns="Churn").head(3).to_dict("records")
+    _, plain = served(config, {"customers": rows})
+    assert "churn_within_12m" not in plain.json()["predictions"][0]
+    _, bad = served(config, {"customers": rows, "horizons": "yes"})
+    assert bad.status_code == 422 and '"horizons" must be true or false' in bad.json()["detail"]
+
+
+def test_the_run_records_and_reports_its_survival_figures(run):
+    _, _, trained = run
+    survival = trained.record.survival
+    assert survival.duration_column == "tenure" and "TotalCharges" in survival.left_out
+    assert "tenure" not in survival.features and "TotalCharges" not in survival.features
+    metrics = survival.metrics
+    assert 0.5 < metrics.harrell_c <= 1 and 0 < metrics.ibs < metrics.kaplan_meier_ibs  # better than no covariates
+    report = (trained.run_dir / "report.md").read_text()
+    assert "## Time to churn (test rows)" in report and f"{metrics.harrell_c:.4f}" in report
+    deciles = pd.read_csv(trained.run_dir / "survival_deciles.csv")
+    assert deciles["customers"].sum() == metrics.rows and len(deciles) == 10
+
+
+def test_a_run_without_a_survival_model_says_so_at_each_door(tmp_path):
+    config = load_config(write_quick_config(tmp_path, {"survival.duration_column": None}))
+    trained = pipeline.train(config)
+    assert trained.record.survival is None and "survival.joblib" not in trained.record.artefacts
+    pipeline.predict(config, TELCO_SAMPLE, tmp_path / "out.csv")
+    assert pd.read_csv(tmp_path / "out.csv").columns.tolist() == ["customerID", "churn_probability", "churn_prediction"]
+    with pytest.raises(ConfigError, match="has no survival model"):
+        churn.horizons(CUSTOMERS, models_dir=config.paths.models_dir)
+    with pytest.raises(ModelError, match="has no survival model"):
+        churn.load_survival(models_dir=config.paths.models_dir)
+    info, answer = served(config, {"customers": SAMPLE.drop(columns="Churn").head(2).to_dict("records"),
+                                   "horizons": True})  # fmt: skip
+    assert info["survival"] is None
+    assert answer.status_code == 422 and "has no survival model" in answer.json()["detail"]
+
+
+def test_a_bad_survival_config_is_one_line_naming_the_key(tmp_path):
+    cases = {
+        "survival.duration_column": ("Contract", "survival.duration_column 'Contract' is not in data.numeric_features"),
+        "survival.leave_out": ({"Churn": "x"}, "survival.leave_out names 'Churn', which is not a feature"),
+        "survival.horizons": ([12, 3], "survival.horizons must list each horizon once, shortest first"),
+    }
+    for key, (value, message) in cases.items():
+        path = write_quick_config(tmp_path, {key: value}, name=f"{key}.yaml")
+        result = run_cli("train", "-c", path, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow  # a local Dask cluster starts
+def test_dask_gives_the_same_horizons(run, tmp_path):
+    from churn.scoring import distributed
+
+    folder, config, _ = run
+    pipeline.predict(config, folder / "customers.csv", tmp_path / "out.csv")
+    ours = pd.read_csv(tmp_path / "out.csv")
+    distributed.predict(config, folder / "customers.csv", tmp_path / "dask", None, None)
+    parts = pd.read_parquet(tmp_path / "dask")
+    for column in SHIPPED_HORIZONS:
+        np.testing.assert_array_equal(parts[column], ours[column])
