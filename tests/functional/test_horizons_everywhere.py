@@ -5,6 +5,7 @@ same numbers for the same customers, for a logistic hazard model (lookup tables)
 survival figures; a run without a survival model says so at each door."""
 
 import io
+import json
 import time
 
 import numpy as np
@@ -139,3 +140,19 @@ def test_dask_gives_the_same_horizons(run, tmp_path):
     parts = pd.read_parquet(tmp_path / "dask")
     for column in SHIPPED_HORIZONS:
         np.testing.assert_array_equal(parts[column], ours[column])
+
+
+def test_monitor_compares_churn_within_the_last_horizon_then_and_now(run, tmp_path):
+    folder, config, trained = run
+    reference = json.loads((trained.run_dir / "reference.json").read_text())["horizon"]
+    test_rows = pd.read_csv(trained.run_dir / "test_predictions.csv")
+    assert reference["column"] == "churn_within_12m"
+    assert reference["mean"] == pytest.approx(test_rows["churn_within_12m"].mean(), abs=1e-12)
+    newcomers = SAMPLE.assign(Contract="Month-to-month")  # everyone on the riskiest contract
+    newcomers.to_csv(tmp_path / "new.csv", index=False)
+    report = pipeline.monitor(config, tmp_path / "new.csv", output=tmp_path / "watch").report
+    scored = churn.horizons(newcomers.drop(columns="Churn"), models_dir=config.paths.models_dir)
+    assert report.horizon.now == pytest.approx(scored["churn_within_12m"].mean(), abs=1e-12)
+    assert report.horizon.then == reference["mean"] and report.horizon.change > 0
+    written = json.loads((tmp_path / "watch" / "monitor.json").read_text())["horizon"]
+    assert written["rows_now"] == len(SAMPLE)

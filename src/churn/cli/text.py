@@ -100,6 +100,12 @@ def monitor_summary(report: MonitorReport) -> str:
         f"\n  churn probability PSI {prediction.psi:.3f} ({prediction.band}), mean "
         f"{_value(prediction.mean_then)} then, {_value(prediction.mean_now)} now"
     )
+    if (horizon := report.horizon) is not None:
+        months = horizon.column.removeprefix("churn_within_").removesuffix("m")
+        lines.append(
+            f"  churn within {months} months (predicted from each tenure) {horizon.then:.1%} then, "
+            f"{horizon.now:.1%} now ({100 * horizon.change:+.1f} points)"
+        )
     for key in ("roc_auc", "precision", "recall"):
         realised = getattr(report.realised, key) if report.realised is not None else None
         extra = f", realised {_value(realised)}" if realised is not None else ""

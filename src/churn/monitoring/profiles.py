@@ -248,6 +248,14 @@ class CalibrationReference(_Part):
     expected_calibration_error: float
 
 
+class HorizonReference(_Part):
+    """The test rows' mean churn within the last horizon, as predict scores them (from their tenure)."""
+
+    column: str
+    mean: float
+    rows: int
+
+
 class Reference(_Part):
     """A run's reference profile (`reference.json`): what monitoring compares a batch with."""
 
@@ -256,6 +264,7 @@ class Reference(_Part):
     columns: dict[str, ColumnReference]
     probabilities: ProbabilityReference
     calibration: CalibrationReference
+    horizon: HorizonReference | None = None  # a run with a survival model
 
     def shares(self, name: str) -> np.ndarray:
         return np.asarray(self.columns[name].shares, dtype="float64")
@@ -289,9 +298,11 @@ def build_reference(
     test_labels: np.ndarray,
     test_probabilities: np.ndarray,
     threshold: float,
+    horizon: tuple[str, np.ndarray] | None = None,
 ) -> Reference:
     """The reference profile of a run: its training rows' columns, its test rows' probabilities
-    (their deciles, the share at or above the threshold, their calibration)."""
+    (their deciles, the share at or above the threshold, their calibration) and, with a survival
+    model, their churn within the last horizon (`horizon`: the column and its values)."""
     columns = [column_bins(n, v) for n, v in features.numbers.items()]
     columns += [column_bins(n, c, categories[n]) for n, c in features.coded.items()]
     edges = np.unique(np.quantile(test_probabilities, DECILES)) if len(test_probabilities) else np.array([])
@@ -311,8 +322,16 @@ def build_reference(
                 "test_rows": len(test_probabilities),
             },
             "calibration": {"bins": table, "expected_calibration_error": ece},
+            "horizon": _horizon_reference(horizon),
         }
     )
+
+
+def _horizon_reference(horizon: tuple[str, np.ndarray] | None) -> dict[str, Any] | None:
+    if horizon is None or not np.isfinite(horizon[1]).any():
+        return None
+    column, values = horizon
+    return {"column": column, "mean": float(np.nanmean(values)), "rows": int(np.isfinite(values).sum())}
 
 
 def _column_reference(column: ColumnBins, counts: np.ndarray) -> dict[str, Any]:

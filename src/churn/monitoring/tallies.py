@@ -24,10 +24,20 @@ class DriftTally:
         self.keep_probabilities = keep_probabilities
         self.probabilities: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
+        self.horizon_sum, self.horizon_rows = 0.0, 0  # churn within the reference's horizon, rows with one
 
     def add(self, chunk: ScoredChunk, labels: np.ndarray | None = None) -> None:
         """A scored chunk's rows."""
         self.add_bins(self.profile.bin_rows(chunk.scored.cleaned.features), chunk.probabilities, labels)
+        horizon = self.reference.horizon
+        if horizon is not None and horizon.column in chunk.horizons:
+            values = chunk.horizons[horizon.column]
+            self.horizon_sum += float(np.nansum(values))
+            self.horizon_rows += int(np.isfinite(values).sum())
+
+    @property
+    def horizon_mean(self) -> float | None:
+        return self.horizon_sum / self.horizon_rows if self.horizon_rows else None
 
     def add_bins(self, bins: np.ndarray, probabilities: np.ndarray, labels: np.ndarray | None = None) -> None:
         for total, counts in zip(self.counts, self.profile.column_counts(bins), strict=True):

@@ -54,6 +54,16 @@ class PredictionDrift(_Figures):
     shares_now: list[float]
 
 
+class HorizonShare(_Figures):
+    """Predicted churn within the last horizon (from each customer's tenure): then and now."""
+
+    column: str
+    then: float
+    now: float
+    change: float
+    rows_now: int
+
+
 class Performance(_Figures):
     """Performance figures: estimated from the probabilities (CBPE), of the test rows, or realised."""
 
@@ -91,6 +101,7 @@ class MonitorReport(_Figures):
     test: Performance
     calibration: Calibration
     realised: Performance | None = None  # when the batch held labels
+    horizon: HorizonShare | None = None  # a run with a survival model
     verdict: Literal["stable", "warning", "alarm"]
     reasons: list[str]
 
@@ -135,6 +146,10 @@ def report(
     }
     if realised is not None:
         figures["realised"] = dict(realised)
+    if reference.horizon is not None and (now := tally.horizon_mean) is not None:
+        then = reference.horizon.mean
+        figures["horizon"] = {"column": reference.horizon.column, "then": then, "now": now, "change": now - then,
+                              "rows_now": tally.horizon_rows}  # fmt: skip
     figures["verdict"], figures["reasons"] = verdict(figures, settings)
     return MonitorReport.model_validate(figures)
 

@@ -256,14 +256,18 @@ def write_run_files(folder: runs.RunFolder, trained: Trained, data: DataConfig, 
     if scorer_tables is not None:
         write_json_atomic(folder.path / runs.SCORER, scorer_tables)
     write_json_atomic(folder.path / runs.METRICS, outcome.metrics.model_dump(mode="json"))
-    write_json_atomic(folder.path / runs.REFERENCE, reference_profile(data, split, outcome).model_dump(mode="json"))
+    horizons = None  # the test rows' horizons as predict scores them: from each customer's present tenure
+    if trained.survival is not None:
+        horizons = trained.survival.model.predict_horizons(split.X_test).reset_index(drop=True)
+    reference = reference_profile(data, split, outcome, horizons)
+    write_json_atomic(folder.path / runs.REFERENCE, reference.model_dump(mode="json"))
     test = pd.DataFrame({"y_true": split.y_test.to_numpy(), "churn_probability": outcome.test_probabilities})
     if (money := split.money_of(split.X_test.index)) is not None:  # the report's saving curve reads them
         test["churn_cost"], test["offer_cost"] = money.churn_cost, money.offer_cost
         if money.value is not None:
             test["value"] = money.value
-    if trained.survival is not None:  # as predict scores them: from each test customer's present tenure
-        test = test.join(trained.survival.model.predict_horizons(split.X_test).reset_index(drop=True))
+    if horizons is not None:
+        test = test.join(horizons)
     compared = split.money_of(selected.y_compared.index)
     contents = {
         runs.LEADERBOARD: selection.leaderboard(selected.comparison.best),
@@ -311,8 +315,11 @@ def hash_ids(ids: pd.Series) -> np.ndarray:
     return pd.util.hash_pandas_object(ids.astype("str").str.strip(), index=False).to_numpy()
 
 
-def reference_profile(data: DataConfig, split: Split, outcome: Outcome) -> profiles.Reference:
-    """What monitoring compares a batch with: the training rows' columns, the test rows' scores."""
+def reference_profile(
+    data: DataConfig, split: Split, outcome: Outcome, horizons: pd.DataFrame | None = None
+) -> profiles.Reference:
+    """What monitoring compares a batch with: the training rows' columns, the test rows' scores
+    (and their churn within the last horizon)."""
     X = split.X_train
     features = FeatureTable(
         {c: X[c].to_numpy("float64") for c in data.numeric_features},
@@ -320,8 +327,14 @@ def reference_profile(data: DataConfig, split: Split, outcome: Outcome) -> profi
         len(X),
     )
     categories = describe_schema(X, data).categories
+    last = None if horizons is None else next(c for c in horizons.columns[::-1] if c.startswith("churn_within_"))
     return profiles.build_reference(
-        features, categories, split.y_test.to_numpy(), outcome.test_probabilities, float(outcome.model.threshold)
+        features,
+        categories,
+        split.y_test.to_numpy(),
+        outcome.test_probabilities,
+        float(outcome.model.threshold),
+        None if horizons is None or last is None else (last, horizons[last].to_numpy()),
     )
 
 
