@@ -1,7 +1,8 @@
 """Churn within 3, 6 and 12 months at every door: predict, the notebook (`churn.horizons` and
 the saved `survival.joblib`), the service (JSON with "horizons": true, and CSV) and Dask give the
 same numbers for the same customers, for a logistic hazard model (lookup tables) and a tree one
-(the saved model); a missing tenure has no horizon anywhere; the run records and reports the
+(the saved model); a missing tenure has no horizon anywhere; the horizon reasons add up to the
+logistic hazard's log-odds; monitor compares churn within 12 months then and now; the run records and reports the
 survival figures; a run without a survival model says so at each door."""
 
 import io
@@ -16,9 +17,12 @@ from support import SHIPPED_HORIZONS, TELCO_SAMPLE, run_cli, write_quick_config
 
 import churn
 from churn import pipeline
+from churn.cleaning import FeatureSpec, clean_features
 from churn.config import load_config
 from churn.errors import ConfigError, ModelError
+from churn.explain.explainers import Explain, LinearExplainer
 from churn.service.app import create_app
+from churn.survival.horizons import LinearHazardScorer
 
 SAMPLE = pd.read_csv(TELCO_SAMPLE)
 CUSTOMERS = SAMPLE.drop(columns="Churn").assign(tenure=SAMPLE["tenure"].astype("str"))
@@ -156,3 +160,26 @@ def test_monitor_compares_churn_within_the_last_horizon_then_and_now(run, tmp_pa
     assert report.horizon.then == reference["mean"] and report.horizon.change > 0
     written = json.loads((tmp_path / "watch" / "monitor.json").read_text())["horizon"]
     assert written["rows_now"] == len(SAMPLE)
+
+
+def test_the_horizon_reasons_add_up_to_the_hazard_models_log_odds(run, tmp_path):
+    folder, config, trained = run
+    pipeline.predict(config, folder / "customers.csv", tmp_path / "why.csv", explain=Explain(3))
+    written = pd.read_csv(tmp_path / "why.csv")
+    if trained.record.survival.model != "logistic_regression":  # the month interacts with the features in trees
+        assert not [c for c in written.columns if c.startswith("horizon_reason")]
+        return
+    tables = json.loads((trained.run_dir / "survival.json").read_text())
+    scorer = LinearHazardScorer(tables)
+    explainer = LinearExplainer(scorer.margin)
+    features = clean_features(CUSTOMERS, FeatureSpec.from_dict(tables["features"])).features
+    contributions = explainer.contributions(features)
+    model = churn.load_survival(models_dir=config.paths.models_dir)
+    margins = model.margins(CUSTOMERS)  # the saved model's own log-odds, less the month's baseline
+    np.testing.assert_allclose(contributions.sum(axis=1) + explainer.base, margins, rtol=0, atol=1e-9)
+    largest = contributions.max(axis=1)
+    pushed = largest > 0
+    np.testing.assert_allclose(written.loc[pushed, "horizon_reason_1_effect"], largest[pushed], rtol=0, atol=1e-12)
+    names = np.asarray(explainer.columns)[contributions.argmax(axis=1)]
+    assert written.loc[pushed, "horizon_reason_1"].tolist() == names[pushed].tolist()
+    assert "tenure" not in explainer.columns and "TotalCharges" not in explainer.columns

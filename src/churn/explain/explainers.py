@@ -33,6 +33,7 @@ import pyarrow as pa
 from churn.cleaning import FeatureTable
 from churn.codes import Coded, category_codes
 from churn.errors import ChurnError, ConfigError, ModelError
+from churn.scoring.margins import LinearMargin
 from churn.scoring.scorers import LinearScorer, Scorer, score
 from churn.store import upgrade
 
@@ -158,12 +159,14 @@ def column_of_transformed(scorer: FastScorer) -> np.ndarray:
 
 
 class LinearExplainer:
-    """Logistic regression, from its lookup tables: coefficient x (value - training mean)."""
+    """Logistic regression, from its lookup tables: coefficient x (value - training mean). Also
+    a logistic hazard model's features (`churn.survival.horizons.LinearHazardScorer.margin`),
+    whose log-odds of churn in a month add the month's baseline to this margin."""
 
     margin = "log-odds"
     slow = False
 
-    def __init__(self, scorer: LinearScorer) -> None:
+    def __init__(self, scorer: LinearMargin) -> None:
         tables = scorer.tables
         if (gap := upgrade.linear_tables_gap(tables)) is not None:
             raise ModelError(gap)

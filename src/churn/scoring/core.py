@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from churn.cleaning import check_unparsed, clean_features
+from churn.cleaning import FeatureTable, check_unparsed, clean_features
 from churn.errors import ConfigError
 from churn.explain import explainers
 from churn.explain.explainers import Explain
@@ -27,7 +27,7 @@ from churn.io.columns import SCORING_REMEDY, require_columns
 from churn.scoring import decisions, experiment
 from churn.scoring.quality import QualityTally
 from churn.scoring.scorers import LoadedRun, Scored, score
-from churn.survival.horizons import HorizonScorer
+from churn.survival.horizons import HorizonScorer, LinearHazardScorer
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class ScoredTable:
         if explain is not None:
             check_explain_time(self.run, [self.source], explain, str(self.source))
             explainer = explainers.explainer_for(self.run.scorer)
+        horizon_explainer = hazard_explainer(self.horizon_scorer, explain)
         first = 0
         for rows in tables.iter_table(self.source, self.columns, self.options.chunk_rows, spec.categorical):
             scored = score(self.run.scorer, rows)
@@ -168,6 +169,8 @@ class ScoredTable:
             horizons = {}
             if self.horizon_scorer is not None:
                 horizons = with_revenue(self.horizon_scorer.horizons_clean(scored.cleaned.features), money)
+            if horizon_explainer is not None and explain is not None:
+                explanations |= horizon_reasons(horizon_explainer, scored.cleaned.features, explain.top)
             yield ScoredChunk(first, rows, scored, self.id_column, quality, explanations, money, savings, horizons)
             first += rows.num_rows
         # On the whole table, so that the answer never depends on the chunk size.
@@ -217,6 +220,23 @@ def horizons_of(run: LoadedRun, wanted: bool | None) -> HorizonScorer | None:
             f"run {run.run_id} has no survival model, so no horizons; train it with survival.duration_column set"
         )
     return run.horizons if wanted is not False else None
+
+
+def hazard_explainer(scorer: HorizonScorer | None, explain: Explain | None) -> explainers.LinearExplainer | None:
+    """The explainer of a logistic hazard model's horizons, when reasons are asked for (not as a
+    contact list's sentences) and the horizons are scored; None for a tree hazard model, whose
+    month interacts with the features (its horizons have no reasons: docs/survival.md)."""
+    if explain is None or not explain.top or explain.words or not isinstance(scorer, LinearHazardScorer):
+        return None
+    return explainers.LinearExplainer(scorer.margin)
+
+
+def horizon_reasons(explainer: explainers.LinearExplainer, features: FeatureTable, top: int) -> dict[str, Any]:
+    """horizon_reason_k, _value and _effect: the k-th largest push of a column on the hazard's
+    log-odds of churn, the same in every month ahead (so on every horizon)."""
+    top = min(top, len(explainer.columns))
+    columns = explainers.reason_columns(explainer.contributions(features), explainer.columns, features, top)
+    return {f"horizon_{name}": values for name, values in columns.items()}
 
 
 def with_revenue(horizons: dict[str, np.ndarray], money: decisions.Money | None) -> dict[str, np.ndarray]:
