@@ -12,7 +12,10 @@
    saved model's predict_proba once, its threshold applied to those probabilities, pandas
    to_csv), the same with predict_proba and then predict (two passes through the model, as a
    notebook often does; shown for reference, labelled), and `python main.py predict`.
-4. Prints, for the median of --repeat runs of each, rows per second, peak memory and the speed
+4. For a run with a survival model (the shipped config has one), `main.py predict` writes the
+   horizons (churn_within_3m/6m/12m, expected_months_12m); it is also timed with --no-horizons,
+   and the cost of the horizons printed as a ratio against that plain predict.
+5. Prints, for the median of --repeat runs of each, rows per second, peak memory and the speed
    ratio against the one-pass way, and fails (exit 1) when the outputs' probabilities differ by
    more than 1e-9 or their decisions differ.
 """
@@ -72,6 +75,10 @@ def main() -> None:
     ours = [sys.executable, str(REPO / "main.py"), "predict", "-q", "-c", str(args.config), "--input", str(data),
             "--output", str(ours_out), "--model", str(run.resolve())]  # fmt: skip
     results = {"main.py predict": median_of(args.repeat, ours)}
+    if record.survival is not None:
+        header = ours_out.open(encoding="utf-8").readline().strip()
+        print(f"main.py predict writes: {header}")
+        results["main.py predict --no-horizons"] = median_of(args.repeat, [*ours, "--no-horizons"])
     for name, decide in ({} if args.skip_baseline else baselines).items():
         code = STRAIGHTFORWARD.format(decide=decide)
         command = [sys.executable, "-c", code, str(run), str(data), str(baseline_out), id_column]
@@ -83,6 +90,8 @@ def main() -> None:
         rate = args.rows / figures["seconds"]
         print(f"{name:<30}{figures['seconds']:>10.2f}{rate:>12,.0f}{figures['peak_mb']:>10.0f}")
     seconds = results["main.py predict"]["seconds"]
+    if (plain := results.get("main.py predict --no-horizons")) is not None:
+        print(f"the horizons cost: {seconds / plain['seconds']:.2f}x plain predict (--no-horizons)")
     for name in results:
         if name.startswith("straightforward"):
             print(f"speed ratio against the {name.split(', ')[1]} way: {results[name]['seconds'] / seconds:.2f}x")

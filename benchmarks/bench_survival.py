@@ -11,6 +11,11 @@ seed 42). For each hazard model it prints Harrell's C and Uno's C at tau (the 80
 training stays) of the cumulative hazard, the integrated Brier score over months 1 ... tau (IPCW,
 censoring from the training rows), Kaplan-Meier's IBS, the fit time, and the largest gap between
 predicted churn within the last horizon and the Kaplan-Meier estimate over deciles of prediction.
+
+A test decile holds 141 customers, whose Kaplan-Meier estimate has a standard error of 3-4
+points; to tell miscalibration from that noise, the last lines repeat the decile check on
+out-of-fold predictions of every customer (5 folds, deciles of 704), with each decile's standard
+error (Greenwood's formula).
 """
 
 from __future__ import annotations
@@ -19,15 +24,17 @@ import argparse
 import time
 
 import numpy as np
+import pandas as pd
 from common import REPO
 from sklearn.compose import ColumnTransformer
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from churn.config import load_config
 from churn.data_loader import load_training_data
 from churn.survival import metrics
-from churn.survival.training import Durations, hazard_features, judge, make_hazard_model
+from churn.survival.training import Durations, calibration_by_decile, hazard_features, judge, make_hazard_model
 from churn.training.stages import make_split
 
 
@@ -53,6 +60,41 @@ def main() -> None:
             f" {fitted:7.1f}  {100 * scores.worst_decile_gap:.1f} points"
         )
     cox(config, train, test, tau)
+    out_of_fold(config, split, args.models)
+
+
+def out_of_fold(config, split, kinds: list[str]) -> None:
+    """Churn within the last horizon by decile on every customer's out-of-fold prediction."""
+    X = pd.concat([split.X_train, split.X_test])
+    y = pd.concat([split.y_train, split.y_test])
+    rows = Durations.of(X, y, config.survival.duration_column)
+    horizon = config.survival.longest
+    folds = StratifiedKFold(5, shuffle=True, random_state=config.split.random_state)
+    for kind in kinds:
+        within = np.empty(len(rows.months))
+        for fit, held in folds.split(rows.X, rows.events):
+            model = make_hazard_model(config, kind).fit(rows.X.iloc[fit], rows.months[fit], rows.events[fit])
+            within[held] = 1.0 - model.survival(rows.X.iloc[held], horizon)[:, -1]
+        deciles = calibration_by_decile(within, rows.months, rows.events, horizon)
+        errors = [greenwood(rows.months[m], rows.events[m], horizon) for m in decile_members(within)]
+        gap = (deciles["predicted"] - deciles["observed"]).abs()
+        worst = int(gap.idxmax())
+        print(f"out of fold, {kind}: worst decile gap {100 * gap.max():.1f} points (decile {worst + 1}, its "
+              f"Kaplan-Meier standard error {100 * errors[worst]:.1f} points)")  # fmt: skip
+
+
+def decile_members(predicted: np.ndarray) -> list[np.ndarray]:
+    return np.array_split(np.argsort(predicted, kind="stable"), 10)
+
+
+def greenwood(months: np.ndarray, events: np.ndarray, at: int) -> float:
+    """The standard error of the Kaplan-Meier estimate at `at` (Greenwood's formula)."""
+    survival, total = 1.0, 0.0
+    for t in np.unique(months[(events == 1) & (months <= at)]):
+        at_risk, died = int((months >= t).sum()), int(((months == t) & (events == 1)).sum())
+        survival *= 1 - died / at_risk
+        total += died / (at_risk * (at_risk - died)) if at_risk > died else 0.0
+    return survival * float(np.sqrt(total))
 
 
 def cox(config, train: Durations, test: Durations, tau: int) -> None:

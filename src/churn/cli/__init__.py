@@ -127,6 +127,8 @@ def _run_predict(config: Config, args: argparse.Namespace) -> int:
     # itself, and OpenMP teams inside each would oversubscribe them and spin when the machine
     # is busy. Set before scikit-learn loads OpenMP; the numbers do not depend on it.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.no_horizons:
+        config = config.model_copy(update={"predict": config.predict.model_copy(update={"horizons": False})})
     if args.engine == "dask":
         return _run_predict_dask(config, args)
     if args.scheduler is not None:

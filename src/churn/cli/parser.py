@@ -219,6 +219,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     predict.add_argument("--seed", type=int, default=0, help="with --holdout: the random seed (default 0)")
     predict.add_argument(
+        "--no-horizons",
+        action="store_true",
+        help="leave out the survival model's churn_within_<h>m and expected_months_<h>m (predict.horizons false)",
+    )
+    predict.add_argument(
         "--engine",
         choices=("local", "dask"),
         default="local",

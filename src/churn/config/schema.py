@@ -530,6 +530,11 @@ class PredictConfig(_Section):
         description="predict --explain with a random forest (tens of ms a row) refuses a file expected to take "
         "longer, with the estimate; linear and boosted models are never refused",
     )
+    horizons: Flag = Field(
+        True,
+        description="write churn within each horizon of the run's survival model (when it has one); predict "
+        "--no-horizons sets it false",
+    )
     dask: DaskConfig = Field(default_factory=DaskConfig, description="predict --engine dask")
 
 

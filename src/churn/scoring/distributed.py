@@ -136,7 +136,9 @@ def score_part(
     """One task, on a worker: the part scored (and explained) by local predict's code into a
     Parquet part. The data-quality figures come back with the result; the client adds them up
     (and checks values that are not numbers over the whole input) and reports them."""
-    chunks = core.ScoredTable(loaded, source, core.ScoreOptions(config.predict.chunk_rows, explain=explain))
+    horizons = None if config.predict.horizons else False
+    options = core.ScoreOptions(config.predict.chunk_rows, explain=explain, horizons=horizons)
+    chunks = core.ScoredTable(loaded, source, options)
     with tables.TableWriter(target) as writer:
         positives = core.write_chunks(chunks, writer)
     return PartResult(chunks.rows, positives, chunks.quality)

@@ -133,7 +133,9 @@ def predict(
         explain = _contact_reasons(explain, loaded)
     explain = explainers.checked(explain, loaded.scorer, config.predict.max_explain_seconds, "--explain")
     limit = UnparsedLimit(config.data.max_unparsed_share)
-    options = ScoreOptions(config.predict.chunk_rows, limit, explain, decide=True if plan is not None else None)
+    decide = True if plan is not None else None
+    horizons = None if config.predict.horizons else False
+    options = ScoreOptions(config.predict.chunk_rows, limit, explain, decide=decide, horizons=horizons)
     chunks = ScoredTable(loaded, input_path, options)
     drift = _drift_tally(loaded)
     contacts = None
