@@ -95,6 +95,7 @@ def test_the_run_records_and_reports_its_survival_figures(run):
     _, _, trained = run
     survival = trained.record.survival
     assert survival.duration_column == "tenure" and "TotalCharges" in survival.left_out
+    assert survival.compared == [] and "the one kind configured" in (trained.run_dir / "report.md").read_text()
     assert "tenure" not in survival.features and "TotalCharges" not in survival.features
     metrics = survival.metrics
     assert 0.5 < metrics.harrell_c <= 1 and 0 < metrics.ibs < metrics.kaplan_meier_ibs  # better than no covariates

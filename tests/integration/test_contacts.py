@@ -20,7 +20,8 @@ from churn.scoring import experiment
 from churn.scoring.core import ContactPlan
 from churn.service.app import create_app
 
-VALUE = {"decision.churn_cost": DELETE, "decision.value_column": "MonthlyCharges", "decision.value_months": 12}
+VALUE = {"decision.churn_cost": DELETE, "decision.value_column": "MonthlyCharges", "decision.value_months": 12,
+         "survival.duration_column": "tenure"}  # fmt: skip
 SAMPLE = pd.read_csv(TELCO_SAMPLE)
 
 

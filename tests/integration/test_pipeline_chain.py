@@ -40,7 +40,6 @@ def test_train_writes_a_complete_run_and_points_latest_at_it(config, trained):
     assert record.data.class_balance.positive == 105
     assert set(record.artefacts) == {
         "model.joblib", "scorer.json", "metrics.json", "leaderboard.csv", "test_predictions.csv",
-        "survival.joblib", "survival.json", "survival_deciles.csv", "survival_curves.csv",
         "threshold_curve.csv", "test_explanations.csv", "reference.json", "training_ids.parquet",
     }  # fmt: skip
     assert all(len(digest) == 64 for digest in record.artefacts.values())
@@ -85,15 +84,7 @@ def test_predict_writes_one_row_per_input_row_in_order(config, trained, tmp_path
     predictions = pd.read_csv(out)
     source = pd.read_csv(TELCO_SAMPLE)
     assert result.rows == len(source) == len(predictions)
-    assert list(predictions.columns) == [
-        "customerID",
-        "churn_probability",
-        "churn_prediction",
-        "churn_within_3m",
-        "churn_within_6m",
-        "churn_within_12m",
-        "expected_months_12m",
-    ]
+    assert list(predictions.columns) == ["customerID", "churn_probability", "churn_prediction"]
     assert predictions["customerID"].tolist() == source["customerID"].tolist()
 
 

@@ -34,7 +34,8 @@ CANDIDATES = [
 def compared_template(tmp_path_factory):
     """The three candidates compared and the winner saved, once for the module."""
     folder = tmp_path_factory.mktemp("compared")
-    config = load_config(write_quick_config(folder, {"training.candidates": CANDIDATES}))
+    changes = {"training.candidates": CANDIDATES, "survival.duration_column": "tenure"}  # the shipped sections
+    config = load_config(write_quick_config(folder, changes))
     return folder, pipeline.train(config)
 
 
@@ -211,3 +212,14 @@ def test_the_report_reads_right_for_a_manager(compared):
     assert "`cost.png` plots these test-row figures, from zero" in report
     curve = pd.read_csv(result.run_dir / "threshold_curve.csv")
     assert "contacted" in curve and (curve["contacted"] == 0).any()  # the plot stops where nobody is contacted
+
+
+def test_the_hazard_kinds_among_the_candidates_are_compared_and_the_lowest_cv_ibs_fitted(compared):
+    _, result = compared
+    survival = result.record.survival
+    assert [c.name for c in survival.compared] == ["logistic_regression", "hist_gradient_boosting"]  # no forest
+    assert survival.model == min(survival.compared, key=lambda c: c.cv_ibs).name
+    assert all(0 < c.cv_ibs < 0.25 and 0.5 < c.cv_concordance <= 1 for c in survival.compared)
+    assert survival.params["max_iter"] == (500 if survival.model == "logistic_regression" else 30)  # its params
+    report = (result.run_dir / "report.md").read_text()
+    assert "chosen by cross-validated integrated Brier score" in report and "| hist_gradient_boosting |" in report

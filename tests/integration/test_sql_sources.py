@@ -13,7 +13,6 @@ from churn.config import load_config
 from churn.errors import ChurnError, DataError
 from churn.io import tables
 from churn.io.sql import Database, RowDigest, SqlSource
-from churn.survival.horizons import horizon_names
 from churn.workflows.predict import Output
 
 
@@ -260,9 +259,8 @@ def test_append_compares_types_too(work):
     import sqlite3
 
     with sqlite3.connect(folder / "crm.db") as connection:
-        horizons = ", ".join(f"{name} REAL" for name in horizon_names(config.survival.horizons))
-        connection.execute(f"CREATE TABLE texts (customerID TEXT, churn_probability TEXT, churn_prediction INTEGER, "
-                           f"{horizons}, run_id TEXT, scored_at TEXT)")  # fmt: skip
+        connection.execute("CREATE TABLE texts (customerID TEXT, churn_probability TEXT, churn_prediction INTEGER, "
+                           "run_id TEXT, scored_at TEXT)")  # fmt: skip
     with pytest.raises(DataError, match="column churn_probability is string in the table, and predict writes floating"):
         pipeline.predict(config, small, Output(url, "texts", "append"))
     assert _count(folder, "texts") == 0

@@ -214,7 +214,7 @@ class SurvivalRecord(_Record):
     features: tuple[str, ...]
     model: str
     params: dict[str, Any]
-    compared: list[HazardCandidate]
+    compared: list[HazardCandidate] = Field(description="the hazard kinds cross-validated (none when there was one)")
     fitted_on_customers: int
     sampled: bool
     skipped_customers: int = Field(description="training rows without a usable duration (missing or negative)")

@@ -103,10 +103,11 @@ def train_survival(config: Config, split: Split) -> SurvivalFit:
     fit_on = _sample(train, survival.max_customers, config.split.random_state)
     tau = max(int(np.quantile(fit_on.months, 0.8)), 1)
     with threadpool_limits(limits=usable_cores()):
-        compared = [_cross_validate(config, kind, fit_on, tau) for kind in config.hazard_models()]
-        best = min(compared, key=lambda c: c.cv_ibs)
-        logger.info("survival: %s (cross-validated IBS %.4f, C %.4f)", best.name, best.cv_ibs, best.cv_concordance)
-        model = make_hazard_model(config, best.name).fit(fit_on.X, fit_on.months, fit_on.events)
+        kinds = config.hazard_models()
+        compared = [_cross_validate(config, kind, fit_on, tau) for kind in kinds] if len(kinds) > 1 else []
+        chosen = min(compared, key=lambda c: c.cv_ibs).name if compared else kinds[0]  # one kind: nothing to choose
+        logger.info("survival: %s", chosen)
+        model = make_hazard_model(config, chosen).fit(fit_on.X, fit_on.months, fit_on.events)
         test = Durations.of(split.X_test, split.y_test, survival.duration_column)
         scores, deciles, curves = judge(model, train, test, tau, survival.longest)
     numeric, categorical = hazard_features(config)
@@ -115,7 +116,7 @@ def train_survival(config: Config, split: Split) -> SurvivalFit:
         horizons=survival.horizons,
         left_out=dict(survival.leave_out),
         features=(*numeric, *categorical),
-        model=best.name,
+        model=chosen,
         params={k: v for k, v in model.classifier.get_params().items() if _plain(v)},
         compared=compared,
         fitted_on_customers=len(fit_on.months),

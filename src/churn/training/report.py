@@ -580,11 +580,12 @@ def _survival_section(inputs: dict[str, Any]) -> str | None:
          for c in survival.compared]
     )  # fmt: skip
     sampled = f" (a stratified sample of {survival.fitted_on_customers:,})" if survival.sampled else ""
+    how = "chosen by cross-validated integrated Brier score" if survival.compared else "the one kind configured"
     lines = [
         f"## Time to churn (test rows)\n\nA discrete-time hazard model (**{survival.model}**) on "
         f"`{survival.duration_column}` as months stayed and churn as the end of a stay, fitted on the training "
-        f"customers{sampled}, chosen by cross-validated integrated Brier score. Left out: {left_out}.",
-        _table(compared),
+        f"customers{sampled}, {how}. Left out: {left_out}.",
+        *([_table(compared)] if survival.compared else []),
         f"On the {m.rows:,} test rows: Harrell's C **{m.harrell_c:.4f}**, Uno's C {m.uno_c:.4f} (up to month "
         f"{m.tau}); integrated Brier score over months 1-{m.tau} **{m.ibs:.4f}**, against "
         f"{m.kaplan_meier_ibs:.4f} for Kaplan-Meier without covariates. Churn within {last} months by decile of "
