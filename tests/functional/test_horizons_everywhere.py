@@ -184,3 +184,23 @@ def test_the_horizon_reasons_add_up_to_the_hazard_models_log_odds(run, tmp_path)
     names = np.asarray(explainer.columns)[contributions.argmax(axis=1)]
     assert written.loc[pushed, "horizon_reason_1"].tolist() == names[pushed].tolist()
     assert "tenure" not in explainer.columns and "TotalCharges" not in explainer.columns
+
+
+def test_the_json_door_gives_the_horizon_reasons_predict_writes(run, tmp_path):
+    folder, config, trained = run
+    pipeline.predict(config, folder / "customers.csv", tmp_path / "why.csv", explain=Explain(2))
+    written = pd.read_csv(tmp_path / "why.csv", keep_default_na=False, na_values=[""])
+    rows = CUSTOMERS.head(10)
+    body = {"customers": rows.astype(object).where(rows.notna(), None).to_dict("records"), "horizons": True,
+            "explain": 2}  # fmt: skip
+    _, answer = served(config, body)
+    predictions = answer.json()["predictions"]
+    if trained.record.survival.model != "logistic_regression":
+        assert all("horizon_reasons" not in p for p in predictions)
+        return
+    for row, prediction in enumerate(predictions):
+        line = written.loc[row]
+        expected = [{"feature": line[f"horizon_reason_{k}"], "value": line[f"horizon_reason_{k}_value"],
+                     "effect": line[f"horizon_reason_{k}_effect"]}
+                    for k in (1, 2) if isinstance(line[f"horizon_reason_{k}"], str)]  # fmt: skip
+        assert prediction["horizon_reasons"] == expected

@@ -118,6 +118,11 @@ class Prediction(BaseModel):
     reasons: list[Reason] | None = Field(
         None, description='with "explain": K, the K largest pushes towards churn, largest first (fewer when fewer push)'
     )
+    horizon_reasons: list[Reason] | None = Field(
+        None,
+        description='with "horizons": true and "explain": K, a logistic hazard model\'s K largest pushes on churn '
+        "within every horizon (effects in log-odds of churn in a month)",
+    )
     expected_saving: float | None = Field(
         None, description='with "budget": the expected saving of contacting this customer (decision costs of the run)'
     )

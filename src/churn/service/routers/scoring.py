@@ -222,6 +222,8 @@ def _predict_json(config: Config, served: ServedRun, body: bytes, info: Info, as
     if chunk.savings is not None:
         _add_contacts(answer["predictions"], chunk.savings, budget)
     _add_horizons(answer["predictions"], chunk.horizons)
+    if horizons and explain is not None:
+        _add_horizon_reasons(answer["predictions"], served, scored, explain)
     _count(served, info, scored)
     return answer
 
@@ -247,6 +249,21 @@ def _add_horizons(predictions: list[dict[str, Any]], horizons: Mapping[str, np.n
     for name, values in horizons.items():
         for prediction, value in zip(predictions, values.tolist(), strict=True):
             prediction[name] = None if math.isnan(value) else value
+
+
+def _add_horizon_reasons(
+    predictions: list[dict[str, Any]], served: ServedRun, scored: Scored, explain: Explain
+) -> None:
+    """Each prediction's "horizon_reasons": the horizon_reason_k columns predict writes for that
+    row (a logistic hazard model's; none for a tree hazard model)."""
+    explainer = core.hazard_explainer(served.loaded.horizons, explain)
+    if explainer is None:
+        return
+    columns = core.horizon_reasons(explainer, scored.cleaned.features, explain.top)
+    plain = {name.removeprefix("horizon_"): values for name, values in columns.items()}
+    top = min(explain.top, len(explainer.columns))
+    for prediction, reasons in zip(predictions, explainers.reason_lists(plain, top), strict=True):
+        prediction["horizon_reasons"] = reasons
 
 
 def _money_columns(served: ServedRun) -> tuple[str, ...]:
