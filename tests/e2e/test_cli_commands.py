@@ -84,6 +84,7 @@ def test_predict_to_stdout(workspace):
     assert result.stderr == ""
 
 
+@pytest.mark.slow  # evaluate in a subprocess twice (in-process: test_pipeline_chain)
 def test_evaluate_reports_the_metrics_of_the_predictions_it_makes(workspace):
     folder, _ = workspace
     data = "data/raw/telco_customer_churn.csv"
@@ -202,6 +203,7 @@ def test_bad_usage_is_one_error_line_and_a_hint(argv, fragment, tmp_path):
     assert_clean_error(result, fragment, "--help")
 
 
+@pytest.mark.slow  # a CLI predict into /dev/null
 def test_predict_writes_to_a_device_such_as_dev_null(workspace, tmp_path):
     folder, _ = workspace
     result = run_cli("predict", "-c", folder / "config.yaml", "--input", TELCO_SAMPLE, "--output", "/dev/null",

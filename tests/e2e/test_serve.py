@@ -136,6 +136,7 @@ def test_a_pinned_run_that_cannot_load_is_an_exit_2_error(workspace):
     ]
 
 
+@pytest.mark.slow  # a two-worker service
 def test_two_workers_serve_and_the_metrics_add_up_across_them(workspace):
     payload = {"customers": ROWS.head(3).to_dict(orient="records")}
     with Service(workspace, "--workers", "2") as service:

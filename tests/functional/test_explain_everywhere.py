@@ -57,8 +57,15 @@ def workspace(tmp_path_factory):
     return folder, config, customers, notebook
 
 
-@pytest.mark.parametrize("source", ["customers.csv", "customers.parquet"])
-@pytest.mark.parametrize("output", ["why.csv", "why.parquet"])
+@pytest.mark.parametrize(
+    ("source", "output"),
+    [
+        ("customers.csv", "why.csv"),
+        pytest.param("customers.parquet", "why.parquet", marks=pytest.mark.slow),  # one CLI predict each
+        pytest.param("customers.csv", "why.parquet", marks=pytest.mark.slow),
+        pytest.param("customers.parquet", "why.csv", marks=pytest.mark.slow),
+    ],
+)
 def test_predict_explain_equals_the_notebook_function(workspace, source, output):
     folder, config, _, notebook = workspace
     done = run_cli("predict", "-c", config, "--input", source, "--output", output, "--explain", "--contributions",

@@ -115,7 +115,8 @@ def local(command):
     )
 
 
-@pytest.mark.parametrize("month", ["same", pytest.param("shifted", marks=pytest.mark.slow)])
+@pytest.mark.slow  # the workflow's shell steps, each a CLI call
+@pytest.mark.parametrize("month", ["same", "shifted"])
 def test_the_scoring_workflow_shell_steps_run_here(template, tmp_path, month):
     """Place a shipped run, score, monitor: an alarm is an output, not a failed step."""
     work = tmp_path / "repo"

@@ -122,7 +122,8 @@ SLOW = pytest.mark.slow  # two monitored batches each; the fast suite keeps two 
 @pytest.mark.parametrize(
     "bad",
     [b"garbage", pytest.param(b'{"run_id": "x", "inp', marks=SLOW), pytest.param(b"[]", marks=SLOW),
-     pytest.param(b"42", marks=SLOW), pytest.param(b'{"run_id": "x"}', marks=SLOW), b"\xff\xfe not utf-8"],
+     pytest.param(b"42", marks=SLOW), pytest.param(b'{"run_id": "x"}', marks=SLOW),
+     pytest.param(b"\xff\xfe not utf-8", marks=SLOW)],
 )  # fmt: skip
 def test_a_bad_history_line_is_skipped_with_a_warning_and_dropped_at_the_next_batch(work, bad, caplog):
     config, folder = work

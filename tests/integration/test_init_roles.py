@@ -135,6 +135,7 @@ def test_the_generated_gate_is_the_tables_own_and_the_first_run_passes_it(tmp_pa
     assert {"RowNumber", "CustomerId", "Surname"}.isdisjoint(run.record.features.columns)
 
 
+@pytest.mark.slow  # the generated telecom table trained
 def test_the_telecom_config_trains_and_predicts_rows_with_sentinels_and_unseen_areas(telecom):
     folder, table, config, _, _ = telecom
     quick = config.model_copy(update={"training": config.training.model_copy(update={"candidates": None})})

@@ -178,6 +178,7 @@ def test_a_report_is_not_rebuilt_from_tables_that_are_not_the_recorded_ones(comp
     assert not (result.run_dir / "report.md").exists()
 
 
+@pytest.mark.slow  # a comparison on a 1,200-row sample, then a refit
 def test_above_selection_rows_candidates_are_compared_on_a_sample_and_the_winner_fit_on_all(write_config):
     config = load_config(write_config({"training.selection_rows": 200}))
     result = pipeline.train(config)

@@ -332,6 +332,7 @@ def ready_run(client):
     return answer.json().get("run_id") if answer.status_code == 200 else None
 
 
+@pytest.mark.slow  # two trainings and a promote
 def test_a_promote_switches_within_two_seconds_and_a_pinned_service_stays(own):
     config, first = own
     with TestClient(create_app(config)) as client, TestClient(create_app(config, run=first.run_id)) as pinned:

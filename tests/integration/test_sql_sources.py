@@ -104,6 +104,7 @@ def test_the_digest_names_the_rows_in_any_order_and_any_chunking(work):
     assert digest("changed", None) != digest("sample", None)
 
 
+@pytest.mark.slow  # a training from the database
 def test_train_reads_the_database_data_source_names(work, tmp_path):
     config, url, folder = work
     config_path = write_quick_config(folder, {"data.path": None, "data.source": {"url": url, "table": "sample"}})

@@ -44,7 +44,11 @@ def straightforward(config, path):
     return load_model(run.run_dir, run.record).predict_proba(pd.read_csv(path))[:, 1]
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize(
+    "name",  # forests and gradient boosting (a training each) in the slow step
+    [n if n in ("logistic_regression", "hist_gradient_boosting") else pytest.param(n, marks=pytest.mark.slow)
+     for n in MODEL_NAMES],
+)  # fmt: skip
 def test_chunked_predict_equals_the_straightforward_way_for_every_model(write_config, scoring_file, tmp_path, name):
     config = load_config(
         write_config({"model.name": name, "model.params": FAST_PARAMS[name], "predict.chunk_rows": 37})

@@ -88,6 +88,7 @@ def test_bad_time_settings_name_the_key(tmp_path, split, message):
         load_config(tmp_path / "config.yaml")
 
 
+@pytest.mark.slow  # a training refused after loading
 def test_a_time_column_of_text_is_one_clear_error(tmp_path):
     config_path = write_time_config(tmp_path)
     frame = pd.read_csv(tmp_path / "monthly.csv")

@@ -150,6 +150,7 @@ def test_selection_sample_is_stratified_repeatable_and_only_above_the_limit():
     assert selection.selection_sample(X, y, 200, seed=0)[1].index.equals(y_sample.index)
 
 
+@pytest.mark.slow  # the comparison twice, on one process and on several
 def test_the_comparison_is_the_same_on_one_process_or_several(write_config):
     """Folds run in loky processes with one thread each; the scores and out-of-fold predictions
     are those of one process, bit for bit."""
