@@ -53,12 +53,15 @@ def write_quick_config(
     return path
 
 
-def write_telco_config(folder: Path, comparison: bool = True) -> Path:
+def write_telco_config(folder: Path, comparison: bool = True, survival: bool = True) -> Path:
     """The shipped config on the full shipped data, its models and predictions in `folder`;
-    without `comparison`, its single model section instead of the candidates."""
+    without `comparison`, its single model section instead of the candidates; without
+    `survival`, no survival model."""
     config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     if not comparison:
         config["training"].pop("candidates")
+    if not survival:
+        config["survival"]["duration_column"] = None
     config["data"]["path"] = str(TELCO)
     config["paths"] = {"models_dir": str(folder / "models"), "predictions_dir": str(folder / "predictions")}
     path = folder / "config.yaml"

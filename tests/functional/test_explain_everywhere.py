@@ -75,6 +75,7 @@ def test_predict_explain_equals_the_notebook_function(workspace, source, output)
     same_values(read_written(folder / output), notebook)
 
 
+@pytest.mark.slow  # a CLI predict with --explain 5
 def test_predict_explain_k_without_contributions_has_k_reasons_only(workspace):
     folder, config, _, notebook = workspace
     done = run_cli("predict", "-q", "-c", config, "--input", "customers.csv", "--output", "five.csv", "--explain", "5",

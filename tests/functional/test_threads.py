@@ -51,6 +51,7 @@ def test_predict_runs_openmp_on_one_thread_unless_told_and_scores_the_same(train
     assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
 
 
+@pytest.mark.slow  # a training and predict under a set variable
 def test_in_process_predict_leaves_a_set_variable_alone(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert main(["predict", "-q", "-c", str(trained), "--input", str(TELCO_SAMPLE), "--output",

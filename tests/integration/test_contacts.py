@@ -133,6 +133,7 @@ def test_the_holdout_is_seeded_recorded_and_measured_by_campaign(valued, tmp_pat
     assert "offer_success_rate" in done.stdout
 
 
+@pytest.mark.slow  # a contact list, then campaign five times
 def test_campaign_refuses_outcomes_that_do_not_match_the_list(valued, tmp_path):
     folder, config = valued
     predicted(config, tmp_path, "campaign.csv", ContactPlan(None, 0.3, 1, only=True))

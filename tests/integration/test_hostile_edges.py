@@ -48,7 +48,7 @@ def assert_one_error_line(result, *fragments):
 # init: its own input, folders
 
 
-@pytest.mark.parametrize("name", ["small.csv", "small.csv.gz"])
+@pytest.mark.parametrize("name", ["small.csv", pytest.param("small.csv.gz", marks=pytest.mark.slow)])
 def test_init_never_writes_over_its_input(tmp_path, name):
     data = tmp_path / name
     text = TELCO_SAMPLE.read_bytes()

@@ -34,6 +34,7 @@ def telecom(tmp_path_factory):
     return (folder, table, *_init(folder, table.frame, table.target))
 
 
+@pytest.mark.slow  # init and a training on a generated bank table
 def test_bank_ids_row_counter_and_surnames_are_never_features(tmp_path):
     table = bank_table(2_000)
     frame = table.frame.assign(Branch_No=np.arange(len(table.frame)) + 7)  # a second counter: +1 a row from 7
@@ -50,6 +51,7 @@ def test_bank_ids_row_counter_and_surnames_are_never_features(tmp_path):
     assert "left out Surname: personal data" in stdout
 
 
+@pytest.mark.slow  # init and a training on a generated table
 def test_an_integer_id_named_like_one_that_repeats_a_little_is_still_the_id(tmp_path):
     frame = bank_table(600).frame.drop(columns=["RowNumber", "CustomerId"])
     frame.insert(0, "member_number", np.r_[np.arange(590) + 5_000, np.arange(10) + 5_000])  # a few rows twice

@@ -49,6 +49,7 @@ def test_train_writes_a_complete_run_and_points_latest_at_it(config, trained):
     assert 0.5 < record.metrics.roc_auc <= 1 and record.selection.cv_folds == 3
 
 
+@pytest.mark.slow  # a second training of the same config
 def test_same_config_and_data_give_the_same_metrics(config, trained):
     again = pipeline.train(config)
     assert again.run_id != trained.run_id

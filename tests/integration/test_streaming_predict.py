@@ -131,6 +131,7 @@ def test_a_changed_scorer_file_is_refused(trained, scoring_file, tmp_path):
     assert not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.slow  # two tree trainings
 def test_tree_models_have_no_lookup_tables(write_config):
     config = load_config(write_config({"model.name": "random_forest", "model.params": FAST_PARAMS["random_forest"]}))
     result = pipeline.train(config)

@@ -102,7 +102,7 @@ def test_a_time_column_of_text_is_one_clear_error(tmp_path):
 @pytest.fixture(scope="module")
 def shipped_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("shipped")
-    config = load_config(write_telco_config(folder, comparison=False))
+    config = load_config(write_telco_config(folder, comparison=False, survival=False))
     return folder, config, pipeline.train(config)
 
 
