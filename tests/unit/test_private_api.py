@@ -19,7 +19,8 @@ UVICORN_PROTOCOL_STATE = ("self.connections", "self.cycle", "self.scope", "self.
 UVICORN_CYCLE_STATE = ("self.keep_alive", "self.response_complete", "self.disconnected", "self.message_event")
 # tracking.SKOPS_TRUSTED: type names skops is told to rebuild
 SKOPS_TYPES = ("sklearn.tree._tree.Tree", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
-HIST_NODE_FIELDS = ("feature_idx", "num_threshold", "left", "right", "is_leaf", "value", "count")
+HIST_NODE_FIELDS = ("feature_idx", "num_threshold", "left", "right", "is_leaf", "value", "count",
+                    "missing_go_to_left", "is_categorical")  # fmt: skip
 
 
 def test_uvicorns_protocol_has_what_the_guarded_protocol_overrides_and_reads():
@@ -56,6 +57,16 @@ def test_fitted_boosting_has_the_predictors_treeshap_reads():
     assert np.ravel(model._baseline_prediction).shape == (1,)
     nodes = model._predictors[0][0].nodes
     assert set(HIST_NODE_FIELDS) <= set(nodes.dtype.names)
+
+
+def test_fitted_classic_boosting_has_the_initial_prediction_the_tree_scorer_starts_from():
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 3)), (rng.random(200) < 0.3).astype(int)
+    model = GradientBoostingClassifier(n_estimators=3, max_depth=2).fit(X, y)
+    start = model._raw_predict_init(np.zeros((1, 3), dtype="float32"))
+    assert start.shape == (1, 1) and start[0, 0] == pytest.approx(np.log(y.mean() / (1 - y.mean())))
 
 
 @pytest.mark.parametrize("name", SKOPS_TYPES)

@@ -35,6 +35,7 @@ from churn.codes import Coded, category_codes
 from churn.errors import ChurnError, ConfigError, ModelError
 from churn.scoring.margins import LinearMargin
 from churn.scoring.scorers import LinearScorer, Scorer, score
+from churn.scoring.trees import TreeScorer
 from churn.store import upgrade
 
 if TYPE_CHECKING:
@@ -141,6 +142,8 @@ def reason_lists(columns: dict[str, Any], top: int) -> list[list[dict[str, Any]]
 
 
 def _build(scorer: Any) -> Explainer:
+    if isinstance(scorer, TreeScorer):  # explained by TreeSHAP of the saved model's own trees
+        return TreeExplainer(scorer.compiled())
     if hasattr(scorer, "tables"):
         return LinearExplainer(scorer)
     if scorer.blocks is None or type(scorer.classifier).__name__ == "LogisticRegression":
@@ -148,11 +151,12 @@ def _build(scorer: Any) -> Explainer:
     return TreeExplainer(scorer)
 
 
-def column_of_transformed(scorer: FastScorer) -> np.ndarray:
+def column_of_transformed(scorer: FastScorer | TreeScorer) -> np.ndarray:
     """For each transformed (one-hot, scaled) column, the position of its original column."""
-    position = {column: i for i, column in enumerate(scorer.spec.columns)}
+    compiled: FastScorer = scorer.compiled() if isinstance(scorer, TreeScorer) else scorer
+    position = {column: i for i, column in enumerate(compiled.spec.columns)}
     found: list[int] = []
-    for block in scorer.blocks or []:
+    for block in compiled.blocks or []:
         for name, width in zip(block.columns, block.widths, strict=True):
             found += [position[name]] * width
     return np.asarray(found, dtype="int64")
@@ -205,11 +209,7 @@ class TreeExplainer:
         column_of = column_of_transformed(scorer)
         boosted = hasattr(classifier, "decision_function")  # gradient boosting, not a forest
         self.margin = "log-odds" if boosted else "probability"
-        self.tables = (
-            treeshap.boosted_tables(classifier, column_of, len(self.columns), classifier.decision_function)
-            if boosted
-            else None
-        )
+        self.tables = treeshap.boosted_tables(classifier, column_of, len(self.columns)) if boosted else None
         self.shap = treeshap.ShapTrees(classifier) if self.tables is None else None
         self.to_columns = treeshap.GroupSums(column_of, len(self.columns))
         self.slow = self.tables is None
@@ -382,13 +382,18 @@ def explain(model: Any, frame: pd.DataFrame, top: int = 3, contributions: bool =
 
 
 def scorer_of(model: Any) -> Scorer:
-    """The scorer `predict` would use for this model: its lookup tables for a logistic regression."""
+    """The scorer `predict` would use for this model: its tables for a logistic regression or
+    shallow boosted trees, else the compiled model."""
     if hasattr(model, "scorer"):  # a LoadedRun
         return model.scorer
     from churn.scoring.compiling import (  # deferred: scikit-learn, for a joblib model
         FastScorer,
         export_linear_tables,
+        export_tree_tables,
     )
 
-    tables = export_linear_tables(model)
-    return LinearScorer(tables) if tables is not None else FastScorer(model)
+    if (tables := export_linear_tables(model)) is not None:
+        return LinearScorer(tables)
+    if (trees := export_tree_tables(model)) is not None:
+        return TreeScorer(trees, lambda: FastScorer(model))
+    return FastScorer(model)

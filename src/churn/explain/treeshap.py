@@ -21,46 +21,11 @@ from typing import Any
 import numpy as np
 
 from churn.errors import ConfigError
+from churn.scoring.trees import Tree, boosted_start, boosted_trees
 
 EXPLAIN_INSTALL = "pip install -r requirements-explain.txt"
 MAX_TABLE_FEATURES = 6  # per-leaf tables of up to 2^6 patterns; trees with more per path go to shap
 SLICE_BYTES = 64 * 2**20  # rows are explained a slice at a time: its arrays stay about this size
-
-
-@dataclass(frozen=True)
-class Tree:
-    """One fitted tree as arrays: internal nodes send a row left when its value of `feature` is
-    at most `threshold`; leaves hold `value`, in the margin; `cover` is each node's training weight."""
-
-    feature: np.ndarray
-    threshold: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    leaf: np.ndarray
-    value: np.ndarray
-    cover: np.ndarray
-    float32: bool  # scikit-learn's decision trees compare the input cast to float32
-
-    def paths(self) -> list[tuple[int, list[tuple[int, bool]]]]:
-        """Each leaf with the conditions on its path: (node, went left)."""
-        found: list[tuple[int, list[tuple[int, bool]]]] = []
-        stack: list[tuple[int, list[tuple[int, bool]]]] = [(0, [])]
-        while stack:
-            node, path = stack.pop()
-            if self.leaf[node]:
-                found.append((node, path))
-            else:
-                stack.append((int(self.right[node]), [*path, (node, False)]))
-                stack.append((int(self.left[node]), [*path, (node, True)]))
-        return found
-
-    def leaf_of(self, row: np.ndarray) -> int:
-        node = 0
-        while not self.leaf[node]:
-            value = row[self.feature[node]]
-            value = float(np.float32(value)) if self.float32 else value
-            node = int(self.left[node] if value <= self.threshold[node] else self.right[node])
-        return node
 
 
 class GroupSums:
@@ -90,45 +55,6 @@ class GroupSums:
         for target, start, end in zip(self.targets, self.starts, ends, strict=True):
             out[:, target] = items[start:end].sum(axis=0)
         return out
-
-
-def boosted_trees(classifier: Any) -> tuple[list[Tree], float | None]:
-    """The trees of a binary gradient-boosting classifier, leaf values in the margin, and the
-    margin's constant term (None: to be measured, see `LeafTables`).
-
-    scikit-learn has no public view of a histogram gradient-boosting model's trees: they are read
-    from its predictors (`_predictors`, `_baseline_prediction`), as shap reads them."""
-    if type(classifier).__name__ == "HistGradientBoostingClassifier":
-        trees = [_hist_tree(predictors[0].nodes) for predictors in classifier._predictors]
-        return trees, float(np.ravel(classifier._baseline_prediction)[0])
-    rate = classifier.learning_rate
-    return [_decision_tree(estimator[0].tree_, rate) for estimator in classifier.estimators_], None
-
-
-def _hist_tree(nodes: np.ndarray) -> Tree:
-    return Tree(
-        nodes["feature_idx"].astype("int64"),
-        nodes["num_threshold"].astype("float64"),
-        nodes["left"].astype("int64"),
-        nodes["right"].astype("int64"),
-        nodes["is_leaf"].astype(bool),
-        nodes["value"].astype("float64"),
-        nodes["count"].astype("float64"),
-        float32=False,
-    )
-
-
-def _decision_tree(tree: Any, scale: float) -> Tree:
-    return Tree(
-        tree.feature.astype("int64"),
-        tree.threshold.astype("float64"),
-        tree.children_left.astype("int64"),
-        tree.children_right.astype("int64"),
-        tree.children_left < 0,
-        tree.value[:, 0, 0].astype("float64") * scale,
-        tree.weighted_n_node_samples.astype("float64"),
-        float32=True,
-    )
 
 
 def features_per_path(trees: Sequence[Tree]) -> int:
@@ -326,19 +252,14 @@ def _sliced(explain: Any, matrix: np.ndarray, rows: int, columns: int) -> np.nda
 MAX_TREE_NODES = 8  # NodeTables' packed byte; trees with more internal nodes use LeafTables
 
 
-def boosted_tables(
-    classifier: Any, column_of: np.ndarray, columns: int, margin_of: Any
-) -> NodeTables | LeafTables | None:
+def boosted_tables(classifier: Any, column_of: np.ndarray, columns: int) -> NodeTables | LeafTables | None:
     """Exact TreeSHAP tables of a gradient-boosting classifier, or None when its paths hold more
     features than tables are practical for. `column_of` maps each transformed column to its
-    input column; `margin_of(matrix)` is the model's margin, which measures the constant term of
-    classic gradient boosting (its prior's log-odds)."""
-    trees, constant = boosted_trees(classifier)
+    input column."""
+    trees, _ = boosted_trees(classifier)
     if features_per_path(trees) > MAX_TABLE_FEATURES:
         return None
-    if constant is None:
-        row = np.zeros((1, len(column_of)))
-        constant = float(margin_of(row)[0]) - sum(float(tree.value[tree.leaf_of(row[0])]) for tree in trees)
+    constant = boosted_start(classifier, len(column_of))
     small = all(int((~tree.leaf).sum()) <= MAX_TREE_NODES for tree in trees)
     return (NodeTables if small else LeafTables)(trees, constant, column_of, columns)
 

@@ -13,11 +13,11 @@ steps, so the result is always the model's own.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -28,10 +28,14 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from churn.cleaning import FeatureSpec, FeatureTable
 from churn.codes import category_codes
 from churn.model import unwrap
+from churn.scoring.trees import ForestWalk, ShallowTrees, imputed_and_scaled, in_slices
 
 # Tree ensembles walk the whole input once per tree; slices that fit in the CPU cache make
 # those walks several times faster than one pass over a large matrix.
 CLASSIFIER_SLICE_ROWS = 8192
+# Up to this many rows (a service's request), a forest's trees are walked all at once
+# (`ForestWalk`, the same numbers); above it scikit-learn's compiled walk is faster.
+FOREST_WALK_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -68,14 +72,23 @@ class _NumericBlock:
                 item["training_mean"] = float(mean)
         return found
 
+    def inputs(self) -> list[dict[str, Any]]:
+        """Each column's imputation and scaling, as `churn.scoring.trees` reads them."""
+        return [
+            {
+                "column": column,
+                "fill": float(self.fill[i]),
+                "mean": None if self.mean is None else float(self.mean[i]),
+                "scale": None if self.scale is None else float(self.scale[i]),
+            }
+            for i, column in enumerate(self.columns)
+        ]
+
     def write_into(self, features: FeatureTable, out: np.ndarray, offset: int) -> int:
-        for position, column in enumerate(self.columns):
-            values = features.numbers[column].copy()
-            values[np.isnan(values)] = self.fill[position]
-            if self.mean is not None and self.scale is not None:
-                values -= self.mean[position]  # the same two in-place steps as StandardScaler.transform
-                values /= self.scale[position]
-            out[:, offset + position] = values
+        for i, item in enumerate(self.inputs()):
+            out[:, offset + i] = imputed_and_scaled(
+                features.numbers[item["column"]], item["fill"], item["mean"], item["scale"]
+            )
         return offset + self.width
 
 
@@ -139,6 +152,13 @@ class _CategoricalBlock:
             offset += width
         return found
 
+    def inputs(self) -> list[dict[str, Any]]:
+        """Each column's categories, fill and one-hot layout, as `churn.scoring.trees` reads them."""
+        return [
+            {"column": name, "categories": categories, "fill": fill, "positions": position.tolist(), "width": width}
+            for name, categories, fill, position, width in self._each()
+        ]
+
     def write_into(self, features: FeatureTable, out: np.ndarray, offset: int) -> int:
         """Set the one-hot columns of `out` from `offset` on (they must be zero); return the next offset."""
         rows = np.arange(len(features))
@@ -151,6 +171,9 @@ class _CategoricalBlock:
 
     def _each(self) -> zip[tuple[str, list[str], str, np.ndarray, int]]:
         return zip(self.columns, self.categories, self.most_frequent, self.positions, self.widths, strict=True)
+
+
+Block = _NumericBlock | _CategoricalBlock
 
 
 class FastScorer:
@@ -173,26 +196,26 @@ class FastScorer:
             self.classifier.set_params(n_jobs=1)
         self.blocks = _compile_blocks(pipeline.named_steps["preprocess"])
         self.compiled = self.blocks is not None
+        self.trees = ShallowTrees.of(self.classifier, preprocessing_inputs(self.blocks))
+        self.forest = ForestWalk.of(self.classifier) if self.blocks is not None else None
         self.threads = threads
 
     def score_clean(self, features: FeatureTable) -> np.ndarray:
         """Probability of churn per row of cleaned features; equal to the model's own to rounding."""
         if self.blocks is None:
             return np.asarray(self.after_cleaning.predict_proba(features.frame)[:, 1], dtype="float64")
+        if self.trees is not None:  # the link scikit-learn's binomial loss applies to the margin
+            return np.asarray(expit(self.trees.margin(features, self.threads)), dtype="float64")
         matrix = self.transform(features)
+        if self.forest is not None and len(features) <= FOREST_WALK_ROWS:
+            return self.forest.probabilities(matrix)
         out = np.empty(len(features), dtype="float64")
-        starts = range(0, len(features), CLASSIFIER_SLICE_ROWS)
 
         def score_slice(start: int) -> None:
             stop = start + CLASSIFIER_SLICE_ROWS
             out[start:stop] = self.classifier.predict_proba(matrix[start:stop])[:, 1]
 
-        if self.threads > 1 and len(starts) > 1:  # scikit-learn's tree code runs without the GIL
-            with ThreadPoolExecutor(max_workers=self.threads) as pool:
-                list(pool.map(score_slice, starts))
-        else:
-            for start in starts:
-                score_slice(start)
+        in_slices(score_slice, range(0, len(features), CLASSIFIER_SLICE_ROWS), self.threads)
         return out
 
     def transform(self, features: FeatureTable) -> np.ndarray:
@@ -203,6 +226,23 @@ class FastScorer:
         for block in self.blocks:
             offset = block.write_into(features, out, offset)
         return out
+
+
+def preprocessing_inputs(blocks: list[Block] | None) -> list[dict[str, Any]] | None:
+    """The compiled preprocessing's inputs, in the order of its output columns (None: it did not compile)."""
+    return None if blocks is None else [item for block in blocks for item in block.inputs()]
+
+
+def export_tree_tables(model: FixedThresholdClassifier) -> dict[str, Any] | None:
+    """A boosted-trees model as tables for `churn.scoring.trees.TreeScorer`, or None when its
+    trees are not all shallow or its preprocessing does not compile."""
+    pipeline = unwrap(model)
+    inputs = preprocessing_inputs(_compile_blocks(pipeline.named_steps["preprocess"]))
+    evaluator = ShallowTrees.of(pipeline.named_steps["classifier"], inputs)
+    if evaluator is None:
+        return None
+    spec = pipeline.named_steps["clean"].spec_.to_dict()
+    return {"kind": "boosted_trees", "threshold": float(model.threshold), "features": spec} | evaluator.to_dict()
 
 
 def export_linear_tables(model: FixedThresholdClassifier) -> dict[str, Any] | None:

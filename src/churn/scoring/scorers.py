@@ -8,8 +8,9 @@ A logistic-regression run carries `scorer.json`: its whole fitted model as looku
 (cleaning spec, threshold, imputation values, scaling, one coefficient per numeric column and
 per training category). `LinearScorer` evaluates them with numpy; importing and unpickling
 scikit-learn is skipped, which saves over a second per run, and nothing is unpickled, so no
-code runs on load. Other models load the saved model and score through
-`churn.scoring.compiling.FastScorer`. Both are tested equal to the saved model's `predict_proba`.
+code runs on load. A boosted-trees run of shallow trees carries `trees.json` the same way
+(`churn.scoring.trees.TreeScorer`). Other models load the saved model and score through
+`churn.scoring.compiling.FastScorer`. All are tested equal to the saved model's `predict_proba`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ import pyarrow as pa
 
 from churn.cleaning import CleanedFeatures, FeatureSpec, FeatureTable, clean_features
 from churn.scoring.margins import LinearMargin, sigmoid
+from churn.scoring.trees import TreeScorer
 from churn.store import runs, upgrade
 from churn.store.record import FeatureSchema, RunRecord
 from churn.survival.horizons import HorizonScorer, load_horizon_scorer
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from churn.scoring.compiling import FastScorer
 
 
 class Scorer(Protocol):
@@ -87,8 +91,15 @@ def load_scorer(run_dir: Path, record: RunRecord, threads: int = 1) -> Scorer:
     """
     if runs.SCORER in record.artefacts:
         return LinearScorer(upgrade.upgrade_tables(json.loads(runs.read_artefact(run_dir, runs.SCORER, record))))
-    # Deferred: these import scikit-learn (about 0.6 s), which a logistic-regression run's
-    # lookup tables score without.
+    if runs.TREES in record.artefacts:
+        tables = json.loads(runs.read_artefact(run_dir, runs.TREES, record))
+        return TreeScorer(tables, lambda: load_fast_scorer(run_dir, record, threads), threads)
+    return load_fast_scorer(run_dir, record, threads)
+
+
+def load_fast_scorer(run_dir: Path, record: RunRecord, threads: int) -> FastScorer:
+    """The run's saved model, hash-checked, as a compiled scorer."""
+    # Deferred: these import scikit-learn (1.5-2.5 s), which a run's exported tables score without.
     from churn.model import load_model
     from churn.scoring.compiling import FastScorer
 

@@ -44,6 +44,7 @@ METADATA = "metadata.json"
 METRICS = "metrics.json"
 MODEL = "model.joblib"
 SCORER = "scorer.json"
+TREES = "trees.json"  # a boosted-trees model of shallow trees as tables (churn.scoring.trees)
 LEADERBOARD = "leaderboard.csv"
 TEST_PREDICTIONS = "test_predictions.csv"
 THRESHOLD_CURVE = "threshold_curve.csv"

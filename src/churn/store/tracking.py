@@ -224,7 +224,7 @@ def _tags(record: RunRecord) -> dict[str, str]:
 def _run_files(run_dir: Path) -> list[Path]:
     """The report, its plots, the leaderboard, the tables, metrics and metadata: the run folder
     less the model files (the model is logged as an MLflow model)."""
-    model_files = {runs.MODEL, runs.SCORER}
+    model_files = {runs.MODEL, runs.SCORER, runs.TREES}
     return sorted(
         path
         for path in run_dir.iterdir()

@@ -32,7 +32,7 @@ from churn.model import build_estimator, build_pipeline, predict_proba, save_mod
 from churn.monitoring import profiles
 from churn.parallel import usable_cores
 from churn.preprocessing import FeatureCleaner, build_preprocessor
-from churn.scoring.compiling import export_linear_tables, linear_tables
+from churn.scoring.compiling import export_linear_tables, export_tree_tables, linear_tables
 from churn.scoring.decisions import Money
 from churn.store import runs
 from churn.store.files import write_json_atomic
@@ -248,13 +248,15 @@ class Trained:
 
 
 def write_run_files(folder: runs.RunFolder, trained: Trained, data: DataConfig, decision: DecisionConfig) -> None:
-    """Everything the record will list: the model (and its lookup tables for a linear one), the
+    """Everything the record will list: the model (and its tables for a linear one or shallow boosted trees), the
     metrics, and the tables the report is drawn from, so `report` can rebuild it from the folder."""
     split, selected, outcome, explained = trained.split, trained.selected, trained.outcome, trained.explained
     save_model(outcome.model, folder.path / runs.MODEL)
     scorer_tables = export_linear_tables(outcome.model)
     if scorer_tables is not None:
         write_json_atomic(folder.path / runs.SCORER, scorer_tables)
+    if (tree_tables := export_tree_tables(outcome.model)) is not None:
+        write_json_atomic(folder.path / runs.TREES, tree_tables)
     write_json_atomic(folder.path / runs.METRICS, outcome.metrics.model_dump(mode="json"))
     horizons = None  # the test rows' horizons as predict scores them: from each customer's present tenure
     if trained.survival is not None:
