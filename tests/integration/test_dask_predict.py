@@ -12,7 +12,7 @@ import pytest
 from distributed import Client, LocalCluster
 from support import TELCO_SAMPLE, free_port, write_quick_config
 
-from churn import pipeline
+from churn import parallel, pipeline
 from churn.config import load_config
 from churn.errors import ChurnError, DataError
 from churn.scoring import distributed
@@ -123,8 +123,8 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_output_is_complete(trained,
 
 
 def test_an_unreachable_scheduler_is_an_error_naming_it_within_the_time_allowed(trained, tmp_path, monkeypatch):
-    assert distributed.CONNECT_SECONDS == 10
-    monkeypatch.setattr(distributed, "CONNECT_SECONDS", 2)  # the same path, sooner
+    assert parallel.CONNECT_SECONDS == 10
+    monkeypatch.setattr(parallel, "CONNECT_SECONDS", 2)  # the same path, sooner
     config, _ = trained
     address = f"tcp://127.0.0.1:{free_port()}"
     started = time.monotonic()

@@ -9,6 +9,7 @@ input data (one `error:` line on stderr); 3 the trained model missed the validat
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -19,8 +20,9 @@ from typing import Any
 from churn.cli import text
 from churn.cli.parser import build_parser, check_typos
 from churn.config import Config, load_config
-from churn.errors import ChurnError
+from churn.errors import ChurnError, ConfigError
 from churn.logs import configure_logging, relative_paths
+from churn.parallel import DASK_INSTALL
 from churn.store import runs
 
 # 1 (internal error) is Python's own exit code for an uncaught exception; 2 is ChurnError.exit_code.
@@ -96,6 +98,7 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
 
     if args.track is not None:
         config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"enabled": args.track})})
+    config = _training_engine(config, args)
     if args.track:  # named here: the config may say false, and the message must name what asked
         from churn.store import tracking  # defers pandas; MLflow itself loads only when a run is logged
 
@@ -120,6 +123,27 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
         return EXIT_REJECTED
     print(f"saved run {result.run_id} to {shown(result.run_dir)} (now latest)")
     return EXIT_OK
+
+
+def _training_engine(config: Config, args: argparse.Namespace) -> Config:
+    """The config with train's --engine and --scheduler applied.
+
+    Raises:
+        ChurnError: a scheduler without the dask engine, or the dask extra is not installed.
+    """
+    training = config.training.model_copy(
+        update={
+            "engine": args.engine or config.training.engine,
+            "scheduler": args.scheduler or config.training.scheduler,
+        }
+    )
+    if training.engine != "dask":
+        if args.scheduler is not None:
+            raise ChurnError("--scheduler applies to --engine dask only; add --engine dask")
+        return config
+    if importlib.util.find_spec("distributed") is None:
+        raise ConfigError(f"--engine dask needs Dask, which is not installed; install it with {DASK_INSTALL}")
+    return config.model_copy(update={"training": training})
 
 
 def _run_predict(config: Config, args: argparse.Namespace) -> int:

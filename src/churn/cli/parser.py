@@ -18,6 +18,7 @@ TRAIN_EXAMPLES = """examples:
   python main.py train --data postgresql://churn@127.0.0.1:5432/crm \
                        --query "select * from customers where snapshot = '2026-11'"
   python main.py train --data sqlite:///data/crm.db --table customers
+  python main.py train --engine dask --scheduler tcp://10.0.0.5:8786
 """
 PREDICT_EXAMPLES = """examples:
   python main.py predict --input data/raw/telco_customer_churn.csv
@@ -153,6 +154,17 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--track",
         action=argparse.BooleanOptionalAction,
         help="log this run to MLflow, or not (default: tracking.enabled in the config)",
+    )
+    train.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        help="where the comparison's fits run: local processes, or dask: a Dask cluster's workers, the same results "
+        "(default: training.engine in the config)",
+    )
+    train.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: a running scheduler (default: training.scheduler, else a local cluster)",
     )
 
     predict = mode("predict", "score a table with a saved model", PREDICT_EXAMPLES)

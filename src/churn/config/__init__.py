@@ -22,6 +22,7 @@ from churn.config.schema import (
     ServeConfig,
     SplitConfig,
     SurvivalConfig,
+    TrainingConfig,
     ValidationConfig,
 )
 
@@ -39,6 +40,7 @@ __all__ = [
     "ServeConfig",
     "SplitConfig",
     "SurvivalConfig",
+    "TrainingConfig",
     "ValidationConfig",
     "json_schema",
     "load_config",

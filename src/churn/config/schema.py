@@ -342,6 +342,23 @@ class TrainingConfig(_Section):
         "default: the usable cores (affinity and cgroup quota), or this process alone for a comparison under "
         "200,000 row-fits; the results are the same for any value",
     )
+    engine: Literal["local", "dask"] = Field(
+        "local",
+        description="where the comparison's fits run: local processes, or dask: the workers of a Dask cluster "
+        "(the dask extra; the final fit stays here); the results are the same either way",
+    )
+    scheduler: str | None = Field(
+        None,
+        description="with engine dask: address of a running Dask scheduler (tcp://host:8786); default a local "
+        "cluster of training.n_jobs (else one per usable core) worker processes",
+    )
+
+    @model_validator(mode="after")
+    def _scheduler_only_for_dask(self) -> TrainingConfig:
+        if self.scheduler is not None and self.engine != "dask":
+            raise KeyProblem("scheduler", "applies to engine: dask only; set engine: dask, or remove it")
+        return self
+
     selection_rows: Annotated[Integer, Field(ge=100)] | None = Field(
         50_000,
         description="above this many training rows, candidates are compared on a stratified sample of this "

@@ -23,19 +23,17 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from churn.cleaning import check_unparsed
 from churn.config import Config
-from churn.errors import ChurnError, ConfigError, DataError
+from churn.errors import ConfigError, DataError
 from churn.explain import explainers
 from churn.explain.explainers import Explain
 from churn.io import tables
-from churn.parallel import usable_cores
+from churn.parallel import DASK_INSTALL, dask_client
 from churn.scoring import core
 from churn.scoring.quality import QualityTally
 from churn.scoring.scorers import LoadedRun, load_run
@@ -43,8 +41,7 @@ from churn.store.files import refuse_overwriting_input
 
 logger = logging.getLogger(__name__)
 
-INSTALL = "pip install -r requirements-dask.txt"
-CONNECT_SECONDS = 10
+INSTALL = DASK_INSTALL
 
 
 @dataclass(frozen=True)
@@ -151,35 +148,11 @@ def _refuse_existing(output: Path) -> None:
         raise DataError(f"{output}: already exists; choose a new output, or pass --overwrite to replace it")
 
 
-@contextmanager
-def _client(config: Config, scheduler: str | None) -> Iterator[Any]:
-    from distributed import Client, LocalCluster
-
-    level = max(logging.getLogger("churn").getEffectiveLevel(), logging.WARNING)
-    for name in ("distributed", "dask"):  # their notices would drown predict's own lines
-        logging.getLogger(name).setLevel(level)
-    address = scheduler or config.predict.dask.scheduler
-    if address is None:
-        workers = config.predict.dask.workers or usable_cores()
-        threads = config.predict.dask.threads_per_worker
-        # worker processes inherit OMP_NUM_THREADS (predict sets 1): OpenMP never oversubscribes them
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None, silence_logs=level
-        )
-        with cluster, Client(cluster) as client:
-            logger.info("dask: local cluster of %d worker process(es)", workers)
-            yield client
-        return
-    try:
-        client = Client(address, timeout=f"{CONNECT_SECONDS}s")
-    except (OSError, TimeoutError) as error:
-        raise ChurnError(
-            f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS} s ({error}); "
-            "start it (dask scheduler) or fix --scheduler / predict.dask.scheduler"
-        ) from None
-    with client:
-        logger.info("dask: scheduler %s with %d worker(s)", address, len(client.scheduler_info()["workers"]))
-        yield client
+def _client(config: Config, scheduler: str | None) -> Any:
+    dask = config.predict.dask
+    return dask_client(
+        scheduler or dask.scheduler, dask.workers, dask.threads_per_worker, "--scheduler / predict.dask.scheduler"
+    )
 
 
 def _score_parts(

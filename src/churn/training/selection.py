@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,10 +21,10 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedK
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from churn.config import Candidate, Config, DecisionConfig
+from churn.config import Candidate, Config, DecisionConfig, TrainingConfig
 from churn.errors import ConfigError, DataError
 from churn.model import build_estimator
-from churn.parallel import usable_cores
+from churn.parallel import dask_client, usable_cores
 from churn.scoring.decisions import Costs, Money
 from churn.scoring.scorers import predict_labels
 from churn.training.evaluation import threshold_curve
@@ -207,16 +208,20 @@ class Folds:
 
 
 def fold_results(
-    work: list[tuple[Pipeline, tuple[np.ndarray, np.ndarray]]], folds: Folds, n_jobs: int
+    work: list[tuple[Pipeline, tuple[np.ndarray, np.ndarray]]], folds: Folds, n_jobs: int, on_cluster: bool = False
 ) -> Iterator[FoldResult]:
     """Each (pipeline, fold) of `work` fitted and scored, in order, on `n_jobs` processes
-    (1: in this process). The results do not depend on n_jobs: every fit is seeded and runs on
-    one thread wherever it runs."""
+    (1: in this process), or with `on_cluster` on the workers of the Dask client in use. The
+    results do not depend on where: every fit is seeded and runs on one thread wherever it runs."""
     y_values = folds.y.to_numpy()
     calls = [
         delayed(fit_fold)(pipeline, folds.X, y_values, fit_rows, val_rows, folds.f1_threshold)
         for pipeline, (fit_rows, val_rows) in work
     ]
+    if on_cluster:  # joblib's Dask backend (fit_fold limits each fit to one thread on the worker)
+        with parallel_config(backend="dask"):
+            yield from Parallel(n_jobs=-1, return_as="generator")(calls)
+        return
     if n_jobs == 1 or len(calls) == 1:
         for function, args, kwargs in calls:
             yield function(*args, **kwargs)
@@ -284,23 +289,51 @@ def compare_candidates(
     `time_ordered`: the rows are in time order, and the folds chain forward."""
     splits = fold_splits(y, config.training.cv_folds, config.split.random_state, time_ordered)
     folds = Folds(X, y, splits, f1_threshold)
-    metric = config.training.selection_metric
-    results, everything = [], []
     started = time.perf_counter()
     planned = [
         (candidate, [make_pipeline(e) for e in estimators], settings)
         for candidate, estimators, settings in build_candidates(config)
     ]
     work = [(pipeline, split) for _, pipelines, _ in planned for pipeline in pipelines for split in splits]
-    jobs = processes_for(len(work), len(y), config.training.n_jobs)
+    with ExitStack() as cluster:
+        fitted = _start_fits(config.training, work, folds, cluster)
+        return _ranked(config, planned, folds, fitted, started)
+
+
+def _start_fits(
+    training: TrainingConfig,
+    work: list[tuple[Pipeline, tuple[np.ndarray, np.ndarray]]],
+    folds: Folds,
+    cluster: ExitStack,
+) -> Iterator[FoldResult]:
+    """The comparison's fits under way: on local processes, or on a Dask cluster whose client
+    `cluster` keeps open until the comparison is done."""
+    splits = len(folds.splits)
+    if training.engine == "dask":
+        client = cluster.enter_context(
+            dask_client(training.scheduler, training.n_jobs, 1, "--scheduler / training.scheduler")
+        )
+        workers = len(client.scheduler_info()["workers"])
+        logger.info(
+            "comparing %d settings on %d CV splits: %d fits on %d Dask worker(s), one thread each",
+            len(work) // splits, splits, len(work), workers,
+        )  # fmt: skip
+        return fold_results(work, folds, workers, on_cluster=True)
+    jobs = processes_for(len(work), len(folds.y), training.n_jobs)
     logger.info(
         "comparing %d settings on %d CV splits: %d fits on %d process(es), one thread each",
-        len(work) // len(splits),
-        len(splits),
-        len(work),
-        min(jobs, len(work)),
-    )
-    fitted = fold_results(work, folds, jobs)
+        len(work) // splits, splits, len(work), min(jobs, len(work)),
+    )  # fmt: skip
+    return fold_results(work, folds, jobs)
+
+
+def _ranked(
+    config: Config, planned: list[Any], folds: Folds, fitted: Iterator[FoldResult], started: float
+) -> Comparison:
+    """Each candidate's settings scored from the fits, in the order they were planned; the best
+    of each, ranked."""
+    metric, y = config.training.selection_metric, folds.y
+    results, everything = [], []
     for candidate, pipelines, settings in planned:
         tried = []
         for index, (pipeline, setting) in enumerate(zip(pipelines, settings, strict=True), start=1):
