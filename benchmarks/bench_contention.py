@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    data = args.workdir / f"telco_{args.rows}.csv"
+    data = args.workdir / f"customers_{args.rows}.csv"
     generate_once(data, lambda: generate(args.rows, data, args.seed))
     config = shipped_config(args.workdir)
     idle = both(config, data, args.workdir)

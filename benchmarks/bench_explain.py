@@ -68,7 +68,7 @@ def train(kind: str, args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def data_of(rows: int, args: argparse.Namespace) -> Path:
-    path = args.workdir / f"telco_{rows}.csv"
+    path = args.workdir / f"customers_{rows}.csv"
     generate_once(path, lambda: generate(rows, path, args.seed))
     return path
 

@@ -32,9 +32,9 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     run = find_or_train_model(args)
     config = bench_config(args)
-    labelled = args.workdir / f"telco_{args.rows}.csv"
+    labelled = args.workdir / f"customers_{args.rows}.csv"
     generate_once(labelled, lambda: generate(args.rows, labelled, args.seed))
-    data = args.workdir / f"telco_{args.rows}_unlabelled.csv"
+    data = args.workdir / f"customers_{args.rows}_unlabelled.csv"
     generate_once(data, lambda: pacsv.write_csv(pacsv.read_csv(labelled).drop_columns(["Churn"]), data))
     base = [sys.executable, str(REPO / "main.py")]
     predict = [*base, "predict", "-q", "-c", str(config), "--input", str(data), "--model", str(run),

@@ -3,8 +3,8 @@
     python benchmarks/bench_predict.py --rows 1000000
     python benchmarks/bench_predict.py --rows 5000000 --skip-baseline
 
-1. Generates Telco-shaped data of N rows (seeded: rows resampled with replacement from the
-   shipped file, fresh customer ids), cached in --workdir.
+1. Generates Telco-shaped data of N rows (`common.generate`: seeded, no row a copy of a shipped
+   one), cached in --workdir.
 2. Scores with the run that --model names; by default with the config's `model` section
    (logistic regression in the shipped config), trained once into --workdir.
 3. Runs, each as a separate process measured from outside (wall time, peak resident memory of
@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    data = args.workdir / f"telco_{args.rows}.csv"
+    data = args.workdir / f"customers_{args.rows}.csv"
     generate_once(data, lambda: generate(args.rows, data, args.seed))
     run = find_or_train_model(args)
     record = runs.read_record(run)

@@ -226,7 +226,7 @@ def main() -> None:
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + DEADLINE_SECONDS
-    csv_path = args.workdir / "telco_100000.csv"
+    csv_path = args.workdir / "customers_100000.csv"
     generate_once(csv_path, lambda: generate(100_000, csv_path, args.seed))
     rows = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     if args.model:

@@ -50,9 +50,9 @@ def main() -> None:
         raise SystemExit("PostgreSQL's initdb and pg_ctl are not installed (Debian: apt-get install postgresql)")
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    data = args.workdir / f"telco_{args.rows}.csv"
+    data = args.workdir / f"customers_{args.rows}.csv"
     generate_once(data, lambda: generate(args.rows, data, args.seed))
-    parquet = args.workdir / f"telco_{args.rows}_typed.parquet"
+    parquet = args.workdir / f"customers_{args.rows}_typed.parquet"
     table = typed(data)
     pq.write_table(table, parquet)
     run = find_or_train_model(args)

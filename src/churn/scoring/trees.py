@@ -228,6 +228,7 @@ class ShallowTrees:
         self.conditions = list(conditions)
         self.node_condition[self.node_condition < 0] = len(self.conditions)  # unused bits: a row never met
         self.used = {condition.column for condition in self.conditions}
+        self.bits = max(max((len(tree.internal_nodes()) for tree in trees), default=1), 1)
 
     @classmethod
     def of(cls, classifier: Any, inputs: list[dict[str, Any]] | None) -> ShallowTrees | None:
@@ -261,32 +262,40 @@ class ShallowTrees:
         return out
 
     def _margin(self, columns: dict[Any, np.ndarray], rows: int) -> np.ndarray:
-        outcomes = self._outcomes(columns, rows)  # conditions (+ one never met) x rows
-        bits = outcomes[self.node_condition].view(np.uint8)  # trees x 8 x rows
-        packed = bits[:, 0].copy()
-        for b in range(1, MAX_TREE_NODES):
-            packed |= bits[:, b] << b
-        margin = np.full(rows, self.start)
-        for outputs, outcome in zip(self.outputs, packed, strict=True):  # in order, as scikit-learn adds them
-            margin += outputs.take(outcome)
+        outcomes = self._outcomes(columns, rows).view(np.uint8)  # conditions (+ one never met) x rows (padded)
+        packed = outcomes[self.node_condition[:, 0]]  # trees x rows: bit b, the outcome at a tree's b-th node
+        bit = np.empty_like(packed)
+        # Each byte is 0 or 1, so shifting 8 of them at once as one 64-bit word by b < 8 places
+        # moves every byte's bit to bit b of that same byte: eight rows per operation.
+        packed_words, bit_words = packed.view(np.uint64), bit.view(np.uint64)
+        for b in range(1, self.bits):
+            np.take(outcomes, self.node_condition[:, b], axis=0, out=bit)
+            bit_words <<= np.uint64(b)
+            packed_words |= bit_words
+        margin, values = np.full(rows, self.start), np.empty(rows)
+        for outputs, outcome in zip(self.outputs, packed[:, :rows], strict=True):
+            np.take(outputs, outcome, out=values)
+            margin += values  # tree after tree, as scikit-learn adds them
         return margin
 
     def _outcomes(self, columns: dict[Any, np.ndarray], rows: int) -> np.ndarray:
-        outcomes = np.zeros((len(self.conditions) + 1, rows), dtype=bool)
+        """Whether each row meets each condition, as conditions x rows, the rows padded to a
+        multiple of 8 with rows that meet none."""
+        outcomes = np.zeros((len(self.conditions) + 1, -(-rows // 8) * 8), dtype=bool)
         for u, condition in enumerate(self.conditions):
             if condition.column in self.columns.numeric:
                 values = columns[condition.column]
-                outcomes[u] = values <= condition.threshold
+                outcomes[u, :rows] = values <= condition.threshold
                 if condition.missing_left:
-                    outcomes[u] |= np.isnan(values)
+                    outcomes[u, :rows] |= np.isnan(values)
             else:  # a one-hot column is 1.0 or 0.0, never missing
                 i, output = self.columns.onehot[condition.column]
                 hot = columns[("input", i)] == output
                 if_hot, if_not = 1.0 <= condition.threshold, 0.0 <= condition.threshold
                 if if_hot == if_not:
-                    outcomes[u] = if_hot
+                    outcomes[u, :rows] = if_hot
                 else:
-                    outcomes[u] = hot if if_hot else ~hot
+                    outcomes[u, :rows] = hot if if_hot else ~hot
         return outcomes
 
 
