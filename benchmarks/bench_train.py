@@ -26,6 +26,7 @@ from common import REPO, generate, generate_once, measure
 
 from churn.store import runs
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -55,7 +56,8 @@ def main() -> None:
     run = models / (models / "latest").read_text().strip()
     record = runs.read_record(run)
     metrics, selection = record.metrics, record.selection
-    print(f"train --engine {args.engine}: wall time {figures['seconds']:.1f} s, peak memory {figures['peak_mb']:.0f} MB")
+    seconds, peak = figures["seconds"], figures["peak_mb"]
+    print(f"train --engine {args.engine}: wall time {seconds:.1f} s, peak memory {peak:.0f} MB")
     print(f"selected {record.model.name}: CV ROC AUC {metrics.cv_roc_auc_mean:.4f} ± "
           f"{metrics.cv_roc_auc_std:.4f}, test ROC AUC {metrics.roc_auc:.4f}")  # fmt: skip
     print(f"compared on {selection.compared_on_rows:,} of {selection.training_rows:,} training rows")

@@ -11,9 +11,10 @@ from test_compiling import config, raw
 from churn.cleaning import clean_features
 from churn.model import build_pipeline, unwrap, with_threshold
 from churn.preprocessing import FeatureCleaner, build_preprocessor
+from churn.scoring import trees as tree_scoring
 from churn.scoring.compiling import FastScorer, export_tree_tables
 from churn.scoring.scorers import predict_labels
-from churn.scoring.trees import MAX_TREE_NODES, ShallowTrees, Tree, TreeScorer
+from churn.scoring.trees import FEW_ROWS, MAX_TREE_NODES, ShallowTrees, Tree, TreeScorer
 
 BOOSTED = {
     "hist, depth 3": lambda: HistGradientBoostingClassifier(max_iter=40, max_depth=3, random_state=0),
@@ -43,6 +44,9 @@ def test_shallow_trees_give_the_models_margin_to_the_last_bit(tmp_path, kind, op
     np.testing.assert_array_equal(scorer.trees.margin(clean), pipeline.decision_function(X_new))
     np.testing.assert_array_equal(scorer.trees.margin(clean, threads=2), pipeline.decision_function(X_new))
     np.testing.assert_array_equal(scorer.score_clean(clean), model.predict_proba(X_new)[:, 1])
+    for rows in (1, 3, FEW_ROWS, FEW_ROWS + 1):  # a request's few rows are walked in Python: the same bits
+        few = clean_features(X_new.head(rows), scorer.spec).features
+        np.testing.assert_array_equal(scorer.trees.margin(few), pipeline.decision_function(X_new.head(rows)))
 
 
 @pytest.mark.parametrize("kind", list(BOOSTED))
@@ -78,7 +82,9 @@ def test_models_the_evaluator_does_not_take_score_as_before(tmp_path):
         np.testing.assert_array_equal(found, model.predict_proba(X_new)[:, 1])
 
 
-def test_a_missing_value_goes_where_the_tree_sends_it():
+@pytest.mark.parametrize("few_rows", [0, FEW_ROWS])  # the vectorised evaluation, and the walk of a few rows
+def test_a_missing_value_goes_where_the_tree_sends_it(monkeypatch, few_rows):
+    monkeypatch.setattr(tree_scoring, "FEW_ROWS", few_rows)
     """A stump x0 <= 0.5 whose missing values go left: the evaluator's rule for a missing value."""
     tree = Tree(
         feature=np.array([0, -1, -1]), threshold=np.array([0.5, 0.0, 0.0]), left=np.array([1, -1, -1]),

@@ -44,6 +44,12 @@ class LinearMargin:
         return z
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """1 / (1 + exp(-z)); with `out` (which may be z itself), computed in place there, the same bits."""
+    if out is None:
+        out = np.empty_like(z, dtype="float64")
+    np.negative(z, out=out)
     with np.errstate(over="ignore"):  # exp(-z) of a huge negative z is inf: probability 0, as intended
-        return 1.0 / (1.0 + np.exp(-z))
+        np.exp(out, out=out)
+    out += 1.0
+    return np.reciprocal(out, out=out)

@@ -26,6 +26,7 @@ from churn.scoring.margins import sigmoid
 
 MAX_TREE_NODES = 8  # one byte of outcomes per tree
 SLICE_ROWS = 16384  # its comparisons (a byte each) stay in the CPU cache
+FEW_ROWS = 8  # up to this many rows, each is walked through the trees in Python (`ShallowTrees._walk`)
 BOOSTING = {"HistGradientBoostingClassifier", "GradientBoostingClassifier"}
 FORESTS = {"RandomForestClassifier", "ExtraTreesClassifier"}
 
@@ -229,6 +230,17 @@ class ShallowTrees:
         self.node_condition[self.node_condition < 0] = len(self.conditions)  # unused bits: a row never met
         self.used = {condition.column for condition in self.conditions}
         self.bits = max(max((len(tree.internal_nodes()) for tree in trees), default=1), 1)
+        self._nodes = [  # per tree, as Python lists for `_walk` (a leaf's left child: -1)
+            (
+                tree.feature.tolist(),
+                tree.threshold.tolist(),
+                np.where(tree.leaf, -1, tree.left).tolist(),
+                tree.right.tolist(),
+                tree.value.tolist(),
+                (tree.missing_left if tree.missing_left is not None else np.zeros(len(tree.leaf), bool)).tolist(),
+            )
+            for tree in trees
+        ]
 
     @classmethod
     def of(cls, classifier: Any, inputs: list[dict[str, Any]] | None) -> ShallowTrees | None:
@@ -252,6 +264,8 @@ class ShallowTrees:
         """The model's margin (log-odds of churn) per row, equal to its `decision_function`; rows
         are scored a slice at a time on `threads` threads (the same numbers whatever the count)."""
         columns = self.columns.read(features, self.used, self.float32)
+        if len(features) <= FEW_ROWS:
+            return np.asarray([self._walk(self._row(columns, row)) for row in range(len(features))], dtype="float64")
         out = np.empty(len(features))
 
         def score_slice(start: int) -> None:
@@ -260,6 +274,28 @@ class ShallowTrees:
 
         in_slices(score_slice, range(0, len(features), SLICE_ROWS), threads)
         return out
+
+    def _row(self, columns: dict[Any, np.ndarray], row: int) -> dict[int, float]:
+        """One row's used preprocessed columns as Python floats (a one-hot column's 1.0 or 0.0)."""
+        found = {column: float(columns[column][row]) for column in self.used if column in self.columns.numeric}
+        for column in self.used & set(self.columns.onehot):
+            i, output = self.columns.onehot[column]
+            found[column] = 1.0 if columns[("input", i)][row] == output else 0.0
+        return found
+
+    def _walk(self, row: dict[int, float]) -> float:
+        """One row's margin, tree by tree in Python floats: for a request's few rows, where each
+        numpy call would cost more than the whole walk. The same comparisons, the same additions
+        in the same order, so the same bits as `_margin` (tested)."""
+        margin = self.start
+        for feature, threshold, left, right, value, missing_left in self._nodes:
+            node = 0
+            while left[node] >= 0:
+                x = row[feature[node]]
+                goes_left = x <= threshold[node] or (x != x and missing_left[node])  # x != x: missing
+                node = left[node] if goes_left else right[node]
+            margin += value[node]
+        return margin
 
     def _margin(self, columns: dict[Any, np.ndarray], rows: int) -> np.ndarray:
         outcomes = self._outcomes(columns, rows).view(np.uint8)  # conditions (+ one never met) x rows (padded)

@@ -73,7 +73,9 @@ class LinearHazardScorer:
 
     def horizons_clean(self, features: FeatureTable) -> dict[str, np.ndarray]:
         months, known = months_ahead(features.numbers[self.duration_column], self.horizons[-1], len(self.baseline))
-        hazards = sigmoid(self.margin.margin_clean(features)[:, None] + self.baseline[months - 1])
+        hazards = self.baseline[months - 1]
+        hazards += self.margin.margin_clean(features)[:, None]
+        hazards = sigmoid(hazards, out=hazards)
         hazards[~known] = np.nan
         return horizon_columns(hazards, self.horizons)
 
