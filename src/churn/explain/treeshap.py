@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from churn.errors import ConfigError
-from churn.scoring.trees import Tree, boosted_start, boosted_trees
+from churn.scoring.trees import MAX_TREE_NODES, Tree, boosted_start, boosted_trees
 
 EXPLAIN_INSTALL = "pip install -r requirements-explain.txt"
 MAX_TABLE_FEATURES = 6  # per-leaf tables of up to 2^6 patterns; trees with more per path go to shap
@@ -249,9 +249,6 @@ def _sliced(explain: Any, matrix: np.ndarray, rows: int, columns: int) -> np.nda
     return out
 
 
-MAX_TREE_NODES = 8  # NodeTables' packed byte; trees with more internal nodes use LeafTables
-
-
 def boosted_tables(classifier: Any, column_of: np.ndarray, columns: int) -> NodeTables | LeafTables | None:
     """Exact TreeSHAP tables of a gradient-boosting classifier, or None when its paths hold more
     features than tables are practical for. `column_of` maps each transformed column to its
@@ -260,7 +257,7 @@ def boosted_tables(classifier: Any, column_of: np.ndarray, columns: int) -> Node
     if features_per_path(trees) > MAX_TABLE_FEATURES:
         return None
     constant = boosted_start(classifier, len(column_of))
-    small = all(int((~tree.leaf).sum()) <= MAX_TREE_NODES for tree in trees)
+    small = all(int((~tree.leaf).sum()) <= MAX_TREE_NODES for tree in trees)  # NodeTables' packed byte
     return (NodeTables if small else LeafTables)(trees, constant, column_of, columns)
 
 
