@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import shutil
 import subprocess
@@ -310,3 +312,36 @@ def read_sqlite(database: Path, sql: str) -> Any:
         cursor = connection.cursor()
         cursor.execute(sql)
         return cursor.fetch_arrow_table()
+
+
+def path_dependent_value(tree: Any, row: Any, known: set[int]) -> float:
+    """E[f | the features in `known`] under TreeSHAP's path-dependent rule: follow the known
+    features (a missing value where the tree sends it), split by cover at the unknown ones."""
+
+    def walk(node: int) -> float:
+        if tree.leaf[node]:
+            return float(tree.value[node])
+        left, right = int(tree.left[node]), int(tree.right[node])
+        if tree.feature[node] in known:
+            value = row[tree.feature[node]]
+            if np.isnan(value):
+                goes_left = tree.missing_left is not None and bool(tree.missing_left[node])
+            else:
+                goes_left = bool(value <= tree.threshold[node])
+            return walk(left if goes_left else right)
+        return float((tree.cover[left] * walk(left) + tree.cover[right] * walk(right)) / tree.cover[node])
+
+    return walk(0)
+
+
+def brute_force_shapley(tree: Any, row: Any, width: int) -> np.ndarray:
+    """Shapley values of the first `width` features, by the definition: every subset, weighted."""
+    phi = np.zeros(width)
+    for j in range(width):
+        others = [d for d in range(width) if d != j]
+        for size in range(width):
+            for subset in itertools.combinations(others, size):
+                weight = math.factorial(size) * math.factorial(width - size - 1) / math.factorial(width)
+                gain = path_dependent_value(tree, row, {*subset, j}) - path_dependent_value(tree, row, set(subset))
+                phi[j] += weight * gain
+    return phi

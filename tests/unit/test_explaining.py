@@ -1,6 +1,7 @@
-"""Explanations by hand: a two-feature logistic model, a small tree, the per-leaf tables against
-brute-force Shapley values, reason codes (order, ties, fewer than K) and the time check."""
+"""Explanations by hand: a two-feature logistic model, a small tree, the per-leaf tables and the
+quadrature walk against brute-force Shapley values, reason codes (order, ties, fewer than K) and the time check."""
 
+import functools
 import itertools
 import math
 from types import SimpleNamespace
@@ -8,11 +9,12 @@ from types import SimpleNamespace
 import numpy as np
 import pyarrow as pa
 import pytest
+from support import brute_force_shapley
 
 from churn.cleaning import FeatureTable
 from churn.codes import Coded
 from churn.errors import ConfigError, ModelError
-from churn.explain import explainers, treeshap
+from churn.explain import explainers, pathshap, treeshap
 from churn.explain.explainers import Explain, LinearExplainer, reason_columns, value_text
 from churn.scoring.scorers import LinearScorer
 from churn.service.errors import ClientError
@@ -83,7 +85,11 @@ def stump(left_value, right_value, left_cover, right_cover):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("kind", [treeshap.NodeTables, treeshap.LeafTables])
+EXACT_KINDS = [treeshap.NodeTables, treeshap.LeafTables, pathshap.PathShap,
+               functools.partial(pathshap.PathShap, compiled=False)]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", EXACT_KINDS)
 def test_a_stump_by_hand(kind):
     tables = kind([stump(1.0, 3.0, 3, 1)], constant=0.25, column_of=np.arange(2), columns=2)
     assert tables.base == pytest.approx(0.25 + (1 * 3 + 3 * 1) / 4)  # constant + expected leaf value
@@ -105,35 +111,7 @@ def small_tree():
     )
 
 
-def path_dependent_value(tree, row, known):
-    """E[f | the features in `known`] under the path-dependent rule: follow known features,
-    split unknown ones by cover."""
-
-    def walk(node):
-        if tree.leaf[node]:
-            return tree.value[node]
-        if tree.feature[node] in known:
-            goes_left = row[tree.feature[node]] <= tree.threshold[node]
-            return walk(tree.left[node] if goes_left else tree.right[node])
-        left, right = tree.left[node], tree.right[node]
-        return (tree.cover[left] * walk(left) + tree.cover[right] * walk(right)) / tree.cover[node]
-
-    return walk(0)
-
-
-def brute_force_shapley(tree, row, width):
-    phi = np.zeros(width)
-    for j in range(width):
-        others = [d for d in range(width) if d != j]
-        for size in range(width):
-            for subset in itertools.combinations(others, size):
-                weight = math.factorial(size) * math.factorial(width - size - 1) / math.factorial(width)
-                gain = path_dependent_value(tree, row, {*subset, j}) - path_dependent_value(tree, row, set(subset))
-                phi[j] += weight * gain
-    return phi
-
-
-@pytest.mark.parametrize("kind", [treeshap.NodeTables, treeshap.LeafTables])
+@pytest.mark.parametrize("kind", EXACT_KINDS)
 @pytest.mark.parametrize("row", [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [0.5, 0.5]])
 def test_a_small_tree_equals_brute_force_shapley_values(row, kind):
     tree = small_tree()

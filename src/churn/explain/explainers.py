@@ -11,7 +11,8 @@ over its training rows.
 - Logistic regression: coefficient x (transformed value - its mean over the training rows),
   summed over the one-hot columns of each original column; exact by construction. Read from
   the run's lookup tables (`scorer.json`), which hold those means.
-- Tree models: path-dependent TreeSHAP (`churn.explain.treeshap`), summed per original column.
+- Tree models: path-dependent TreeSHAP (`churn.explain.treeshap`, `churn.explain.pathshap`),
+  summed per original column.
 
 A reason code is one of the `top` largest contributions that push towards churn (positive),
 with the customer's value as cleaning left it.
@@ -45,7 +46,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROBE_ROWS = 16  # rows a slow explainer is timed on before it is asked for a whole table
+# rows a slow explainer is timed on before a whole table: one block of the walk (on fewer, its
+# per-block cost would be charged to each row)
+PROBE_ROWS = 256
 WARN_SECONDS = 10.0  # an explanation expected to take longer is announced, with its estimate
 
 
@@ -78,7 +81,7 @@ def checked(explain: Explain | None, scorer: Scorer, max_seconds: float, option:
 
     Raises:
         ConfigError: more reason codes than the run has input columns (`option` names the
-            setting), or a forest and shap is not installed.
+            setting).
         ModelError: the run cannot be explained (retrain it).
     """
     if explain is None:
@@ -112,7 +115,6 @@ def explainer_for(scorer: Scorer) -> Explainer:
 
     Raises:
         ModelError: the run was saved without what explaining it needs (retrain it).
-        ConfigError: a random forest, and the `explain` extra (shap) is not installed.
     """
     with _BUILDING:
         if scorer not in _EXPLAINERS:
@@ -199,10 +201,12 @@ class LinearExplainer:
 
 
 class TreeExplainer:
-    """A tree model: TreeSHAP of its transformed columns, summed per original column."""
+    """A tree model: TreeSHAP of its transformed columns, summed per original column. Shallow
+    boosted trees from tables (fast); forests and deeper boosting by the quadrature walk, timed
+    before a large table (`slow`)."""
 
     def __init__(self, scorer: FastScorer) -> None:
-        from churn.explain import treeshap  # deferred: only tree runs need it (and forests need shap)
+        from churn.explain import treeshap  # deferred: only tree runs need it
 
         self.scorer, self.columns = scorer, scorer.spec.columns
         classifier = scorer.classifier
@@ -210,17 +214,18 @@ class TreeExplainer:
         boosted = hasattr(classifier, "decision_function")  # gradient boosting, not a forest
         self.margin = "log-odds" if boosted else "probability"
         self.tables = treeshap.boosted_tables(classifier, column_of, len(self.columns)) if boosted else None
-        self.shap = treeshap.ShapTrees(classifier) if self.tables is None else None
-        self.to_columns = treeshap.GroupSums(column_of, len(self.columns))
+        self.walk = None
+        if self.tables is None:
+            self.walk = treeshap.deep_trees(classifier, column_of, len(self.columns), scorer.threads)
         self.slow = self.tables is None
-        self.base = self.tables.base if self.tables is not None else self.shap.base  # type: ignore[union-attr]
+        self.base = self.tables.base if self.tables is not None else self.walk.base  # type: ignore[union-attr]
 
     def contributions(self, features: FeatureTable) -> np.ndarray:
         matrix = self.scorer.transform(features)
         if self.tables is not None:
             return self.tables.contributions(matrix)
-        assert self.shap is not None
-        return self.to_columns(self.shap.contributions(matrix))
+        assert self.walk is not None
+        return self.walk.contributions(matrix)
 
 
 def value_text(features: FeatureTable, column: str) -> pa.Array:
@@ -335,7 +340,8 @@ def check_time(explainer: Explainer, probe: FeatureTable, rows: int, explain: Ex
     explainer.contributions(sample)
     per_row = (time.perf_counter() - started) / len(sample)
     estimate = per_row * rows
-    measured = f"{per_row * 1000:.0f} ms a row, timed on {len(sample)} rows here"
+    milliseconds = per_row * 1000
+    measured = f"{milliseconds:.{2 if milliseconds < 10 else 0}f} ms a row, timed on {len(sample)} rows here"
     if explain.max_seconds is not None and estimate > explain.max_seconds:
         raise ExplainTooSlowError(
             f"{what}: explaining {rows:,} rows with this model would take about "

@@ -4,11 +4,13 @@ Gradient boosting (histogram or classic) grows trees of a few levels. A leaf's p
 feature's Shapley value depends on a row only through which of its path's conditions the row
 meets, so each leaf's parts are computed once for every such pattern (at most 2^k for the k
 features on its path; see FastTreeSHAP, Yang 2022) and explaining a row is a table look-up per
-leaf: `LeafTables`. Random forests grow trees far too deep for per-leaf tables; they are
-explained by the `shap` package, an optional extra (`ShapTrees`).
+leaf: `LeafTables`. Random forests grow trees far too deep for per-leaf tables; they (and
+boosting with more features a path than tables are practical for) are explained by one exact
+walk of each tree for many rows at a time (`deep_trees`, `churn.explain.pathshap`).
 
-Both give the contributions of the model's transformed columns (one-hot columns included);
-`churn.explain.explainers` sums them per original input column.
+The tables give the contributions of the model's transformed columns (one-hot columns
+included), which `churn.explain.explainers` sums per original input column; the walk adds them
+into the input columns as it goes.
 """
 
 from __future__ import annotations
@@ -20,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from churn.errors import ConfigError
-from churn.scoring.trees import MAX_TREE_NODES, Tree, boosted_start, boosted_trees
+from churn.explain.pathshap import PathShap
+from churn.scoring.trees import FORESTS, MAX_TREE_NODES, Tree, boosted_start, boosted_trees, forest_trees
 
-EXPLAIN_INSTALL = "pip install -r requirements-explain.txt"
-MAX_TABLE_FEATURES = 6  # per-leaf tables of up to 2^6 patterns; trees with more per path go to shap
+MAX_TABLE_FEATURES = 6  # per-leaf tables of up to 2^6 patterns; trees with more per path are walked
 SLICE_BYTES = 64 * 2**20  # rows are explained a slice at a time: its arrays stay about this size
 
 
@@ -261,19 +262,10 @@ def boosted_tables(classifier: Any, column_of: np.ndarray, columns: int) -> Node
     return (NodeTables if small else LeafTables)(trees, constant, column_of, columns)
 
 
-class ShapTrees:
-    """Path-dependent TreeSHAP of any tree model (a random forest) by the shap package."""
-
-    def __init__(self, classifier: Any) -> None:
-        try:
-            import shap  # deferred: the optional explain extra (numba, llvmlite; 5 s to import)
-        except ImportError:
-            raise ConfigError(
-                f"explaining a {type(classifier).__name__} needs the shap package; install it with {EXPLAIN_INSTALL}"
-            ) from None
-        self.explainer = shap.TreeExplainer(classifier, feature_perturbation="tree_path_dependent")
-        self.base = float(np.ravel(self.explainer.expected_value)[-1])
-
-    def contributions(self, matrix: np.ndarray) -> np.ndarray:
-        values = np.asarray(self.explainer.shap_values(matrix, check_additivity=False))
-        return values[..., 1] if values.ndim == 3 else values  # a forest: the churn class's
+def deep_trees(classifier: Any, column_of: np.ndarray, columns: int, threads: int = 1) -> PathShap:
+    """Exact TreeSHAP of a random forest's trees, or of boosted trees too deep for tables, by the
+    quadrature walk of `churn.explain.pathshap`."""
+    if type(classifier).__name__ in FORESTS:
+        return PathShap(forest_trees(classifier), 0.0, column_of, columns, threads)
+    trees, _ = boosted_trees(classifier)
+    return PathShap(trees, boosted_start(classifier, len(column_of)), column_of, columns, threads)

@@ -154,6 +154,30 @@ def _decision_tree(tree: Any, scale: float) -> Tree:
     )
 
 
+def forest_trees(forest: Any) -> list[Tree]:
+    """A binary random forest's (or extra trees') trees, each leaf's value its churn fraction
+    divided by the number of trees: the forest's probability is the sum of their outputs."""
+    trees = [estimator.tree_ for estimator in forest.estimators_]
+    return [_forest_tree(tree, len(trees)) for tree in trees]
+
+
+def _forest_tree(tree: Any, count: int) -> Tree:
+    values = tree.value[:, 0, :]
+    normaliser = values.sum(axis=1)
+    normaliser[normaliser == 0.0] = 1.0
+    return Tree(
+        tree.feature.astype("int64"),
+        tree.threshold.astype("float64"),
+        tree.children_left.astype("int64"),
+        tree.children_right.astype("int64"),
+        tree.children_left < 0,
+        values[:, 1] / normaliser / count,
+        tree.weighted_n_node_samples.astype("float64"),
+        float32=True,
+        missing_left=tree.missing_go_to_left.astype(bool),
+    )
+
+
 @dataclass(frozen=True)
 class _Condition:
     """`column <= threshold` on a preprocessed column (a missing value: `missing_left`)."""

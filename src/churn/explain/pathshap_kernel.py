@@ -1,0 +1,162 @@
+"""The loops of `churn.explain.pathshap._numpy_block`, element by element, for numba to compile.
+
+Every arithmetic step is the numpy function's, in the same order (products left to right, sums
+over the quadrature points from 0.0, one after the other), so both give the same bits (tested):
+numba compiles without fast-math, so nothing is reordered or fused.
+"""
+
+# ruff: noqa: N806  (P, T, Sub: the names of the module docstring of churn.explain.pathshap)
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def walk_block(  # noqa: C901, PLR0912, PLR0915  (one walk; numba compiles a single function best)
+    xt: np.ndarray,
+    column_of: np.ndarray,
+    out_t: np.ndarray,
+    depth: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    missing_left: np.ndarray,
+    is_left: np.ndarray,
+    pfeat: np.ndarray,
+    zc: np.ndarray,
+    zp: np.ndarray,
+    value: np.ndarray,
+    need_sub: np.ndarray,
+    sub_level: np.ndarray,
+    starts: np.ndarray,
+    points: np.ndarray,
+    weights: np.ndarray,
+    point_start: np.ndarray,
+) -> None:
+    rows = xt.shape[1]
+    levels = 2
+    for i in range(len(depth)):
+        levels = max(levels, depth[i] + 2)
+    most = 1
+    for tree in range(len(point_start) - 1):
+        most = max(most, point_start[tree + 1] - point_start[tree])
+    P = np.zeros((levels, most, rows))
+    T = np.zeros((levels, most, rows))
+    Sub = np.zeros((levels, most, rows))
+    meets = np.ones((xt.shape[0], rows))
+    saved = np.ones((levels, rows))
+    now = np.ones((levels, rows))
+    acc = np.zeros(rows)
+    node_at = np.zeros(levels, dtype=np.int64)
+    for tree in range(len(starts) - 1):
+        first = point_start[tree]
+        q_count = point_start[tree + 1] - first
+        end = starts[tree + 1]
+        top = -1
+        for i in range(starts[tree], end + 1):
+            d = depth[i] if i < end else 0
+            while top >= d and top >= 0:  # close the nodes whose subtrees are done
+                m = node_at[top]
+                if sub_level[m] >= 0:
+                    level = sub_level[m]
+                    for q in range(q_count):
+                        into, total = Sub[level, q], T[top, q]
+                        for r in range(rows):
+                            into[r] += total[r]
+                if top > 0:
+                    z = zc[m]
+                    for r in range(rows):
+                        acc[r] = 0.0
+                    for q in range(q_count):
+                        t, w = points[first + q], weights[first + q]
+                        w1 = w * (1.0 - z) / (z + (1.0 - z) * t)
+                        w0 = -w / (1.0 - t)
+                        dw = w1 - w0
+                        total, parent, met, below = T[top, q], T[top - 1, q], now[top], Sub[top, q]
+                        if need_sub[m]:
+                            for r in range(rows):
+                                acc[r] += (total[r] - below[r]) * (w0 + met[r] * dw)
+                                parent[r] += total[r]
+                        else:
+                            for r in range(rows):
+                                acc[r] += total[r] * (w0 + met[r] * dw)
+                                parent[r] += total[r]
+                    into, state, was = out_t[column_of[pfeat[m]]], meets[pfeat[m]], saved[top]
+                    for r in range(rows):
+                        into[r] += acc[r]
+                        state[r] = was[r]
+                top -= 1
+            if i == end:
+                break
+            if d == 0:
+                top = 0
+                node_at[0] = i
+                for q in range(q_count):
+                    for r in range(rows):
+                        P[0, q, r] = 1.0
+                        T[0, q, r] = 0.0
+                continue
+            j = pfeat[i]
+            z = zc[i]
+            previous = zp[i]
+            values, state, was, met = xt[j], meets[j], saved[d], now[d]
+            cut, left, missing_goes_left = threshold[i], is_left[i], missing_left[i]
+            for r in range(rows):
+                x = values[r]
+                goes_left = (x <= cut) or (missing_goes_left and np.isnan(x))
+                was[r] = state[r]
+                met[r] = state[r] if goes_left == left else 0.0
+            leaf = feature[i] < 0
+            if leaf:
+                for r in range(rows):
+                    acc[r] = 0.0
+            for q in range(q_count):
+                t = points[first + q]
+                f0 = z * (1.0 - t)
+                df = z + (1.0 - z) * t - f0
+                g0 = 1.0
+                dg = 0.0
+                if previous > 0:
+                    g1 = 1.0 / (previous + (1.0 - previous) * t)
+                    g0 = 1.0 / (previous * (1.0 - t))
+                    dg = g1 - g0
+                if leaf:  # its product, its share to j and to its parent's sum at once
+                    v = value[i]
+                    f0, df = f0 * v, (z + (1.0 - z) * t) * v - f0 * v
+                    w = weights[first + q]
+                    w1 = w * (1.0 - z) / (z + (1.0 - z) * t)
+                    w0 = -w / (1.0 - t)
+                    dw = w1 - w0
+                    above, total, met, was = P[d - 1, q], T[d - 1, q], now[d], saved[d]
+                    if previous > 0:
+                        for r in range(rows):
+                            product = above[r] * (f0 + met[r] * df) * (g0 + was[r] * dg)
+                            acc[r] += product * (w0 + met[r] * dw)
+                            total[r] += product
+                    else:
+                        for r in range(rows):
+                            product = above[r] * (f0 + met[r] * df)
+                            acc[r] += product * (w0 + met[r] * dw)
+                            total[r] += product
+                else:
+                    above, here, met, was = P[d - 1, q], P[d, q], now[d], saved[d]
+                    if previous > 0:
+                        for r in range(rows):
+                            here[r] = above[r] * (f0 + met[r] * df) * (g0 + was[r] * dg)
+                    else:
+                        for r in range(rows):
+                            here[r] = above[r] * (f0 + met[r] * df)
+                    for r in range(rows):
+                        T[d, q, r] = 0.0
+                    if need_sub[i]:
+                        for r in range(rows):
+                            Sub[d, q, r] = 0.0
+            if leaf:
+                into = out_t[column_of[j]]
+                for r in range(rows):
+                    into[r] += acc[r]
+                continue
+            top = d
+            node_at[d] = i
+            state, met = meets[j], now[d]
+            for r in range(rows):
+                state[r] = met[r]
