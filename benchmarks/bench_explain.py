@@ -1,19 +1,23 @@
-"""Benchmark `predict --explain 3` against plain `predict`, and against shap, per model kind.
+"""Benchmark `predict --explain 3` against plain `predict` per model kind, and churn's exact
+TreeSHAP of forests beside shap's on the same rows.
 
     python benchmarks/bench_explain.py
-    python benchmarks/bench_explain.py --rows 100000 --kinds hist_gradient_boosting --no-serve
+    python benchmarks/bench_explain.py --rows 100000 --kinds random_forest --no-serve
 
 1. Trains, once into --workdir, a run per model kind on the shipped data: the config's `model`
    section set to that kind, with the shipped candidates' parameters (gradient boosting, which
-   the shipped config does not list, takes scikit-learn's defaults: 100 trees of depth 3).
+   the shipped config does not list, takes scikit-learn's defaults: 100 trees of depth 3). The
+   random forest is trained three times: with the shipped grid's two leaf sizes
+   (`min_samples_leaf` 10 and 20, the trees the comparison fits) and without one, so that its
+   trees grow to the shipped cap of 1,000 leaves.
 2. Generates Telco-shaped inputs of each --rows (seeded, cached in --workdir).
 3. Per kind and size, each a separate process measured from outside (wall time, peak resident
-   memory): `python main.py predict` and `python main.py predict --explain 3`, and their ratio.
-   A random forest is explained on --forest-rows rows only (path-dependent TreeSHAP of deep
-   trees costs tens of milliseconds a row); at each --rows size its refusal, with the time
-   estimate predict gives, is printed instead.
-4. With shap installed, `shap.TreeExplainer(..., feature_perturbation="tree_path_dependent")`
-   on the same rows (its shap_values call alone, the rows already transformed), for the trees.
+   memory): `python main.py predict` and `python main.py predict --explain 3`, and their ratio;
+   a refusal (over predict.max_explain_seconds) is printed with predict's own estimate.
+4. Per forest, in one process on one thread (BLAS/OpenMP limited to one): churn's walk
+   (`churn.explain.pathshap`, numba-compiled) and, with shap installed,
+   `shap.TreeExplainer(..., feature_perturbation="tree_path_dependent").shap_values` on the
+   same --forest-rows transformed rows; ms a row each, the ratio, the largest difference.
 5. Unless --no-serve: `python main.py serve` per kind on loopback, 1-row /predict with and
    without `"explain": 3` over one keep-alive connection (bounded in count and time), p50/p99.
 """
@@ -21,8 +25,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -36,22 +40,44 @@ from common import REPO, SHIPPED, generate, generate_once, measure
 
 KINDS = ("logistic_regression", "hist_gradient_boosting", "gradient_boosting", "random_forest")
 DEADLINE_SECONDS = 2400  # the whole benchmark stops past this, whatever the counts
-SHAP_RUN = """
-import sys, time
+FORESTS = {  # the forest runs beside shap: name -> min_samples_leaf (None: scikit-learn's 1)
+    "random_forest_leaf10": 10,
+    "random_forest_leaf20": 20,
+    "random_forest": None,
+}
+BESIDE_RUN = """
+import json, sys, time
 from pathlib import Path
-import numpy as np, pyarrow.csv as pc, shap
+import numpy as np, pyarrow.csv as pc
+from threadpoolctl import threadpool_limits
 from churn.store import runs
 from churn.cleaning import clean_features
+from churn.explain import treeshap
 from churn.scoring.compiling import FastScorer
 from churn.model import load_model
-run, source = Path(sys.argv[1]), sys.argv[2]
+run, source, rows = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 scorer = FastScorer(load_model(run, runs.read_record(run)))
 table = pc.read_csv(source, convert_options=pc.ConvertOptions(column_types={c: "string" for c in scorer.spec.columns}))
-matrix = scorer.transform(clean_features(table, scorer.spec).features)
-explainer = shap.TreeExplainer(scorer.classifier, feature_perturbation="tree_path_dependent")
-started = time.perf_counter()
-explainer.shap_values(matrix, check_additivity=False)
-print(time.perf_counter() - started)
+matrix = scorer.transform(clean_features(table.slice(0, rows), scorer.spec).features)
+forest = scorer.classifier
+walk = treeshap.deep_trees(forest, np.arange(matrix.shape[1]), matrix.shape[1], threads=1)
+found = {"leaves": float(np.mean([t.tree_.n_leaves for t in forest.estimators_])),
+         "depth": float(np.mean([t.tree_.max_depth for t in forest.estimators_])), "compiled": walk.compiled}
+with threadpool_limits(1):
+    started = time.perf_counter()
+    mine = walk.contributions(matrix)
+    found["churn"] = time.perf_counter() - started
+    try:
+        import shap
+    except ImportError:
+        shap = None
+    if shap is not None:
+        explainer = shap.TreeExplainer(forest, feature_perturbation="tree_path_dependent")
+        started = time.perf_counter()
+        theirs = np.asarray(explainer.shap_values(matrix, check_additivity=False))[..., 1]
+        found["shap"] = time.perf_counter() - started
+        found["difference"] = float(np.abs(mine - theirs).max())
+print(json.dumps(found))
 """
 
 
@@ -60,7 +86,10 @@ def train(kind: str, args: argparse.Namespace) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     config_path, latest = folder / "config.yaml", folder / "models" / "latest"
     if not latest.is_file():
-        config_path.write_text(yaml.safe_dump(kind_config(args.config, kind, folder, False), sort_keys=False))
+        config = kind_config(args.config, "random_forest" if kind in FORESTS else kind, folder, False)
+        if FORESTS.get(kind) is not None:
+            config["model"]["params"] = {**config["model"]["params"], "min_samples_leaf": FORESTS[kind]}
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         print(f"training {kind} into {folder / 'models'}", file=sys.stderr)
         subprocess.run([sys.executable, str(REPO / "main.py"), "train", "-q", "-c", str(config_path)], check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
@@ -84,30 +113,38 @@ def refusal(run: Path, config: Path, data: Path, out: Path) -> str:
     return done.stderr.strip().splitlines()[-1] if done.returncode else "not refused"
 
 
-def shap_seconds(run: Path, data: Path) -> float | None:
-    if importlib.util.find_spec("shap") is None:
-        return None
-    done = subprocess.run([sys.executable, "-c", SHAP_RUN, str(run), str(data)], capture_output=True, text=True,
-                          check=True)  # fmt: skip
-    return float(done.stdout.strip())
-
-
 def bench_files(kind: str, run: Path, config: Path, args: argparse.Namespace) -> list[str]:
     lines = []
-    sizes = [min(args.forest_rows, rows) for rows in args.rows] if kind == "random_forest" else args.rows
-    for rows in dict.fromkeys(sizes):
+    for rows in args.rows:
         data, out = data_of(rows, args), args.workdir / "explained.csv"
         plain = measure(predict(run, config, data, out))
-        explained = measure(predict(run, config, data, out, "--explain", "3"))
-        shap = shap_seconds(run, data) if kind != "logistic_regression" else None
+        explained = measure(predict(run, config, data, out, "--explain", "3"), allowed=(0, 2))
+        if explained["code"] != 0:  # a forest over predict.max_explain_seconds: its own estimate
+            lines.append(f"{kind:24} {rows:>10,} refused: {refusal(run, config, data, out)}")
+            continue
         ratio = explained["seconds"] / plain["seconds"]
-        shap_text = f"{shap:9.2f}" if shap is not None else f"{'-':>9}"
         lines.append(f"{kind:24} {rows:>10,} {plain['seconds']:9.2f} {explained['seconds']:9.2f} {ratio:6.1f}x "
-                     f"{plain['peak_mb']:8.0f} {explained['peak_mb']:8.0f} {shap_text}")  # fmt: skip
-    if kind == "random_forest":
-        for rows in args.rows:
-            lines.append(f"{kind:24} {rows:>10,} refused: {refusal(run, config, data_of(rows, args), out)}")
+                     f"{plain['peak_mb']:8.0f} {explained['peak_mb']:8.0f}")  # fmt: skip
     return lines
+
+
+def beside_shap(kind: str, run: Path, args: argparse.Namespace) -> str:
+    """A forest's rows explained by churn's walk and by shap, one thread each, in one process."""
+    data = data_of(args.forest_rows, args)
+    done = subprocess.run([sys.executable, "-c", BESIDE_RUN, str(run), str(data), str(args.forest_rows)],
+                          capture_output=True, text=True, check=True, env=one_thread())  # fmt: skip
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    per_row = {key: found[key] / args.forest_rows * 1000 for key in ("churn", "shap") if key in found}
+    shap_text = f"{per_row['shap']:9.2f} {per_row['shap'] / per_row['churn']:6.1f}x {found['difference']:9.1e}" if (
+        "shap" in per_row) else f"{'-':>9} {'-':>7} {'-':>9}"  # fmt: skip
+    walk = "numba" if found["compiled"] else "numpy"
+    return (f"{kind:22} {found['leaves']:7.0f} {found['depth']:6.1f} {args.forest_rows:>7,} {walk:>6} "
+            f"{per_row['churn']:9.3f} {shap_text}")  # fmt: skip
+
+
+def one_thread() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "NUMBA_NUM_THREADS": "1"}  # fmt: skip
 
 
 def bench_serve(kind: str, run: Path, config: Path, args: argparse.Namespace, deadline: float) -> str:
@@ -144,7 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="100000,1000000", help="input sizes, comma-separated")
     parser.add_argument("--kinds", default=",".join(KINDS), help="model kinds, comma-separated")
-    parser.add_argument("--forest-rows", type=int, default=1000, help="rows a random forest explains (default 1000)")
+    parser.add_argument("--forest-rows", type=int, default=1000, help="rows explained beside shap (default 1000)")
     parser.add_argument("--requests", type=int, default=1000, help="timed 1-row requests per case (default 1000)")
     parser.add_argument("--no-serve", action="store_true", help="skip the service's 1-row figures")
     parser.add_argument("-c", "--config", type=Path, default=REPO / "config.yaml")
@@ -154,16 +191,24 @@ def main() -> None:
     args.rows = [int(r) for r in args.rows.split(",")]
     args.workdir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + DEADLINE_SECONDS
-    trained = {kind: train(kind, args) for kind in args.kinds.split(",")}
-    print(f"{'model':24} {'rows':>10} {'predict s':>9} {'explain s':>9} {'ratio':>7} {'peak MB':>8} "
-          f"{'expl. MB':>8} {'shap s':>9}")  # fmt: skip
-    for kind, (run, config) in trained.items():
+    kinds = args.kinds.split(",")
+    forests = [*FORESTS] if "random_forest" in kinds else []
+    trained = {kind: train(kind, args) for kind in dict.fromkeys([*kinds, *forests])}
+    print(f"{'model':24} {'rows':>10} {'predict s':>9} {'explain s':>9} {'ratio':>7} {'peak MB':>8} {'expl. MB':>8}")
+    for kind in kinds:
+        run, config = trained[kind]
         for line in bench_files(kind, run, config, args):
             print(line, flush=True)
+    if forests:
+        print(f"\nforest, one thread      {'leaves':>6} {'depth':>6} {'rows':>7} {'walk':>6} {'churn ms':>9} "
+              f"{'shap ms':>9} {'ratio':>7} {'max diff':>9}")  # fmt: skip
+        for kind in forests:
+            print(beside_shap(kind, trained[kind][0], args), flush=True)
     if args.no_serve:
         return
     print(f"\n1-row /predict (ms)      {'p50':>9} {'p99':>9} {'expl. p50':>9} {'expl. p99':>9}")
-    for kind, (run, config) in trained.items():
+    for kind in kinds:
+        run, config = trained[kind]
         print(bench_serve(kind, run, config, args, deadline), flush=True)
 
 

@@ -114,13 +114,13 @@ def generate_once(path: Path, make: Callable[[], None]) -> None:
 
 
 def measure(command: list[str], allowed: tuple[int, ...] = (0,)) -> dict[str, float]:
-    """Wall time and peak resident memory of a command run in its own process; `allowed`: the
-    exit codes that count as success (monitor's alarm is 4)."""
+    """Wall time, peak resident memory, CPU time and exit code of a command run in its own
+    process; `allowed`: the exit codes that count as success (monitor's alarm is 4)."""
     result = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, check=True)
     code, seconds, peak_kib, cpu = result.stdout.split()
     if int(code) not in allowed:
         raise SystemExit(f"command failed ({code}): {' '.join(command)}")
-    return {"seconds": float(seconds), "peak_mb": int(peak_kib) / 1024, "cpu": float(cpu)}
+    return {"seconds": float(seconds), "peak_mb": int(peak_kib) / 1024, "cpu": float(cpu), "code": int(code)}
 
 
 def bench_config(args: argparse.Namespace) -> Path:

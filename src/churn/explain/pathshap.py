@@ -17,9 +17,9 @@ on j (their last condition on j is further down: `Sub`). That is O(nodes x Q) pe
 against TreeSHAP's O(leaves x depth^2), and every (node, point) step is the same arithmetic for
 a block of rows, so it runs along contiguous arrays.
 
-`explain_block` is one walk for one block of rows, written twice with the same operations in the
-same order: numba compiles `_numba_block` (the `explain` extra: numba, shap's own compiler) and
-`_numpy_block` runs without it, slower but to the same bits (tested). A row's numbers never
+One walk for one block of rows is written twice with the same operations in the same order:
+numba compiles `churn.explain.pathshap_kernel.walk_block` (the `explain` extra: numba, shap's own
+compiler) and `_numpy_block` runs without it, slower but to the same bits (tested). A row's numbers never
 depend on the other rows of its block, so a customer's contributions are the same whatever the
 batch, the block size or the thread count.
 """
@@ -155,35 +155,24 @@ def _subtractions(depth: np.ndarray, feature: np.ndarray, pfeat: np.ndarray) -> 
     return sub_level, need_sub
 
 
-def _arguments(walk: Walk) -> tuple[np.ndarray, ...]:
-    return (walk.depth, walk.feature, walk.threshold, walk.missing_left, walk.is_left, walk.pfeat, walk.zc,
-            walk.zp, walk.value, walk.need_sub, walk.sub_level, walk.starts, walk.points, walk.weights,
-            walk.point_start)  # fmt: skip
+Nodes = tuple[np.ndarray, ...]  # a Walk's node arrays, in `_arguments`' order
+Quadrature = tuple[np.ndarray, np.ndarray, np.ndarray]  # points, weights, each tree's first point
+
+
+def _arguments(walk: Walk) -> tuple[Nodes, Quadrature]:
+    nodes = (walk.depth, walk.feature, walk.threshold, walk.missing_left, walk.is_left, walk.pfeat, walk.zc, walk.zp,
+             walk.value, walk.need_sub, walk.sub_level, walk.starts)  # fmt: skip
+    return nodes, (walk.points, walk.weights, walk.point_start)
 
 
 def _numpy_block(
-    xt: np.ndarray,
-    column_of: np.ndarray,
-    out_t: np.ndarray,
-    depth: np.ndarray,
-    feature: np.ndarray,
-    threshold: np.ndarray,
-    missing_left: np.ndarray,
-    is_left: np.ndarray,
-    pfeat: np.ndarray,
-    zc: np.ndarray,
-    zp: np.ndarray,
-    value: np.ndarray,
-    need_sub: np.ndarray,
-    sub_level: np.ndarray,
-    starts: np.ndarray,
-    points: np.ndarray,
-    weights: np.ndarray,
-    point_start: np.ndarray,
+    xt: np.ndarray, column_of: np.ndarray, out_t: np.ndarray, nodes: Nodes, quadrature: Quadrature
 ) -> None:
     """One walk of every tree for a block of rows (`xt`: columns x rows), adding each input
-    column's contributions into `out_t` (input columns x rows). `_numba_block` is this function's
-    loops written out element by element: the same operations in the same order."""
+    column's contributions into `out_t` (input columns x rows). `pathshap_kernel.walk_block` is this
+    function's loops written out element by element: the same operations in the same order."""
+    depth, feature, threshold, missing_left, is_left, pfeat, zc, zp, value, need_sub, sub_level, starts = nodes
+    points, weights, point_start = quadrature
     rows = xt.shape[1]
     levels = int(depth.max()) + 2 if len(depth) else 2
     most = int(np.diff(point_start).max()) if len(point_start) > 1 else 1

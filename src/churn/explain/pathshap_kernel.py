@@ -11,27 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
+Nodes = tuple[np.ndarray, ...]  # churn.explain.pathshap's, in its `_arguments` order
+Quadrature = tuple[np.ndarray, np.ndarray, np.ndarray]
+
 
 def walk_block(  # noqa: C901, PLR0912, PLR0915  (one walk; numba compiles a single function best)
-    xt: np.ndarray,
-    column_of: np.ndarray,
-    out_t: np.ndarray,
-    depth: np.ndarray,
-    feature: np.ndarray,
-    threshold: np.ndarray,
-    missing_left: np.ndarray,
-    is_left: np.ndarray,
-    pfeat: np.ndarray,
-    zc: np.ndarray,
-    zp: np.ndarray,
-    value: np.ndarray,
-    need_sub: np.ndarray,
-    sub_level: np.ndarray,
-    starts: np.ndarray,
-    points: np.ndarray,
-    weights: np.ndarray,
-    point_start: np.ndarray,
+    xt: np.ndarray, column_of: np.ndarray, out_t: np.ndarray, nodes: Nodes, quadrature: Quadrature
 ) -> None:
+    depth, feature, threshold, missing_left, is_left, pfeat, zc, zp, value, need_sub, sub_level, starts = nodes
+    points, weights, point_start = quadrature
     rows = xt.shape[1]
     levels = 2
     for i in range(len(depth)):
