@@ -195,7 +195,7 @@ def main() -> None:
     forests = [*FORESTS] if "random_forest" in kinds else []
     trained = {kind: train(kind, args) for kind in dict.fromkeys([*kinds, *forests])}
     print(f"{'model':24} {'rows':>10} {'predict s':>9} {'explain s':>9} {'ratio':>7} {'peak MB':>8} {'expl. MB':>8}")
-    for kind in kinds:
+    for kind in dict.fromkeys([*kinds, *forests]):
         run, config = trained[kind]
         for line in bench_files(kind, run, config, args):
             print(line, flush=True)

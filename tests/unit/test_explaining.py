@@ -198,6 +198,19 @@ def test_a_slow_explainer_is_timed_and_refused_with_its_estimate():
     explainers.check_time(SlowExplainer(0.005), probe, 100, explain, "small.csv")  # about 0.5 s: allowed
 
 
+def test_an_explainer_on_several_threads_is_estimated_for_them(caplog):
+    probe = FeatureTable({"a": np.zeros(20)}, {}, 20)
+    threaded = SlowExplainer(0.005)
+    threaded.threads = 4
+    explain = Explain(3, max_seconds=20.0)
+    # about 0.005 s x 10,000 rows = 50 s on one thread: refused; over 4 threads about 12.5 s: allowed
+    with pytest.raises(explainers.ExplainTooSlowError, match=r"ms a row, timed on 20 rows here\), over"):
+        explainers.check_time(SlowExplainer(0.005), probe, 10_000, explain, "one.csv")
+    with caplog.at_level("WARNING"):
+        explainers.check_time(threaded, probe, 10_000, explain, "four.csv")
+    assert "on 4 threads" in caplog.text
+
+
 @pytest.mark.parametrize("value", [-1, 2.5, True, "3", None, [1], 20])
 def test_explain_in_a_json_body_must_be_a_small_whole_number(value):
     if value is None:

@@ -218,6 +218,7 @@ class TreeExplainer:
         if self.tables is None:
             self.walk = treeshap.deep_trees(classifier, column_of, len(self.columns), scorer.threads)
         self.slow = self.tables is None
+        self.threads = self.walk.threads if self.walk is not None else 1
         self.base = self.tables.base if self.tables is not None else self.walk.base  # type: ignore[union-attr]
 
     def contributions(self, features: FeatureTable) -> np.ndarray:
@@ -327,8 +328,9 @@ def reason_words(columns: dict[str, Any], top: int, points: np.ndarray) -> dict[
 
 
 def check_time(explainer: Explainer, probe: FeatureTable, rows: int, explain: Explain, what: str) -> None:
-    """Time a slow explainer on a few rows; refuse when `rows` would take longer than
-    `explain.max_seconds`, and announce a long wait. Fast explainers are not timed.
+    """Time a slow explainer on a block of rows; refuse when `rows` would take longer than
+    `explain.max_seconds` (the time a row, over the threads the explainer runs blocks on), and
+    announce a long wait. Fast explainers are not timed.
 
     Raises:
         ExplainTooSlowError: the estimate is over the setting.
@@ -339,9 +341,11 @@ def check_time(explainer: Explainer, probe: FeatureTable, rows: int, explain: Ex
     started = time.perf_counter()
     explainer.contributions(sample)
     per_row = (time.perf_counter() - started) / len(sample)
-    estimate = per_row * rows
+    threads = max(1, int(getattr(explainer, "threads", 1)))  # the walk explains blocks of rows in parallel
+    estimate = per_row * rows / threads
     milliseconds = per_row * 1000
     measured = f"{milliseconds:.{2 if milliseconds < 10 else 0}f} ms a row, timed on {len(sample)} rows here"
+    measured += f", on {threads} threads" if threads > 1 else ""
     if explain.max_seconds is not None and estimate > explain.max_seconds:
         raise ExplainTooSlowError(
             f"{what}: explaining {rows:,} rows with this model would take about "
