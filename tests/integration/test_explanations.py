@@ -166,7 +166,7 @@ def test_a_forest_asked_for_more_rows_than_its_time_allows_is_refused_with_the_e
     with pytest.raises(
         explainers.ExplainTooSlowError,
         match=r"explaining 7,043 rows .* would take about .* a row, "
-        r"timed on 256 rows.*predict.max_explain_seconds",
+        r"timed on 128 rows.*predict.max_explain_seconds",
     ):
         pipeline.predict(tight, source, tmp_path / "out.csv", explain=Explain(3))
     assert not (tmp_path / "out.csv").exists()

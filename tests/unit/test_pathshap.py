@@ -9,7 +9,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from support import brute_force_shapley
 
-from churn.explain import pathshap
+from churn.explain import explainers, pathshap
 from churn.explain.pathshap import PathShap
 from churn.scoring.trees import Tree, forest_trees
 
@@ -141,3 +141,7 @@ def test_the_quadrature_integrates_the_degree_it_promises():
     for degree in range(8):
         assert float(np.dot(weights, points**degree)) == pytest.approx(1 / (degree + 1), abs=1e-15)
     assert float(np.dot(weights, points**8)) != pytest.approx(1 / 9, abs=1e-12)
+
+
+def test_the_time_probe_is_one_block_of_the_walk():
+    assert explainers.PROBE_ROWS == pathshap.BLOCK_ROWS  # timed on one thread, estimated over the threads

@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 # rows a slow explainer is timed on before a whole table: one block of the walk (on fewer, its
 # per-block cost would be charged to each row)
-PROBE_ROWS = 256
+PROBE_ROWS = 128  # = churn.explain.pathshap.BLOCK_ROWS: one block, on one thread
 WARN_SECONDS = 10.0  # an explanation expected to take longer is announced, with its estimate
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from churn.scoring.trees import Tree, in_slices
 
-BLOCK_ROWS = 256  # rows walked down a tree together: long enough runs, a working set in the cache
+BLOCK_ROWS = 128  # rows walked down a tree together: long enough runs, a working set in the cache (measured)
 NUMPY_BLOCK_ROWS = 4096  # without numba: each node costs numpy calls, paid once for more rows
 
 
