@@ -35,6 +35,30 @@ def test_harrell_concordance_by_hand():
     assert metrics.concordance(np.array([2, 2, 5]), np.array([1, 0, 0]), np.array([2, 1, 3])) == pytest.approx(0.5)
 
 
+def pair_by_pair_concordance(durations, events, risks, weights):
+    """The definition, one event at a time over every other customer (O(n^2))."""
+    numerator = denominator = 0.0
+    for i in np.flatnonzero(events & (weights > 0)):
+        later = (durations > durations[i]) | ((durations == durations[i]) & ~events)
+        ties = np.abs(risks[later] - risks[i]) <= metrics.TIED_RISK
+        numerator += weights[i] * (((risks[later] < risks[i]) & ~ties).sum() + 0.5 * ties.sum())
+        denominator += weights[i] * later.sum()
+    return numerator / denominator if denominator else float("nan")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_concordance_counts_every_pair_exactly_as_the_definition(seed):
+    rng = np.random.default_rng(seed)
+    rows = 700
+    durations = rng.integers(0, 40, rows).astype(float) if seed % 2 else rng.exponential(20, rows).round(1)
+    events = rng.random(rows) < 0.4
+    risks = np.round(rng.random(rows), 2)
+    risks[::9] = risks[1::9][: len(risks[::9])] + rng.choice([-1, 1], len(risks[::9])) * metrics.TIED_RISK * 0.999
+    weights = np.where(rng.random(rows) < 0.2, 0.0, rng.random(rows) * 3)
+    for w in (np.ones(rows), weights):
+        assert metrics.concordance(durations, events, risks, w) == pair_by_pair_concordance(durations, events, risks, w)
+
+
 def test_uno_concordance_without_censoring_is_harrell_below_tau():
     rng = np.random.default_rng(0)
     durations, risks = rng.integers(1, 40, 300), rng.random(300)
@@ -98,6 +122,19 @@ def test_the_hazard_model_recovers_a_known_hazard_and_its_horizons_are_condition
     kept = survival[[0, 0, 0], [5, 6, 7]] / survival[0, 4]  # months 6, 7, 8 for the customer at 5
     assert horizons["churn_within_3m"].iloc[0] == pytest.approx(1 - kept[-1], abs=1e-12)
     assert ((0 < horizons["expected_months_12m"]) & (horizons["expected_months_12m"] <= 12)).all()
+
+
+def test_a_shallow_tree_hazard_model_scores_its_months_as_its_classifier_does_bit_for_bit():
+    X, durations, events, _ = simulated(1500)
+    model = hazard_model(HistGradientBoostingClassifier(max_iter=30, max_depth=3, random_state=0))
+    model.fit(X, durations, events)
+    rows = X.head(40)
+    months = np.tile(np.arange(1, 31), (len(rows), 1))
+    found = model.hazards_at(rows, months)
+    matrix = model._matrix(rows)
+    for column in range(months.shape[1]):
+        design = np.hstack([matrix, months[:, [column]].astype("float64")])
+        assert np.array_equal(found[:, column], model.classifier_.predict_proba(design)[:, 1])
 
 
 def test_months_past_the_longest_stay_reuse_its_hazard_and_a_missing_tenure_has_no_horizon():

@@ -290,14 +290,25 @@ class ShallowTrees:
         columns = self.columns.read(features, self.used, self.float32)
         if len(features) <= FEW_ROWS:
             return np.asarray([self._walk(self._row(columns, row)) for row in range(len(features))], dtype="float64")
-        out = np.empty(len(features))
+        return self.margin_of_columns(columns, len(features), threads)
+
+    def margin_of_columns(self, columns: dict[Any, np.ndarray], rows: int, threads: int = 1) -> np.ndarray:
+        """The margin from the used columns as `_Columns.read` gives them (a matrix's own
+        columns, for `of_matrix`), a slice of rows at a time."""
+        out = np.empty(rows)
 
         def score_slice(start: int) -> None:
             part = {key: values[start : start + SLICE_ROWS] for key, values in columns.items()}
             out[start : start + SLICE_ROWS] = self._margin(part, len(out[start : start + SLICE_ROWS]))
 
-        in_slices(score_slice, range(0, len(features), SLICE_ROWS), threads)
+        in_slices(score_slice, range(0, rows, SLICE_ROWS), threads)
         return out
+
+    @classmethod
+    def of_matrix(cls, classifier: Any, width: int) -> ShallowTrees | None:
+        """The evaluator of a boosted classifier fitted on a plain matrix of `width` columns, each
+        compared as it is (`margin_of_columns` takes them by position), or None as for `of`."""
+        return cls.of(classifier, [{"column": c, "fill": 0.0, "mean": None, "scale": None} for c in range(width)])
 
     def _row(self, columns: dict[Any, np.ndarray], row: int) -> dict[int, float]:
         """One row's used preprocessed columns as Python floats (a one-hot column's 1.0 or 0.0)."""

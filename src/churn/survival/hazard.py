@@ -25,12 +25,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import SplineTransformer
 
 from churn.cleaning import parse_numbers
+from churn.parallel import usable_cores
+from churn.scoring.trees import ShallowTrees
 from churn.survival.horizons import horizon_columns, months_ahead
 
 MONTH_KNOTS = 8
@@ -114,6 +117,13 @@ class HazardModel(BaseEstimator):
                 return 1.0 / (1.0 + np.exp(-z))
         matrix = self._matrix(X)
         out = np.empty(months.shape)
+        trees = ShallowTrees.of_matrix(self.classifier_, self.width_ + 1)
+        if trees is not None:  # shallow boosting, evaluated exactly without a design matrix per month
+            columns = {c: matrix[:, c] for c in trees.used if c < self.width_}
+            for column in range(months.shape[1]):
+                columns[self.width_] = self._month_columns(months[:, column])[:, 0]
+                out[:, column] = expit(trees.margin_of_columns(columns, len(matrix), usable_cores()))
+            return out
         for column in range(months.shape[1]):
             design = np.hstack([matrix, self._month_columns(months[:, column])])
             out[:, column] = self.classifier_.predict_proba(design)[:, 1]

@@ -19,6 +19,7 @@ environment has it): the same comparable pairs and ties, the same censoring weig
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -68,20 +69,81 @@ def concordance(
     durations: np.ndarray, events: np.ndarray, risks: np.ndarray, weights: np.ndarray | None = None
 ) -> float:
     """Concordance of `risks` with the durations over comparable pairs, each pair weighted by the
-    weight of its earlier (event) member: Harrell's C with no weights, Uno's with IPCW weights."""
+    weight of its earlier (event) member: Harrell's C with no weights, Uno's with IPCW weights.
+
+    Each event's pairs are counted at once, O(n log n) in all: its later customers (T_j > T_i, or
+    T_j = T_i censored) are a prefix of the customers ordered by duration, longest first,
+    censored before events; the riskier and tied among them are counted over ranks of risk with
+    a Fenwick tree. Sums run over the events in row order, as pair-by-pair counting adds them."""
     durations, events, risks = np.asarray(durations, "float64"), np.asarray(events).astype(bool), np.asarray(risks)
     weights = np.ones(len(durations)) if weights is None else np.asarray(weights, "float64")
-    numerator = denominator = 0.0
-    for i in np.flatnonzero(events & (weights > 0)):
-        later = (durations > durations[i]) | ((durations == durations[i]) & ~events)
-        if not later.any():
-            continue
-        others = risks[later]
-        ties = np.abs(others - risks[i]) <= TIED_RISK
-        concordant = (others < risks[i]) & ~ties
-        numerator += weights[i] * (concordant.sum() + 0.5 * ties.sum())
-        denominator += weights[i] * later.sum()
-    return numerator / denominator if denominator else float("nan")
+    chosen = np.flatnonzero(events & (weights > 0))
+    if not len(chosen):
+        return float("nan")
+    by_time = np.lexsort((events, -durations))  # longest first; at one duration, censored first
+    prefix = _later_counts(durations, events, durations[chosen])  # later(i): the first prefix[i] of that order
+    ordered = np.sort(risks)
+    below = _ranks_where(ordered, risks[chosen], lambda s, r: s - r < -TIED_RISK)  # concordant: lower risk
+    within = _ranks_where(ordered, risks[chosen], lambda s, r: s - r <= TIED_RISK)  # lower or tied
+    rank = np.empty(len(risks), dtype="int64")
+    rank[np.argsort(risks, kind="stable")] = np.arange(len(risks))
+    lower, lower_or_tied = _prefix_counts(rank[by_time], prefix, below, within)
+    concordant, ties = lower, lower_or_tied - lower
+    numerator = np.add.accumulate(weights[chosen] * (concordant + 0.5 * ties))[-1]
+    denominator = np.add.accumulate(weights[chosen] * prefix)[-1]
+    return float(numerator / denominator) if denominator else float("nan")
+
+
+def _later_counts(durations: np.ndarray, events: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For each duration in `at`, how many customers are later: a longer duration, or censored
+    at the same one."""
+    longer = len(durations) - np.searchsorted(np.sort(durations), at, side="right")
+    censored = np.sort(durations[~events])
+    same = np.searchsorted(censored, at, side="right") - np.searchsorted(censored, at, side="left")
+    return longer + same
+
+
+def _ranks_where(ordered: np.ndarray, values: np.ndarray, holds: Any) -> np.ndarray:
+    """Per value v, how many of the sorted numbers s satisfy holds(s, v), a predicate that holds
+    for a prefix of them (it is monotone in s): found by bisection on the predicate itself, so
+    that rounding puts each number on the same side as the pair-by-pair comparison."""
+    low = np.zeros(len(values), dtype="int64")
+    high = np.full(len(values), len(ordered), dtype="int64")
+    while np.any(active := low < high):
+        middle = (low + high) // 2
+        inside = holds(ordered[np.minimum(middle, len(ordered) - 1)], values)
+        low = np.where(active & inside, middle + 1, low)
+        high = np.where(active & ~inside, middle, high)
+    return low
+
+
+def _prefix_counts(
+    rank_in_time: np.ndarray, prefix: np.ndarray, below: np.ndarray, within: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each query q, among the first prefix[q] customers in time order, how many have a risk
+    rank below below[q], and below within[q] (a Fenwick tree over the ranks)."""
+    size = len(rank_in_time)
+    tree = [0] * (size + 1)
+    lower, lower_or_tied = np.zeros(len(prefix), dtype="int64"), np.zeros(len(prefix), dtype="int64")
+    added = 0
+    for q in np.argsort(prefix, kind="stable").tolist():
+        while added < prefix[q]:
+            position = int(rank_in_time[added]) + 1
+            while position <= size:
+                tree[position] += 1
+                position += position & -position
+            added += 1
+        lower[q], lower_or_tied[q] = _fenwick_sum(tree, int(below[q])), _fenwick_sum(tree, int(within[q]))
+    return lower, lower_or_tied
+
+
+def _fenwick_sum(tree: list[int], count: int) -> int:
+    """How many added ranks are below `count`."""
+    total = 0
+    while count > 0:
+        total += tree[count]
+        count -= count & -count
+    return total
 
 
 def uno_concordance(
