@@ -17,7 +17,8 @@ TreeSHAP of forests beside shap's on the same rows.
 4. Per forest, in one process on one thread (BLAS/OpenMP limited to one): churn's walk
    (`churn.explain.pathshap`, numba-compiled) and, with shap installed,
    `shap.TreeExplainer(..., feature_perturbation="tree_path_dependent").shap_values` on the
-   same --forest-rows transformed rows; ms a row each, the ratio, the largest difference.
+   same --forest-rows transformed rows; ms a row each, the ratio, the largest difference; and
+   the walk's numpy path (no numba) on the same rows, with whether its bits are the walk's.
 5. Unless --no-serve: `python main.py serve` per kind on loopback, 1-row /predict with and
    without `"explain": 3` over one keep-alive connection (bounded in count and time), p50/p99.
 """
@@ -71,6 +72,11 @@ with threadpool_limits(1):
         import shap
     except ImportError:
         shap = None
+    plain = treeshap.PathShap(treeshap.forest_trees(forest), 0.0, np.arange(matrix.shape[1]), matrix.shape[1],
+                              compiled=False)
+    started = time.perf_counter()
+    found["same_bits"] = bool(np.array_equal(plain.contributions(matrix), mine))
+    found["numpy"] = time.perf_counter() - started
     if shap is not None:
         explainer = shap.TreeExplainer(forest, feature_perturbation="tree_path_dependent")
         started = time.perf_counter()
@@ -134,12 +140,13 @@ def beside_shap(kind: str, run: Path, args: argparse.Namespace) -> str:
     done = subprocess.run([sys.executable, "-c", BESIDE_RUN, str(run), str(data), str(args.forest_rows)],
                           capture_output=True, text=True, check=True, env=one_thread())  # fmt: skip
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    per_row = {key: found[key] / args.forest_rows * 1000 for key in ("churn", "shap") if key in found}
+    per_row = {key: found[key] / args.forest_rows * 1000 for key in ("churn", "numpy", "shap") if key in found}
     shap_text = f"{per_row['shap']:9.2f} {per_row['shap'] / per_row['churn']:6.1f}x {found['difference']:9.1e}" if (
         "shap" in per_row) else f"{'-':>9} {'-':>7} {'-':>9}"  # fmt: skip
     walk = "numba" if found["compiled"] else "numpy"
+    numpy_text = f"{per_row['numpy']:9.2f} {'same' if found['same_bits'] else 'DIFFER':>5}"
     return (f"{kind:22} {found['leaves']:7.0f} {found['depth']:6.1f} {args.forest_rows:>7,} {walk:>6} "
-            f"{per_row['churn']:9.3f} {shap_text}")  # fmt: skip
+            f"{per_row['churn']:9.3f} {shap_text} {numpy_text}")  # fmt: skip
 
 
 def one_thread() -> dict[str, str]:
@@ -201,7 +208,7 @@ def main() -> None:
             print(line, flush=True)
     if forests:
         print(f"\nforest, one thread      {'leaves':>6} {'depth':>6} {'rows':>7} {'walk':>6} {'churn ms':>9} "
-              f"{'shap ms':>9} {'ratio':>7} {'max diff':>9}")  # fmt: skip
+              f"{'shap ms':>9} {'ratio':>7} {'max diff':>9} {'numpy ms':>9} {'bits':>5}")  # fmt: skip
         for kind in forests:
             print(beside_shap(kind, trained[kind][0], args), flush=True)
     if args.no_serve:
