@@ -544,8 +544,9 @@ class PredictConfig(_Section):
     )
     max_explain_seconds: Annotated[Number, Field(gt=0)] = Field(
         600.0,
-        description="predict --explain with a random forest (tens of ms a row) refuses a file expected to take "
-        "longer, with the estimate; linear and boosted models are never refused",
+        description="predict --explain with a random forest (timed on 128 rows first: 0.3 ms a row on one thread for "
+        "leaves of 20, 4 ms for 1,000-leaf trees) refuses a file expected to take longer, with the estimate; "
+        "linear and shallow boosted models are never refused",
     )
     horizons: Flag = Field(
         True,

@@ -58,7 +58,7 @@ class Explainer(Protocol):
     columns: tuple[str, ...]
     margin: str  # "log-odds" or "probability"
     base: float
-    slow: bool  # tens of milliseconds a row or more: timed before a large table is explained
+    slow: bool  # a walk of every node for each row (a forest's): timed before a large table is explained
 
     def contributions(self, features: FeatureTable) -> np.ndarray: ...
 
