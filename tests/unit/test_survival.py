@@ -1,6 +1,9 @@
 """Survival metrics by hand-worked examples, and the discrete-time hazard model on simulated
 customers with a known hazard."""
 
+import io
+
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +16,7 @@ from churn.preprocessing import FeatureCleaner, build_preprocessor
 from churn.scoring.margins import LinearMargin
 from churn.survival import metrics
 from churn.survival.hazard import HazardModel, person_months
-from churn.survival.horizons import LinearHazardScorer
+from churn.survival.horizons import LinearHazardScorer, ModelHazardScorer
 from churn.training.stages import export_hazard_tables
 
 DURATIONS = np.array([1, 2, 2, 3, 4])
@@ -135,6 +138,23 @@ def test_a_shallow_tree_hazard_model_scores_its_months_as_its_classifier_does_bi
     for column in range(months.shape[1]):
         design = np.hstack([matrix, months[:, [column]].astype("float64")])
         assert np.array_equal(found[:, column], model.classifier_.predict_proba(design)[:, 1])
+
+
+def test_a_saved_tree_hazard_model_is_unpickled_only_when_horizons_are_asked_for():
+    X, durations, events, _ = simulated(600)
+    model = hazard_model(HistGradientBoostingClassifier(max_iter=10, max_depth=3, random_state=0))
+    model.fit(X, durations, events)
+    saved = io.BytesIO()
+    joblib.dump(model, saved)
+    scorer = ModelHazardScorer(saved.getvalue(), "tenure", (3, 12))
+    assert scorer._model is None  # predict --no-horizons never pays for scikit-learn's import
+    rows = X.head(5).assign(tenure=[1.0, 4.0, 9.0, 20.0, 29.0])
+    cleaned = clean_features(rows, model.features_[0].spec_).features
+    cleaned.numbers["tenure"] = rows["tenure"].to_numpy()
+    found = scorer.horizons_clean(cleaned)
+    assert scorer._model is not None
+    for name, values in model.predict_horizons(rows).items():
+        assert np.array_equal(found[name], values.to_numpy("float64"))
 
 
 def test_months_past_the_longest_stay_reuse_its_hazard_and_a_missing_tenure_has_no_horizon():

@@ -354,19 +354,19 @@ class ShallowTrees:
         multiple of 8 with rows that meet none."""
         outcomes = np.zeros((len(self.conditions) + 1, -(-rows // 8) * 8), dtype=bool)
         for u, condition in enumerate(self.conditions):
+            row = outcomes[u, :rows]  # each comparison written in place: no temporary per condition
             if condition.column in self.columns.numeric:
                 values = columns[condition.column]
-                outcomes[u, :rows] = values <= condition.threshold
+                np.less_equal(values, condition.threshold, out=row)
                 if condition.missing_left:
-                    outcomes[u, :rows] |= np.isnan(values)
+                    row |= np.isnan(values)
             else:  # a one-hot column is 1.0 or 0.0, never missing
                 i, output = self.columns.onehot[condition.column]
-                hot = columns[("input", i)] == output
                 if_hot, if_not = 1.0 <= condition.threshold, 0.0 <= condition.threshold
                 if if_hot == if_not:
-                    outcomes[u, :rows] = if_hot
+                    row[:] = if_hot
                 else:
-                    outcomes[u, :rows] = hot if if_hot else ~hot
+                    (np.equal if if_hot else np.not_equal)(columns[("input", i)], output, out=row)
         return outcomes
 
 

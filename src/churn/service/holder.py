@@ -27,6 +27,7 @@ from churn.monitoring import profiles, tallies
 from churn.scoring.scorers import LoadedRun, load_run, score
 from churn.store import runs
 from churn.store.record import FeatureSchema
+from churn.survival.horizons import ModelHazardScorer
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ def load_served_run(config: Config, run: str | None) -> ServedRun:
         | {c: pa.array([probe[c]], pa.string()) for c in loaded.features.categorical_features}
     )
     probability = float(score(loaded.scorer, table).probabilities[0])
+    if isinstance(loaded.horizons, ModelHazardScorer):
+        _ = loaded.horizons.model  # unpickled now, not in the first request that asks for horizons
     if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
         raise ModelError(f"{loaded.run_dir}: the probe row scored {probability}, not a probability; retrain")
     try:  # built here, so that the first request that asks for reasons does not wait for it

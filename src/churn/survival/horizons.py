@@ -81,12 +81,23 @@ class LinearHazardScorer:
 
 
 class ModelHazardScorer:
-    """A tree hazard model through the saved HazardModel itself."""
+    """A tree hazard model through the saved HazardModel itself, unpickled on first use: its
+    bytes are read (and their digest checked) when the run loads, but scikit-learn, which the
+    pickle needs, is imported only when horizons are asked for (not by `predict --no-horizons`)."""
 
-    def __init__(self, model: HazardModel) -> None:
-        self.model = model
-        self.duration_column = model.duration_column
-        self.horizons = tuple(model.horizons)
+    def __init__(self, payload: bytes, duration_column: str, horizons: tuple[int, ...]) -> None:
+        self.payload = payload
+        self.duration_column = duration_column
+        self.horizons = horizons
+        self._model: HazardModel | None = None
+
+    @property
+    def model(self) -> HazardModel:
+        if self._model is None:
+            import joblib  # deferred: joblib and scikit-learn load only for a saved model
+
+            self._model = joblib.load(io.BytesIO(self.payload))
+        return self._model
 
     def horizons_clean(self, features: FeatureTable) -> dict[str, np.ndarray]:
         frame = self.model.predict_horizons(features.frame)
@@ -102,8 +113,9 @@ def load_horizon_scorer(run_dir: Path, record: RunRecord) -> HorizonScorer | Non
     """
     if SURVIVAL_TABLES in record.artefacts:
         return LinearHazardScorer(json.loads(runs.read_artefact(run_dir, SURVIVAL_TABLES, record)))
-    if SURVIVAL_MODEL in record.artefacts:
-        return ModelHazardScorer(load_hazard_model(run_dir, record))
+    if SURVIVAL_MODEL in record.artefacts and record.survival is not None:
+        payload = runs.read_artefact(run_dir, SURVIVAL_MODEL, record)
+        return ModelHazardScorer(payload, record.survival.duration_column, tuple(record.survival.horizons))
     return None
 
 
