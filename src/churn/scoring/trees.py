@@ -25,7 +25,9 @@ from churn.codes import category_codes
 from churn.scoring.margins import sigmoid
 
 MAX_TREE_NODES = 8  # one byte of outcomes per tree
-SLICE_ROWS = 16384  # its comparisons (a byte each) stay in the CPU cache
+# rows a slice: fewer numpy calls per condition than 16,384 (measured: classic boosting, 282
+# conditions, predicts a million rows in 1.97 s against 2.40 s; the shipped model unchanged)
+SLICE_ROWS = 65536
 FEW_ROWS = 8  # up to this many rows, each is walked through the trees in Python (`ShallowTrees._walk`)
 BOOSTING = {"HistGradientBoostingClassifier", "GradientBoostingClassifier"}
 FORESTS = {"RandomForestClassifier", "ExtraTreesClassifier"}
