@@ -144,39 +144,39 @@ def _hist_tree(nodes: np.ndarray) -> Tree:
 
 
 def _decision_tree(tree: Any, scale: float) -> Tree:
-    return Tree(
-        tree.feature.astype("int64"),
-        tree.threshold.astype("float64"),
-        tree.children_left.astype("int64"),
-        tree.children_right.astype("int64"),
-        tree.children_left < 0,
-        tree.value[:, 0, 0].astype("float64") * scale,  # scikit-learn adds scale x value, one product a leaf
-        tree.weighted_n_node_samples.astype("float64"),
-        float32=True,
-    )
+    # scikit-learn adds scale x value, one product a leaf
+    return _sklearn_tree(tree, tree.value[:, 0, 0].astype("float64") * scale)
 
 
 def forest_trees(forest: Any) -> list[Tree]:
     """A binary random forest's (or extra trees') trees, each leaf's value its churn fraction
     divided by the number of trees: the forest's probability is the sum of their outputs."""
     trees = [estimator.tree_ for estimator in forest.estimators_]
-    return [_forest_tree(tree, len(trees)) for tree in trees]
+    count = len(trees)
+    return [_sklearn_tree(tree, churn_fractions(tree) / count, tree.missing_go_to_left.astype(bool)) for tree in trees]
 
 
-def _forest_tree(tree: Any, count: int) -> Tree:
+def churn_fractions(tree: Any) -> np.ndarray:
+    """Per node of a fitted classification tree, its class fractions normalised as the tree's
+    `predict_proba` normalises them: the churn class's."""
     values = tree.value[:, 0, :]
     normaliser = values.sum(axis=1)
     normaliser[normaliser == 0.0] = 1.0
+    return np.asarray(values[:, 1] / normaliser, dtype="float64")
+
+
+def _sklearn_tree(tree: Any, value: np.ndarray, missing_left: np.ndarray | None = None) -> Tree:
+    """A scikit-learn tree's arrays with the given node values (its input compared as float32)."""
     return Tree(
         tree.feature.astype("int64"),
         tree.threshold.astype("float64"),
         tree.children_left.astype("int64"),
         tree.children_right.astype("int64"),
         tree.children_left < 0,
-        values[:, 1] / normaliser / count,
+        value,
         tree.weighted_n_node_samples.astype("float64"),
         float32=True,
-        missing_left=tree.missing_go_to_left.astype(bool),
+        missing_left=missing_left,
     )
 
 
@@ -399,10 +399,7 @@ class ForestWalk:
         self.left[self.leaf] = np.flatnonzero(self.leaf)  # a leaf stays where it is
         self.right[self.leaf] = np.flatnonzero(self.leaf)
         self.missing_left = np.concatenate([tree.missing_go_to_left.astype(bool) for tree in trees])
-        values = np.concatenate([tree.value[:, 0, :] for tree in trees])
-        normaliser = values.sum(axis=1)
-        normaliser[normaliser == 0.0] = 1.0
-        self.churn_fraction = values[:, 1] / normaliser  # the tree's predict_proba of class 1, per leaf
+        self.churn_fraction = np.concatenate([churn_fractions(tree) for tree in trees])  # per leaf
         self.depth = max(tree.max_depth for tree in trees)
 
     @classmethod
