@@ -88,10 +88,10 @@ def load_served_run(config: Config, run: str | None) -> ServedRun:
         | {c: pa.array([probe[c]], pa.string()) for c in loaded.features.categorical_features}
     )
     probability = float(score(loaded.scorer, table).probabilities[0])
-    if isinstance(loaded.horizons, ModelHazardScorer):
-        _ = loaded.horizons.model  # unpickled now, not in the first request that asks for horizons
     if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
         raise ModelError(f"{loaded.run_dir}: the probe row scored {probability}, not a probability; retrain")
+    if isinstance(loaded.horizons, ModelHazardScorer):
+        _ = loaded.horizons.model  # unpickled now, not in the first request that asks for horizons
     try:  # built here, so that the first request that asks for reasons does not wait for it
         explainer, cannot_explain = explainers.explainer_for(loaded.scorer), None
     except ChurnError as error:

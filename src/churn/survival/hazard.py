@@ -119,10 +119,10 @@ class HazardModel(BaseEstimator):
         out = np.empty(months.shape)
         trees = ShallowTrees.of_matrix(self.classifier_, self.width_ + 1)
         if trees is not None:  # shallow boosting, evaluated exactly without a design matrix per month
-            columns = {c: matrix[:, c] for c in trees.used if c < self.width_}
+            columns, threads = {c: matrix[:, c] for c in trees.used if c < self.width_}, usable_cores()
             for column in range(months.shape[1]):
                 columns[self.width_] = self._month_columns(months[:, column])[:, 0]
-                out[:, column] = expit(trees.margin_of_columns(columns, len(matrix), usable_cores()))
+                out[:, column] = expit(trees.margin_of_columns(columns, len(matrix), threads))
             return out
         for column in range(months.shape[1]):
             design = np.hstack([matrix, self._month_columns(months[:, column])])

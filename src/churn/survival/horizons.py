@@ -94,9 +94,7 @@ class ModelHazardScorer:
     @property
     def model(self) -> HazardModel:
         if self._model is None:
-            import joblib  # deferred: joblib and scikit-learn load only for a saved model
-
-            self._model = joblib.load(io.BytesIO(self.payload))
+            self._model = _unpickled(self.payload)
         return self._model
 
     def horizons_clean(self, features: FeatureTable) -> dict[str, np.ndarray]:
@@ -125,8 +123,12 @@ def load_hazard_model(run_dir: Path, record: RunRecord) -> HazardModel:
     Raises:
         ModelError: no survival model is recorded, or the file changed after training.
     """
-    import joblib  # deferred: joblib and scikit-learn load only for a saved model
-
     if SURVIVAL_MODEL not in record.artefacts:
         raise ModelError(f"run {record.run_id} has no survival model; train it with survival.duration_column set")
-    return joblib.load(io.BytesIO(runs.read_artefact(run_dir, SURVIVAL_MODEL, record)))
+    return _unpickled(runs.read_artefact(run_dir, SURVIVAL_MODEL, record))
+
+
+def _unpickled(payload: bytes) -> HazardModel:
+    import joblib  # deferred: joblib and scikit-learn load only for a saved model
+
+    return joblib.load(io.BytesIO(payload))
